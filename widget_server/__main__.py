@@ -1,0 +1,3 @@
+from widget_server.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,56 @@
+"""create_app(settings) -> Starlette: the routes, the middleware and the lifespan."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+
+from widget_server.clock import Clock, SystemClock
+from widget_server.config import Settings
+from widget_server.messaging import Messaging
+from widget_server.realtime.hub import Hub
+from widget_server.runtime import Runtime
+from widget_server.store import open_store
+from widget_server.visitor_tokens import VisitorTokens
+from widget_server.web import api, health, session, static, widget_ws
+from widget_server.web.errors import EXCEPTION_HANDLERS
+
+
+def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
+    settings = settings or Settings.from_env()
+    clock = clock or SystemClock()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        store = open_store(settings, clock)
+        await store.open()
+        try:
+            secret = settings.secret_key or await store.secret_key()
+            hub = Hub()
+            app.state.runtime = Runtime(
+                settings=settings,
+                store=store,
+                hub=hub,
+                clock=clock,
+                messaging=Messaging(store, hub, clock, settings.max_body_chars),
+                tokens=VisitorTokens(secret, settings.secret_key_fallbacks,
+                                     settings.token_max_age),
+            )
+            yield
+        finally:
+            await store.close()
+
+    routes = [
+        *health.routes,
+        *static.routes,
+        *session.routes,
+        *widget_ws.routes,
+        *api.routes,
+    ]
+    return Starlette(
+        routes=routes,
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )

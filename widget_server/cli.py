@@ -1,0 +1,215 @@
+"""The `widget-server` command: serve, init, token create, demo."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import secrets
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from widget_server import __version__
+from widget_server.config import ConfigError, Settings
+from widget_server.errors import WidgetError
+from widget_server.models import Site, normalize_origin
+from widget_server.passwords import hash_password, new_password
+from widget_server.store import Store, open_store
+from widget_server.web.api import hash_api_token
+from widget_server.web.static import DEMO_SITE_SETTING
+
+DEMO_ADMIN = "admin@example.com"
+
+
+class CommandError(Exception):
+    """A clear message for the user; the command exits with status 1."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="widget-server", description="Self-hosted help widget backend.")
+    parser.add_argument("--version", action="version", version=f"widget-server {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser("serve", help="run the server",
+                                description="Run the server (HTTP and websockets).")
+    _server_options(serve)
+
+    init = commands.add_parser(
+        "init", help="create the schema, a site and an admin; print the embed snippet",
+        description="Create the schema, a site allowed on ORIGIN and optionally an admin "
+        "agent; print the site key and the embed snippet. Safe to run again.")
+    init.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+    init.add_argument("--site-name", required=True, help="name of the site")
+    init.add_argument("--origin", required=True, action="append",
+                      help="origin the widget is embedded on, e.g. https://app.example.com "
+                      "(repeat for more)")
+    init.add_argument("--admin-email", help="email of the admin agent to create")
+    init.add_argument("--admin-password", help="password of that admin (needs --admin-email)")
+    init.add_argument("--public-url", help="URL browsers reach this server at, for the snippet")
+
+    token = commands.add_parser("token", help="manage REST API tokens",
+                                description="Manage REST API tokens.")
+    token_commands = token.add_subparsers(dest="token_command", required=True, metavar="ACTION")
+    create = token_commands.add_parser(
+        "create", help="print a new REST API token",
+        description="Create a bearer token for /api/v1 and print it (it is stored hashed; "
+        "it cannot be shown again).")
+    create.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+    create.add_argument("--name", required=True, help="what the token is for")
+    create.add_argument("--site", help="site key (needed when there are several sites)")
+    create.add_argument("--agent", help="email of the agent the token acts as (default: an "
+                        "integration agent named after the token)")
+
+    demo = commands.add_parser(
+        "demo", help="serve a ready demo site with its host page at /demo",
+        description="Serve a ready demo: a site, an admin whose credentials are printed, "
+        "an API token, and the host page at /demo.")
+    _server_options(demo, default_db="./widget-demo.db")
+    return parser
+
+
+def _server_options(parser: argparse.ArgumentParser, default_db: str | None = None) -> None:
+    where = f"default: {default_db}" if default_db else "default: $WIDGET_DB or ./widget.db"
+    parser.add_argument("--host", help="interface (default: $WIDGET_HOST or 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default: $WIDGET_PORT or 8000)")
+    parser.add_argument("--db", default=default_db, help=f"SQLite file ({where})")
+    parser.add_argument("--public-url", help="URL browsers reach this server at")
+
+
+def _origin(value: str) -> str:
+    parts = urlsplit(value.strip())
+    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
+        raise CommandError(f"{value!r} is not an origin like https://app.example.com")
+    return normalize_origin(f"{parts.scheme}://{parts.netloc}")
+
+
+def snippet(site: Site, base_url: str) -> str:
+    return (
+        "<script>window.HelpWidget=window.HelpWidget||function(){(HelpWidget.q=HelpWidget.q||[])"
+        ".push(arguments)};</script>\n"
+        f'<script async src="{base_url}/widget.js" data-site="{site.key}"></script>'
+    )
+
+
+async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[Any]]) -> Any:
+    store = open_store(settings)
+    await store.open()
+    try:
+        return await work(store)
+    finally:
+        await store.close()
+
+
+async def _init(store: Store, args: argparse.Namespace, settings: Settings) -> None:
+    origins = [_origin(value) for value in args.origin]
+    site, created = await store.ensure_site(args.site_name, origins)
+    print(f"site {'created' if created else 'exists'}: {site.name}")
+    print(f"site key: {site.key}")
+    print(f"allowed origins: {', '.join(site.allowed_origins)}")
+    if args.admin_email:
+        password = args.admin_password
+        agent, agent_created = await store.ensure_agent(
+            args.admin_email, args.admin_email.split("@")[0], "admin",
+            hash_password(password) if password else None)
+        if not agent_created and password:
+            await store.set_agent_password(agent.email, hash_password(password))
+        print(f"admin {'created' if agent_created else 'exists'}: {agent.email}")
+    print("\nPaste this before </body> on your pages:\n")
+    print(snippet(site, settings.base_url))
+
+
+async def _pick_site(store: Store, key: str | None) -> Site:
+    if key:
+        site = await store.get_site_by_key(key)
+        if site is None:
+            raise CommandError(f"no site has the key {key}")
+        return site
+    sites = await store.list_sites()
+    if not sites:
+        raise CommandError("there is no site yet; run `widget-server init` first")
+    if len(sites) > 1:
+        raise CommandError("there are several sites; choose one with --site KEY")
+    return sites[0]
+
+
+async def _token_create(store: Store, args: argparse.Namespace) -> None:
+    site = await _pick_site(store, args.site)
+    if args.agent:
+        agent = await store.get_agent_by_email(args.agent)
+        if agent is None:
+            raise CommandError(f"no agent has the email {args.agent}")
+    else:
+        slug = "".join(ch if ch.isalnum() else "-" for ch in args.name.lower()).strip("-")
+        agent, _ = await store.ensure_agent(f"{slug or 'api'}@integrations.invalid",
+                                            args.name, "agent", None)
+    token = "wst_" + secrets.token_urlsafe(32)
+    await store.create_api_token(args.name, hash_api_token(token), site.id, agent.id)
+    print(token)
+
+
+async def _prepare_demo(store: Store, settings: Settings) -> list[str]:
+    origins = {f"http://127.0.0.1:{settings.port}", f"http://localhost:{settings.port}",
+               normalize_origin(settings.base_url)}
+    site, _ = await store.ensure_site("Demo", sorted(origins))
+    await store.set_setting(DEMO_SITE_SETTING, site.key)
+    password = new_password()
+    await store.ensure_agent(DEMO_ADMIN, "Demo Admin", "admin", None)
+    await store.set_agent_password(DEMO_ADMIN, hash_password(password))
+    agent = await store.get_agent_by_email(DEMO_ADMIN)
+    assert agent is not None
+    token = "wst_" + secrets.token_urlsafe(32)
+    await store.create_api_token("demo", hash_api_token(token), site.id, agent.id)
+    return [
+        f"Demo host page:  {settings.base_url}/demo",
+        f"Admin sign-in:   {DEMO_ADMIN} / {password}",
+        f"API token:       {token}",
+        f"Site key:        {site.key}",
+    ]
+
+
+def _serve(settings: Settings) -> None:
+    import uvicorn
+
+    from widget_server.app import create_app
+
+    config = uvicorn.Config(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        ws="websockets-sansio",
+        ws_max_size=settings.max_frame_bytes,
+        ws_per_message_deflate=False,
+        loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
+        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        log_level=settings.log_level,
+        server_header=False,
+        lifespan="on",
+    )
+    uvicorn.Server(config).run()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = Settings.from_env(
+            db=args.db, host=getattr(args, "host", None), port=getattr(args, "port", None),
+            public_url=getattr(args, "public_url", None))
+        if args.command == "serve":
+            _serve(settings)
+        elif args.command == "init":
+            asyncio.run(_with_store(settings, lambda store: _init(store, args, settings)))
+        elif args.command == "token":
+            asyncio.run(_with_store(settings, lambda store: _token_create(store, args)))
+        elif args.command == "demo":
+            lines = asyncio.run(_with_store(settings, lambda s: _prepare_demo(s, settings)))
+            print("\n".join(lines), flush=True)
+            _serve(settings)
+    except (CommandError, ConfigError, WidgetError) as exc:
+        print(f"widget-server: error: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0

@@ -1,0 +1,152 @@
+"""All configuration in one place: WIDGET_* environment variables, overridable by CLI flags.
+
+Every setting is declared once in ``SETTINGS``; ``docs/configuration.md`` documents each of
+them and a test fails when one is missing there.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str
+    parse: Callable[[str], Any]
+    help: str
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise ValueError("must be a positive integer")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise ValueError("must be a positive number")
+    return value
+
+
+def _key_list(text: str) -> tuple[str, ...]:
+    return tuple(part.strip() for part in text.split(",") if part.strip())
+
+
+def _synchronous(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"full", "normal"}:
+        raise ValueError("must be 'full' or 'normal'")
+    return value
+
+
+def _log_level(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"critical", "error", "warning", "info", "debug"}:
+        raise ValueError("must be one of critical, error, warning, info, debug")
+    return value
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("db", "WIDGET_DB", str, "SQLite file path (later also a postgresql:// URL)."),
+    Setting("host", "WIDGET_HOST", str, "Interface to listen on."),
+    Setting("port", "WIDGET_PORT", int, "TCP port to listen on."),
+    Setting(
+        "secret_key",
+        "WIDGET_SECRET_KEY",
+        str,
+        "Signs visitor tokens. Generated and stored in the database on first start if unset.",
+    ),
+    Setting(
+        "secret_key_fallbacks",
+        "WIDGET_SECRET_KEY_FALLBACKS",
+        _key_list,
+        "Comma-separated previous secret keys still accepted when verifying tokens (rotation).",
+    ),
+    Setting(
+        "public_url",
+        "WIDGET_PUBLIC_URL",
+        str,
+        "URL browsers reach the server at; used in the embed snippet. Default http://HOST:PORT.",
+    ),
+    Setting("token_max_age", "WIDGET_TOKEN_MAX_AGE", _positive_int, "Visitor token lifetime, s."),
+    Setting(
+        "hello_timeout",
+        "WIDGET_HELLO_TIMEOUT",
+        _positive_float,
+        "Seconds a new websocket may wait before its hello frame.",
+    ),
+    Setting(
+        "max_frame_bytes",
+        "WIDGET_MAX_FRAME_BYTES",
+        _positive_int,
+        "Largest websocket frame accepted; larger ones close the socket with 1009.",
+    ),
+    Setting(
+        "max_body_chars",
+        "WIDGET_MAX_BODY_CHARS",
+        _positive_int,
+        "Longest message body, in characters.",
+    ),
+    Setting(
+        "sqlite_synchronous",
+        "WIDGET_SQLITE_SYNCHRONOUS",
+        _synchronous,
+        "SQLite synchronous mode: full (survives power loss) or normal (survives kill -9).",
+    ),
+    Setting("log_level", "WIDGET_LOG_LEVEL", _log_level, "Server log level."),
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    db: str = "./widget.db"
+    host: str = "127.0.0.1"
+    port: int = 8000
+    secret_key: str | None = None
+    secret_key_fallbacks: tuple[str, ...] = field(default_factory=tuple)
+    public_url: str | None = None
+    token_max_age: int = 30 * 24 * 3600
+    hello_timeout: float = 10.0
+    max_frame_bytes: int = 16 * 1024
+    max_body_chars: int = 5000
+    sqlite_synchronous: str = "full"
+    log_level: str = "info"
+
+    @classmethod
+    def from_env(
+        cls, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> Settings:
+        """Defaults, then WIDGET_* variables, then explicit overrides (CLI flags) that are not None."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for setting in SETTINGS:
+            raw = environ.get(setting.env)
+            if raw is None or raw == "":
+                continue
+            try:
+                values[setting.name] = setting.parse(raw)
+            except ValueError as exc:
+                raise ConfigError(f"{setting.env}={raw!r}: {exc}") from None
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def base_url(self) -> str:
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = "127.0.0.1" if self.host in {"0.0.0.0", "::", ""} else self.host
+        return f"http://{host}:{self.port}"

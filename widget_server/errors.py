@@ -1,0 +1,43 @@
+"""Errors the domain raises; the web layer turns each into a JSON error, an error frame or a close."""
+
+from __future__ import annotations
+
+
+class WidgetError(Exception):
+    """An error a client caused and can be told about: a stable code, a human message, a status."""
+
+    code = "bad_request"
+    status = 400
+
+    def __init__(self, message: str, *, code: str | None = None, status: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        if code is not None:
+            self.code = code
+        if status is not None:
+            self.status = status
+
+
+class NotFound(WidgetError):
+    code = "not_found"
+    status = 404
+
+
+class Conflict(WidgetError):
+    code = "conflict"
+    status = 409
+
+
+class Unprocessable(WidgetError):
+    code = "invalid_input"
+    status = 422
+
+
+class Unauthorized(WidgetError):
+    code = "unauthorized"
+    status = 401
+
+
+class Forbidden(WidgetError):
+    code = "forbidden"
+    status = 403

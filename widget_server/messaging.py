@@ -1,0 +1,98 @@
+"""The path of a message: validate, store as one transaction, then announce on the hub.
+
+Web endpoints call this module; it calls the store and the hub. Nothing is published before
+the store has committed, so a live frame never shows a message that could still be lost.
+"""
+
+from __future__ import annotations
+
+from widget_server import tickets as rules
+from widget_server.clock import Clock
+from widget_server.errors import Unprocessable, WidgetError
+from widget_server.models import Agent, PostResult, TicketChange, Visitor
+from widget_server.realtime.events import (
+    MessagesAdded,
+    TicketUpdated,
+    agents_channel,
+    visitor_channel,
+)
+from widget_server.realtime.hub import Hub
+from widget_server.store import Store, TicketPatch, VisitorPost
+
+
+class BodyTooLong(WidgetError):
+    code = "body_too_long"
+    status = 413
+
+
+class Messaging:
+    def __init__(self, store: Store, hub: Hub, clock: Clock, max_body_chars: int) -> None:
+        self.store = store
+        self.hub = hub
+        self.clock = clock
+        self.max_body_chars = max_body_chars
+
+    def check_body(self, body: str) -> str:
+        if len(body) > self.max_body_chars:
+            raise BodyTooLong(f"a message may have at most {self.max_body_chars} characters")
+        if not body.strip():
+            raise Unprocessable("a message needs some text", code="body_empty")
+        return body
+
+    async def visitor_send(
+        self,
+        visitor: Visitor,
+        conversation_id: str | None,
+        client_msg_id: str,
+        body: str,
+        severity: str | None = None,
+        subject: str | None = None,
+        channel: str = "widget",
+    ) -> PostResult:
+        """Store a visitor message (opening a ticket when ``conversation_id`` is None).
+
+        Does not publish: the caller acknowledges first, then calls ``announce``, so the
+        sending connection sees its ack before any frame that follows from it.
+        """
+        self.check_body(body)
+        chosen = severity or rules.DEFAULT_SEVERITY
+        if chosen not in rules.SEVERITY_KEYS:
+            raise Unprocessable(
+                f"severity must be one of {', '.join(rules.SEVERITY_KEYS)}",
+                code="invalid_severity",
+            )
+        post = VisitorPost(visitor=visitor, conversation_id=conversation_id,
+                           client_msg_id=client_msg_id, body=body, severity=chosen,
+                           subject=subject, channel=channel)
+        return await self.store.post_visitor_message(post, self.clock.now())
+
+    def announce(self, visitor: Visitor, result: PostResult) -> None:
+        if result.duplicate or not result.created:
+            return
+        event = MessagesAdded(result.message.conversation_id, result.created, result.ticket)
+        self.hub.publish(visitor_channel(visitor.id), event)
+        self.hub.publish(agents_channel(visitor.site_id), event)
+        if result.ticket is not None and result.ticket_changed:  # e.g. reopened by this message
+            self.hub.publish(visitor_channel(visitor.id), TicketUpdated(result.ticket))
+
+    async def agent_reply(
+        self, site_id: int, number: int, agent: Agent, body: str, internal: bool
+    ) -> TicketChange:
+        self.check_body(body)
+        change = await self.store.post_agent_message(
+            site_id, number, agent, body, internal, self.clock.now()
+        )
+        event = MessagesAdded(change.ticket.conversation_id, change.messages, change.ticket)
+        self.hub.publish(agents_channel(site_id), event)
+        if not internal:
+            self.hub.publish(visitor_channel(change.visitor_id), event)
+            self.hub.publish(visitor_channel(change.visitor_id), TicketUpdated(change.ticket))
+        return change
+
+    async def update_ticket(
+        self, site_id: int, number: int, agent: Agent, patch: TicketPatch
+    ) -> TicketChange:
+        change = await self.store.update_ticket(site_id, number, agent, patch, self.clock.now())
+        self.hub.publish(visitor_channel(change.visitor_id), TicketUpdated(change.ticket))
+        self.hub.publish(agents_channel(site_id), TicketUpdated(change.ticket))
+        return change

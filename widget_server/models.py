@@ -1,0 +1,120 @@
+"""Typed records that flow between the store, the domain and the web layer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Literal
+
+AuthorType = Literal["visitor", "agent", "system"]
+
+
+@dataclass(frozen=True)
+class Site:
+    id: int
+    key: str
+    name: str
+    allowed_origins: tuple[str, ...]
+    identity_secret: str
+    reference_prefix: str
+
+    def allows(self, origin: str | None) -> bool:
+        return origin is not None and normalize_origin(origin) in self.allowed_origins
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: int
+    email: str
+    name: str
+    role: str
+    active: bool
+
+
+@dataclass(frozen=True)
+class ApiToken:
+    id: int
+    name: str
+    site_id: int
+    agent_id: int
+
+
+@dataclass(frozen=True)
+class Visitor:
+    """Who a visitor token speaks for. ``id`` exists before any database row does."""
+
+    id: str
+    site_id: int
+    user_id: str | None
+    name: str | None
+    email: str | None
+    verified: bool
+
+
+@dataclass(frozen=True)
+class Author:
+    type: AuthorType
+    name: str | None
+    id: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    id: int
+    conversation_id: str
+    seq: int
+    author: Author
+    body: str
+    internal: bool
+    created_at: datetime
+    client_msg_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Ticket:
+    id: int
+    site_id: int
+    number: int
+    reference: str
+    conversation_id: str
+    subject: str
+    severity: str
+    status: str
+    stage: str | None
+    channel: str
+    assignee_id: int | None
+    first_response_due: datetime
+    first_response_at: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Conversation:
+    id: str
+    site_id: int
+    visitor_id: str
+    last_seq: int
+    ticket: Ticket | None
+
+
+@dataclass(frozen=True)
+class PostResult:
+    """What a stored visitor message produced, or what it had produced the first time."""
+
+    message: Message
+    ticket: Ticket | None
+    created: list[Message]
+    duplicate: bool
+    ticket_changed: bool = False
+
+
+@dataclass(frozen=True)
+class TicketChange:
+    ticket: Ticket
+    visitor_id: str
+    messages: list[Message]
+
+
+def normalize_origin(origin: str) -> str:
+    return origin.strip().rstrip("/").lower()

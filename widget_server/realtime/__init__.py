@@ -1,0 +1,1 @@
+"""Live delivery: frame schemas, who is subscribed to what, and the broker seam."""

@@ -1,0 +1,37 @@
+"""What the hub carries: committed changes, named by the channel they concern."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from widget_server.models import Author, Message, Ticket
+
+
+@dataclass(frozen=True)
+class MessagesAdded:
+    conversation_id: str
+    messages: list[Message]
+    ticket: Ticket | None = None
+
+
+@dataclass(frozen=True)
+class TicketUpdated:
+    ticket: Ticket
+
+
+@dataclass(frozen=True)
+class Typing:
+    conversation_id: str
+    author: Author
+    extra: dict[str, object] = field(default_factory=dict)
+
+
+Event = MessagesAdded | TicketUpdated | Typing
+
+
+def visitor_channel(visitor_id: str) -> str:
+    return f"visitor:{visitor_id}"
+
+
+def agents_channel(site_id: int) -> str:
+    return f"agents:{site_id}"

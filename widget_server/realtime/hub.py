@@ -1,0 +1,43 @@
+"""Who is subscribed to what on this node, and the fan-out of published events."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Protocol
+
+from widget_server.realtime.broker import Broker, MemoryBroker
+from widget_server.realtime.events import Event
+
+
+class Subscriber(Protocol):
+    def notify(self, event: Event) -> None:
+        """Take the event without blocking; delivery happens on the subscriber's own task."""
+
+
+class Hub:
+    def __init__(self, broker: Broker | None = None) -> None:
+        self._broker = broker or MemoryBroker()
+        self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
+        self._broker.listen(self._dispatch)
+
+    def subscribe(self, channel: str, subscriber: Subscriber) -> None:
+        self._subscribers[channel].add(subscriber)
+
+    def unsubscribe(self, channel: str, subscriber: Subscriber) -> None:
+        subscribers = self._subscribers.get(channel)
+        if subscribers is not None:
+            subscribers.discard(subscriber)
+            if not subscribers:
+                del self._subscribers[channel]
+
+    def publish(self, channel: str, event: Event) -> None:
+        self._broker.publish(channel, event)
+
+    def subscriber_count(self, channel: str | None = None) -> int:
+        if channel is not None:
+            return len(self._subscribers.get(channel, ()))
+        return sum(len(subscribers) for subscribers in self._subscribers.values())
+
+    def _dispatch(self, channel: str, event: Event) -> None:
+        for subscriber in tuple(self._subscribers.get(channel, ())):
+            subscriber.notify(event)

@@ -1,0 +1,155 @@
+"""Websocket frames of /ws/widget: schemas, validation and encoding, all in one place.
+
+Incoming frames are decoded straight into typed structs by msgspec, which checks field types
+and lengths as it parses; everything behind this module works with those structs only.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+
+from widget_server.clock import isoformat
+from widget_server.models import Message, Ticket, Visitor
+from widget_server.tickets import STAGE_LABELS, STATUS_LABELS
+
+ShortId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+Text = Annotated[str, msgspec.Meta(max_length=100_000)]
+Seq = Annotated[int, msgspec.Meta(ge=0)]
+MAX_RESUME = 200
+
+
+class Hello(msgspec.Struct, tag="hello", tag_field="type"):
+    site: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+    token: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
+    resume: Annotated[dict[ShortId, Seq], msgspec.Meta(max_length=MAX_RESUME)] = {}
+
+
+class Send(msgspec.Struct, tag="send", tag_field="type"):
+    conversation: ShortId | None
+    client_msg_id: Annotated[str, msgspec.Meta(min_length=1, max_length=100)]
+    body: Text
+    severity: Annotated[str, msgspec.Meta(max_length=40)] | None = None
+    subject: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+
+
+class Typing(msgspec.Struct, tag="typing", tag_field="type"):
+    conversation: ShortId
+
+
+class Read(msgspec.Struct, tag="read", tag_field="type"):
+    conversation: ShortId
+    seq: Seq
+
+
+class Ping(msgspec.Struct, tag="ping", tag_field="type"):
+    pass
+
+
+ClientFrame = Hello | Send | Typing | Read | Ping
+CLIENT_TYPES = frozenset({"hello", "send", "typing", "read", "ping"})
+
+
+class _Envelope(msgspec.Struct):
+    type: Any = None
+
+
+class FrameError(Exception):
+    def __init__(self, code: str, message: str, ref: str | None = None) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.ref = ref
+
+
+_decoder = msgspec.json.Decoder(ClientFrame)
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+_encoder = msgspec.json.Encoder()
+
+
+def decode(raw: str | bytes) -> ClientFrame:
+    """Parse one client frame or raise ``FrameError`` with the code the client is told."""
+    try:
+        return _decoder.decode(raw)
+    except msgspec.ValidationError as exc:
+        reason = str(exc)
+    except msgspec.DecodeError:
+        raise FrameError("invalid_json", "the frame is not valid JSON") from None
+    try:
+        envelope = _envelope_decoder.decode(raw)
+    except msgspec.ValidationError:
+        raise FrameError("invalid_frame", "a frame must be a JSON object") from None
+    if not isinstance(envelope.type, str):
+        raise FrameError("invalid_frame", "a frame needs a string field `type`")
+    if envelope.type not in CLIENT_TYPES:
+        raise FrameError("unknown_type", f"unknown frame type {envelope.type[:40]!r}")
+    raise FrameError("invalid_frame", reason)
+
+
+def encode(frame: dict[str, Any]) -> str:
+    return _encoder.encode(frame).decode()
+
+
+# -- server frames
+
+
+def visitor_json(visitor: Visitor) -> dict[str, Any]:
+    return {"id": visitor.id, "name": visitor.name, "email": visitor.email,
+            "verified": visitor.verified}
+
+
+def ticket_json(ticket: Ticket) -> dict[str, Any]:
+    return {
+        "number": ticket.number,
+        "reference": ticket.reference,
+        "status": ticket.status,
+        "status_label": STATUS_LABELS[ticket.status],
+        "stage": ticket.stage,
+        "stage_label": STAGE_LABELS.get(ticket.stage or ""),
+        "severity": ticket.severity,
+        "subject": ticket.subject,
+        "first_response_due": isoformat(ticket.first_response_due),
+        "first_response_at": (
+            isoformat(ticket.first_response_at) if ticket.first_response_at else None
+        ),
+        "created_at": isoformat(ticket.created_at),
+    }
+
+
+def message_frame(message: Message) -> dict[str, Any]:
+    frame: dict[str, Any] = {
+        "type": "message",
+        "conversation": message.conversation_id,
+        "seq": message.seq,
+        "id": message.id,
+        "author": {"type": message.author.type, "name": message.author.name},
+        "body": message.body,
+        "created_at": isoformat(message.created_at),
+    }
+    if message.client_msg_id is not None:
+        frame["client_msg_id"] = message.client_msg_id
+    return frame
+
+
+def ack_frame(message: Message, ticket: Ticket | None) -> dict[str, Any]:
+    return {
+        "type": "ack",
+        "client_msg_id": message.client_msg_id,
+        "conversation": message.conversation_id,
+        "seq": message.seq,
+        "message_id": message.id,
+        "created_at": isoformat(message.created_at),
+        "ticket": ticket_json(ticket) if ticket else None,
+    }
+
+
+def ticket_frame(ticket: Ticket) -> dict[str, Any]:
+    return {"type": "ticket", "conversation": ticket.conversation_id, "ticket": ticket_json(ticket)}
+
+
+def error_frame(code: str, message: str, ref: str | None = None) -> dict[str, Any]:
+    frame: dict[str, Any] = {"type": "error", "code": code, "message": message}
+    if ref is not None:
+        frame["ref"] = ref
+    return frame

@@ -1,0 +1,32 @@
+"""The objects one running server shares: settings, store, hub, messaging, token signer."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from widget_server.clock import Clock
+from widget_server.config import Settings
+from widget_server.messaging import Messaging
+from widget_server.models import Site, normalize_origin
+from widget_server.realtime.hub import Hub
+from widget_server.store import Store
+from widget_server.visitor_tokens import VisitorTokens
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    store: Store
+    hub: Hub
+    clock: Clock
+    messaging: Messaging
+    tokens: VisitorTokens
+
+    async def origin_allowed_anywhere(self, origin: str | None) -> bool:
+        if not origin:
+            return False
+        wanted = normalize_origin(origin)
+        return any(wanted in site.allowed_origins for site in await self.store.list_sites())
+
+    async def site(self, key: str) -> Site | None:
+        return await self.store.get_site_by_key(key)

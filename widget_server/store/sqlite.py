@@ -1,0 +1,267 @@
+"""The SQLite backend: reads on their own aiosqlite connections, writes through one writer."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import datetime
+from functools import partial
+from typing import Any, TypeVar
+
+import aiosqlite
+
+from widget_server.clock import Clock, SystemClock
+from widget_server.models import (
+    Agent,
+    ApiToken,
+    Conversation,
+    Message,
+    PostResult,
+    Site,
+    Ticket,
+    TicketChange,
+)
+from widget_server.store import sqlite_rows as rows
+from widget_server.store import sqlite_schema as schema
+from widget_server.store import sqlite_writes as writes
+from widget_server.store.base import TicketPatch, VisitorPost
+from widget_server.store.sqlite_writer import SQLiteWriter
+
+T = TypeVar("T")
+READERS = 3
+
+
+class SQLiteStore:
+    def __init__(self, path: str, *, synchronous: str = "full", clock: Clock | None = None) -> None:
+        self.path = path
+        self._synchronous = synchronous
+        self._clock = clock or SystemClock()
+        self._writer = SQLiteWriter(partial(schema.connect, path, synchronous=synchronous))
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._all_readers: list[aiosqlite.Connection] = []
+
+    # -- lifecycle
+    async def open(self) -> None:
+        conn = await asyncio.to_thread(schema.connect, self.path, synchronous=self._synchronous)
+        try:
+            await asyncio.to_thread(schema.migrate, conn)
+        finally:
+            await asyncio.to_thread(conn.close)
+        await self._writer.start()
+        for _ in range(READERS):
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            reader.row_factory = aiosqlite.Row
+            await reader.execute(f"PRAGMA busy_timeout = {schema.BUSY_TIMEOUT_MS}")
+            await reader.execute("PRAGMA foreign_keys = ON")
+            await reader.execute("PRAGMA query_only = ON")
+            self._all_readers.append(reader)
+            self._readers.put_nowait(reader)
+
+    async def close(self) -> None:
+        await self._writer.close()
+        for reader in self._all_readers:
+            await reader.close()
+        self._all_readers.clear()
+
+    @asynccontextmanager
+    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
+        reader = await self._readers.get()
+        try:
+            yield reader
+        finally:
+            self._readers.put_nowait(reader)
+
+    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        async with self._reader() as reader, reader.execute(sql, params) as cursor:
+            return list(await cursor.fetchall())
+
+    async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        async with self._reader() as reader, reader.execute(sql, params) as cursor:
+            return await cursor.fetchone()
+
+    async def _write(self, job: Callable[..., T], *args: Any) -> T:
+        return await self._writer.run(lambda conn: job(conn, *args))
+
+    @property
+    def writer_stats(self) -> dict[str, int]:
+        return {"batches": self._writer.batches, "jobs": self._writer.jobs}
+
+    async def ping(self) -> bool:
+        return (await self._fetchone("SELECT 1")) is not None
+
+    # -- setup and administration
+    async def secret_key(self) -> str:
+        return await self._write(writes.secret_key)
+
+    async def set_setting(self, key: str, value: str) -> None:
+        await self._write(writes.set_setting, key, value)
+
+    async def get_setting(self, key: str) -> str | None:
+        row = await self._fetchone("SELECT value FROM server_settings WHERE key = ?", (key,))
+        return None if row is None else str(row[0])
+
+    async def ensure_site(self, name: str, origins: list[str]) -> tuple[Site, bool]:
+        return await self._write(writes.ensure_site, name, origins, self._clock.now())
+
+    async def ensure_agent(
+        self, email: str, name: str, role: str, password_hash: str | None
+    ) -> tuple[Agent, bool]:
+        return await self._write(
+            writes.ensure_agent, email, name, role, password_hash, self._clock.now()
+        )
+
+    async def set_agent_password(self, email: str, password_hash: str) -> Agent:
+        return await self._write(writes.set_agent_password, email, password_hash)
+
+    async def create_api_token(
+        self, name: str, token_hash: str, site_id: int, agent_id: int
+    ) -> ApiToken:
+        return await self._write(
+            writes.create_api_token, name, token_hash, site_id, agent_id, self._clock.now()
+        )
+
+    # -- reads
+    async def get_site_by_key(self, key: str) -> Site | None:
+        row = await self._fetchone("SELECT * FROM sites WHERE key = ?", (key,))
+        return rows.site(row) if row else None
+
+    async def get_site(self, site_id: int) -> Site | None:
+        row = await self._fetchone("SELECT * FROM sites WHERE id = ?", (site_id,))
+        return rows.site(row) if row else None
+
+    async def list_sites(self) -> list[Site]:
+        return [rows.site(row) for row in await self._fetchall("SELECT * FROM sites ORDER BY id")]
+
+    async def get_agent(self, agent_id: int) -> Agent | None:
+        row = await self._fetchone("SELECT * FROM agents WHERE id = ?", (agent_id,))
+        return rows.agent(row) if row else None
+
+    async def get_agent_by_email(self, email: str) -> Agent | None:
+        row = await self._fetchone("SELECT * FROM agents WHERE email = ?", (email,))
+        return rows.agent(row) if row else None
+
+    async def find_api_token(self, token_hash: str) -> ApiToken | None:
+        row = await self._fetchone(
+            "SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,)
+        )
+        return rows.api_token(row) if row else None
+
+    async def visitor_conversations(self, visitor_id: str) -> list[Conversation]:
+        found = await self._fetchall(
+            "SELECT id, site_id, visitor_id, last_seq FROM conversations WHERE visitor_id = ?"
+            " ORDER BY created_at DESC",
+            (visitor_id,),
+        )
+        tickets = {
+            ticket.conversation_id: ticket
+            for ticket in map(rows.ticket, await self._fetchall(
+                f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM}"
+                " JOIN conversations c ON c.id = t.conversation_id"
+                " WHERE c.visitor_id = ? ORDER BY t.id",
+                (visitor_id,),
+            ))
+        }
+        return [
+            Conversation(id=row["id"], site_id=row["site_id"], visitor_id=row["visitor_id"],
+                         last_seq=row["last_seq"], ticket=tickets.get(row["id"]))
+            for row in found
+        ]
+
+    async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        row = await self._fetchone(
+            "SELECT id, site_id, visitor_id, last_seq FROM conversations WHERE id = ?",
+            (conversation_id,),
+        )
+        if row is None:
+            return None
+        ticket_row = await self._fetchone(
+            f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM} WHERE t.conversation_id = ?"
+            " ORDER BY t.id DESC LIMIT 1",
+            (conversation_id,),
+        )
+        return Conversation(id=row["id"], site_id=row["site_id"], visitor_id=row["visitor_id"],
+                            last_seq=row["last_seq"],
+                            ticket=rows.ticket(ticket_row) if ticket_row else None)
+
+    async def messages_after(
+        self, conversation_id: str, after_seq: int, limit: int = 500
+    ) -> list[Message]:
+        found = await self._fetchall(
+            f"SELECT {rows.MESSAGE_COLUMNS} FROM messages"
+            " WHERE conversation_id = ? AND seq > ? AND internal = 0 ORDER BY seq LIMIT ?",
+            (conversation_id, after_seq, limit),
+        )
+        return [rows.message(row) for row in found]
+
+    async def list_tickets(
+        self,
+        site_id: int,
+        *,
+        status: str | None = None,
+        severity: str | None = None,
+        limit: int = 50,
+        after_number: int | None = None,
+    ) -> list[Ticket]:
+        where, params = ["t.site_id = ?"], [site_id]
+        for column, value in (("t.status", status), ("t.severity", severity)):
+            if value is not None:
+                where.append(f"{column} = ?")
+                params.append(value)
+        if after_number is not None:
+            where.append("t.number < ?")
+            params.append(after_number)
+        found = await self._fetchall(
+            f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM} WHERE {' AND '.join(where)}"
+            " ORDER BY t.number DESC LIMIT ?",
+            (*params, limit),
+        )
+        return [rows.ticket(row) for row in found]
+
+    async def get_ticket(self, site_id: int, number: int) -> tuple[Ticket, str] | None:
+        row = await self._fetchone(
+            f"SELECT {rows.TICKET_COLUMNS}, c.visitor_id FROM {rows.TICKET_FROM}"
+            " JOIN conversations c ON c.id = t.conversation_id"
+            " WHERE t.site_id = ? AND t.number = ?",
+            (site_id, number),
+        )
+        return (rows.ticket(row), row["visitor_id"]) if row else None
+
+    async def ticket_messages(self, ticket: Ticket) -> list[Message]:
+        found = await self._fetchall(
+            f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
+            (ticket.conversation_id,),
+        )
+        return [rows.message(row) for row in found]
+
+    async def ticket_events(self, ticket: Ticket) -> list[dict[str, object]]:
+        found = await self._fetchall(
+            "SELECT type, actor_type, actor_id, data, created_at FROM ticket_events"
+            " WHERE ticket_id = ? ORDER BY id",
+            (ticket.id,),
+        )
+        return [
+            {"type": row["type"], "actor": {"type": row["actor_type"], "id": row["actor_id"]},
+             "data": json.loads(row["data"]), "created_at": row["created_at"]}
+            for row in found
+        ]
+
+    # -- writes
+    async def post_visitor_message(self, post: VisitorPost, now: datetime) -> PostResult:
+        return await self._write(writes.post_visitor_message, post, now)
+
+    async def post_agent_message(
+        self, site_id: int, number: int, agent: Agent, body: str, internal: bool, now: datetime
+    ) -> TicketChange:
+        return await self._write(
+            writes.post_agent_message, site_id, number, agent, body, internal, now
+        )
+
+    async def update_ticket(
+        self, site_id: int, number: int, agent: Agent, patch: TicketPatch, now: datetime
+    ) -> TicketChange:
+        return await self._write(writes.update_ticket, site_id, number, agent, patch, now)
+
+    async def mark_read(self, visitor_id: str, conversation_id: str, seq: int) -> None:
+        await self._write(writes.mark_read, visitor_id, conversation_id, seq)

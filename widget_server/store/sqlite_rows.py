@@ -1,0 +1,85 @@
+"""Turning SQLite rows into the typed records of ``widget_server.models``."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+
+from widget_server.clock import parse_iso
+from widget_server.models import Agent, ApiToken, Author, Message, Site, Ticket
+from widget_server.tickets import format_reference
+
+TICKET_COLUMNS = (
+    "t.id, t.site_id, t.number, t.conversation_id, t.subject, t.severity, t.status, t.stage,"
+    " t.channel, t.assignee_id, t.first_response_due, t.first_response_at, t.created_at,"
+    " t.updated_at, s.reference_prefix"
+)
+TICKET_FROM = "tickets t JOIN sites s ON s.id = t.site_id"
+MESSAGE_COLUMNS = (
+    "id, conversation_id, seq, author_type, author_visitor_id, author_agent_id, author_name,"
+    " body, internal, client_msg_id, created_at"
+)
+
+
+def site(row: sqlite3.Row) -> Site:
+    return Site(
+        id=row["id"],
+        key=row["key"],
+        name=row["name"],
+        allowed_origins=tuple(json.loads(row["allowed_origins"])),
+        identity_secret=row["identity_secret"],
+        reference_prefix=row["reference_prefix"],
+    )
+
+
+def agent(row: sqlite3.Row) -> Agent:
+    return Agent(
+        id=row["id"], email=row["email"], name=row["name"], role=row["role"],
+        active=bool(row["active"]),
+    )
+
+
+def api_token(row: sqlite3.Row) -> ApiToken:
+    return ApiToken(id=row["id"], name=row["name"], site_id=row["site_id"],
+                    agent_id=row["agent_id"])
+
+
+def ticket(row: sqlite3.Row) -> Ticket:
+    first_response_at = row["first_response_at"]
+    return Ticket(
+        id=row["id"],
+        site_id=row["site_id"],
+        number=row["number"],
+        reference=format_reference(row["number"], row["reference_prefix"]),
+        conversation_id=row["conversation_id"],
+        subject=row["subject"],
+        severity=row["severity"],
+        status=row["status"],
+        stage=row["stage"],
+        channel=row["channel"],
+        assignee_id=row["assignee_id"],
+        first_response_due=parse_iso(row["first_response_due"]),
+        first_response_at=parse_iso(first_response_at) if first_response_at else None,
+        created_at=parse_iso(row["created_at"]),
+        updated_at=parse_iso(row["updated_at"]),
+    )
+
+
+def message(row: sqlite3.Row) -> Message:
+    author_type = row["author_type"]
+    if author_type == "visitor":
+        author_id = row["author_visitor_id"]
+    elif author_type == "agent":
+        author_id = str(row["author_agent_id"])
+    else:
+        author_id = None
+    return Message(
+        id=row["id"],
+        conversation_id=row["conversation_id"],
+        seq=row["seq"] if row["seq"] is not None else 0,
+        author=Author(type=author_type, name=row["author_name"], id=author_id),
+        body=row["body"],
+        internal=bool(row["internal"]),
+        created_at=parse_iso(row["created_at"]),
+        client_msg_id=row["client_msg_id"],
+    )

@@ -1,0 +1,367 @@
+"""Write jobs for the SQLite writer: each is one whole transaction over a ``sqlite3.Connection``.
+
+The ticket rules come from ``widget_server.tickets``; only the SQL lives here.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+import sqlite3
+from datetime import datetime
+
+from widget_server import tickets as rules
+from widget_server.clock import isoformat
+from widget_server.errors import Conflict, NotFound, Unprocessable
+from widget_server.models import Agent, ApiToken, Message, PostResult, Site, TicketChange
+from widget_server.store import sqlite_rows as rows
+from widget_server.store.base import TicketPatch, VisitorPost
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}_{secrets.token_hex(10)}"
+
+
+def secret_key(conn: sqlite3.Connection) -> str:
+    conn.execute(
+        "INSERT OR IGNORE INTO server_settings (key, value) VALUES ('secret_key', ?)",
+        (secrets.token_urlsafe(48),),
+    )
+    return str(
+        conn.execute("SELECT value FROM server_settings WHERE key = 'secret_key'").fetchone()[0]
+    )
+
+
+def set_setting(conn: sqlite3.Connection, key: str, value: str) -> None:
+    conn.execute(
+        "INSERT INTO server_settings (key, value) VALUES (?, ?)"
+        " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def ensure_site(
+    conn: sqlite3.Connection, name: str, origins: list[str], now: datetime
+) -> tuple[Site, bool]:
+    """Create the site, or add the origins to the existing site of that name."""
+    row = conn.execute("SELECT * FROM sites WHERE name = ?", (name,)).fetchone()
+    if row is None:
+        conn.execute(
+            "INSERT INTO sites (key, name, allowed_origins, identity_secret, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (
+                "site_" + secrets.token_urlsafe(12),
+                name,
+                json.dumps(sorted(set(origins))),
+                secrets.token_hex(32),
+                isoformat(now),
+            ),
+        )
+        created = True
+    else:
+        merged = sorted(set(json.loads(row["allowed_origins"])) | set(origins))
+        conn.execute(
+            "UPDATE sites SET allowed_origins = ? WHERE id = ?", (json.dumps(merged), row["id"])
+        )
+        created = False
+    row = conn.execute("SELECT * FROM sites WHERE name = ?", (name,)).fetchone()
+    return rows.site(row), created
+
+
+def ensure_agent(
+    conn: sqlite3.Connection,
+    email: str,
+    name: str,
+    role: str,
+    password_hash: str | None,
+    now: datetime,
+) -> tuple[Agent, bool]:
+    row = conn.execute("SELECT * FROM agents WHERE email = ?", (email,)).fetchone()
+    created = row is None
+    if created:
+        conn.execute(
+            "INSERT INTO agents (email, name, role, password_hash, created_at)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (email, name, role, password_hash, isoformat(now)),
+        )
+        row = conn.execute("SELECT * FROM agents WHERE email = ?", (email,)).fetchone()
+    return rows.agent(row), created
+
+
+def set_agent_password(conn: sqlite3.Connection, email: str, password_hash: str) -> Agent:
+    row = conn.execute("SELECT * FROM agents WHERE email = ?", (email,)).fetchone()
+    if row is None:
+        raise NotFound(f"no agent with email {email}", code="agent_not_found")
+    conn.execute("UPDATE agents SET password_hash = ? WHERE id = ?", (password_hash, row["id"]))
+    return rows.agent(row)
+
+
+def create_api_token(
+    conn: sqlite3.Connection, name: str, token_hash: str, site_id: int, agent_id: int,
+    now: datetime,
+) -> ApiToken:
+    cursor = conn.execute(
+        "INSERT INTO api_tokens (name, token_hash, site_id, agent_id, created_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (name, token_hash, site_id, agent_id, isoformat(now)),
+    )
+    return ApiToken(id=int(cursor.lastrowid or 0), name=name, site_id=site_id, agent_id=agent_id)
+
+
+def _insert_message(
+    conn: sqlite3.Connection,
+    conversation_id: str,
+    seq: int | None,
+    author_type: str,
+    body: str,
+    now: datetime,
+    *,
+    visitor_id: str | None = None,
+    agent_id: int | None = None,
+    author_name: str | None = None,
+    internal: bool = False,
+    client_msg_id: str | None = None,
+) -> Message:
+    row = conn.execute(
+        "INSERT INTO messages (conversation_id, seq, author_type, author_visitor_id,"
+        " author_agent_id, author_name, body, internal, client_msg_id, created_at)"
+        f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {rows.MESSAGE_COLUMNS}",
+        (conversation_id, seq, author_type, visitor_id, agent_id, author_name, body,
+         int(internal), client_msg_id, isoformat(now)),
+    ).fetchone()
+    return rows.message(row)
+
+
+def _next_seq(conn: sqlite3.Connection, conversation_id: str, now: datetime) -> int:
+    row = conn.execute(
+        "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ? WHERE id = ?"
+        " RETURNING last_seq",
+        (isoformat(now), conversation_id),
+    ).fetchone()
+    return int(row[0])
+
+
+def _ticket_for_conversation(conn: sqlite3.Connection, conversation_id: str) -> sqlite3.Row | None:
+    return conn.execute(
+        f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM} WHERE t.conversation_id = ?"
+        " ORDER BY t.id DESC LIMIT 1",
+        (conversation_id,),
+    ).fetchone()
+
+
+def _ticket_by_number(conn: sqlite3.Connection, site_id: int, number: int) -> sqlite3.Row:
+    row = conn.execute(
+        f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM} WHERE t.site_id = ? AND t.number = ?",
+        (site_id, number),
+    ).fetchone()
+    if row is None:
+        raise NotFound(f"ticket {number} does not exist", code="ticket_not_found")
+    return row
+
+
+def _event(
+    conn: sqlite3.Connection, ticket_id: int, type_: str, actor_type: str, actor_id: str | None,
+    data: dict[str, object], now: datetime,
+) -> None:
+    conn.execute(
+        "INSERT INTO ticket_events (ticket_id, type, actor_type, actor_id, data, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (ticket_id, type_, actor_type, actor_id, json.dumps(data), isoformat(now)),
+    )
+
+
+def _duplicate(conn: sqlite3.Connection, visitor_id: str, client_msg_id: str) -> PostResult | None:
+    row = conn.execute(
+        f"SELECT {rows.MESSAGE_COLUMNS} FROM messages"
+        " WHERE author_visitor_id = ? AND client_msg_id = ?",
+        (visitor_id, client_msg_id),
+    ).fetchone()
+    if row is None:
+        return None
+    message = rows.message(row)
+    ticket_row = _ticket_for_conversation(conn, message.conversation_id)
+    ticket = rows.ticket(ticket_row) if ticket_row else None
+    return PostResult(message=message, ticket=ticket, created=[], duplicate=True)
+
+
+def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datetime) -> PostResult:
+    visitor = post.visitor
+    earlier = _duplicate(conn, visitor.id, post.client_msg_id)
+    if earlier is not None:
+        return earlier
+    conn.execute(
+        "INSERT INTO visitors (id, site_id, user_id, name, email, verified, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email",
+        (visitor.id, visitor.site_id, visitor.user_id, visitor.name, visitor.email,
+         int(visitor.verified), isoformat(now)),
+    )
+    if post.conversation_id is None:
+        return _open_request(conn, post, now)
+
+    conversation = conn.execute(
+        "SELECT id FROM conversations WHERE id = ? AND visitor_id = ?",
+        (post.conversation_id, visitor.id),
+    ).fetchone()
+    if conversation is None:  # also for another visitor's conversation: never reveal it exists
+        raise NotFound("no such conversation", code="conversation_not_found")
+    ticket_row = _ticket_for_conversation(conn, post.conversation_id)
+    if ticket_row is not None and ticket_row["status"] == "closed":
+        raise Conflict("this request is closed; please open a new one",
+                       code="conversation_closed")
+    seq = _next_seq(conn, post.conversation_id, now)
+    message = _insert_message(
+        conn, post.conversation_id, seq, "visitor", post.body, now,
+        visitor_id=visitor.id, author_name=visitor.name, client_msg_id=post.client_msg_id,
+    )
+    ticket, changed = None, False
+    if ticket_row is not None:
+        status = rules.status_after_visitor_message(ticket_row["status"])
+        if status != ticket_row["status"]:
+            conn.execute(
+                "UPDATE tickets SET status = ?, solved_at = NULL, updated_at = ? WHERE id = ?",
+                (status, isoformat(now), ticket_row["id"]),
+            )
+            _event(conn, ticket_row["id"], "status_changed", "visitor", visitor.id,
+                   {"from": ticket_row["status"], "to": status}, now)
+            changed = True
+        ticket = rows.ticket(_ticket_for_conversation(conn, post.conversation_id))  # type: ignore[arg-type]
+    return PostResult(message=message, ticket=ticket, created=[message], duplicate=False,
+                      ticket_changed=changed)
+
+
+def _open_request(conn: sqlite3.Connection, post: VisitorPost, now: datetime) -> PostResult:
+    visitor = post.visitor
+    conversation_id = new_id("cv")
+    conn.execute(
+        "INSERT INTO conversations (id, site_id, visitor_id, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?)",
+        (conversation_id, visitor.site_id, visitor.id, isoformat(now), isoformat(now)),
+    )
+    site_row = conn.execute(
+        "UPDATE sites SET ticket_counter = ticket_counter + 1 WHERE id = ?"
+        " RETURNING ticket_counter, reference_prefix",
+        (visitor.site_id,),
+    ).fetchone()
+    number = int(site_row["ticket_counter"])
+    due = rules.first_response_due(now, post.severity)
+    subject = (post.subject or "").strip() or rules.subject_from_body(post.body)
+    cursor = conn.execute(
+        "INSERT INTO tickets (site_id, number, conversation_id, subject, severity, status,"
+        " channel, first_response_due, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, 'new', ?, ?, ?, ?)",
+        (visitor.site_id, number, conversation_id, subject, post.severity, post.channel,
+         isoformat(due), isoformat(now), isoformat(now)),
+    )
+    ticket_id = int(cursor.lastrowid or 0)
+    _event(conn, ticket_id, "created", "visitor", visitor.id,
+           {"severity": post.severity, "channel": post.channel}, now)
+    message = _insert_message(
+        conn, conversation_id, _next_seq(conn, conversation_id, now), "visitor", post.body, now,
+        visitor_id=visitor.id, author_name=visitor.name, client_msg_id=post.client_msg_id,
+    )
+    reference = rules.format_reference(number, site_row["reference_prefix"])
+    receipt = _insert_message(
+        conn, conversation_id, _next_seq(conn, conversation_id, now), "system",
+        rules.acknowledgement(reference, post.severity, due), now,
+    )
+    _event(conn, ticket_id, "acknowledged", "system", None, {"message_id": receipt.id}, now)
+    ticket = rows.ticket(_ticket_for_conversation(conn, conversation_id))  # type: ignore[arg-type]
+    return PostResult(message=message, ticket=ticket, created=[message, receipt], duplicate=False)
+
+
+def _visitor_of(conn: sqlite3.Connection, conversation_id: str) -> str:
+    return str(
+        conn.execute("SELECT visitor_id FROM conversations WHERE id = ?", (conversation_id,))
+        .fetchone()[0]
+    )
+
+
+def post_agent_message(
+    conn: sqlite3.Connection, site_id: int, number: int, agent: Agent, body: str,
+    internal: bool, now: datetime,
+) -> TicketChange:
+    ticket_row = _ticket_by_number(conn, site_id, number)
+    conversation_id = ticket_row["conversation_id"]
+    seq = None if internal else _next_seq(conn, conversation_id, now)
+    message = _insert_message(
+        conn, conversation_id, seq, "agent", body, now,
+        agent_id=agent.id, author_name=agent.name, internal=internal,
+    )
+    ticket_id = ticket_row["id"]
+    if internal:
+        _event(conn, ticket_id, "internal_note", "agent", str(agent.id),
+               {"message_id": message.id}, now)
+    else:
+        if ticket_row["first_response_at"] is None:
+            conn.execute("UPDATE tickets SET first_response_at = ? WHERE id = ?",
+                         (isoformat(now), ticket_id))
+            _event(conn, ticket_id, "first_response", "agent", str(agent.id),
+                   {"message_id": message.id}, now)
+        status = rules.status_after_agent_reply(ticket_row["status"])
+        if status != ticket_row["status"]:
+            _event(conn, ticket_id, "status_changed", "agent", str(agent.id),
+                   {"from": ticket_row["status"], "to": status}, now)
+        conn.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?",
+                     (status, isoformat(now), ticket_id))
+    ticket = rows.ticket(_ticket_by_number(conn, site_id, number))
+    return TicketChange(ticket=ticket, visitor_id=_visitor_of(conn, conversation_id),
+                        messages=[message])
+
+
+def update_ticket(
+    conn: sqlite3.Connection, site_id: int, number: int, agent: Agent, patch: TicketPatch,
+    now: datetime,
+) -> TicketChange:
+    row = _ticket_by_number(conn, site_id, number)
+    changes: dict[str, object] = {}
+    if patch.status is not None and patch.status != row["status"]:
+        if patch.status not in rules.STATUSES:
+            raise Unprocessable(f"unknown status {patch.status!r}", code="invalid_status")
+        changes["status"] = patch.status
+        if patch.status == "solved":
+            changes["solved_at"] = isoformat(now)
+        if patch.status == "closed":
+            changes["closed_at"] = isoformat(now)
+    if patch.stage is not None and patch.stage != row["stage"]:
+        if patch.stage not in rules.STAGES:
+            raise Unprocessable(f"unknown stage {patch.stage!r}", code="invalid_stage")
+        changes["stage"] = patch.stage
+    if patch.severity is not None and patch.severity != row["severity"]:
+        if patch.severity not in rules.SEVERITY_KEYS:
+            raise Unprocessable(f"unknown severity {patch.severity!r}", code="invalid_severity")
+        changes["severity"] = patch.severity
+        created = rows.ticket(row).created_at
+        changes["first_response_due"] = isoformat(rules.first_response_due(created,
+                                                                           patch.severity))
+    if patch.unassign and row["assignee_id"] is not None:
+        changes["assignee_id"] = None
+    elif patch.assignee_id is not None and patch.assignee_id != row["assignee_id"]:
+        if conn.execute("SELECT 1 FROM agents WHERE id = ? AND active = 1",
+                        (patch.assignee_id,)).fetchone() is None:
+            raise Unprocessable("no active agent with that id", code="invalid_assignee")
+        changes["assignee_id"] = patch.assignee_id
+    if changes:
+        assignments = ", ".join(f"{column} = ?" for column in changes)
+        conn.execute(
+            f"UPDATE tickets SET {assignments}, updated_at = ? WHERE id = ?",
+            (*changes.values(), isoformat(now), row["id"]),
+        )
+        for column, value in changes.items():
+            if column in {"solved_at", "closed_at", "first_response_due"}:
+                continue
+            _event(conn, row["id"], f"{column}_changed", "agent", str(agent.id),
+                   {"from": row[column], "to": value}, now)
+    ticket = rows.ticket(_ticket_by_number(conn, site_id, number))
+    return TicketChange(ticket=ticket, visitor_id=_visitor_of(conn, row["conversation_id"]),
+                        messages=[])
+
+
+def mark_read(conn: sqlite3.Connection, visitor_id: str, conversation_id: str, seq: int) -> None:
+    cursor = conn.execute(
+        "UPDATE conversations SET visitor_read_seq = MAX(visitor_read_seq, MIN(?, last_seq))"
+        " WHERE id = ? AND visitor_id = ?",
+        (seq, conversation_id, visitor_id),
+    )
+    if cursor.rowcount == 0:
+        raise NotFound("no such conversation", code="conversation_not_found")

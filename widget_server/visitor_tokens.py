@@ -1,0 +1,69 @@
+"""Signed visitor tokens and identity hashes.
+
+A token names the visitor; no database row exists until the visitor's first message, so page
+views cost nothing. Tokens are signed with itsdangerous under a purpose-specific salt, carry
+their issue time and expire; the newest secret key signs, older ones (fallbacks) still verify,
+which lets an operator rotate the key without signing everybody out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from collections.abc import Sequence
+from typing import Any
+
+from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+
+from widget_server.errors import Forbidden, Unauthorized
+from widget_server.models import Site, Visitor
+
+SALT = "widget-server.visitor-token.v1"
+
+
+class VisitorTokens:
+    def __init__(self, secret_key: str, fallbacks: Sequence[str] = (), max_age: int = 2592000):
+        keys = [*fallbacks, secret_key]  # itsdangerous signs with the last key
+        self._serializer = URLSafeTimedSerializer(keys, salt=SALT)
+        self._max_age = max_age
+
+    def issue(self, visitor: Visitor, site_key: str) -> str:
+        payload = {"s": site_key, "v": visitor.id, "u": visitor.user_id, "n": visitor.name,
+                   "e": visitor.email, "ok": visitor.verified, "i": visitor.site_id}
+        return str(self._serializer.dumps(payload))
+
+    def read(self, token: str, site: Site) -> Visitor:
+        """The visitor a token speaks for on ``site``; ``Unauthorized`` if forged or expired."""
+        try:
+            payload: Any = self._serializer.loads(token, max_age=self._max_age)
+        except SignatureExpired:
+            raise Unauthorized("the visitor token has expired", code="token_expired") from None
+        except BadSignature:
+            raise Unauthorized("the visitor token is not valid", code="invalid_token") from None
+        if not isinstance(payload, dict) or payload.get("s") != site.key:
+            raise Unauthorized("the visitor token belongs to another site",
+                               code="invalid_token")
+        return Visitor(id=payload["v"], site_id=site.id, user_id=payload.get("u"),
+                       name=payload.get("n"), email=payload.get("e"),
+                       verified=bool(payload.get("ok")))
+
+
+def anonymous_visitor(site: Site, name: str | None = None, email: str | None = None) -> Visitor:
+    return Visitor(id="v_" + secrets.token_hex(12), site_id=site.id, user_id=None,
+                   name=name, email=email, verified=False)
+
+
+def identity_hash(secret: str, user_id: str) -> str:
+    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
+
+
+def verified_visitor(site: Site, user_id: str, given_hash: str, name: str | None,
+                     email: str | None) -> Visitor:
+    """An identified visitor; the same user id always maps to the same visitor id."""
+    expected = identity_hash(site.identity_secret, user_id)
+    if not hmac.compare_digest(expected, given_hash.lower()):
+        raise Forbidden("the identity hash does not match the user id", code="invalid_identity")
+    digest = hashlib.sha256(f"{site.id}:{user_id}".encode()).hexdigest()[:24]
+    return Visitor(id="v_u" + digest, site_id=site.id, user_id=user_id, name=name, email=email,
+                   verified=True)

@@ -1,0 +1,1 @@
+"""HTTP and websocket endpoints: thin layers that parse, call the domain and render."""

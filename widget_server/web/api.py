@@ -1,0 +1,174 @@
+"""REST API under /api/v1 for agents and host backends, authenticated by bearer tokens.
+
+A token belongs to one site and acts as one agent; replies posted with it reach the
+visitor's widget live, like replies from the console.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from widget_server.clock import isoformat
+from widget_server.errors import NotFound, Unauthorized, Unprocessable
+from widget_server.models import Agent, Message, Ticket
+from widget_server.realtime.protocol import ticket_json
+from widget_server.store import TicketPatch
+from widget_server.tickets import SEVERITY_KEYS, STATUSES
+from widget_server.web.errors import read_json_object, runtime
+from widget_server.web.openapi import openapi_json
+
+MAX_PAGE = 200
+
+
+def hash_api_token(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def authenticate(request: Request) -> tuple[int, Agent]:
+    """The site id and agent the bearer token acts for."""
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise Unauthorized("send an API token as 'Authorization: Bearer TOKEN'",
+                           code="missing_token")
+    rt = runtime(request)
+    found = await rt.store.find_api_token(hash_api_token(token.strip()))
+    agent = await rt.store.get_agent(found.agent_id) if found else None
+    if found is None or agent is None or not agent.active:
+        raise Unauthorized("this API token is not valid", code="invalid_token")
+    return found.site_id, agent
+
+
+def api_ticket(ticket: Ticket) -> dict[str, Any]:
+    return {**ticket_json(ticket), "conversation": ticket.conversation_id,
+            "channel": ticket.channel, "assignee_id": ticket.assignee_id,
+            "updated_at": isoformat(ticket.updated_at)}
+
+
+def api_message(message: Message) -> dict[str, Any]:
+    return {
+        "id": message.id,
+        "seq": message.seq if not message.internal else None,
+        "author": {"type": message.author.type, "name": message.author.name,
+                   "id": message.author.id},
+        "body": message.body,
+        "internal": message.internal,
+        "created_at": isoformat(message.created_at),
+    }
+
+
+def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:
+    value = request.query_params.get(name)
+    if value is not None and value not in allowed:
+        raise Unprocessable(f"{name} must be one of {', '.join(allowed)}", code=f"invalid_{name}")
+    return value
+
+
+def _int_param(request: Request, name: str, default: int | None) -> int | None:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise Unprocessable(f"{name} must be an integer", code=f"invalid_{name}") from None
+    if value < 1:
+        raise Unprocessable(f"{name} must be positive", code=f"invalid_{name}")
+    return value
+
+
+async def list_tickets(request: Request) -> Response:
+    site_id, _ = await authenticate(request)
+    limit = min(_int_param(request, "limit", 50) or 50, MAX_PAGE)
+    found = await runtime(request).store.list_tickets(
+        site_id,
+        status=_choice(request, "status", STATUSES),
+        severity=_choice(request, "severity", SEVERITY_KEYS),
+        limit=limit,
+        after_number=_int_param(request, "before", None),
+    )
+    following = found[-1].number if len(found) == limit else None
+    return JSONResponse({"tickets": [api_ticket(t) for t in found], "next_before": following})
+
+
+async def _ticket_or_404(request: Request, site_id: int) -> tuple[Ticket, str]:
+    number = request.path_params["number"]
+    found = await runtime(request).store.get_ticket(site_id, number)
+    if found is None:
+        raise NotFound(f"ticket {number} does not exist", code="ticket_not_found")
+    return found
+
+
+async def get_ticket(request: Request) -> Response:
+    site_id, _ = await authenticate(request)
+    ticket, visitor_id = await _ticket_or_404(request, site_id)
+    store = runtime(request).store
+    return JSONResponse({
+        "ticket": {**api_ticket(ticket), "visitor_id": visitor_id},
+        "messages": [api_message(m) for m in await store.ticket_messages(ticket)],
+        "events": await store.ticket_events(ticket),
+    })
+
+
+async def patch_ticket(request: Request) -> Response:
+    site_id, agent = await authenticate(request)
+    data = await read_json_object(request)
+    unknown = set(data) - {"status", "severity", "stage", "assignee"}
+    if unknown:
+        raise Unprocessable(f"unknown fields: {', '.join(sorted(unknown))}", code="unknown_field")
+    for field in ("status", "severity", "stage"):
+        if field in data and not isinstance(data[field], str):
+            raise Unprocessable(f"{field} must be a string", code=f"invalid_{field}")
+    assignee_id, unassign = None, False
+    if "assignee" in data:
+        assignee = data["assignee"]
+        if assignee is None:
+            unassign = True
+        elif isinstance(assignee, int) and not isinstance(assignee, bool):
+            assignee_id = assignee
+        elif isinstance(assignee, str):
+            found = await runtime(request).store.get_agent_by_email(assignee)
+            if found is None:
+                raise Unprocessable("no agent with that email", code="invalid_assignee")
+            assignee_id = found.id
+        else:
+            raise Unprocessable("assignee must be an agent id, an email or null",
+                                code="invalid_assignee")
+    patch = TicketPatch(status=data.get("status"), severity=data.get("severity"),  # type: ignore[arg-type]
+                        stage=data.get("stage"), assignee_id=assignee_id, unassign=unassign)  # type: ignore[arg-type]
+    change = await runtime(request).messaging.update_ticket(
+        site_id, request.path_params["number"], agent, patch)
+    return JSONResponse({"ticket": api_ticket(change.ticket)})
+
+
+async def post_message(request: Request) -> Response:
+    site_id, agent = await authenticate(request)
+    data = await read_json_object(request)
+    body, internal = data.get("body"), data.get("internal", False)
+    if not isinstance(body, str):
+        raise Unprocessable("body must be a string", code="invalid_body")
+    if not isinstance(internal, bool):
+        raise Unprocessable("internal must be true or false", code="invalid_internal")
+    change = await runtime(request).messaging.agent_reply(
+        site_id, request.path_params["number"], agent, body, internal)
+    return JSONResponse(
+        {"message": api_message(change.messages[0]), "ticket": api_ticket(change.ticket)},
+        status_code=201,
+    )
+
+
+async def openapi(request: Request) -> Response:
+    return JSONResponse(openapi_json())
+
+
+routes = [
+    Route("/api/v1/openapi.json", openapi, methods=["GET"]),
+    Route("/api/v1/tickets", list_tickets, methods=["GET"]),
+    Route("/api/v1/tickets/{number:int}", get_ticket, methods=["GET"]),
+    Route("/api/v1/tickets/{number:int}", patch_ticket, methods=["PATCH"]),
+    Route("/api/v1/tickets/{number:int}/messages", post_message, methods=["POST"]),
+]

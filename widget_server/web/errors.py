@@ -1,0 +1,69 @@
+"""One JSON error shape everywhere: {"error": {"code": "snake_case", "message": "human text"}}."""
+
+from __future__ import annotations
+
+import logging
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from widget_server.errors import WidgetError
+from widget_server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+_HTTP_CODES = {
+    400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    415: "unsupported_media_type", 422: "invalid_input", 429: "rate_limited",
+}
+
+
+def json_error(status: int, code: str, message: str,
+               headers: dict[str, str] | None = None) -> JSONResponse:
+    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
+                        headers=headers)
+
+
+async def widget_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, WidgetError)
+    return json_error(exc.status, exc.code, exc.message)
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "error")
+    return json_error(exc.status_code, code, str(exc.detail), headers=exc.headers)
+
+
+async def server_error(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return json_error(500, "internal_error", "something went wrong on our side")
+
+
+EXCEPTION_HANDLERS = {
+    WidgetError: widget_error,
+    HTTPException: http_error,
+    Exception: server_error,
+}
+
+
+def runtime(request: Request) -> Runtime:
+    value: Runtime = request.app.state.runtime
+    return value
+
+
+async def read_json_object(request: Request, limit: int = 64 * 1024) -> dict[str, object]:
+    body = await request.body()
+    if len(body) > limit:
+        raise WidgetError("the request body is too large", code="payload_too_large", status=413)
+    import json
+
+    try:
+        data = json.loads(body or b"null")
+    except ValueError:
+        raise WidgetError("the request body is not valid JSON", code="invalid_json") from None
+    if not isinstance(data, dict):
+        raise WidgetError("the request body must be a JSON object", code="invalid_json")
+    return data

@@ -1,0 +1,20 @@
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from widget_server.web.errors import runtime
+
+
+async def healthz(request: Request) -> JSONResponse:
+    try:
+        healthy = await runtime(request).store.ping()
+    except Exception:
+        healthy = False
+    if not healthy:
+        return JSONResponse({"status": "unavailable"}, status_code=503)
+    return JSONResponse({"status": "ok"})
+
+
+routes = [Route("/healthz", healthz, methods=["GET", "HEAD"])]

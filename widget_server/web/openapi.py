@@ -1,0 +1,132 @@
+"""The OpenAPI 3.1 description of /api/v1, served at /api/v1/openapi.json.
+
+Written by hand so it says exactly what the endpoints do; a test checks that every /api/v1
+route appears here.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from widget_server import __version__
+from widget_server.tickets import SEVERITY_KEYS, STAGES, STATUSES
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {"description": description,
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+
+
+def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_NUMBER = {"name": "number", "in": "path", "required": True,
+           "description": "The ticket's per-site number (#1042 is 1042).",
+           "schema": {"type": "integer", "minimum": 1}}
+_ERRORS = {"401": _error("Missing or invalid bearer token."),
+           "404": _error("No such ticket on the token's site."),
+           "422": _error("Invalid input.")}
+
+
+def openapi_json() -> dict[str, Any]:
+    ref = "#/components/schemas/"
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "widget-server REST API", "version": __version__,
+                 "description": "Tickets of the site the bearer token belongs to. "
+                 "Errors are {\"error\": {\"code\", \"message\"}}."},
+        "security": [{"bearer": []}],
+        "paths": {
+            "/api/v1/tickets": {"get": {
+                "summary": "List tickets, newest first.",
+                "parameters": [
+                    {"name": "status", "in": "query", "schema": {"enum": list(STATUSES)}},
+                    {"name": "severity", "in": "query", "schema": {"enum": list(SEVERITY_KEYS)}},
+                    {"name": "limit", "in": "query",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+                    {"name": "before", "in": "query", "description":
+                     "Only tickets numbered below this (the previous page's next_before).",
+                     "schema": {"type": "integer", "minimum": 1}},
+                ],
+                "responses": {"200": _ok("A page of tickets.", {
+                    "type": "object", "properties": {
+                        "tickets": {"type": "array", "items": {"$ref": ref + "Ticket"}},
+                        "next_before": {"type": ["integer", "null"]}}}),
+                    **_ERRORS},
+            }},
+            "/api/v1/tickets/{number}": {
+                "get": {
+                    "summary": "One ticket with its whole thread (internal notes included) "
+                               "and its event timeline.",
+                    "parameters": [_NUMBER],
+                    "responses": {"200": _ok("The ticket.", {
+                        "type": "object", "properties": {
+                            "ticket": {"$ref": ref + "Ticket"},
+                            "messages": {"type": "array", "items": {"$ref": ref + "Message"}},
+                            "events": {"type": "array", "items": {"type": "object"}}}}),
+                        **_ERRORS},
+                },
+                "patch": {
+                    "summary": "Change status, stage, severity (recomputes the due time) "
+                               "or assignee.",
+                    "parameters": [_NUMBER],
+                    "requestBody": {"required": True, "content": {"application/json": {
+                        "schema": {"type": "object", "additionalProperties": False,
+                                   "properties": {
+                                       "status": {"enum": list(STATUSES)},
+                                       "stage": {"enum": list(STAGES)},
+                                       "severity": {"enum": list(SEVERITY_KEYS)},
+                                       "assignee": {"type": ["integer", "string", "null"],
+                                                    "description": "Agent id or email; "
+                                                    "null unassigns."}}}}}},
+                    "responses": {"200": _ok("The updated ticket.", {
+                        "type": "object", "properties": {"ticket": {"$ref": ref + "Ticket"}}}),
+                        **_ERRORS},
+                },
+            },
+            "/api/v1/tickets/{number}/messages": {"post": {
+                "summary": "Reply as the token's agent; public replies reach the widget live.",
+                "parameters": [_NUMBER],
+                "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                    "type": "object", "required": ["body"], "properties": {
+                        "body": {"type": "string", "minLength": 1, "maxLength": 5000},
+                        "internal": {"type": "boolean", "default": False,
+                                     "description": "An internal note: never sent to the "
+                                                    "visitor."}}}}}},
+                "responses": {"201": _ok("Stored.", {"type": "object", "properties": {
+                    "message": {"$ref": ref + "Message"}, "ticket": {"$ref": ref + "Ticket"}}}),
+                    "413": _error("Body too long."), **_ERRORS},
+            }},
+        },
+        "components": {
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
+                                           "description": "From `widget-server token create`."}},
+            "schemas": {
+                "Error": {"type": "object", "required": ["error"], "properties": {
+                    "error": {"type": "object", "required": ["code", "message"], "properties": {
+                        "code": {"type": "string"}, "message": {"type": "string"}}}}},
+                "Ticket": {"type": "object", "properties": {
+                    "number": {"type": "integer"}, "reference": {"type": "string"},
+                    "status": {"enum": list(STATUSES)}, "status_label": {"type": "string"},
+                    "stage": {"enum": [*STAGES, None]},
+                    "stage_label": {"type": ["string", "null"]},
+                    "severity": {"enum": list(SEVERITY_KEYS)}, "subject": {"type": "string"},
+                    "first_response_due": {"type": "string", "format": "date-time"},
+                    "first_response_at": {"type": ["string", "null"], "format": "date-time"},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "updated_at": {"type": "string", "format": "date-time"},
+                    "conversation": {"type": "string"}, "channel": {"type": "string"},
+                    "assignee_id": {"type": ["integer", "null"]},
+                    "visitor_id": {"type": "string"}}},
+                "Message": {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "seq": {"type": ["integer", "null"]},
+                    "author": {"type": "object", "properties": {
+                        "type": {"enum": ["visitor", "agent", "system"]},
+                        "name": {"type": ["string", "null"]},
+                        "id": {"type": ["string", "null"]}}},
+                    "body": {"type": "string"}, "internal": {"type": "boolean"},
+                    "created_at": {"type": "string", "format": "date-time"}}},
+            },
+        },
+    }

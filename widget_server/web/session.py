@@ -1,0 +1,119 @@
+"""POST /api/widget/v1/session: who the visitor is, a signed token, and their tickets.
+
+Creates no database row: a visitor exists in the database from their first message on.
+Cross-origin by nature (the host page calls us), so it answers CORS for allowed origins only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from widget_server import tickets as rules
+from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessable, WidgetError
+from widget_server.models import Site, Visitor
+from widget_server.realtime.protocol import ticket_json, visitor_json
+from widget_server.runtime import Runtime
+from widget_server.visitor_tokens import anonymous_visitor, verified_visitor
+from widget_server.web.errors import json_error, read_json_object, runtime
+
+MAX_FIELD = 200
+
+
+def cors_headers(origin: str) -> dict[str, str]:
+    return {
+        "Access-Control-Allow-Origin": origin,
+        "Access-Control-Allow-Methods": "GET, POST",
+        "Access-Control-Allow-Headers": "Content-Type",
+        "Access-Control-Max-Age": "600",
+        "Vary": "Origin",
+    }
+
+
+async def preflight(request: Request) -> Response:
+    origin = request.headers.get("origin")
+    if not await runtime(request).origin_allowed_anywhere(origin):
+        return json_error(403, "origin_not_allowed", "this origin is not allowed by any site")
+    assert origin is not None
+    return Response(status_code=204, headers=cors_headers(origin))
+
+
+def _text(data: dict[str, Any], key: str) -> str | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > MAX_FIELD:
+        raise Unprocessable(f"user.{key} must be a string of at most {MAX_FIELD} characters")
+    return value.strip() or None
+
+
+def resolve_visitor(rt: Runtime, site: Site, token: object, user: object) -> Visitor:
+    current: Visitor | None = None
+    if token is not None:
+        if not isinstance(token, str):
+            raise Unprocessable("token must be a string or null", code="invalid_token")
+        try:
+            current = rt.tokens.read(token, site)
+        except Unauthorized:
+            current = None  # a stale token just starts a fresh anonymous session
+    if user is None:
+        return current or anonymous_visitor(site)
+    if not isinstance(user, dict):
+        raise Unprocessable("user must be an object or null", code="invalid_user")
+    user_id = user.get("id")
+    if user_id is not None and not isinstance(user_id, (str, int)):
+        raise Unprocessable("user.id must be a string", code="invalid_user")
+    name, email, given_hash = _text(user, "name"), _text(user, "email"), _text(user, "hash")
+    if user_id is not None and given_hash:
+        return verified_visitor(site, str(user_id), given_hash, name, email)
+    # unverified details never link to a user id: anybody could claim any id
+    base = current if current is not None and not current.verified else anonymous_visitor(site)
+    return Visitor(id=base.id, site_id=site.id, user_id=None, name=name or base.name,
+                   email=email or base.email, verified=False)
+
+
+async def create_session(request: Request) -> Response:
+    rt = runtime(request)
+    origin = request.headers.get("origin")
+    data = await read_json_object(request)
+    site_key = data.get("site")
+    if not isinstance(site_key, str) or not site_key:
+        raise Unprocessable("site must be a site key", code="invalid_site")
+    site = await rt.site(site_key)
+    if site is None:
+        raise NotFound("no site has this key", code="unknown_site")
+    if not site.allows(origin):
+        raise Forbidden("this origin is not allowed for the site", code="origin_not_allowed")
+    assert origin is not None
+    try:
+        visitor = resolve_visitor(rt, site, data.get("token"), data.get("user"))
+    except WidgetError as exc:
+        return json_error(exc.status, exc.code, exc.message, headers=cors_headers(origin))
+    conversations = await rt.store.visitor_conversations(visitor.id)
+    body = {
+        "token": rt.tokens.issue(visitor, site.key),
+        "visitor": visitor_json(visitor),
+        "site": {
+            "key": site.key,
+            "name": site.name,
+            "severities": [
+                {"key": s.key, "label": s.label, "description": s.description,
+                 "first_response_hours": s.first_response.total_seconds() / 3600}
+                for s in rules.DEFAULT_SEVERITIES
+            ],
+            "default_severity": rules.DEFAULT_SEVERITY,
+        },
+        "tickets": [
+            {**ticket_json(c.ticket), "conversation": c.id, "last_seq": c.last_seq}
+            for c in conversations
+            if c.ticket is not None
+        ],
+    }
+    return JSONResponse(body, headers={**cors_headers(origin), "Cache-Control": "no-store"})
+
+
+routes = [Route("/api/widget/v1/session", create_session, methods=["POST"]),
+          Route("/api/widget/v1/session", preflight, methods=["OPTIONS"])]

@@ -1,0 +1,1 @@
+"""Static files of the widget, shipped inside the wheel and served under /widget/."""
