@@ -51,6 +51,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ]
     return Starlette(
         routes=routes,
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -127,7 +127,7 @@ class Settings:
     def from_env(
         cls, environ: Mapping[str, str] | None = None, **overrides: Any
     ) -> Settings:
-        """Defaults, then WIDGET_* variables, then explicit overrides (CLI flags) that are not None."""
+        """Defaults, then WIDGET_* variables, then CLI flags (overrides that are not None)."""
         environ = os.environ if environ is None else environ
         values: dict[str, Any] = {}
         for setting in SETTINGS:

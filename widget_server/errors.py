@@ -1,4 +1,4 @@
-"""Errors the domain raises; the web layer turns each into a JSON error, an error frame or a close."""
+"""Errors the domain raises; the web layer makes each a JSON error, error frame or close."""
 
 from __future__ import annotations
 

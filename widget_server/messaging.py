@@ -86,13 +86,16 @@ class Messaging:
         self.hub.publish(agents_channel(site_id), event)
         if not internal:
             self.hub.publish(visitor_channel(change.visitor_id), event)
-            self.hub.publish(visitor_channel(change.visitor_id), TicketUpdated(change.ticket))
+            if change.changed:
+                self.hub.publish(visitor_channel(change.visitor_id), TicketUpdated(change.ticket))
         return change
 
     async def update_ticket(
         self, site_id: int, number: int, agent: Agent, patch: TicketPatch
     ) -> TicketChange:
         change = await self.store.update_ticket(site_id, number, agent, patch, self.clock.now())
+        if not change.changed:
+            return change
         self.hub.publish(visitor_channel(change.visitor_id), TicketUpdated(change.ticket))
         self.hub.publish(agents_channel(site_id), TicketUpdated(change.ticket))
         return change

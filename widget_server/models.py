@@ -114,6 +114,7 @@ class TicketChange:
     ticket: Ticket
     visitor_id: str
     messages: list[Message]
+    changed: bool = True  # whether the ticket's own fields moved
 
 
 def normalize_origin(origin: str) -> str:

@@ -37,7 +37,8 @@ class Severity:
 
 
 DEFAULT_SEVERITIES: tuple[Severity, ...] = (
-    Severity("critical", "Critical", "The product is down or data is at risk.", timedelta(hours=12)),
+    Severity("critical", "Critical", "The product is down or data is at risk.",
+             timedelta(hours=12)),
     Severity("high", "High", "A major feature is broken and there is no workaround.",
              timedelta(hours=12)),
     Severity("normal", "Normal", "Something does not work as expected.", timedelta(hours=12)),

@@ -71,7 +71,8 @@ _encoder = msgspec.json.Encoder()
 def decode(raw: str | bytes) -> ClientFrame:
     """Parse one client frame or raise ``FrameError`` with the code the client is told."""
     try:
-        return _decoder.decode(raw)
+        frame: ClientFrame = _decoder.decode(raw)
+        return frame
     except msgspec.ValidationError as exc:
         reason = str(exc)
     except msgspec.DecodeError:

@@ -204,7 +204,8 @@ class SQLiteStore:
         limit: int = 50,
         after_number: int | None = None,
     ) -> list[Ticket]:
-        where, params = ["t.site_id = ?"], [site_id]
+        where: list[str] = ["t.site_id = ?"]
+        params: list[object] = [site_id]
         for column, value in (("t.status", status), ("t.severity", severity)):
             if value is not None:
                 where.append(f"{column} = ?")

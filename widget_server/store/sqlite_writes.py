@@ -142,21 +142,24 @@ def _next_seq(conn: sqlite3.Connection, conversation_id: str, now: datetime) -> 
 
 
 def _ticket_for_conversation(conn: sqlite3.Connection, conversation_id: str) -> sqlite3.Row | None:
-    return conn.execute(
+    row: sqlite3.Row | None = conn.execute(
         f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM} WHERE t.conversation_id = ?"
         " ORDER BY t.id DESC LIMIT 1",
         (conversation_id,),
     ).fetchone()
+    return row
 
 
 def _ticket_by_number(conn: sqlite3.Connection, site_id: int, number: int) -> sqlite3.Row:
     row = conn.execute(
-        f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM} WHERE t.site_id = ? AND t.number = ?",
+        f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM}"
+        " WHERE t.site_id = ? AND t.number = ?",
         (site_id, number),
     ).fetchone()
     if row is None:
         raise NotFound(f"ticket {number} does not exist", code="ticket_not_found")
-    return row
+    found: sqlite3.Row = row
+    return found
 
 
 def _event(
@@ -289,24 +292,27 @@ def post_agent_message(
         agent_id=agent.id, author_name=agent.name, internal=internal,
     )
     ticket_id = ticket_row["id"]
+    changed = False
     if internal:
         _event(conn, ticket_id, "internal_note", "agent", str(agent.id),
                {"message_id": message.id}, now)
     else:
         if ticket_row["first_response_at"] is None:
+            changed = True
             conn.execute("UPDATE tickets SET first_response_at = ? WHERE id = ?",
                          (isoformat(now), ticket_id))
             _event(conn, ticket_id, "first_response", "agent", str(agent.id),
                    {"message_id": message.id}, now)
         status = rules.status_after_agent_reply(ticket_row["status"])
         if status != ticket_row["status"]:
+            changed = True
             _event(conn, ticket_id, "status_changed", "agent", str(agent.id),
                    {"from": ticket_row["status"], "to": status}, now)
         conn.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?",
                      (status, isoformat(now), ticket_id))
     ticket = rows.ticket(_ticket_by_number(conn, site_id, number))
     return TicketChange(ticket=ticket, visitor_id=_visitor_of(conn, conversation_id),
-                        messages=[message])
+                        messages=[message], changed=changed)
 
 
 def update_ticket(
@@ -354,7 +360,7 @@ def update_ticket(
                    {"from": row[column], "to": value}, now)
     ticket = rows.ticket(_ticket_by_number(conn, site_id, number))
     return TicketChange(ticket=ticket, visitor_id=_visitor_of(conn, row["conversation_id"]),
-                        messages=[])
+                        messages=[], changed=bool(changes))
 
 
 def mark_read(conn: sqlite3.Connection, visitor_id: str, conversation_id: str, seq: int) -> None:

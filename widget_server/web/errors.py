@@ -34,7 +34,8 @@ async def widget_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "error")
-    return json_error(exc.status_code, code, str(exc.detail), headers=exc.headers)
+    headers = dict(exc.headers) if exc.headers else None
+    return json_error(exc.status_code, code, str(exc.detail), headers=headers)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
