@@ -36,7 +36,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 clock=clock,
                 messaging=Messaging(store, hub, clock, settings.max_body_chars),
                 tokens=VisitorTokens(secret, settings.secret_key_fallbacks,
-                                     settings.token_max_age),
+                                     settings.token_max_age, clock),
             )
             yield
         finally:

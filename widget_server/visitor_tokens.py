@@ -14,7 +14,9 @@ import secrets
 from collections.abc import Sequence
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
+
+from widget_server.clock import Clock, SystemClock
 
 from widget_server.errors import Forbidden, Unauthorized
 from widget_server.models import Site, Visitor
@@ -23,9 +25,16 @@ SALT = "widget-server.visitor-token.v1"
 
 
 class VisitorTokens:
-    def __init__(self, secret_key: str, fallbacks: Sequence[str] = (), max_age: int = 2592000):
+    def __init__(self, secret_key: str, fallbacks: Sequence[str] = (), max_age: int = 2592000,
+                 clock: Clock | None = None) -> None:
         keys = [*fallbacks, secret_key]  # itsdangerous signs with the last key
-        self._serializer = URLSafeTimedSerializer(keys, salt=SALT)
+        now = clock or SystemClock()
+
+        class ClockSigner(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(now.now().timestamp())
+
+        self._serializer = URLSafeTimedSerializer(keys, salt=SALT, signer=ClockSigner)
         self._max_age = max_age
 
     def issue(self, visitor: Visitor, site_key: str) -> str:

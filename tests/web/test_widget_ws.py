@@ -222,6 +222,13 @@ async def test_typing_read_and_ping(server: ServerProcess, site: Site) -> None:
     await visitor.close()
 
 
+async def test_per_message_compression_is_off(server: ServerProcess, site: Site) -> None:
+    visitor = await VisitorClient.connect(server, site)  # the client offers permessage-deflate
+    assert visitor.ws is not None and visitor.ws.response is not None
+    assert "Sec-WebSocket-Extensions" not in visitor.ws.response.headers
+    await visitor.close()
+
+
 def test_frames_are_plain_json_objects_with_a_type() -> None:
     from widget_server.realtime import protocol
 
