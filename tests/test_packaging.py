@@ -51,7 +51,10 @@ def test_wheel_in_a_fresh_virtualenv_serves_the_widget_and_health(tmp_path: Path
         assert health.json() == {"status": "ok"}
         loader = httpx.get(base + "/widget.js")
         assert loader.status_code == 200
-        assert loader.content == (ROOT / "widget_static" / "widget.js").read_bytes()
+        assert b"window.HelpWidget" in loader.content and b"__VERSION__" not in loader.content
+        version = loader.content.split(b'version: "')[1].split(b'"')[0].decode()
+        panel = httpx.get(f"{base}/widget/{version}/panel.js")
+        assert panel.status_code == 200 and "export function mount" in panel.text
         demo = httpx.get(base + "/demo")
         assert demo.status_code == 200 and "/widget.js" in demo.text
         imported = subprocess.run(

@@ -17,7 +17,6 @@ from typing import Any
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
 
 from widget_server.clock import Clock, SystemClock
-
 from widget_server.errors import Forbidden, Unauthorized
 from widget_server.models import Site, Visitor
 

@@ -15,7 +15,16 @@ from starlette.routing import Route
 from widget_server import tickets as rules
 from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessable, WidgetError
 from widget_server.models import Site, Visitor
-from widget_server.realtime.protocol import ticket_json, visitor_json
+from widget_server.realtime.protocol import (
+    FrameError,
+    Send,
+    ack_frame,
+    decode,
+    encode,
+    message_frame,
+    ticket_json,
+    visitor_json,
+)
 from widget_server.runtime import Runtime
 from widget_server.visitor_tokens import anonymous_visitor, verified_visitor
 from widget_server.web.errors import json_error, read_json_object, runtime
@@ -115,5 +124,44 @@ async def create_session(request: Request) -> Response:
     return JSONResponse(body, headers={**cors_headers(origin), "Cache-Control": "no-store"})
 
 
+async def post_message(request: Request) -> Response:
+    """The HTTP way in for a visitor message, for when a websocket cannot connect.
+
+    Same rules as a websocket ``send``: idempotent per ``client_msg_id``, answered only
+    after commit, and announced live to the visitor's other tabs and to agents.
+    """
+    rt = runtime(request)
+    origin = request.headers.get("origin")
+    data = await read_json_object(request)
+    site_key, token = data.get("site"), data.get("token")
+    site = await rt.site(site_key) if isinstance(site_key, str) else None
+    if site is None:
+        raise NotFound("no site has this key", code="unknown_site")
+    if not site.allows(origin):
+        raise Forbidden("this origin is not allowed for the site", code="origin_not_allowed")
+    assert origin is not None
+    headers = cors_headers(origin)
+    try:
+        if not isinstance(token, str):
+            raise Unauthorized("a visitor token is required", code="invalid_token")
+        visitor = rt.tokens.read(token, site)
+        frame = decode(encode({**data, "type": "send"}))
+        if not isinstance(frame, Send):
+            raise Unprocessable("not a message", code="invalid_frame")
+        result = await rt.messaging.visitor_send(
+            visitor, frame.conversation, frame.client_msg_id, frame.body, frame.severity,
+            frame.subject, channel="widget")
+    except FrameError as error:
+        return json_error(422, error.code, error.message, headers=headers)
+    except WidgetError as exc:
+        return json_error(exc.status, exc.code, exc.message, headers=headers)
+    rt.messaging.announce(visitor, result)
+    return JSONResponse({"ack": ack_frame(result.message, result.ticket),
+                         "messages": [message_frame(m) for m in result.created]},
+                        headers=headers)
+
+
 routes = [Route("/api/widget/v1/session", create_session, methods=["POST"]),
-          Route("/api/widget/v1/session", preflight, methods=["OPTIONS"])]
+          Route("/api/widget/v1/session", preflight, methods=["OPTIONS"]),
+          Route("/api/widget/v1/messages", post_message, methods=["POST"]),
+          Route("/api/widget/v1/messages", preflight, methods=["OPTIONS"])]

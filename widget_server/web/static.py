@@ -1,10 +1,18 @@
-"""The widget's files: /widget.js (the loader), versioned files under /widget/, and /demo."""
+"""The widget's files: /widget.js (the loader), versioned files under /widget/, and /demo.
+
+The loader is small and revalidated often; it names the current version, and the panel files
+under /widget/<version>/ are then cached for a year. Files are served compacted (comment
+lines and indentation dropped) and gzipped once at first use; the readable source in
+widget_static/ stays the source.
+"""
 
 from __future__ import annotations
 
 import gzip
 import hashlib
+import re
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 from pathlib import Path
 
@@ -17,7 +25,11 @@ from widget_server.errors import NotFound
 from widget_server.web.errors import runtime
 
 LOADER_CACHE = "public, max-age=300, stale-while-revalidate=86400"
+VERSIONED_CACHE = "public, max-age=31536000, immutable"
 DEMO_SITE_SETTING = "demo_site_key"
+PANEL_FILES = {"panel.js": "text/javascript", "panel.css": "text/css"}
+
+_BLOCK_COMMENT = re.compile(r"^\s*/\*.*?\*/\s*$", re.MULTILINE | re.DOTALL)
 
 
 def static_dir() -> Path:
@@ -32,6 +44,13 @@ def examples_dir() -> Path:
     raise FileNotFoundError("examples/ is missing from this installation")
 
 
+def compact(source: str) -> str:
+    """Drop whole-line comments, indentation and blank lines; nothing else changes."""
+    source = _BLOCK_COMMENT.sub("", source)
+    lines = (line.strip() for line in source.splitlines())
+    return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
+
+
 @dataclass(frozen=True)
 class Asset:
     body: bytes
@@ -40,29 +59,60 @@ class Asset:
     media_type: str
 
     @classmethod
-    def load(cls, path: Path, media_type: str) -> Asset:
-        body = path.read_bytes()
+    def of(cls, text: str, media_type: str) -> Asset:
+        body = text.encode()
         etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
         return cls(body, gzip.compress(body, 9, mtime=0), etag, media_type)
 
-    def response(self, request: Request, cache_control: str) -> Response:
-        headers = {"ETag": self.etag, "Cache-Control": cache_control, "Vary": "Accept-Encoding"}
+    def response(self, request: Request, headers: dict[str, str]) -> Response:
+        headers = {"ETag": self.etag, "Vary": "Accept-Encoding", **headers}
         if self.etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
         if "gzip" in request.headers.get("accept-encoding", ""):
-            headers["Content-Encoding"] = "gzip"
-            return Response(self.gzipped, media_type=self.media_type, headers=headers)
+            return Response(self.gzipped, media_type=self.media_type,
+                            headers={**headers, "Content-Encoding": "gzip"})
         return Response(self.body, media_type=self.media_type, headers=headers)
 
 
-_loader: Asset | None = None
+@dataclass(frozen=True)
+class WidgetAssets:
+    version: str
+    loader: Asset
+    panel: dict[str, Asset]
+
+
+@cache
+def widget_assets() -> WidgetAssets:
+    folder = static_dir()
+    sources = {name: compact((folder / name).read_text("utf-8")) for name in PANEL_FILES}
+    loader_source = compact((folder / "widget.js").read_text("utf-8"))
+    digest = hashlib.sha256(loader_source.encode())
+    for name in sorted(sources):
+        digest.update(sources[name].encode())
+    version = digest.hexdigest()[:12]
+    return WidgetAssets(
+        version=version,
+        loader=Asset.of(loader_source.replace("__VERSION__", version), "text/javascript"),
+        panel={name: Asset.of(text, PANEL_FILES[name]) for name, text in sources.items()},
+    )
 
 
 async def widget_js(request: Request) -> Response:
-    global _loader
-    if _loader is None:
-        _loader = Asset.load(static_dir() / "widget.js", "text/javascript")
-    return _loader.response(request, LOADER_CACHE)
+    return widget_assets().loader.response(
+        request, {"Cache-Control": LOADER_CACHE, "Access-Control-Allow-Origin": "*"})
+
+
+async def versioned_file(request: Request) -> Response:
+    assets = widget_assets()
+    asset = assets.panel.get(request.path_params["name"])
+    if asset is None:
+        raise NotFound("no such widget file", code="not_found")
+    # an old loader still gets working files, but they must not be cached under its version
+    current = request.path_params["version"] == assets.version
+    return asset.response(request, {
+        "Cache-Control": VERSIONED_CACHE if current else "no-cache",
+        "Access-Control-Allow-Origin": "*",  # module scripts load cross-origin with CORS
+    })
 
 
 async def demo_page(request: Request) -> Response:
@@ -79,6 +129,7 @@ async def demo_page(request: Request) -> Response:
 
 routes = [
     Route("/widget.js", widget_js, methods=["GET", "HEAD"]),
+    Route("/widget/{version:str}/{name:str}", versioned_file, methods=["GET", "HEAD"]),
     Route("/demo", demo_page, methods=["GET"]),
     Mount("/widget", app=StaticFiles(directory=static_dir()), name="widget"),
 ]
