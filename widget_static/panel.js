@@ -67,6 +67,7 @@ class Panel {
     this.failures = 0;
     this.typingSent = 0;
     this.sentOn = new Map(); // client_msg_id -> the socket it was last sent on
+    for (const ticket of this.store.get("tickets", [])) this.conversation(ticket.conversation).ticket = ticket;
     this.build();
     window.addEventListener("online", () => this.wake());
     document.addEventListener("visibilitychange", () => {
@@ -216,7 +217,7 @@ class Panel {
     if (item) {
       this.settle(item, frame.conversation);
       this.add(conversation, { seq: frame.seq, id: frame.message_id, body: item.body, created_at: frame.created_at,
-        client_msg_id: item.client_msg_id, author: { type: "visitor", name: this.visitor.name } });
+        client_msg_id: item.client_msg_id, author: { type: "visitor", name: null } });
     }
     if (frame.ticket && item && item.conversation.startsWith("new:")) this.emit("ticket", frame.ticket);
     this.flush();
@@ -386,7 +387,14 @@ class Panel {
     setTimeout(() => { this.live.textContent = text; }, 50);
   }
 
+  saveTickets() {
+    const tickets = [...this.conversations.values()].filter((c) => c.ticket)
+      .map((c) => ({ ...c.ticket, conversation: c.id }));
+    this.store.set("tickets", tickets);
+  }
+
   render() {
+    this.saveTickets();
     const total = [...this.conversations.values()].reduce((sum, c) => sum + this.unread(c), 0);
     if (total !== this.lastUnread) { this.lastUnread = total; this.emit("unread", { count: total }); }
     this.badge.hidden = total === 0;

@@ -104,7 +104,8 @@
   launcher.addEventListener("focus", load, { once: true });
   launcher.addEventListener("click", () => api("toggle"));
   const attach = () => {
-    document.body.append(host);
+    // a child of <html>, not <body>: a transformed or clipped body cannot pin or hide it
+    document.documentElement.append(host);
     for (const args of (previous && previous.q) || []) api(...args);
     (window.requestIdleCallback || setTimeout)(load, { timeout: 4000 });
   };

@@ -73,6 +73,7 @@ def _handler(pages: HostPages) -> type[BaseHTTPRequestHandler]:
 def host_pages() -> Iterator[HostPages]:
     pages = HostPages(port=free_port())
     pages.add("/q.js", QUEUE_STUB)
+    pages.add("/favicon.ico", "", {"Content-Type": "image/x-icon"})
     httpd = ThreadingHTTPServer(("127.0.0.1", pages.port), _handler(pages))
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
