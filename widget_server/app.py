@@ -14,7 +14,7 @@ from widget_server.realtime.hub import Hub
 from widget_server.runtime import Runtime
 from widget_server.store import open_store
 from widget_server.visitor_tokens import VisitorTokens
-from widget_server.web import api, health, session, static, widget_ws
+from widget_server.web import api, health, help_form, session, static, widget_ws
 from widget_server.web.errors import EXCEPTION_HANDLERS
 
 
@@ -48,6 +48,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *session.routes,
         *widget_ws.routes,
         *api.routes,
+        *help_form.routes,
     ]
     return Starlette(
         routes=routes,

@@ -506,7 +506,7 @@ class Panel {
       h("button", { type: "button", class: "link", text: "← All requests", onclick: () => this.show({ name: "home" }) }),
       this.slot("head", "div", { class: "ticket-head" }),
       this.slot("status", "div", { role: "status" }),
-      this.slot("log", "ol", { class: "log", role: "log", "aria-label": "Messages" }),
+      this.slot("log", "div", { class: "log", role: "log", "aria-label": "Messages" }),
       this.slot("typing", "p", { class: "typing" }),
       form);
   }
@@ -533,7 +533,7 @@ class Panel {
   messageItem(message, state) {
     const mine = message.author.type === "visitor";
     const who = mine ? "You" : message.author.type === "system" ? "Support" : (message.author.name || "Support");
-    return h("li", { class: `message ${message.author.type}` },
+    return h("div", { class: `message ${message.author.type}` },
       h("span", { class: "who", text: who }),
       h("p", { class: "text", text: message.body }),
       h("span", { class: "meta" }, h("time", { datetime: message.created_at, text: clock(message.created_at) }),

@@ -49,7 +49,7 @@ class HostPages:
 
 def _handler(pages: HostPages) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - the http.server naming
+        def do_GET(self) -> None:
             found = pages.pages.get(self.path.split("?")[0])
             if found is None:
                 self.send_error(404)
@@ -82,7 +82,9 @@ def host_pages() -> Iterator[HostPages]:
     httpd.server_close()
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the sync driver keeps an event loop running while it is open,
+# which would stop the asyncio tests of other modules from starting their own.
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
     executable = chromium_path()
     if executable is None:
@@ -93,7 +95,7 @@ def playwright() -> Iterator[Playwright]:
         yield driver
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     launched = playwright.chromium.launch(executable_path=chromium_path(), args=CHROMIUM_FLAGS)
     yield launched
@@ -122,7 +124,6 @@ def snippet(server: ServerProcess, site: Site, **data: str) -> str:
     attributes = "".join(f' data-{name.replace("_", "-")}="{value}"'
                          for name, value in data.items())
     return (
-        '<script src="/q.js"></script>'
         f'<script async src="{server.url}/widget.js" data-site="{site.key}"{attributes}></script>'
     )
 
@@ -134,6 +135,7 @@ QUEUE_STUB = ("window.HelpWidget=window.HelpWidget||function(){(HelpWidget.q=Hel
 def host_page(server: ServerProcess, site: Site, *, head: str = "", body: str = "",
               **data: str) -> str:
     """A plain host page; the queue stub is an external file so strict CSP pages work too."""
-    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Host</title>{head}"
+    return (f"<!doctype html><html lang=en><head><meta charset=utf-8><title>Host</title>"
+            f'<script src="/q.js"></script>{head}'
             f"</head><body><main><h1>Host app</h1>{body}</main>"
             f"{snippet(server, site, **data)}</body></html>")

@@ -70,4 +70,4 @@ def test_reload_keeps_history_and_two_requests_are_two_tickets(
     log = widget.get_by_role("log")
     expect(log).to_contain_text("First problem")
     expect(log).to_contain_text("Request #1 received")
-    expect(log.locator("li")).to_have_count(2)
+    expect(log.locator(".message")).to_have_count(2)

@@ -85,7 +85,7 @@ def test_hostile_css_cannot_hide_or_break_it(
     box = launcher.bounding_box()
     assert box is not None and box["width"] >= 44 and box["height"] >= 44  # a usable target
     round_trip(page)  # the click above lands on the launcher, not on the cover
-    text = page.locator("help-widget").get_by_role("log").locator("li").first
+    text = page.locator("help-widget").get_by_role("log").locator(".message").first
     font_size = text.evaluate("(el) => parseFloat(getComputedStyle(el).fontSize)")
     assert font_size >= 12
 

@@ -66,5 +66,5 @@ def test_messages_written_while_the_server_is_down_arrive_once_in_order(
     page.reload()
     widget.get_by_role("button", name="Help").click()
     widget.locator("ul.tickets button").first.click()
-    expect(log.locator("li")).to_have_count(5)  # four of ours and the acknowledgement
+    expect(log.locator(".message")).to_have_count(5)  # four of ours and the acknowledgement
     assert len(visitor_bodies(server.db)) == 4

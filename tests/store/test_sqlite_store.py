@@ -1,0 +1,229 @@
+"""The SQLite store on a real file: migrations, pragmas, the batching writer, the audit trail."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from widget_server.errors import NotFound
+from widget_server.models import Agent, PostResult, Site, Visitor
+from widget_server.store.base import VisitorPost
+from widget_server.store.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.anyio
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def plain(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """A query on a connection of our own, outside the store."""
+    with contextlib.closing(sqlite3.connect(path)) as conn:
+        return conn.execute(sql, params).fetchall()
+
+
+def visitor(site: Site) -> Visitor:
+    return Visitor(id="v_" + uuid.uuid4().hex[:24], site_id=site.id, user_id=None,
+                   name="Test Visitor", email=None, verified=False)
+
+
+def new_request(site: Site, body: str = "Help", who: Visitor | None = None) -> VisitorPost:
+    return VisitorPost(visitor=who or visitor(site), conversation_id=None,
+                       client_msg_id=str(uuid.uuid4()), body=body, severity="normal",
+                       subject=None)
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"
+
+
+@pytest.fixture
+async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
+    opened = SQLiteStore(str(db_path))
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+@pytest.fixture
+async def site(store: SQLiteStore) -> Site:
+    created, was_new = await store.ensure_site("Shop", ["https://shop.test"])
+    assert was_new
+    return created
+
+
+@pytest.fixture
+async def agent(store: SQLiteStore) -> Agent:
+    created, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
+    return created
+
+
+async def test_open_applies_migration_one_with_wal_and_foreign_keys(
+    store: SQLiteStore, db_path: Path
+) -> None:
+    assert [row[:2] for row in plain(db_path, "SELECT version, name FROM schema_migrations")] \
+        == [(1, "initial")]
+    assert plain(db_path, "PRAGMA journal_mode") == [("wal",)]  # WAL is a property of the file
+    # foreign_keys is per connection: ask the store's own writer and reader connections
+    writer_fk = await store._writer.run(lambda conn: conn.execute("PRAGMA foreign_keys")
+                                        .fetchone()[0])
+    assert writer_fk == 1
+    assert (await store._fetchone("PRAGMA foreign_keys"))[0] == 1
+    assert (await store._fetchone("PRAGMA journal_mode"))[0] == "wal"
+    assert await store.ping() is True
+
+
+async def test_foreign_keys_are_enforced_on_writes(store: SQLiteStore) -> None:
+    def orphan(conn: sqlite3.Connection) -> None:
+        conn.execute("INSERT INTO conversations (id, site_id, visitor_id, created_at, updated_at)"
+                     " VALUES ('cv_orphan', 999, 'v_nobody', 'x', 'x')")
+
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        await store._writer.run(orphan)
+
+
+async def test_reopening_does_not_reapply_migrations(db_path: Path) -> None:
+    first = SQLiteStore(str(db_path))
+    await first.open()
+    try:
+        site, _ = await first.ensure_site("Shop", ["https://shop.test"])
+    finally:
+        await first.close()
+    applied = plain(db_path, "SELECT version, name, applied_at FROM schema_migrations")
+
+    again = SQLiteStore(str(db_path))
+    await again.open()
+    try:
+        assert await again.get_site_by_key(site.key) == site
+    finally:
+        await again.close()
+    assert plain(db_path, "SELECT version, name, applied_at FROM schema_migrations") == applied
+    assert len(applied) == 1
+
+
+async def test_ticket_events_are_append_only(
+    store: SQLiteStore, site: Site, db_path: Path
+) -> None:
+    await store.post_visitor_message(new_request(site), now())
+    before = plain(db_path, "SELECT id, type, data FROM ticket_events ORDER BY id")
+    assert [row[1] for row in before] == ["created", "acknowledged"]
+
+    with contextlib.closing(sqlite3.connect(db_path)) as conn:
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute("UPDATE ticket_events SET type = 'forged' WHERE id = ?", (before[0][0],))
+        with pytest.raises(sqlite3.DatabaseError, match="append-only"):
+            conn.execute("DELETE FROM ticket_events")
+        conn.rollback()
+    assert plain(db_path, "SELECT id, type, data FROM ticket_events ORDER BY id") == before
+
+
+async def test_concurrent_writes_are_batched_and_numbered_without_gaps(
+    store: SQLiteStore, site: Site
+) -> None:
+    start = dict(store.writer_stats)
+    results = await asyncio.gather(*(
+        store.post_visitor_message(new_request(site, f"request {n}"), now())
+        for n in range(200)))
+    batches = store.writer_stats["batches"] - start["batches"]
+    jobs = store.writer_stats["jobs"] - start["jobs"]
+    assert jobs == 200
+    assert 1 <= batches < jobs
+    numbers = sorted(r.ticket.number for r in results if r.ticket is not None)
+    assert numbers == list(range(1, 201))
+    assert len({r.message.conversation_id for r in results}) == 200
+    listed = await store.list_tickets(site.id, limit=200)
+    assert [t.number for t in listed] == list(range(200, 0, -1))
+
+
+async def test_a_failing_job_fails_alone(store: SQLiteStore, site: Site, db_path: Path) -> None:
+    stranger = visitor(site)
+    bad = VisitorPost(visitor=stranger, conversation_id="cv_doesnotexist",
+                      client_msg_id=str(uuid.uuid4()), body="Hello?", severity="normal",
+                      subject=None)
+    posts = [new_request(site, f"good {n}") for n in range(20)]
+    posts.insert(10, bad)
+    start = dict(store.writer_stats)
+    outcomes = await asyncio.gather(
+        *(store.post_visitor_message(post, now()) for post in posts), return_exceptions=True)
+    assert store.writer_stats["jobs"] - start["jobs"] == 21
+    assert store.writer_stats["batches"] - start["batches"] < 21
+
+    failed = outcomes.pop(10)
+    assert isinstance(failed, NotFound)
+    assert failed.code == "conversation_not_found"
+    assert all(isinstance(outcome, PostResult) for outcome in outcomes), outcomes
+    good: list[PostResult] = [o for o in outcomes if isinstance(o, PostResult)]
+    assert sorted(r.ticket.number for r in good if r.ticket) == list(range(1, 21))
+    # the failed job's own writes (its visitor row) were rolled back, the others' kept
+    assert plain(db_path, "SELECT COUNT(*) FROM visitors WHERE id = ?", (stranger.id,)) == [(0,)]
+    assert plain(db_path, "SELECT COUNT(*) FROM messages WHERE body LIKE 'good %'") == [(20,)]
+
+
+async def test_secret_key_is_generated_once(db_path: Path) -> None:
+    first = SQLiteStore(str(db_path))
+    await first.open()
+    try:
+        key = await first.secret_key()
+        assert await first.secret_key() == key
+    finally:
+        await first.close()
+    assert len(key) >= 32
+
+    again = SQLiteStore(str(db_path))
+    await again.open()
+    try:
+        assert await again.secret_key() == key
+    finally:
+        await again.close()
+    assert plain(db_path, "SELECT value FROM server_settings WHERE key = 'secret_key'") \
+        == [(key,)]
+    other = SQLiteStore(str(db_path.with_name("other.db")))
+    await other.open()
+    try:
+        assert await other.secret_key() != key  # random, not a constant
+    finally:
+        await other.close()
+
+
+async def test_messages_after_excludes_internal_notes(
+    store: SQLiteStore, site: Site, agent: Agent
+) -> None:
+    result = await store.post_visitor_message(new_request(site, "Broken export"), now())
+    assert result.ticket is not None
+    conversation, number = result.message.conversation_id, result.ticket.number
+    note = await store.post_agent_message(site.id, number, agent, "internal: VIP", True, now())
+    reply = await store.post_agent_message(site.id, number, agent, "On it", False, now())
+    assert note.messages[0].internal is True
+    assert reply.messages[0].seq == 3
+
+    visible = await store.messages_after(conversation, 0)
+    assert [(m.seq, m.author.type) for m in visible] == [(1, "visitor"), (2, "system"),
+                                                         (3, "agent")]
+    assert all(not m.internal and "VIP" not in m.body for m in visible)
+    assert [m.seq for m in await store.messages_after(conversation, 2)] == [3]
+    assert await store.messages_after(conversation, 3) == []
+
+    everything = await store.ticket_messages(result.ticket)
+    assert [m.body for m in everything if m.internal] == ["internal: VIP"]
+    assert len(everything) == 4
+
+
+async def test_duplicate_client_msg_id_stores_once(store: SQLiteStore, site: Site) -> None:
+    post = new_request(site, "Only once")
+    first, second = await asyncio.gather(store.post_visitor_message(post, now()),
+                                         store.post_visitor_message(post, now()))
+    assert {first.duplicate, second.duplicate} == {False, True}
+    assert first.message == second.message
+    assert [t.number for t in await store.list_tickets(site.id)] == [1]

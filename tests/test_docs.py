@@ -1,0 +1,140 @@
+"""The documentation keeps up with the code: these tests fail when a setting, a flag, a frame
+type, an error code, a route or a module is added without being documented."""
+
+from __future__ import annotations
+
+import argparse
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+from starlette.routing import Mount
+
+from widget_server.app import create_app
+from widget_server.cli import build_parser
+from widget_server.config import SETTINGS, Settings
+from widget_server.realtime import protocol
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+PACKAGE = ROOT / "widget_server"
+
+
+def _doc(name: str) -> str:
+    return (DOCS / name).read_text("utf-8")
+
+
+def _sources() -> Iterator[tuple[Path, str]]:
+    for path in sorted(PACKAGE.rglob("*.py")):
+        yield path, path.read_text("utf-8")
+
+
+Parser = argparse.ArgumentParser
+
+
+def _parsers(parser: Parser, name: str) -> Iterator[tuple[str, Parser]]:
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for command, subparser in action.choices.items():
+                yield from _parsers(subparser, f"{name} {command}")
+
+
+def test_every_setting_is_documented() -> None:
+    text = _doc("configuration.md")
+    missing = [setting.env for setting in SETTINGS if f"`{setting.env}`" not in text]
+    assert not missing, f"add these settings to docs/configuration.md: {missing}"
+
+
+def test_every_command_and_option_is_documented() -> None:
+    text = _doc("configuration.md")
+    missing = []
+    for name, parser in _parsers(build_parser(), "widget-server"):
+        if name != "widget-server" and f"`{name}`" not in text:
+            missing.append(name)
+        for action in parser._actions:
+            for option in action.option_strings:
+                if option not in text:
+                    missing.append(f"{name} {option}")
+    assert not missing, f"add these to docs/configuration.md: {missing}"
+
+
+def _server_frame_types() -> set[str]:
+    found: set[str] = set()
+    realtime = PACKAGE / "realtime"
+    for path in (realtime / "protocol.py", realtime / "visitor_stream.py",
+                 PACKAGE / "web" / "widget_ws.py"):
+        found.update(re.findall(r'"type":\s*"([a-z_]+)"', path.read_text("utf-8")))
+    return found
+
+
+def test_every_frame_type_is_documented() -> None:
+    text = _doc("protocol.md")
+    types = set(protocol.CLIENT_TYPES) | _server_frame_types()
+    assert {"ready", "ack", "message", "ticket", "typing", "pong", "error"} <= types
+    missing = sorted(
+        name for name in types
+        if f'"type":"{name}"' not in text and f'"type": "{name}"' not in text
+    )
+    assert not missing, f"add examples of these frames to docs/protocol.md: {missing}"
+
+
+_CODE_PATTERNS = (
+    re.compile(r'\bcode\s*=\s*"([a-z][a-z0-9_]*)"'),          # code="x" and class attributes
+    re.compile(r'\bRefused\(\s*"([a-z][a-z0-9_]*)"'),
+    re.compile(r'\bFrameError\(\s*"([a-z][a-z0-9_]*)"'),
+    re.compile(r'\berror_frame\(\s*"([a-z][a-z0-9_]*)"'),
+    re.compile(r'\bjson_error\(\s*\d{3},\s*"([a-z][a-z0-9_]*)"'),
+    re.compile(r'^\s*\d{3}:\s*"([a-z][a-z0-9_]*)"', re.MULTILINE),  # status -> code tables
+)
+
+
+def _error_codes() -> dict[str, str]:
+    codes: dict[str, str] = {}
+    for path, source in _sources():
+        for pattern in _CODE_PATTERNS:
+            for code in pattern.findall(source):
+                codes.setdefault(code, str(path.relative_to(ROOT)))
+    return codes
+
+
+def test_every_error_code_is_documented() -> None:
+    codes = _error_codes()
+    assert {"invalid_json", "hello_required", "body_too_long", "ticket_not_found"} <= set(codes)
+    text = _doc("protocol.md") + _doc("api.md")
+    missing = {code: where for code, where in codes.items() if f"`{code}`" not in text}
+    assert not missing, f"document these error codes in docs/protocol.md or docs/api.md: {missing}"
+
+
+def _route_paths() -> list[str]:
+    paths = []
+    for route in create_app(Settings()).routes:
+        path = re.sub(r"\{(\w+):\w+\}", r"{\1}", getattr(route, "path", ""))
+        paths.append(path + "/" if isinstance(route, Mount) else path)
+    return paths
+
+
+def test_every_route_is_documented() -> None:
+    text = _doc("api.md") + _doc("protocol.md")
+    paths = _route_paths()
+    assert "/ws/widget" in paths and "/api/v1/tickets/{number}" in paths
+    missing = [path for path in paths if f"`{path}`" not in text and f" {path}`" not in text]
+    assert not missing, f"document these routes in docs/api.md or docs/protocol.md: {missing}"
+
+
+def test_every_module_is_in_the_architecture_page() -> None:
+    text = _doc("architecture.md")
+    missing = []
+    for path in sorted(PACKAGE.rglob("*")):
+        if path.suffix not in {".py", ".sql"} or "__pycache__" in path.parts:
+            continue
+        relative = path.relative_to(PACKAGE).as_posix()
+        if relative not in text and path.name not in text:
+            missing.append(relative)
+    assert not missing, f"describe these files in docs/architecture.md: {missing}"
+
+
+def test_readme_links_every_doc() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    for path in sorted(DOCS.glob("*.md")):
+        assert f"(docs/{path.name})" in readme, f"link docs/{path.name} from README.md"

@@ -1,0 +1,97 @@
+"""Signed tokens of the Help Form: one per rendered form, one per request's private link.
+
+A form token fixes, for one rendered form, the anonymous visitor id and the ``client_msg_id``
+its submission is stored under, so submitting the same form twice stores one ticket. A
+request token is the private follow link of a request: whoever holds it reads and answers
+that one conversation. Both are signed with the server secret under their own salt; the
+newest key signs and older ones (fallbacks) still verify, as for visitor tokens.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from itsdangerous import BadSignature, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
+
+from widget_server.clock import Clock
+from widget_server.models import Site
+
+FORM_SALT = "widget-server.help-form.v1"
+REQUEST_SALT = "widget-server.help-request.v1"
+FORM_MAX_AGE = 24 * 3600  # a form left open for longer is re-rendered with a fresh token
+
+
+@dataclass(frozen=True)
+class FormGrant:
+    """What one rendered form may submit as."""
+
+    site_key: str
+    visitor_id: str
+    client_msg_id: str
+
+
+@dataclass(frozen=True)
+class RequestKey:
+    """What a private follow link opens, and who writes when its holder replies.
+
+    Name and email travel along because the store replaces a visitor's stored name and email
+    with the ones of each new message: a reply without them would erase them.
+    """
+
+    site_key: str
+    visitor_id: str
+    conversation_id: str
+    name: str | None
+    email: str | None
+
+
+class HelpTokens:
+    def __init__(self, secret_key: str, fallbacks: Sequence[str], clock: Clock) -> None:
+        keys = [*fallbacks, secret_key]  # itsdangerous signs with the last key
+
+        class ClockSigner(TimestampSigner):
+            def get_timestamp(self) -> int:
+                return int(clock.now().timestamp())
+
+        self._forms = URLSafeTimedSerializer(keys, salt=FORM_SALT, signer=ClockSigner)
+        self._requests = URLSafeSerializer(keys, salt=REQUEST_SALT)
+
+    def new_form(self, site: Site, visitor_id: str) -> tuple[str, FormGrant]:
+        grant = FormGrant(site.key, visitor_id, str(uuid.uuid4()))
+        token = self._forms.dumps({"s": grant.site_key, "v": grant.visitor_id,
+                                   "m": grant.client_msg_id})
+        return str(token), grant
+
+    def read_form(self, token: str) -> FormGrant | None:
+        """The grant of a genuine, unexpired form token; None otherwise."""
+        try:
+            data: Any = self._forms.loads(token, max_age=FORM_MAX_AGE)
+        except BadSignature:  # also SignatureExpired
+            return None
+        if not _strings(data, "s", "v", "m"):
+            return None
+        return FormGrant(data["s"], data["v"], data["m"])
+
+    def follow(self, key: RequestKey) -> str:
+        return str(self._requests.dumps({"s": key.site_key, "v": key.visitor_id,
+                                         "c": key.conversation_id, "n": key.name,
+                                         "e": key.email}))
+
+    def read_follow(self, token: str) -> RequestKey | None:
+        try:
+            data: Any = self._requests.loads(token)
+        except BadSignature:
+            return None
+        if not _strings(data, "s", "v", "c"):
+            return None
+        name, email = data.get("n"), data.get("e")
+        return RequestKey(data["s"], data["v"], data["c"],
+                          name if isinstance(name, str) else None,
+                          email if isinstance(email, str) else None)
+
+
+def _strings(data: object, *keys: str) -> bool:
+    return isinstance(data, dict) and all(isinstance(data.get(key), str) for key in keys)
