@@ -228,10 +228,7 @@ POSTGRES = "postgresql://x"
     ["init", "--db", POSTGRES, "--site-name", "S", "--origin", ORIGIN],
     ["token", "create", "--db", POSTGRES, "--name", "ci"],
     ["demo", "--db", POSTGRES, "--port", "0"],
-    pytest.param(["serve", "--db", POSTGRES, "--port", "0"], marks=pytest.mark.xfail(
-        reason="BUG: `serve --db postgresql://x` only fails inside the ASGI lifespan: uvicorn "
-        "prints a Traceback of ConfigError and the process exits 3, instead of exit 1 with "
-        "'widget-server: error: PostgreSQL is not supported yet'", strict=True)),
+    ["serve", "--db", POSTGRES, "--port", "0"],
 ], ids=["init", "token-create", "demo", "serve"])
 def test_postgres_url_is_not_supported_yet(command: list[str]) -> None:
     result = run_cli(*command, check=False)

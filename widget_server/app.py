@@ -9,6 +9,7 @@ from starlette.applications import Starlette
 
 from widget_server.clock import Clock, SystemClock
 from widget_server.config import Settings
+from widget_server.help_tokens import HelpTokens
 from widget_server.messaging import Messaging
 from widget_server.realtime.hub import Hub
 from widget_server.runtime import Runtime
@@ -37,6 +38,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 messaging=Messaging(store, hub, clock, settings.max_body_chars),
                 tokens=VisitorTokens(secret, settings.secret_key_fallbacks,
                                      settings.token_max_age, clock),
+                help_tokens=HelpTokens(secret, settings.secret_key_fallbacks, clock),
             )
             yield
         finally:

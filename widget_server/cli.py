@@ -5,22 +5,23 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib.util
-import secrets
+import os
+import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from urllib.parse import urlsplit
 
 from widget_server import __version__
-from widget_server.config import ConfigError, Settings
+from widget_server.api_tokens import hash_api_token, new_api_token
+from widget_server.config import DEMO_SITE_SETTING, ConfigError, Settings
 from widget_server.errors import WidgetError
 from widget_server.models import Site, normalize_origin
 from widget_server.passwords import hash_password, new_password
 from widget_server.store import Store, open_store
-from widget_server.web.api import hash_api_token
-from widget_server.web.static import DEMO_SITE_SETTING
 
 DEMO_ADMIN = "admin@example.com"
+DEMO_DB = "./widget-demo.db"
 
 
 class CommandError(Exception):
@@ -63,19 +64,27 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--agent", help="email of the agent the token acts as (default: an "
                         "integration agent named after the token)")
 
+    site = commands.add_parser("site", help="inspect sites", description="Inspect sites.")
+    site_commands = site.add_subparsers(dest="site_command", required=True, metavar="ACTION")
+    show = site_commands.add_parser(
+        "show", help="print each site's key, allowed origins and identity secret",
+        description="Print each site's key, allowed origins and identity secret (the key "
+        "host backends sign user ids with). Treat the output as a secret.")
+    show.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+
     demo = commands.add_parser(
         "demo", help="serve a ready demo site with its host page at /demo",
         description="Serve a ready demo: a site, an admin whose credentials are printed, "
         "an API token, and the host page at /demo.")
-    _server_options(demo, default_db="./widget-demo.db")
+    _server_options(demo, default_db=f"$WIDGET_DB or {DEMO_DB}")
     return parser
 
 
 def _server_options(parser: argparse.ArgumentParser, default_db: str | None = None) -> None:
-    where = f"default: {default_db}" if default_db else "default: $WIDGET_DB or ./widget.db"
+    where = default_db or "$WIDGET_DB or ./widget.db"
     parser.add_argument("--host", help="interface (default: $WIDGET_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=int, help="port (default: $WIDGET_PORT or 8000)")
-    parser.add_argument("--db", default=default_db, help=f"SQLite file ({where})")
+    parser.add_argument("--db", help=f"SQLite file (default: {where})")
     parser.add_argument("--public-url", help="URL browsers reach this server at")
 
 
@@ -103,7 +112,21 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[Any]
         await store.close()
 
 
+async def _site_show(store: Store) -> None:
+    sites = await store.list_sites()
+    if not sites:
+        raise CommandError("there is no site yet; run `widget-server init` first")
+    for site in sites:
+        print(f"site: {site.name}")
+        print(f"site key: {site.key}")
+        print(f"allowed origins: {', '.join(site.allowed_origins)}")
+        print(f"identity secret: {site.identity_secret}")
+        print()
+
+
 async def _init(store: Store, args: argparse.Namespace, settings: Settings) -> None:
+    if args.admin_password and not args.admin_email:
+        raise CommandError("--admin-password needs --admin-email")
     origins = [_origin(value) for value in args.origin]
     site, created = await store.ensure_site(args.site_name, origins)
     print(f"site {'created' if created else 'exists'}: {site.name}")
@@ -145,7 +168,7 @@ async def _token_create(store: Store, args: argparse.Namespace) -> None:
         slug = "".join(ch if ch.isalnum() else "-" for ch in args.name.lower()).strip("-")
         agent, _ = await store.ensure_agent(f"{slug or 'api'}@integrations.invalid",
                                             args.name, "agent", None)
-    token = "wst_" + secrets.token_urlsafe(32)
+    token = new_api_token()
     await store.create_api_token(args.name, hash_api_token(token), site.id, agent.id)
     print(token)
 
@@ -160,7 +183,7 @@ async def _prepare_demo(store: Store, settings: Settings) -> list[str]:
     await store.set_agent_password(DEMO_ADMIN, hash_password(password))
     agent = await store.get_agent_by_email(DEMO_ADMIN)
     assert agent is not None
-    token = "wst_" + secrets.token_urlsafe(32)
+    token = new_api_token()
     await store.create_api_token("demo", hash_api_token(token), site.id, agent.id)
     return [
         f"Demo host page:  {settings.base_url}/demo",
@@ -174,6 +197,7 @@ def _serve(settings: Settings) -> None:
     import uvicorn
 
     from widget_server.app import create_app
+    from widget_server.logs import redact_private_links
 
     config = uvicorn.Config(
         create_app(settings),
@@ -188,17 +212,33 @@ def _serve(settings: Settings) -> None:
         server_header=False,
         lifespan="on",
     )
-    uvicorn.Server(config).run()
+    redact_private_links()
+    server = uvicorn.Server(config)
+    try:
+        server.run()
+    except SystemExit as exit_:  # uvicorn exits when it cannot bind or start up
+        if exit_.code not in (0, None):
+            raise CommandError(
+                f"the server could not start on {settings.host}:{settings.port} "
+                "(is the port in use?)") from None
+    if not server.started:
+        raise CommandError(f"the server could not start on {settings.host}:{settings.port}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        db = args.db
+        if args.command == "demo" and db is None and not os.environ.get("WIDGET_DB"):
+            db = DEMO_DB  # never mix demo data into the default ./widget.db
         settings = Settings.from_env(
-            db=args.db, host=getattr(args, "host", None), port=getattr(args, "port", None),
+            db=db, host=getattr(args, "host", None), port=getattr(args, "port", None),
             public_url=getattr(args, "public_url", None))
         if args.command == "serve":
+            asyncio.run(_with_store(settings, lambda store: store.ping()))  # fail early, clearly
             _serve(settings)
+        elif args.command == "site":
+            asyncio.run(_with_store(settings, _site_show))
         elif args.command == "init":
             asyncio.run(_with_store(settings, lambda store: _init(store, args, settings)))
         elif args.command == "token":
@@ -209,6 +249,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             _serve(settings)
     except (CommandError, ConfigError, WidgetError) as exc:
         print(f"widget-server: error: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:
+        print(f"widget-server: error: cannot use the database: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

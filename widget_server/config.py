@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+DEMO_SITE_SETTING = "demo_site_key"  # server_settings row naming the site /demo embeds
+
 
 class ConfigError(ValueError):
     """A setting has a value that cannot be used."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from widget_server.clock import Clock
 from widget_server.config import Settings
+from widget_server.help_tokens import HelpTokens
 from widget_server.messaging import Messaging
 from widget_server.models import Site, normalize_origin
 from widget_server.realtime.hub import Hub
@@ -21,6 +22,7 @@ class Runtime:
     clock: Clock
     messaging: Messaging
     tokens: VisitorTokens
+    help_tokens: HelpTokens
 
     async def origin_allowed_anywhere(self, origin: str | None) -> bool:
         if not origin:

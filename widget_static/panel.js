@@ -332,8 +332,16 @@ class Panel {
       if (this.sentOn.get(item.client_msg_id) === this.ws) continue;
       this.sentOn.set(item.client_msg_id, this.ws);
       const conversation = item.conversation.startsWith("new:") ? null : item.conversation;
-      this.ws.send(JSON.stringify({ type: "send", conversation, client_msg_id: item.client_msg_id,
-        body: item.body, severity: item.severity, subject: item.subject }));
+      const frame = JSON.stringify({ type: "send", conversation, client_msg_id: item.client_msg_id,
+        body: item.body, severity: item.severity, subject: item.subject });
+      const limits = (this.site && this.site.limits) || { max_frame_bytes: 16384 };
+      if (new TextEncoder().encode(frame).length > limits.max_frame_bytes) {
+        item.failed = "this message is too long; please shorten it"; // the server would close on it
+        this.saveOutbox();
+        this.render();
+        continue;
+      }
+      this.ws.send(frame);
     }
   }
 

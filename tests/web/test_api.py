@@ -227,10 +227,6 @@ async def test_unknown_ticket_number(api: Api) -> None:
 HUGE = 10**20  # beyond SQLite's signed 64-bit integers
 
 
-@pytest.mark.xfail(reason="BUG: integers beyond SQLite's 64-bit range (ticket number in the "
-                   "path, `before` query, `assignee` id) reach sqlite3, raise OverflowError and "
-                   "answer 500 internal_error (uvicorn then drops the keep-alive connection) "
-                   "instead of a 404/422 client error", strict=True)
 @pytest.mark.parametrize("where", ["path", "before", "assignee"])
 async def test_huge_integers_are_client_errors(
     server: ServerProcess, site: Site, api: Api, where: str

@@ -235,3 +235,27 @@ def test_frames_are_plain_json_objects_with_a_type() -> None:
     frame = protocol.error_frame("invalid_frame", "bad", ref="x")
     assert json.loads(protocol.encode(frame)) == {
         "type": "error", "code": "invalid_frame", "message": "bad", "ref": "x"}
+
+
+async def test_lost_ack_resend_after_live_messages_sends_each_message_once(
+    server: ServerProcess, site: Site
+) -> None:
+    session = await start_session(server, site)
+    first = await VisitorClient.connect(server, site, token=session["token"])
+    client_msg_id = await first.send("Opening words")
+    await first.recv_type("ack")
+    await first.close()  # the ack is "lost"
+    api = Api(server, site.api_token())
+    await api.reply(1, "reply 3")
+    await api.reply(1, "reply 4")
+    again = await VisitorClient.connect(server, site, token=session["token"])  # resumes nothing
+    await api.reply(1, "reply 5")
+    live = await again.recv_type("message")
+    assert live["seq"] == 5
+    await again.send("Opening words", client_msg_id=client_msg_id)
+    ack = await again.recv_type("ack")
+    assert ack["seq"] == 1
+    rest = [f for f in await again.frames_until_pong() if f["type"] == "message"]
+    assert [f["seq"] for f in rest] == [2, 3, 4]
+    await api.aclose()
+    await again.close()

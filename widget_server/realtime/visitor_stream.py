@@ -39,6 +39,8 @@ class VisitorStream:
         self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=QUEUE_LIMIT)
         self.last_sent: dict[str, int] = {}
         self._known: set[str] = set()
+        # for conversations the client did not resume: the last seq it was not sent live
+        self._baseline: dict[str, int] = {}
         self.owned: set[str] = set()
 
     # -- called by the hub
@@ -66,6 +68,7 @@ class VisitorStream:
                     await self._fill(conversation.id)
                 else:
                     self.last_sent[conversation.id] = conversation.last_seq
+                    self._baseline[conversation.id] = conversation.last_seq
         return [conversation_id for conversation_id in resume if conversation_id not in self.owned]
 
     async def acknowledge(self, result: PostResult) -> None:
@@ -77,9 +80,11 @@ class VisitorStream:
             self._known.add(conversation_id)
             if result.duplicate:
                 await self._send(protocol.ack_frame(message, result.ticket))
-                if newly_known:  # its first ack was lost: the client has nothing after it
-                    self.last_sent[conversation_id] = message.seq
-                    await self._fill(conversation_id)
+                baseline = self._baseline.pop(conversation_id, 0)
+                if newly_known and baseline > message.seq:
+                    # its first ack was lost: send what followed it before this connection
+                    # began; what came live since then was already sent
+                    await self._send_range(conversation_id, message.seq, baseline)
                 return
             self.last_sent.setdefault(conversation_id, 0)
             await self._fill(conversation_id, before=message.seq)
@@ -129,6 +134,17 @@ class VisitorStream:
                 continue
             await self._send(protocol.message_frame(message))
             self.last_sent[conversation_id] = message.seq
+
+    async def _send_range(self, conversation_id: str, after: int, upto: int) -> None:
+        while after < upto:
+            page = await self._store.messages_after(conversation_id, after, PAGE)
+            if not page:
+                return
+            for message in page:
+                if message.seq > upto:
+                    return
+                await self._send(protocol.message_frame(message))
+                after = message.seq
 
     async def _fill(self, conversation_id: str, before: int | None = None) -> None:
         """Send the stored messages after the last one sent (and below ``before``)."""

@@ -195,7 +195,8 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
     conn.execute(
         "INSERT INTO visitors (id, site_id, user_id, name, email, verified, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (id) DO UPDATE SET name = excluded.name, email = excluded.email",
+        " ON CONFLICT (id) DO UPDATE SET name = COALESCE(excluded.name, visitors.name),"
+        " email = COALESCE(excluded.email, visitors.email)",
         (visitor.id, visitor.site_id, visitor.user_id, visitor.name, visitor.email,
          int(visitor.verified), isoformat(now)),
     )

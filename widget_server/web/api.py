@@ -6,13 +6,13 @@ visitor's widget live, like replies from the console.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from widget_server.api_tokens import hash_api_token
 from widget_server.clock import isoformat
 from widget_server.errors import NotFound, Unauthorized, Unprocessable
 from widget_server.models import Agent, Message, Ticket
@@ -23,10 +23,14 @@ from widget_server.web.errors import read_json_object, runtime
 from widget_server.web.openapi import openapi_json
 
 MAX_PAGE = 200
+MAX_INT = 2**63 - 1  # SQLite's integers; anything larger cannot name a row
 
 
-def hash_api_token(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def ticket_number(request: Request) -> int:
+    number: int = request.path_params["number"]
+    if number > MAX_INT:
+        raise NotFound(f"ticket {number} does not exist", code="ticket_not_found")
+    return number
 
 
 async def authenticate(request: Request) -> tuple[int, Agent]:
@@ -76,8 +80,8 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
         value = int(raw)
     except ValueError:
         raise Unprocessable(f"{name} must be an integer", code=f"invalid_{name}") from None
-    if value < 1:
-        raise Unprocessable(f"{name} must be positive", code=f"invalid_{name}")
+    if not 1 <= value <= MAX_INT:
+        raise Unprocessable(f"{name} must be a positive 64-bit integer", code=f"invalid_{name}")
     return value
 
 
@@ -96,7 +100,7 @@ async def list_tickets(request: Request) -> Response:
 
 
 async def _ticket_or_404(request: Request, site_id: int) -> tuple[Ticket, str]:
-    number = request.path_params["number"]
+    number = ticket_number(request)
     found = await runtime(request).store.get_ticket(site_id, number)
     if found is None:
         raise NotFound(f"ticket {number} does not exist", code="ticket_not_found")
@@ -129,6 +133,8 @@ async def patch_ticket(request: Request) -> Response:
         if assignee is None:
             unassign = True
         elif isinstance(assignee, int) and not isinstance(assignee, bool):
+            if not 1 <= assignee <= MAX_INT:
+                raise Unprocessable("no agent has that id", code="invalid_assignee")
             assignee_id = assignee
         elif isinstance(assignee, str):
             found = await runtime(request).store.get_agent_by_email(assignee)
@@ -141,7 +147,7 @@ async def patch_ticket(request: Request) -> Response:
     patch = TicketPatch(status=data.get("status"), severity=data.get("severity"),  # type: ignore[arg-type]
                         stage=data.get("stage"), assignee_id=assignee_id, unassign=unassign)  # type: ignore[arg-type]
     change = await runtime(request).messaging.update_ticket(
-        site_id, request.path_params["number"], agent, patch)
+        site_id, ticket_number(request), agent, patch)
     return JSONResponse({"ticket": api_ticket(change.ticket)})
 
 
@@ -154,7 +160,7 @@ async def post_message(request: Request) -> Response:
     if not isinstance(internal, bool):
         raise Unprocessable("internal must be true or false", code="invalid_internal")
     change = await runtime(request).messaging.agent_reply(
-        site_id, request.path_params["number"], agent, body, internal)
+        site_id, ticket_number(request), agent, body, internal)
     return JSONResponse(
         {"message": api_message(change.messages[0]), "ticket": api_ticket(change.ticket)},
         status_code=201,

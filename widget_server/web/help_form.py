@@ -21,6 +21,7 @@ from starlette.routing import Route
 from widget_server import tickets as rules
 from widget_server.clock import isoformat
 from widget_server.errors import WidgetError
+from widget_server.help_tokens import HelpTokens, RequestKey
 from widget_server.models import Conversation, Message, Site, Ticket, Visitor
 from widget_server.realtime.protocol import ticket_json
 from widget_server.visitor_tokens import anonymous_visitor
@@ -32,7 +33,6 @@ from widget_server.web.help_fields import (
     first_response_promise,
     validate,
 )
-from widget_server.web.help_tokens import HelpTokens, RequestKey
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
@@ -83,15 +83,7 @@ def page(handler: Endpoint) -> Endpoint:
 
 
 async def help_tokens(request: Request) -> HelpTokens:
-    """One signer per app, built on first use (the secret may live in the database)."""
-    found = getattr(request.app.state, "help_tokens", None)
-    if isinstance(found, HelpTokens):
-        return found
-    rt = runtime(request)
-    secret = rt.settings.secret_key or await rt.store.secret_key()
-    made = HelpTokens(secret, rt.settings.secret_key_fallbacks, rt.clock)
-    request.app.state.help_tokens = made
-    return made
+    return runtime(request).help_tokens
 
 
 def _unknown_site() -> PageError:

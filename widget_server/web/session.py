@@ -6,6 +6,7 @@ Cross-origin by nature (the host page calls us), so it answers CORS for allowed 
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -40,6 +41,29 @@ def cors_headers(origin: str) -> dict[str, str]:
         "Access-Control-Max-Age": "600",
         "Vary": "Origin",
     }
+
+
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def with_cors(handler: Endpoint) -> Endpoint:
+    """CORS headers for origins some site allows, on answers and on errors alike, so the
+    widget can read why a call failed."""
+
+    async def endpoint(request: Request) -> Response:
+        origin = request.headers.get("origin")
+        allowed = origin is not None and await runtime(request).origin_allowed_anywhere(origin)
+        headers = cors_headers(origin) if allowed and origin else {}
+        try:
+            response = await handler(request)
+        except FrameError as error:
+            return json_error(422, error.code, error.message, headers=headers)
+        except WidgetError as exc:
+            return json_error(exc.status, exc.code, exc.message, headers=headers)
+        response.headers.update(headers)
+        return response
+
+    return endpoint
 
 
 async def preflight(request: Request) -> Response:
@@ -96,11 +120,7 @@ async def create_session(request: Request) -> Response:
         raise NotFound("no site has this key", code="unknown_site")
     if not site.allows(origin):
         raise Forbidden("this origin is not allowed for the site", code="origin_not_allowed")
-    assert origin is not None
-    try:
-        visitor = resolve_visitor(rt, site, data.get("token"), data.get("user"))
-    except WidgetError as exc:
-        return json_error(exc.status, exc.code, exc.message, headers=cors_headers(origin))
+    visitor = resolve_visitor(rt, site, data.get("token"), data.get("user"))
     conversations = await rt.store.visitor_conversations(visitor.id)
     body = {
         "token": rt.tokens.issue(visitor, site.key),
@@ -114,6 +134,8 @@ async def create_session(request: Request) -> Response:
                 for s in rules.DEFAULT_SEVERITIES
             ],
             "default_severity": rules.DEFAULT_SEVERITY,
+            "limits": {"max_body_chars": rt.settings.max_body_chars,
+                       "max_frame_bytes": rt.settings.max_frame_bytes},
         },
         "tickets": [
             {**ticket_json(c.ticket), "conversation": c.id, "last_seq": c.last_seq}
@@ -121,7 +143,7 @@ async def create_session(request: Request) -> Response:
             if c.ticket is not None
         ],
     }
-    return JSONResponse(body, headers={**cors_headers(origin), "Cache-Control": "no-store"})
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
 
 async def post_message(request: Request) -> Response:
@@ -139,29 +161,21 @@ async def post_message(request: Request) -> Response:
         raise NotFound("no site has this key", code="unknown_site")
     if not site.allows(origin):
         raise Forbidden("this origin is not allowed for the site", code="origin_not_allowed")
-    assert origin is not None
-    headers = cors_headers(origin)
-    try:
-        if not isinstance(token, str):
-            raise Unauthorized("a visitor token is required", code="invalid_token")
-        visitor = rt.tokens.read(token, site)
-        frame = decode(encode({**data, "type": "send"}))
-        if not isinstance(frame, Send):
-            raise Unprocessable("not a message", code="invalid_frame")
-        result = await rt.messaging.visitor_send(
-            visitor, frame.conversation, frame.client_msg_id, frame.body, frame.severity,
-            frame.subject, channel="widget")
-    except FrameError as error:
-        return json_error(422, error.code, error.message, headers=headers)
-    except WidgetError as exc:
-        return json_error(exc.status, exc.code, exc.message, headers=headers)
+    if not isinstance(token, str):
+        raise Unauthorized("a visitor token is required", code="invalid_token")
+    visitor = rt.tokens.read(token, site)
+    frame = decode(encode({**data, "type": "send"}))
+    if not isinstance(frame, Send):
+        raise Unprocessable("not a message", code="invalid_frame")
+    result = await rt.messaging.visitor_send(
+        visitor, frame.conversation, frame.client_msg_id, frame.body, frame.severity,
+        frame.subject, channel="widget")
     rt.messaging.announce(visitor, result)
     return JSONResponse({"ack": ack_frame(result.message, result.ticket),
-                         "messages": [message_frame(m) for m in result.created]},
-                        headers=headers)
+                         "messages": [message_frame(m) for m in result.created]})
 
 
-routes = [Route("/api/widget/v1/session", create_session, methods=["POST"]),
+routes = [Route("/api/widget/v1/session", with_cors(create_session), methods=["POST"]),
           Route("/api/widget/v1/session", preflight, methods=["OPTIONS"]),
-          Route("/api/widget/v1/messages", post_message, methods=["POST"]),
+          Route("/api/widget/v1/messages", with_cors(post_message), methods=["POST"]),
           Route("/api/widget/v1/messages", preflight, methods=["OPTIONS"])]

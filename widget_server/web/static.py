@@ -18,16 +18,16 @@ from pathlib import Path
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
-from starlette.routing import Mount, Route
-from starlette.staticfiles import StaticFiles
+from starlette.routing import Route
 
+from widget_server.config import DEMO_SITE_SETTING
 from widget_server.errors import NotFound
 from widget_server.web.errors import runtime
 
 LOADER_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 VERSIONED_CACHE = "public, max-age=31536000, immutable"
-DEMO_SITE_SETTING = "demo_site_key"
 PANEL_FILES = {"panel.js": "text/javascript", "panel.css": "text/css"}
+PLAIN_FILES = {"help.css": "text/css"}
 
 _BLOCK_COMMENT = re.compile(r"^\s*/\*.*?\*/\s*$", re.MULTILINE | re.DOTALL)
 
@@ -51,6 +51,24 @@ def compact(source: str) -> str:
     return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
 
 
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether gzip is acceptable: listed (or covered by *) with a q-value above zero."""
+    weights: dict[str, float] = {}
+    for part in accept_encoding.lower().split(","):
+        name, _, params = part.strip().partition(";")
+        weight = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key == "q":
+                try:
+                    weight = float(value)
+                except ValueError:
+                    weight = 0.0
+        if name:
+            weights[name.strip()] = weight
+    return weights.get("gzip", weights.get("*", 0.0)) > 0
+
+
 @dataclass(frozen=True)
 class Asset:
     body: bytes
@@ -68,7 +86,7 @@ class Asset:
         headers = {"ETag": self.etag, "Vary": "Accept-Encoding", **headers}
         if self.etag in request.headers.get("if-none-match", ""):
             return Response(status_code=304, headers=headers)
-        if "gzip" in request.headers.get("accept-encoding", ""):
+        if accepts_gzip(request.headers.get("accept-encoding", "")):
             return Response(self.gzipped, media_type=self.media_type,
                             headers={**headers, "Content-Encoding": "gzip"})
         return Response(self.body, media_type=self.media_type, headers=headers)
@@ -115,6 +133,19 @@ async def versioned_file(request: Request) -> Response:
     })
 
 
+async def plain_file(request: Request) -> Response:
+    """Unversioned files under /widget/ (the Help Form's stylesheet), from an allow-list."""
+    name = request.path_params["name"]
+    if name not in PLAIN_FILES:
+        raise NotFound("no such widget file", code="not_found")
+    return plain_asset(name).response(request, {"Cache-Control": "public, max-age=3600"})
+
+
+@cache
+def plain_asset(name: str) -> Asset:
+    return Asset.of((static_dir() / name).read_text("utf-8"), PLAIN_FILES[name])
+
+
 async def demo_page(request: Request) -> Response:
     rt = runtime(request)
     site_key = await rt.store.get_setting(DEMO_SITE_SETTING)
@@ -131,5 +162,5 @@ routes = [
     Route("/widget.js", widget_js, methods=["GET", "HEAD"]),
     Route("/widget/{version:str}/{name:str}", versioned_file, methods=["GET", "HEAD"]),
     Route("/demo", demo_page, methods=["GET"]),
-    Mount("/widget", app=StaticFiles(directory=static_dir()), name="widget"),
+    Route("/widget/{name:str}", plain_file, methods=["GET", "HEAD"]),
 ]
