@@ -59,6 +59,7 @@ class Panel {
     this.conversations = new Map(); // id -> {id, ticket, messages: [], readSeq}
     this.outbox = this.store.get("outbox", []);
     this.user = this.store.get("user", null);
+    this.contact = this.store.get("contact", null); // name and email given in the form view
     this.token = this.store.get("token", null);
     this.isOpen = false;
     this.view = { name: "home" };
@@ -114,14 +115,13 @@ class Panel {
       const response = await fetch(`${this.config.server}/api/widget/v1/session`, {
         method: "POST", mode: "cors", credentials: "omit",
         headers: { "Content-Type": "application/json" },
-        body: JSON.stringify({ site: this.config.site, token: this.token, user: this.user }),
+        body: JSON.stringify({ site: this.config.site, token: this.token, user: this.user || this.contact }),
       });
       const data = await response.json();
       if (!response.ok) throw new Error(data.error ? data.error.message : response.status);
-      if (this.visitor && this.visitor.id !== data.visitor.id) {
-        this.conversations.clear();
-        this.disconnect();
-      }
+      if (this.visitor && this.visitor.id !== data.visitor.id) this.conversations.clear();
+      const known = this.visitor ? [this.visitor.id, this.visitor.name, this.visitor.email].join() : "";
+      if (known !== [data.visitor.id, data.visitor.name, data.visitor.email].join()) this.disconnect();
       this.token = data.token;
       this.visitor = data.visitor;
       this.site = data.site;
@@ -156,7 +156,7 @@ class Panel {
       this.failures += 1;
       this.render();
       if (event.code === 1008 && this.refused) { this.refused = false; this.token = null; this.ready = this.begin(); return; }
-      this.retry(() => this.connect());
+      this.retry(() => { this.connect(); this.flushHttp(); });
     });
   }
 
@@ -181,6 +181,9 @@ class Panel {
     this.ws.send(JSON.stringify({ type: "ping" }));
     setTimeout(() => { if (this.ws && this.lastFrame < asked) this.ws.close(); }, 4000);
   }
+
+  // websockets can be blocked (proxies, firewalls) while plain HTTPS works
+  get socketBlocked() { return !this.online && this.failures > 2; }
 
   get online() { return Boolean(this.ws && this.ws.readyState === WebSocket.OPEN && this.isReady); }
 
@@ -321,7 +324,37 @@ class Panel {
     this.saveOutbox();
     this.connect();
     this.flush();
+    if (this.socketBlocked) this.flushHttp();
     return item;
+  }
+
+  async flushHttp() {
+    if (this.httpBusy || !this.token || this.online) return;
+    this.httpBusy = true;
+    try {
+      for (const item of [...this.outbox]) {
+        if (item.failed) continue;
+        if (item.conversation.startsWith("new:") && item.conversation !== `new:${item.client_msg_id}`) break;
+        const conversation = item.conversation.startsWith("new:") ? null : item.conversation;
+        const response = await fetch(`${this.config.server}/api/widget/v1/messages`, {
+          method: "POST", mode: "cors", credentials: "omit", headers: { "Content-Type": "application/json" },
+          body: JSON.stringify({ site: this.config.site, token: this.token, conversation,
+            client_msg_id: item.client_msg_id, body: item.body, severity: item.severity, subject: item.subject }),
+        });
+        const data = await response.json();
+        if (!response.ok) {
+          if (!PERMANENT.has(data.error && data.error.code)) break;
+          item.failed = data.error.message;
+          this.saveOutbox();
+          continue;
+        }
+        this.onAck(data.ack);
+        for (const message of data.messages) if (message.seq !== data.ack.seq) this.onMessage(message);
+      }
+    } catch { /* still offline: the outbox keeps everything */ } finally {
+      this.httpBusy = false;
+      this.render();
+    }
   }
 
   flush() {
@@ -464,11 +497,18 @@ class Panel {
   newView() {
     const severities = (this.site && this.site.severities) || [];
     const chosen = (this.site && this.site.default_severity) || "normal";
-    const form = h("form", { class: "view", onsubmit: (event) => {
+    const asksContact = (this.config.mode === "form" || this.socketBlocked) && !(this.visitor && this.visitor.verified);
+    const form = h("form", { class: "view", onsubmit: async (event) => {
       event.preventDefault();
       const body = form.elements.body.value;
       if (!body.trim()) return;
       const severity = form.elements.severity ? form.elements.severity.value : undefined;
+      if (asksContact) {
+        this.contact = { name: form.elements.name.value.trim(), email: form.elements.email.value.trim() };
+        this.store.set("contact", this.contact);
+        this.ready = this.begin();
+        await this.ready;
+      }
       const item = this.enqueue(body, null, { severity });
       this.show({ name: "conversation", conversation: item.conversation });
     } },
@@ -478,6 +518,14 @@ class Panel {
       ...severities.map((s) => h("label", { class: "choice" },
         h("input", { type: "radio", name: "severity", value: s.key, checked: s.key === chosen }),
         h("span", {}, h("strong", { text: s.label }), h("span", { class: "hint", text: s.description }))))) : null,
+    asksContact ? h("p", { class: "hint", text: "Leave us a message; our answer will appear here." }) : null,
+    ...(asksContact ? [
+      h("label", { for: "hw-name", text: "Your name" }),
+      h("input", { id: "hw-name", name: "name", autocomplete: "name", required: true, maxlength: "200",
+        value: (this.contact && this.contact.name) || "" }),
+      h("label", { for: "hw-email", text: "Your email" }),
+      h("input", { id: "hw-email", name: "email", type: "email", autocomplete: "email", required: true, maxlength: "254",
+        value: (this.contact && this.contact.email) || "" })] : []),
     h("label", { for: "hw-new-body", text: "Describe the problem" }),
     this.composerField("hw-new-body", () => form.requestSubmit()),
     h("button", { type: "submit", class: "primary", text: "Send" }),
