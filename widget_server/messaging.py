@@ -9,10 +9,11 @@ from __future__ import annotations
 from widget_server import tickets as rules
 from widget_server.clock import Clock
 from widget_server.errors import Unprocessable, WidgetError
-from widget_server.models import Agent, PostResult, TicketChange, Visitor
+from widget_server.models import Agent, Author, PostResult, Ticket, TicketChange, Visitor
 from widget_server.realtime.events import (
     MessagesAdded,
     TicketUpdated,
+    Typing,
     agents_channel,
     visitor_channel,
 )
@@ -48,6 +49,8 @@ class Messaging:
         severity: str | None = None,
         subject: str | None = None,
         channel: str = "widget",
+        page_url: str | None = None,
+        user_agent: str | None = None,
     ) -> PostResult:
         """Store a visitor message (opening a ticket when ``conversation_id`` is None).
 
@@ -63,7 +66,9 @@ class Messaging:
             )
         post = VisitorPost(visitor=visitor, conversation_id=conversation_id,
                            client_msg_id=client_msg_id, body=body, severity=chosen,
-                           subject=subject, channel=channel)
+                           subject=subject, channel=channel,
+                           page_url=page_url and page_url[:2000],
+                           user_agent=user_agent and user_agent[:500])
         return await self.store.post_visitor_message(post, self.clock.now())
 
     def announce(self, visitor: Visitor, result: PostResult) -> None:
@@ -99,3 +104,35 @@ class Messaging:
         self.hub.publish(visitor_channel(change.visitor_id), TicketUpdated(change.ticket))
         self.hub.publish(agents_channel(site_id), TicketUpdated(change.ticket))
         return change
+
+    # -- console operations: each commits first, then tells the visitor and the agents
+    def _publish_change(self, site_id: int, change: TicketChange) -> None:
+        for channel in (visitor_channel(change.visitor_id), agents_channel(site_id)):
+            if change.messages:
+                self.hub.publish(channel, MessagesAdded(change.ticket.conversation_id,
+                                                        change.messages, change.ticket))
+            self.hub.publish(channel, TicketUpdated(change.ticket))
+
+    async def split(self, site_id: int, number: int, message_ids: list[int],
+                    agent: Agent) -> tuple[TicketChange, TicketChange]:
+        old, new = await self.store.split_ticket(site_id, number, message_ids, agent)
+        self._publish_change(site_id, old)
+        self._publish_change(site_id, new)
+        return old, new
+
+    async def merge(self, site_id: int, number: int, into_number: int,
+                    agent: Agent) -> tuple[TicketChange, TicketChange]:
+        source, target = await self.store.merge_ticket(site_id, number, into_number, agent)
+        self._publish_change(site_id, source)
+        self._publish_change(site_id, target)
+        return source, target
+
+    async def move_tier(self, site_id: int, number: int, agent: Agent, step: int,
+                        reason: str) -> TicketChange:
+        change = await self.store.move_tier(site_id, number, agent, step, reason)
+        self._publish_change(site_id, change)
+        return change
+
+    def agent_typing(self, ticket: Ticket, visitor_id: str, agent: Agent) -> None:
+        self.hub.publish(visitor_channel(visitor_id),
+                         Typing(ticket.conversation_id, Author("agent", agent.name)))

@@ -17,6 +17,7 @@ class Site:
     allowed_origins: tuple[str, ...]
     identity_secret: str
     reference_prefix: str
+    tier_names: tuple[str, ...] = ("First level", "Second level")
 
     def allows(self, origin: str | None) -> bool:
         return origin is not None and normalize_origin(origin) in self.allowed_origins
@@ -29,6 +30,11 @@ class Agent:
     name: str
     role: str
     active: bool
+    tier: int = 1
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 @dataclass(frozen=True)
@@ -87,6 +93,9 @@ class Ticket:
     first_response_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    tier: int = 1
+    split_from_id: int | None = None
+    merged_into_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,52 @@ class TicketChange:
     visitor_id: str
     messages: list[Message]
     changed: bool = True  # whether the ticket's own fields moved
+
+
+@dataclass(frozen=True)
+class VisitorProfile:
+    id: str
+    name: str | None
+    email: str | None
+    verified: bool
+    page_url: str | None
+    user_agent: str | None
+
+
+@dataclass(frozen=True)
+class InboxRow:
+    ticket: Ticket
+    site_key: str
+    site_name: str
+    visitor_name: str | None
+    visitor_email: str | None
+    last_body: str | None
+    last_author: str | None
+    unread: bool
+
+
+@dataclass(frozen=True)
+class AgentSession:
+    id: str
+    agent: Agent
+    csrf_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True)
+class SavedReply:
+    id: int
+    site_id: int
+    shortcut: str
+    title: str
+    body: str
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    ticket: Ticket
+    site_key: str
+    snippet: str
 
 
 def normalize_origin(origin: str) -> str:

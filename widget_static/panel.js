@@ -144,7 +144,8 @@ class Panel {
     ws.addEventListener("open", () => {
       const resume = {};
       for (const conversation of this.conversations.values()) resume[conversation.id] = this.lastSeq(conversation);
-      ws.send(JSON.stringify({ type: "hello", site: this.config.site, token: this.token, resume }));
+      ws.send(JSON.stringify({ type: "hello", site: this.config.site, token: this.token, resume,
+        page: location.href.slice(0, 2000) }));
     });
     ws.addEventListener("message", (event) => {
       this.lastFrame = Date.now();

@@ -17,6 +17,7 @@ from widget_server.errors import NotFound
 from widget_server.models import Agent, PostResult, Site, Visitor
 from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
+from widget_server.store.sqlite_schema import available_migrations
 
 pytestmark = pytest.mark.anyio
 
@@ -70,11 +71,12 @@ async def agent(store: SQLiteStore) -> Agent:
     return created
 
 
-async def test_open_applies_migration_one_with_wal_and_foreign_keys(
+async def test_open_applies_every_migration_with_wal_and_foreign_keys(
     store: SQLiteStore, db_path: Path
 ) -> None:
-    assert [row[:2] for row in plain(db_path, "SELECT version, name FROM schema_migrations")] \
-        == [(1, "initial")]
+    applied = [row[:2] for row in plain(db_path, "SELECT version, name FROM schema_migrations")]
+    assert applied == [(version, name) for version, name, _ in available_migrations()]
+    assert applied[0] == (1, "initial")
     assert plain(db_path, "PRAGMA journal_mode") == [("wal",)]  # WAL is a property of the file
     # foreign_keys is per connection: ask the store's own writer and reader connections
     writer_fk = await store._writer.run(lambda conn: conn.execute("PRAGMA foreign_keys")
@@ -110,7 +112,7 @@ async def test_reopening_does_not_reapply_migrations(db_path: Path) -> None:
     finally:
         await again.close()
     assert plain(db_path, "SELECT version, name, applied_at FROM schema_migrations") == applied
-    assert len(applied) == 1
+    assert len(applied) == len(available_migrations())
 
 
 async def test_ticket_events_are_append_only(

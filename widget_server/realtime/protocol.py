@@ -24,6 +24,7 @@ class Hello(msgspec.Struct, tag="hello", tag_field="type"):
     site: Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
     token: Annotated[str, msgspec.Meta(max_length=4096)] | None = None
     resume: Annotated[dict[ShortId, Seq], msgspec.Meta(max_length=MAX_RESUME)] = {}
+    page: Annotated[str, msgspec.Meta(max_length=2000)] | None = None  # the host page's URL
 
 
 class Send(msgspec.Struct, tag="send", tag_field="type"):
@@ -115,6 +116,8 @@ def ticket_json(ticket: Ticket) -> dict[str, Any]:
             isoformat(ticket.first_response_at) if ticket.first_response_at else None
         ),
         "created_at": isoformat(ticket.created_at),
+        # visitors learn only that specialists have it, never the internal tier structure
+        "specialists": ticket.tier > 1,
     }
 
 

@@ -27,13 +27,14 @@ from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_schema as schema
 from widget_server.store import sqlite_writes as writes
 from widget_server.store.base import TicketPatch, VisitorPost
+from widget_server.store.console_queries import ConsoleQueries
 from widget_server.store.sqlite_writer import SQLiteWriter
 
 T = TypeVar("T")
 READERS = 3
 
 
-class SQLiteStore:
+class SQLiteStore(ConsoleQueries):
     def __init__(self, path: str, *, synchronous: str = "full", clock: Clock | None = None) -> None:
         self.path = path
         self._synchronous = synchronous

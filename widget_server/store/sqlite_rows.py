@@ -12,7 +12,7 @@ from widget_server.tickets import format_reference
 TICKET_COLUMNS = (
     "t.id, t.site_id, t.number, t.conversation_id, t.subject, t.severity, t.status, t.stage,"
     " t.channel, t.assignee_id, t.first_response_due, t.first_response_at, t.created_at,"
-    " t.updated_at, s.reference_prefix"
+    " t.updated_at, t.tier, t.split_from_id, t.merged_into_id, s.reference_prefix"
 )
 TICKET_FROM = "tickets t JOIN sites s ON s.id = t.site_id"
 MESSAGE_COLUMNS = (
@@ -29,13 +29,14 @@ def site(row: sqlite3.Row) -> Site:
         allowed_origins=tuple(json.loads(row["allowed_origins"])),
         identity_secret=row["identity_secret"],
         reference_prefix=row["reference_prefix"],
+        tier_names=tuple(json.loads(row["tier_names"])),
     )
 
 
 def agent(row: sqlite3.Row) -> Agent:
     return Agent(
         id=row["id"], email=row["email"], name=row["name"], role=row["role"],
-        active=bool(row["active"]),
+        active=bool(row["active"]), tier=row["tier"],
     )
 
 
@@ -62,6 +63,9 @@ def ticket(row: sqlite3.Row) -> Ticket:
         first_response_at=parse_iso(first_response_at) if first_response_at else None,
         created_at=parse_iso(row["created_at"]),
         updated_at=parse_iso(row["updated_at"]),
+        tier=row["tier"],
+        split_from_id=row["split_from_id"],
+        merged_into_id=row["merged_into_id"],
     )
 
 

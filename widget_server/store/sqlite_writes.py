@@ -238,9 +238,10 @@ def _open_request(conn: sqlite3.Connection, post: VisitorPost, now: datetime) ->
     visitor = post.visitor
     conversation_id = new_id("cv")
     conn.execute(
-        "INSERT INTO conversations (id, site_id, visitor_id, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?)",
-        (conversation_id, visitor.site_id, visitor.id, isoformat(now), isoformat(now)),
+        "INSERT INTO conversations (id, site_id, visitor_id, created_at, updated_at, page_url,"
+        " user_agent) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        (conversation_id, visitor.site_id, visitor.id, isoformat(now), isoformat(now),
+         post.page_url, post.user_agent),
     )
     site_row = conn.execute(
         "UPDATE sites SET ticket_counter = ticket_counter + 1 WHERE id = ?"

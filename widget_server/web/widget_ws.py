@@ -108,6 +108,7 @@ async def _serve(
             )
 
     stream = VisitorStream(rt.store, websocket.send_text, overflow)
+    context = (hello.page, websocket.headers.get("user-agent"))
     channel = visitor_channel(visitor.id)
     rt.hub.subscribe(channel, stream)  # before reading the state, so nothing slips between
     pump: asyncio.Task[None] | None = None
@@ -128,7 +129,7 @@ async def _serve(
         pump = asyncio.create_task(stream.run(), name=f"deliver:{visitor.id}")
         while True:
             raw = await _receive_text(websocket)
-            await _handle(rt, stream, site, visitor, raw)
+            await _handle(rt, stream, site, visitor, raw, context)
     except WebSocketDisconnect:
         pass
     except Exception:
@@ -144,7 +145,8 @@ async def _serve(
 
 
 async def _handle(
-    rt: Runtime, stream: VisitorStream, site: Site, visitor: Visitor, raw: str | None
+    rt: Runtime, stream: VisitorStream, site: Site, visitor: Visitor, raw: str | None,
+    context: tuple[str | None, str | None],
 ) -> None:
     if raw is None:
         await stream.send(protocol.error_frame("invalid_frame", "frames must be JSON text"))
@@ -158,7 +160,7 @@ async def _handle(
         try:
             result = await rt.messaging.visitor_send(
                 visitor, frame.conversation, frame.client_msg_id, frame.body,
-                frame.severity, frame.subject,
+                frame.severity, frame.subject, page_url=context[0], user_agent=context[1],
             )
         except WidgetError as exc:
             await stream.send(protocol.error_frame(exc.code, exc.message, ref=frame.client_msg_id))

@@ -1,0 +1,259 @@
+"""Reads and writes of the agent console, mixed into the SQLite store.
+
+The mixin needs ``_fetchall``, ``_fetchone`` and ``_write`` from its host class.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+from widget_server.clock import Clock, isoformat, parse_iso
+from widget_server.models import (
+    Agent,
+    AgentSession,
+    ApiToken,
+    InboxRow,
+    SavedReply,
+    SearchHit,
+    Site,
+    Ticket,
+    TicketChange,
+    VisitorProfile,
+)
+from widget_server.store import sqlite_console as jobs
+from widget_server.store import sqlite_rows as rows
+
+T = TypeVar("T")
+OPEN_STATUSES = ("new", "open", "pending")
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def fts_query(text: str) -> str:
+    """Every word must match, each as a quoted prefix: user input never becomes FTS syntax."""
+    return " ".join(f'"{word}"*' for word in _WORD.findall(text)[:12])
+
+
+class ConsoleQueries:
+    _clock: Clock
+
+    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        raise NotImplementedError
+
+    async def _write(self, job: Callable[..., T], *args: Any) -> T:
+        raise NotImplementedError
+
+    # -- agents and sessions
+    async def agent_password_hash(self, email: str) -> tuple[Agent, str | None] | None:
+        row = await self._fetchone("SELECT * FROM agents WHERE email = ?", (email,))
+        return (rows.agent(row), row["password_hash"]) if row else None
+
+    async def create_agent_session(self, agent_id: int, csrf: str, lifetime: timedelta) -> str:
+        now = self._clock.now()
+        return await self._write(jobs.create_session, agent_id, csrf, now, now + lifetime)
+
+    async def agent_session(self, session_id: str) -> AgentSession | None:
+        row = await self._fetchone(
+            "SELECT s.id AS session_id, s.csrf_token, s.expires_at, a.* FROM agent_sessions s"
+            " JOIN agents a ON a.id = s.agent_id WHERE s.id = ? AND s.revoked_at IS NULL"
+            " AND s.expires_at > ? AND a.active = 1",
+            (session_id, isoformat(self._clock.now())))
+        if row is None:
+            return None
+        return AgentSession(row["session_id"], rows.agent(row), row["csrf_token"],
+                            parse_iso(row["expires_at"]))
+
+    async def revoke_agent_session(self, session_id: str) -> None:
+        await self._write(jobs.revoke_session, session_id, self._clock.now())
+
+    async def login_failures(self, key: str) -> tuple[int, datetime] | None:
+        row = await self._fetchone(
+            "SELECT failures, last_failed_at FROM login_failures WHERE key = ?", (key,))
+        return (int(row[0]), parse_iso(row[1])) if row else None
+
+    async def record_login_failure(self, key: str) -> int:
+        return await self._write(jobs.record_login_failure, key, self._clock.now())
+
+    async def clear_login_failures(self, key: str) -> None:
+        await self._write(jobs.clear_login_failures, key)
+
+    async def list_agents(self) -> list[tuple[Agent, list[int]]]:
+        agents = [rows.agent(row) for row in
+                  await self._fetchall("SELECT * FROM agents ORDER BY email")]
+        memberships: dict[int, list[int]] = {}
+        for row in await self._fetchall("SELECT agent_id, site_id FROM agent_sites"):
+            memberships.setdefault(row[0], []).append(row[1])
+        return [(agent, sorted(memberships.get(agent.id, []))) for agent in agents]
+
+    async def update_agent(self, agent_id: int, *, active: bool | None = None,
+                           tier: int | None = None, role: str | None = None,
+                           site_ids: list[int] | None = None) -> Agent:
+        return await self._write(lambda conn: jobs.update_agent(
+            conn, agent_id, active=active, tier=tier, role=role, site_ids=site_ids,
+            now=self._clock.now()))
+
+    async def agent_site_ids(self, agent: Agent) -> list[int]:
+        if agent.is_admin:
+            found = await self._fetchall("SELECT id FROM sites ORDER BY id")
+        else:
+            found = await self._fetchall(
+                "SELECT site_id FROM agent_sites WHERE agent_id = ? ORDER BY site_id",
+                (agent.id,))
+        return [int(row[0]) for row in found]
+
+    # -- sites and tokens
+    async def update_site(self, site_id: int, *, name: str | None = None,
+                          origins: list[str] | None = None, rotate_secret: bool = False,
+                          tier_names: list[str] | None = None) -> Site:
+        return await self._write(lambda conn: jobs.update_site(
+            conn, site_id, name=name, origins=origins, rotate_secret=rotate_secret,
+            tier_names=tier_names))
+
+    async def list_api_tokens(self, site_ids: list[int]) -> list[tuple[ApiToken, str, bool]]:
+        """Tokens with the creation time and whether they are revoked."""
+        found = await self._fetchall(
+            f"SELECT * FROM api_tokens WHERE site_id IN ({_marks(site_ids)}) ORDER BY id DESC",
+            tuple(site_ids))
+        return [(rows.api_token(row), row["created_at"], row["revoked_at"] is not None)
+                for row in found]
+
+    async def revoke_api_token(self, token_id: int) -> None:
+        await self._write(jobs.revoke_api_token, token_id, self._clock.now())
+
+    # -- saved replies
+    async def saved_replies(self, site_ids: list[int]) -> list[SavedReply]:
+        found = await self._fetchall(
+            f"SELECT * FROM saved_replies WHERE site_id IN ({_marks(site_ids)})"
+            " ORDER BY shortcut", tuple(site_ids))
+        return [SavedReply(row["id"], row["site_id"], row["shortcut"], row["title"], row["body"])
+                for row in found]
+
+    async def save_reply(self, site_id: int, shortcut: str, title: str, body: str,
+                         reply_id: int | None = None) -> int:
+        return await self._write(jobs.save_reply, site_id, shortcut, title, body,
+                                 self._clock.now(), reply_id)
+
+    async def delete_reply(self, site_id: int, reply_id: int) -> None:
+        await self._write(jobs.delete_reply, site_id, reply_id)
+
+    # -- inbox and tickets
+    async def inbox(
+        self, agent: Agent, site_ids: list[int], *, statuses: tuple[str, ...] = OPEN_STATUSES,
+        severity: str | None = None, assignee: str | None = None, sla: str | None = None,
+        tier: int | None = None, limit: int = 200,
+    ) -> list[InboxRow]:
+        """Breached tickets first, then by first-response due time."""
+        if not site_ids:
+            return []
+        now = isoformat(self._clock.now())
+        where = [f"t.site_id IN ({_marks(site_ids)})", f"t.status IN ({_marks(statuses)})"]
+        params: list[Any] = [*site_ids, *statuses]
+        if severity:
+            where.append("t.severity = ?")
+            params.append(severity)
+        if assignee == "me":
+            where.append("t.assignee_id = ?")
+            params.append(agent.id)
+        elif assignee == "unassigned":
+            where.append("t.assignee_id IS NULL")
+        if tier is not None:
+            where.append("t.tier = ?")
+            params.append(tier)
+        waiting = "t.first_response_at IS NULL AND t.status NOT IN ('solved', 'closed')"
+        if sla == "breached":
+            where.append(f"{waiting} AND t.first_response_due <= ?")
+            params.append(now)
+        elif sla == "due_soon":
+            where.append(f"{waiting} AND t.first_response_due > ? AND t.first_response_due <= ?")
+            params.extend([now, isoformat(self._clock.now() + timedelta(hours=1))])
+        found = await self._fetchall(
+            f"SELECT {rows.TICKET_COLUMNS}, s.key AS site_key, s.name AS site_name,"
+            " v.name AS visitor_name, v.email AS visitor_email,"
+            " (SELECT m.body FROM messages m WHERE m.conversation_id = t.conversation_id"
+            "  ORDER BY m.id DESC LIMIT 1) AS last_body,"
+            " (SELECT m.author_type FROM messages m WHERE m.conversation_id = t.conversation_id"
+            "  ORDER BY m.id DESC LIMIT 1) AS last_author,"
+            " EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = t.conversation_id"
+            "  AND m.author_type = 'visitor' AND m.id > COALESCE((SELECT r.message_id FROM"
+            "  agent_reads r WHERE r.agent_id = ? AND r.ticket_id = t.id), 0)) AS unread"
+            f" FROM {rows.TICKET_FROM} JOIN conversations c ON c.id = t.conversation_id"
+            " JOIN visitors v ON v.id = c.visitor_id"
+            f" WHERE {' AND '.join(where)}"
+            f" ORDER BY CASE WHEN {waiting} AND t.first_response_due <= ? THEN 0 ELSE 1 END,"
+            " t.first_response_due, t.id LIMIT ?",
+            (agent.id, *params, now, limit))
+        return [InboxRow(rows.ticket(row), row["site_key"], row["site_name"],
+                         row["visitor_name"], row["visitor_email"], row["last_body"],
+                         row["last_author"], bool(row["unread"])) for row in found]
+
+    async def visitor_profile(self, ticket: Ticket) -> tuple[VisitorProfile, list[Ticket]]:
+        row = await self._fetchone(
+            "SELECT v.*, c.page_url, c.user_agent FROM conversations c"
+            " JOIN visitors v ON v.id = c.visitor_id WHERE c.id = ?", (ticket.conversation_id,))
+        profile = VisitorProfile(row["id"], row["name"], row["email"], bool(row["verified"]),
+                                 row["page_url"], row["user_agent"])
+        others = await self._fetchall(
+            f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM}"
+            " JOIN conversations c ON c.id = t.conversation_id"
+            " WHERE c.visitor_id = ? AND t.id != ? ORDER BY t.number DESC",
+            (profile.id, ticket.id))
+        return profile, [rows.ticket(other) for other in others]
+
+    async def mark_agent_read(self, agent_id: int, ticket: Ticket) -> None:
+        row = await self._fetchone(
+            "SELECT MAX(id) FROM messages WHERE conversation_id = ?", (ticket.conversation_id,))
+        if row and row[0]:
+            await self._write(jobs.mark_agent_read, agent_id, ticket.id, int(row[0]))
+
+    async def ticket_by_id(self, ticket_id: int) -> Ticket | None:
+        row = await self._fetchone(
+            f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM} WHERE t.id = ?", (ticket_id,))
+        return rows.ticket(row) if row else None
+
+    async def search(self, site_ids: list[int], text: str, limit: int = 50) -> list[SearchHit]:
+        query = fts_query(text)
+        if not query or not site_ids:
+            return []
+        found = await self._fetchall(
+            f"SELECT {rows.TICKET_COLUMNS}, s.key AS site_key, hit.snippet FROM ("
+            "  SELECT m.conversation_id AS conversation_id, MIN(f.rank) AS rank,"
+            "   snippet(messages_fts, 0, char(2), char(3), '…', 12) AS snippet"
+            "  FROM messages_fts f JOIN messages m ON m.id = f.rowid"
+            "  WHERE messages_fts MATCH ? GROUP BY m.conversation_id"
+            "  UNION ALL"
+            "  SELECT t2.conversation_id, MIN(g.rank),"
+            "   snippet(tickets_fts, 0, char(2), char(3), '…', 12)"
+            "  FROM tickets_fts g JOIN tickets t2 ON t2.id = g.rowid"
+            "  WHERE tickets_fts MATCH ? GROUP BY t2.conversation_id"
+            f") hit JOIN tickets t ON t.conversation_id = hit.conversation_id"
+            " JOIN sites s ON s.id = t.site_id"
+            f" WHERE t.site_id IN ({_marks(site_ids)})"
+            " GROUP BY t.id ORDER BY MIN(hit.rank) LIMIT ?",
+            (query, query, *site_ids, limit))
+        return [SearchHit(rows.ticket(row), row["site_key"], row["snippet"]) for row in found]
+
+    # -- ticket operations
+    async def split_ticket(self, site_id: int, number: int, message_ids: list[int],
+                           agent: Agent) -> tuple[TicketChange, TicketChange]:
+        return await self._write(jobs.split_ticket, site_id, number, message_ids, agent,
+                                 self._clock.now())
+
+    async def merge_ticket(self, site_id: int, number: int, into_number: int,
+                           agent: Agent) -> tuple[TicketChange, TicketChange]:
+        return await self._write(jobs.merge_ticket, site_id, number, into_number, agent,
+                                 self._clock.now())
+
+    async def move_tier(self, site_id: int, number: int, agent: Agent, step: int,
+                        reason: str) -> TicketChange:
+        return await self._write(jobs.move_tier, site_id, number, agent, step, reason,
+                                 self._clock.now())
+
+
+def _marks(values: tuple[Any, ...] | list[Any]) -> str:
+    return ",".join("?" * len(values)) or "NULL"
+
