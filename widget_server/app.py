@@ -16,6 +16,10 @@ from widget_server.runtime import Runtime
 from widget_server.store import open_store
 from widget_server.visitor_tokens import VisitorTokens
 from widget_server.web import api, health, help_form, session, static, widget_ws
+from widget_server.web.console import admin as console_admin
+from widget_server.web.console import auth as console_auth
+from widget_server.web.console import live as console_live
+from widget_server.web.console import pages as console_pages
 from widget_server.web.errors import EXCEPTION_HANDLERS
 
 
@@ -39,6 +43,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 tokens=VisitorTokens(secret, settings.secret_key_fallbacks,
                                      settings.token_max_age, clock),
                 help_tokens=HelpTokens(secret, settings.secret_key_fallbacks, clock),
+                secret_keys=[*settings.secret_key_fallbacks, secret],
             )
             yield
         finally:
@@ -51,6 +56,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *widget_ws.routes,
         *api.routes,
         *help_form.routes,
+        *console_auth.routes,
+        *console_pages.routes,
+        *console_admin.routes,
+        *console_live.routes,
     ]
     return Starlette(
         routes=routes,

@@ -64,6 +64,33 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--agent", help="email of the agent the token acts as (default: an "
                         "integration agent named after the token)")
 
+    agent = commands.add_parser("agent", help="manage console agents",
+                                description="Manage the agents who sign in to /console.")
+    agent_commands = agent.add_subparsers(dest="agent_command", required=True, metavar="ACTION")
+    add = agent_commands.add_parser("add", help="add an agent (or update one)",
+                                    description="Add an agent, or update the role, tier and "
+                                    "sites of an existing one.")
+    add.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+    add.add_argument("--email", required=True, help="the agent's sign-in email")
+    add.add_argument("--name", help="display name shown to visitors (default: from the email)")
+    add.add_argument("--password", help="password (default: a generated one, printed once)")
+    add.add_argument("--role", choices=["agent", "admin"], default="agent",
+                     help="admin manages sites, agents and tokens (default: agent)")
+    add.add_argument("--site", action="append", default=[],
+                     help="site key the agent works on (repeat for more)")
+    add.add_argument("--tier", type=int, default=1,
+                     help="support tier: 1 first level, 2 second level, ... (default: 1)")
+    listing = agent_commands.add_parser("list", help="list agents",
+                                        description="List agents with role, tier and sites.")
+    listing.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+    for action, text in (("disable", "disable an agent and end their sessions"),
+                         ("reset-password", "set a new password and print it")):
+        sub = agent_commands.add_parser(action, help=text, description=text.capitalize() + ".")
+        sub.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+        sub.add_argument("--email", required=True, help="the agent's email")
+        if action == "reset-password":
+            sub.add_argument("--password", help="the new password (default: generated)")
+
     site = commands.add_parser("site", help="inspect sites", description="Inspect sites.")
     site_commands = site.add_subparsers(dest="site_command", required=True, metavar="ACTION")
     show = site_commands.add_parser(
@@ -110,6 +137,47 @@ async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[Any]
         return await work(store)
     finally:
         await store.close()
+
+
+async def _agent(store: Store, args: argparse.Namespace) -> None:
+    if args.agent_command == "list":
+        sites = {site.id: site.key for site in await store.list_sites()}
+        for agent, site_ids in await store.list_agents():
+            state = "active" if agent.active else "disabled"
+            where = ", ".join(sites[i] for i in site_ids) or ("all sites" if agent.is_admin
+                                                              else "no site")
+            print(f"{agent.email}\t{agent.name}\t{agent.role}\ttier {agent.tier}\t{state}\t"
+                  f"{where}")
+        return
+    found = await store.get_agent_by_email(args.email)
+    if args.agent_command == "add":
+        site_ids = []
+        for key in args.site:
+            site = await store.get_site_by_key(key)
+            if site is None:
+                raise CommandError(f"no site has the key {key}")
+            site_ids.append(site.id)
+        password = args.password or new_password()
+        name = args.name or args.email.split("@")[0]
+        agent, created = await store.ensure_agent(args.email, name, args.role,
+                                                  hash_password(password))
+        await store.update_agent(agent.id, role=args.role, tier=args.tier, site_ids=site_ids,
+                                 active=True)
+        print(f"agent {'created' if created else 'updated'}: {agent.email}")
+        if created and not args.password:
+            print(f"password: {password}")
+        return
+    if found is None:
+        raise CommandError(f"no agent has the email {args.email}")
+    if args.agent_command == "disable":
+        await store.update_agent(found.id, active=False)
+        print(f"agent disabled: {found.email}")
+    else:
+        password = args.password or new_password()
+        await store.set_agent_password(found.email, hash_password(password))
+        print(f"password reset: {found.email}")
+        if not args.password:
+            print(f"password: {password}")
 
 
 async def _site_show(store: Store) -> None:
@@ -237,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "serve":
             asyncio.run(_with_store(settings, lambda store: store.ping()))  # fail early, clearly
             _serve(settings)
+        elif args.command == "agent":
+            asyncio.run(_with_store(settings, lambda store: _agent(store, args)))
         elif args.command == "site":
             asyncio.run(_with_store(settings, _site_show))
         elif args.command == "init":

@@ -23,6 +23,7 @@ class Runtime:
     messaging: Messaging
     tokens: VisitorTokens
     help_tokens: HelpTokens
+    secret_keys: list[str]  # oldest first; the last one signs
 
     async def origin_allowed_anywhere(self, origin: str | None) -> bool:
         if not origin:

@@ -28,6 +28,7 @@ LOADER_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 VERSIONED_CACHE = "public, max-age=31536000, immutable"
 PANEL_FILES = {"panel.js": "text/javascript", "panel.css": "text/css"}
 PLAIN_FILES = {"help.css": "text/css"}
+CONSOLE_FILES = {"console.js": "text/javascript", "console.css": "text/css"}
 
 _BLOCK_COMMENT = re.compile(r"^\s*/\*.*?\*/\s*$", re.MULTILINE | re.DOTALL)
 
@@ -141,9 +142,18 @@ async def plain_file(request: Request) -> Response:
     return plain_asset(name).response(request, {"Cache-Control": "public, max-age=3600"})
 
 
+async def console_file(request: Request) -> Response:
+    """The console's own script and stylesheet, same-origin only."""
+    name = request.path_params["name"]
+    if name not in CONSOLE_FILES:
+        raise NotFound("no such console file", code="not_found")
+    return plain_asset(name).response(request, {"Cache-Control": "no-cache"})
+
+
 @cache
 def plain_asset(name: str) -> Asset:
-    return Asset.of((static_dir() / name).read_text("utf-8"), PLAIN_FILES[name])
+    kinds = {**PLAIN_FILES, **CONSOLE_FILES}
+    return Asset.of((static_dir() / name).read_text("utf-8"), kinds[name])
 
 
 async def demo_page(request: Request) -> Response:
@@ -163,4 +173,5 @@ routes = [
     Route("/widget/{version:str}/{name:str}", versioned_file, methods=["GET", "HEAD"]),
     Route("/demo", demo_page, methods=["GET"]),
     Route("/widget/{name:str}", plain_file, methods=["GET", "HEAD"]),
+    Route("/console/static/{name:str}", console_file, methods=["GET", "HEAD"]),
 ]

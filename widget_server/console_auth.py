@@ -1,0 +1,101 @@
+"""Agent sign-in rules: password checks, exponential login throttling, CSRF tokens.
+
+No web framework here; ``web/console/auth.py`` wires these rules to cookies and forms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+
+from widget_server.clock import Clock
+from widget_server.errors import WidgetError
+from widget_server.models import Agent
+from widget_server.passwords import verify_password
+from widget_server.store import Store
+
+SESSION_LIFETIME = timedelta(hours=12)
+FREE_FAILURES = 3  # after these, each failure doubles the wait
+MAX_LOCKOUT = timedelta(minutes=15)
+
+
+class TooManyAttempts(WidgetError):
+    code = "too_many_attempts"
+    status = 429
+
+    def __init__(self, wait: timedelta) -> None:
+        self.retry_after = max(1, int(wait.total_seconds() + 0.999))
+        super().__init__(f"Too many failed sign-ins. Try again in {self.retry_after} seconds.")
+
+
+class BadCredentials(WidgetError):
+    code = "bad_credentials"
+    status = 401
+
+
+def throttle_keys(email: str, client: str | None) -> list[str]:
+    """Failures count per account and per client address, stored only as digests."""
+    keys = ["email:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()]
+    if client:
+        keys.append("client:" + hashlib.sha256(client.encode()).hexdigest())
+    return keys
+
+
+def lockout(failures: int) -> timedelta:
+    if failures < FREE_FAILURES:
+        return timedelta(0)
+    return min(MAX_LOCKOUT, timedelta(seconds=2 ** (failures - FREE_FAILURES)))
+
+
+def new_csrf_token() -> str:
+    return secrets.token_urlsafe(24)
+
+
+def csrf_matches(expected: str, given: str | None) -> bool:
+    return given is not None and hmac.compare_digest(expected, given)
+
+
+@dataclass
+class SignIn:
+    store: Store
+    clock: Clock
+
+    async def check_throttle(self, keys: list[str]) -> None:
+        now = self.clock.now()
+        for key in keys:
+            found = await self.store.login_failures(key)
+            if found is None:
+                continue
+            failures, last = found
+            wait = last + lockout(failures) - now
+            if wait > timedelta(0):
+                raise TooManyAttempts(wait)
+
+    async def sign_in(self, email: str, password: str, client: str | None) -> tuple[Agent, str]:
+        """The agent and a new session id, or ``BadCredentials`` / ``TooManyAttempts``."""
+        keys = throttle_keys(email, client)
+        await self.check_throttle(keys)
+        found = await self.store.agent_password_hash(email.strip())
+        stored = found[1] if found else None
+        # scrypt is slow on purpose; off the event loop, and also for unknown emails
+        ok = await asyncio.to_thread(verify_password, password, stored or _DUMMY_HASH)
+        if found is None or not ok or stored is None or not found[0].active:
+            for key in keys:
+                await self.store.record_login_failure(key)
+            raise BadCredentials("That email and password do not match an active agent.")
+        for key in keys:
+            await self.store.clear_login_failures(key)
+        agent = found[0]
+        session_id = await self.store.create_agent_session(agent.id, new_csrf_token(),
+                                                           SESSION_LIFETIME)
+        return agent, session_id
+
+
+# verifying against a real hash for unknown emails keeps their timing like known ones
+_DUMMY_HASH = (
+    "scrypt$16384$8$1$AAAAAAAAAAAAAAAAAAAAAA==$AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+)

@@ -1,0 +1,1 @@
+"""The agent console: server-rendered pages, a small console.js and the /ws/console socket."""

@@ -1,0 +1,185 @@
+"""Console sign-in, sessions in a signed cookie, CSRF checks and the strict CSP with nonces.
+
+The cookie holds only a signed random session id; the session (agent, CSRF token, expiry,
+revocation) lives in the database, so signing out or disabling an agent takes effect at once.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import quote
+
+from itsdangerous import BadSignature, URLSafeSerializer
+from starlette.requests import HTTPConnection, Request
+from starlette.responses import RedirectResponse, Response
+from starlette.routing import Route
+
+from widget_server.console_auth import (
+    SESSION_LIFETIME,
+    BadCredentials,
+    SignIn,
+    TooManyAttempts,
+    csrf_matches,
+)
+from widget_server.errors import Forbidden, NotFound, WidgetError
+from widget_server.models import AgentSession, Site
+from widget_server.runtime import Runtime
+from widget_server.web.templating import render
+
+COOKIE = "widget_console"
+SALT = "widget-server.console-session.v1"
+LOGIN_SALT = "widget-server.console-login.v1"
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+def _rt(conn: HTTPConnection) -> Runtime:
+    value: Runtime = conn.app.state.runtime
+    return value
+
+
+def _signer(rt: Runtime, salt: str) -> URLSafeSerializer:
+    return URLSafeSerializer(rt.secret_keys, salt=salt)
+
+
+async def current_session(conn: HTTPConnection) -> AgentSession | None:
+    raw = conn.cookies.get(COOKIE)
+    if not raw:
+        return None
+    rt = _rt(conn)
+    try:
+        session_id = _signer(rt, SALT).loads(raw)
+    except BadSignature:
+        return None
+    return await rt.store.agent_session(str(session_id)) if isinstance(session_id, str) else None
+
+
+def security_headers(request: Request, nonce: str) -> dict[str, str]:
+    scheme = "wss" if request.url.scheme == "https" else "ws"
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'self'; "
+            f"img-src 'self' data:; connect-src 'self' {scheme}://{request.url.netloc}; "
+            "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
+        "X-Content-Type-Options": "nosniff",
+        "Referrer-Policy": "same-origin",
+        "Cache-Control": "no-store",
+    }
+
+
+def page(request: Request, template: str, status: int = 200, **context: Any) -> Response:
+    """Render a console page with the session, its CSRF token and a fresh script nonce."""
+    nonce = secrets.token_urlsafe(16)
+    session: AgentSession | None = getattr(request.state, "session", None)
+    return render(template, status, security_headers(request, nonce), nonce=nonce,
+                  session=session, agent=session.agent if session else None,
+                  csrf=session.csrf_token if session else "", request=request, **context)
+
+
+def console_page(handler: Handler) -> Handler:
+    """Only for signed-in agents; unsafe methods must also carry the session's CSRF token."""
+
+    async def endpoint(request: Request) -> Response:
+        session = await current_session(request)
+        if session is None:
+            if request.method == "GET":
+                return RedirectResponse(f"/console/login?next={quote(request.url.path)}", 303)
+            raise WidgetError("sign in first", code="not_signed_in", status=401)
+        request.state.session = session
+        if request.method not in {"GET", "HEAD"}:
+            form = await request.form()
+            given = form.get("csrf") or request.headers.get("x-csrf-token")
+            if not csrf_matches(session.csrf_token, given if isinstance(given, str) else None):
+                raise Forbidden("the form's security token is missing or stale; reload the page",
+                                code="csrf_failed")
+        try:
+            return await handler(request)
+        except WidgetError as exc:
+            if exc.status in {401, 403, 404}:
+                return page(request, "console/error.html", exc.status, message=exc.message)
+            raise
+
+    return endpoint
+
+
+def admin_page(handler: Handler) -> Handler:
+    async def endpoint(request: Request) -> Response:
+        if not request.state.session.agent.is_admin:
+            raise Forbidden("only admins may open this page", code="admins_only")
+        return await handler(request)
+
+    return console_page(endpoint)
+
+
+async def site_for_agent(request: Request, site_key: str) -> Site:
+    """The site, if the signed-in agent works on it: 404 unknown, 403 not a member."""
+    rt = _rt(request)
+    site = await rt.store.get_site_by_key(site_key)
+    if site is None:
+        raise NotFound("no such site", code="site_not_found")
+    session: AgentSession = request.state.session
+    if site.id not in await rt.store.agent_site_ids(session.agent):
+        raise Forbidden("you do not work on this site", code="not_a_member")
+    return site
+
+
+async def login_form(request: Request, *, status: int = 200, error: str | None = None,
+                     email: str = "") -> Response:
+    token = _signer(_rt(request), LOGIN_SALT).dumps(secrets.token_urlsafe(8))
+    return page(request, "console/login.html", status, error=error, email=email,
+                login_token=token, next=_safe_next(request.query_params.get("next")))
+
+
+def _safe_next(target: str | None) -> str:
+    """Only paths of the console itself: never an open redirect."""
+    if target and target.startswith("/console") and not target.startswith("//"):
+        return target
+    return "/console"
+
+
+async def login_page(request: Request) -> Response:
+    if await current_session(request) is not None:
+        return RedirectResponse("/console", 303)
+    return await login_form(request)
+
+
+async def login(request: Request) -> Response:
+    rt = _rt(request)
+    form = await request.form()
+    email, password = str(form.get("email", "")), str(form.get("password", ""))
+    try:
+        _signer(rt, LOGIN_SALT).loads(str(form.get("login_token", "")))
+    except BadSignature:
+        return await login_form(request, status=403, email=email,
+                                error="The sign-in form expired; please try again.")
+    client = request.client.host if request.client else None
+    try:
+        _, session_id = await SignIn(rt.store, rt.clock).sign_in(email, password, client)
+    except TooManyAttempts as exc:
+        response = await login_form(request, status=429, email=email, error=exc.message)
+        response.headers["Retry-After"] = str(exc.retry_after)
+        return response
+    except BadCredentials as exc:
+        return await login_form(request, status=401, email=email, error=exc.message)
+    response = RedirectResponse(_safe_next(str(form.get("next", ""))), 303)
+    response.set_cookie(
+        COOKIE, _signer(rt, SALT).dumps(session_id), max_age=int(SESSION_LIFETIME.total_seconds()),
+        httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/")
+    return response
+
+
+@console_page
+async def logout(request: Request) -> Response:
+    session: AgentSession = request.state.session
+    await _rt(request).store.revoke_agent_session(session.id)
+    response = RedirectResponse("/console/login", 303)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+routes = [
+    Route("/console/login", login_page, methods=["GET"]),
+    Route("/console/login", login, methods=["POST"]),
+    Route("/console/logout", logout, methods=["POST"]),
+]

@@ -1,0 +1,151 @@
+"""GET /ws/console: live updates for signed-in agents (new tickets, messages, typing).
+
+Authenticated by the console session cookie; the Origin must be this server's own, so no
+other site can open an agent's socket with the agent's cookie (cross-site websocket hijack).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from widget_server.models import Agent, Message, Ticket
+from widget_server.realtime.events import (
+    Event,
+    MessagesAdded,
+    TicketUpdated,
+    Typing,
+    agents_channel,
+)
+from widget_server.runtime import Runtime
+from widget_server.web.api import api_message, api_ticket
+from widget_server.web.console.auth import current_session
+
+log = logging.getLogger(__name__)
+QUEUE_LIMIT = 2000
+
+
+class AgentFeed:
+    """Hub subscriber for one agent socket; events are sent by its own task, in order."""
+
+    def __init__(self, rt: Runtime, sites: dict[int, str]) -> None:
+        self.rt = rt
+        self.sites = sites
+        self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_LIMIT)
+        self.overflowed = asyncio.Event()
+
+    def notify(self, event: Event) -> None:
+        try:
+            self.queue.put_nowait(event)
+        except asyncio.QueueFull:
+            self.overflowed.set()
+
+    async def frames(self, event: Event) -> list[dict[str, Any]]:
+        if isinstance(event, TicketUpdated):
+            return [self._ticket(event.ticket)]
+        if isinstance(event, MessagesAdded):
+            ticket = event.ticket or await self._ticket_of(event.conversation_id)
+            if ticket is None:
+                return []
+            return [self._message(ticket, message) for message in event.messages]
+        if isinstance(event, Typing) and event.author.type == "visitor":
+            ticket = await self._ticket_of(event.conversation_id)
+            if ticket is None:
+                return []
+            return [{"type": "typing", "site": self.sites[ticket.site_id],
+                     "ticket": ticket.number,
+                     "author": {"type": "visitor", "name": event.author.name}}]
+        return []
+
+    async def _ticket_of(self, conversation_id: str) -> Ticket | None:
+        conversation = await self.rt.store.get_conversation(conversation_id)
+        return conversation.ticket if conversation else None
+
+    def _ticket(self, ticket: Ticket) -> dict[str, Any]:
+        return {"type": "ticket", "site": self.sites[ticket.site_id], "ticket": api_ticket(ticket)}
+
+    def _message(self, ticket: Ticket, message: Message) -> dict[str, Any]:
+        return {"type": "message", "site": self.sites[ticket.site_id], "ticket": ticket.number,
+                "subject": ticket.subject, "message": api_message(message)}
+
+
+def _same_origin(websocket: WebSocket) -> bool:
+    origin = websocket.headers.get("origin", "")
+    host = websocket.headers.get("host", "")
+    return origin in {f"http://{host}", f"https://{host}"}
+
+
+async def console_socket(websocket: WebSocket) -> None:
+    rt: Runtime = websocket.app.state.runtime
+    session = await current_session(websocket)
+    if session is None or not _same_origin(websocket):
+        await websocket.close(code=1008)  # before accept: the handshake is refused with 403
+        return
+    await websocket.accept()
+    agent = session.agent
+    site_ids = await rt.store.agent_site_ids(agent)
+    sites = {site.id: site.key for site in await rt.store.list_sites() if site.id in site_ids}
+    feed = AgentFeed(rt, sites)
+    for site_id in sites:
+        rt.hub.subscribe(agents_channel(site_id), feed)
+    sender = asyncio.create_task(_send_loop(websocket, feed))
+    try:
+        await websocket.send_text(json.dumps({"type": "ready", "agent": agent.name,
+                                              "sites": sorted(sites.values())}))
+        while True:
+            raw = await websocket.receive_text()
+            await _handle(rt, agent, sites, websocket, raw)
+    except (WebSocketDisconnect, RuntimeError):
+        pass
+    finally:
+        for site_id in sites:
+            rt.hub.unsubscribe(agents_channel(site_id), feed)
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await sender
+
+
+async def _send_loop(websocket: WebSocket, feed: AgentFeed) -> None:
+    while True:
+        event = await feed.queue.get()
+        for frame in await feed.frames(event):
+            await websocket.send_text(json.dumps(frame))
+        if feed.overflowed.is_set():
+            await websocket.close(code=1013, reason="overloaded")
+            return
+
+
+async def _handle(rt: Runtime, agent: Agent, sites: dict[int, str], websocket: WebSocket,
+                  raw: str) -> None:
+    try:
+        frame = json.loads(raw)
+    except ValueError:
+        frame = None
+    if not isinstance(frame, dict):
+        await websocket.send_text(json.dumps({"type": "error", "code": "invalid_json",
+                                              "message": "frames are JSON objects"}))
+        return
+    if frame.get("type") == "ping":
+        await websocket.send_text('{"type":"pong"}')
+    elif frame.get("type") == "typing":
+        site_id = next((i for i, key in sites.items() if key == frame.get("site")), None)
+        number = frame.get("ticket")
+        found = (await rt.store.get_ticket(site_id, number)
+                 if site_id is not None and isinstance(number, int) else None)
+        if found is None:
+            await websocket.send_text(json.dumps({"type": "error", "code": "ticket_not_found",
+                                                  "message": "no such ticket"}))
+            return
+        rt.messaging.agent_typing(found[0], found[1], agent)
+    else:
+        await websocket.send_text(json.dumps({"type": "error", "code": "unknown_type",
+                                              "message": "expected typing or ping"}))
+
+
+routes = [WebSocketRoute("/ws/console", console_socket)]
