@@ -1,5 +1,6 @@
 """The documentation keeps up with the code: these tests fail when a setting, a flag, a frame
-type, an error code, a route or a module is added without being documented."""
+type, an error code, a route, a module, or a widget command, event or script attribute is
+added without being documented, and when the README loses its screenshots."""
 
 from __future__ import annotations
 
@@ -138,3 +139,55 @@ def test_readme_links_every_doc() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
     for path in sorted(DOCS.glob("*.md")):
         assert f"(docs/{path.name})" in readme, f"link docs/{path.name} from README.md"
+
+
+WIDGET = ROOT / "widget_static"
+
+
+def _widget_commands() -> set[str]:
+    panel = (WIDGET / "panel.js").read_text("utf-8")
+    actions = re.search(r"const actions = \{(.*?)\n\s*\};", panel, re.DOTALL)
+    assert actions, "panel.js no longer has an `actions` object; update this test"
+    commands = set(re.findall(r"^\s*(\w+):", actions.group(1), re.MULTILINE))
+    loader = (WIDGET / "widget.js").read_text("utf-8")
+    commands |= set(re.findall(r'command === "(\w+)"', loader))
+    return commands
+
+
+def _widget_events() -> set[str]:
+    events: set[str] = set()
+    for name in ("widget.js", "panel.js"):
+        source = (WIDGET / name).read_text("utf-8")
+        for first_argument in re.findall(r"\bemit\(([^,()]*),", source):  # also a ? "b" : "c"
+            events.update(re.findall(r'"(\w+)"', first_argument))
+    return events
+
+
+def _widget_attributes() -> set[str]:
+    loader = (WIDGET / "widget.js").read_text("utf-8")
+    names = re.findall(r"\bscript\.dataset\.(\w+)", loader)
+    return {"data-" + re.sub(r"[A-Z]", lambda m: "-" + m.group(0).lower(), n) for n in names}
+
+
+def test_the_widget_api_is_documented() -> None:
+    text = _doc("embedding.md")
+    commands, events, attributes = _widget_commands(), _widget_events(), _widget_attributes()
+    assert {"open", "close", "toggle", "show", "hide", "identify", "logout", "on"} <= commands
+    assert {"ready", "open", "close", "message", "unread", "ticket", "error"} <= events
+    assert {"data-site", "data-side", "data-z-index", "data-mode"} <= attributes
+    events_section = text.split("### Events", 1)[-1].split("\n## ", 1)[0]
+    missing = sorted(
+        [f"HelpWidget('{c}'" for c in commands if f"HelpWidget('{c}'" not in text]
+        + [f"event `{e}`" for e in events if f"| `{e}` |" not in events_section]
+        + [f"`{a}`" for a in attributes if f"`{a}`" not in text]
+    )
+    assert "helpwidget:<event>" in text, "docs/embedding.md must name the DOM events"
+    assert not missing, f"document these in docs/embedding.md: {missing}"
+
+
+def test_readme_shows_the_screenshots() -> None:
+    readme = (ROOT / "README.md").read_text("utf-8")
+    for name in ("widget-desktop.png", "widget-mobile.png"):
+        assert (DOCS / name).is_file(), f"docs/{name} is missing"
+        assert re.search(rf"!\[[^\]]+\]\(docs/{re.escape(name)}\)", readme), (
+            f"README.md must show docs/{name} as an image with alt text")

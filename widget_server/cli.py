@@ -10,13 +10,13 @@ import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from widget_server import __version__
 from widget_server.api_tokens import hash_api_token, new_api_token
 from widget_server.config import DEMO_SITE_SETTING, ConfigError, Settings
 from widget_server.errors import WidgetError
 from widget_server.models import Site, normalize_origin
+from widget_server.origins import parse_origin
 from widget_server.passwords import hash_password, new_password
 from widget_server.store import Store, open_store
 
@@ -116,10 +116,10 @@ def _server_options(parser: argparse.ArgumentParser, default_db: str | None = No
 
 
 def _origin(value: str) -> str:
-    parts = urlsplit(value.strip())
-    if parts.scheme not in {"http", "https"} or not parts.netloc or parts.path not in {"", "/"}:
-        raise CommandError(f"{value!r} is not an origin like https://app.example.com")
-    return normalize_origin(f"{parts.scheme}://{parts.netloc}")
+    try:
+        return parse_origin(value)
+    except ValueError:
+        raise CommandError(f"{value!r} is not an origin like https://app.example.com") from None
 
 
 def snippet(site: Site, base_url: str) -> str:

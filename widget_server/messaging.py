@@ -6,7 +6,6 @@ the store has committed, so a live frame never shows a message that could still 
 
 from __future__ import annotations
 
-from widget_server import tickets as rules
 from widget_server.clock import Clock
 from widget_server.errors import Unprocessable, WidgetError
 from widget_server.models import Agent, Author, PostResult, Ticket, TicketChange, Visitor
@@ -58,14 +57,8 @@ class Messaging:
         sending connection sees its ack before any frame that follows from it.
         """
         self.check_body(body)
-        chosen = severity or rules.DEFAULT_SEVERITY
-        if chosen not in rules.SEVERITY_KEYS:
-            raise Unprocessable(
-                f"severity must be one of {', '.join(rules.SEVERITY_KEYS)}",
-                code="invalid_severity",
-            )
         post = VisitorPost(visitor=visitor, conversation_id=conversation_id,
-                           client_msg_id=client_msg_id, body=body, severity=chosen,
+                           client_msg_id=client_msg_id, body=body, severity=severity,
                            subject=subject, channel=channel,
                            page_url=page_url and page_url[:2000],
                            user_agent=user_agent and user_agent[:500])

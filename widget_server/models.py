@@ -96,6 +96,13 @@ class Ticket:
     tier: int = 1
     split_from_id: int | None = None
     merged_into_id: int | None = None
+    sla_kind: str = "first_response"
+    sla_due: datetime | None = None  # due instant of the running clock; None: paused/stopped
+    sla_paused: bool = False
+    at_risk: bool = False
+    breached: bool = False
+    next_response_at: datetime | None = None
+    solved_at: datetime | None = None
 
 
 @dataclass(frozen=True)

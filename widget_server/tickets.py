@@ -78,12 +78,11 @@ def format_due(moment: datetime) -> str:
     return moment.strftime("%a %d %b %H:%M UTC")
 
 
-def acknowledgement(reference: str, severity_key: str, due: datetime) -> str:
-    label = severity(severity_key).label.lower()
-    return (
-        f"Request {reference} received. We filed it with {label} severity "
-        f"and will send a first response by {format_due(due)}."
-    )
+def acknowledgement(reference: str, severity_label: str, due: datetime | None) -> str:
+    promise = (f" and will send a first response by {format_due(due)}" if due
+               else " and will answer as soon as we can")
+    return (f"Request {reference} received. We filed it with {severity_label.lower()} "
+            f"severity{promise}.")
 
 
 def status_after_visitor_message(status: str) -> str:

@@ -101,6 +101,7 @@ class Panel {
   async logout() {
     this.store.clear();
     this.user = null;
+    this.contact = null;
     this.token = null;
     this.outbox = [];
     this.conversations.clear();
@@ -118,6 +119,13 @@ class Panel {
         body: JSON.stringify({ site: this.config.site, token: this.token, user: this.user || this.contact }),
       });
       const data = await response.json();
+      if (response.status === 403 && data.error && data.error.code === "invalid_identity" && this.user) {
+        this.emit("error", data.error); // the host's hash is wrong: retrying cannot help
+        this.user = null;
+        this.store.set("user", null);
+        this.ready = this.begin();
+        return;
+      }
       if (!response.ok) throw new Error(data.error ? data.error.message : response.status);
       if (this.visitor && this.visitor.id !== data.visitor.id) this.conversations.clear();
       const known = this.visitor ? [this.visitor.id, this.visitor.name, this.visitor.email].join() : "";
@@ -145,7 +153,7 @@ class Panel {
       const resume = {};
       for (const conversation of this.conversations.values()) resume[conversation.id] = this.lastSeq(conversation);
       ws.send(JSON.stringify({ type: "hello", site: this.config.site, token: this.token, resume,
-        page: location.href.slice(0, 2000) }));
+        page: (location.origin + location.pathname).slice(0, 2000) }));
     });
     ws.addEventListener("message", (event) => {
       this.lastFrame = Date.now();
@@ -154,10 +162,11 @@ class Panel {
     ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;
       this.ws = null;
+      this.isReady = false;
       this.failures += 1;
       this.render();
       if (event.code === 1008 && this.refused) { this.refused = false; this.token = null; this.ready = this.begin(); return; }
-      this.retry(() => { this.connect(); this.flushHttp(); });
+      this.retry(() => { this.connect(); if (this.socketBlocked) this.flushHttp(); });
     });
   }
 
@@ -278,9 +287,18 @@ class Panel {
     return conversation;
   }
 
+  // the end of the gap-free run of messages we hold: an ack that arrived over HTTP may be
+  // newer than replies we never saw, and resuming must not skip those
   lastSeq(conversation) {
     const messages = conversation.messages;
-    return messages.length ? messages[messages.length - 1].seq : 0;
+    if (!messages.length) return 0;
+    let last = messages[0].seq;
+    if (last !== 1 && messages.length < KEEP_MESSAGES) return 0;
+    for (const message of messages) {
+      if (message.seq > last + 1) break;
+      last = message.seq;
+    }
+    return last;
   }
 
   add(conversation, message) {
@@ -301,6 +319,18 @@ class Panel {
   }
 
   saveOutbox() { this.store.set("outbox", this.outbox); }
+
+  // a follow-up written before its new request was acknowledged waits for the request's id;
+  // if that request failed for good, the follow-up cannot be delivered either
+  waitsForRoot(item) {
+    if (!item.conversation.startsWith("new:") || item.conversation === `new:${item.client_msg_id}`) return false;
+    const root = this.outbox.find((entry) => `new:${entry.client_msg_id}` === item.conversation);
+    if (!root || root.failed) {
+      item.failed = "its request could not be sent";
+      this.saveOutbox();
+    }
+    return true;
+  }
 
   unread(conversation) {
     return conversation.messages.filter((m) => m.seq > conversation.readSeq && m.author.type === "agent").length;
@@ -335,7 +365,7 @@ class Panel {
     try {
       for (const item of [...this.outbox]) {
         if (item.failed) continue;
-        if (item.conversation.startsWith("new:") && item.conversation !== `new:${item.client_msg_id}`) break;
+        if (this.waitsForRoot(item)) continue;
         const conversation = item.conversation.startsWith("new:") ? null : item.conversation;
         const response = await fetch(`${this.config.server}/api/widget/v1/messages`, {
           method: "POST", mode: "cors", credentials: "omit", headers: { "Content-Type": "application/json" },
@@ -362,7 +392,7 @@ class Panel {
     if (!this.online) return;
     for (const item of this.outbox) {
       if (item.failed) continue;
-      if (item.conversation.startsWith("new:") && item.conversation !== `new:${item.client_msg_id}`) break; // wait for the id
+      if (this.waitsForRoot(item)) continue;
       if (this.sentOn.get(item.client_msg_id) === this.ws) continue;
       this.sentOn.set(item.client_msg_id, this.ws);
       const conversation = item.conversation.startsWith("new:") ? null : item.conversation;
@@ -519,7 +549,7 @@ class Panel {
       ...severities.map((s) => h("label", { class: "choice" },
         h("input", { type: "radio", name: "severity", value: s.key, checked: s.key === chosen }),
         h("span", {}, h("strong", { text: s.label }), h("span", { class: "hint", text: s.description }))))) : null,
-    asksContact ? h("p", { class: "hint", text: "Leave us a message; our answer will appear here." }) : null,
+    asksContact ? h("p", { class: "hint", text: "Leave us a message; our answer will appear here when you come back." }) : null,
     ...(asksContact ? [
       h("label", { for: "hw-name", text: "Your name" }),
       h("input", { id: "hw-name", name: "name", autocomplete: "name", required: true, maxlength: "200",
@@ -535,7 +565,8 @@ class Panel {
   }
 
   composerField(id, submit) {
-    return h("textarea", { id, name: "body", rows: "3", required: true, maxlength: "5000",
+    const limit = (this.site && this.site.limits && this.site.limits.max_body_chars) || 5000;
+    return h("textarea", { id, name: "body", rows: "3", required: true, maxlength: String(limit),
       onkeydown: (event) => {
         if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submit(); }
       },

@@ -107,7 +107,8 @@
     // a child of <html>, not <body>: a transformed or clipped body cannot pin or hide it
     document.documentElement.append(host);
     for (const args of (previous && previous.q) || []) api(...args);
-    (window.requestIdleCallback || setTimeout)(load, { timeout: 4000 });
+    if (window.requestIdleCallback) requestIdleCallback(load, { timeout: 4000 });
+    else setTimeout(load, 2000);
   };
   if (document.body) attach();
   else document.addEventListener("DOMContentLoaded", attach, { once: true });

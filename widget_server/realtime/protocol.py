@@ -118,6 +118,10 @@ def ticket_json(ticket: Ticket) -> dict[str, Any]:
         "created_at": isoformat(ticket.created_at),
         # visitors learn only that specialists have it, never the internal tier structure
         "specialists": ticket.tier > 1,
+        "response_due": isoformat(ticket.sla_due) if ticket.sla_due else None,
+        "response_kind": ticket.sla_kind,
+        "sla_paused": ticket.sla_paused,
+        "breached": ticket.breached,
     }
 
 

@@ -43,7 +43,7 @@ class VisitorPost:
     conversation_id: str | None
     client_msg_id: str
     body: str
-    severity: str
+    severity: str | None  # None: the site policy's default
     subject: str | None
     channel: str = "widget"
     page_url: str | None = None

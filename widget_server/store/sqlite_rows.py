@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from datetime import datetime
 
 from widget_server.clock import parse_iso
 from widget_server.models import Agent, ApiToken, Author, Message, Site, Ticket
@@ -12,7 +13,9 @@ from widget_server.tickets import format_reference
 TICKET_COLUMNS = (
     "t.id, t.site_id, t.number, t.conversation_id, t.subject, t.severity, t.status, t.stage,"
     " t.channel, t.assignee_id, t.first_response_due, t.first_response_at, t.created_at,"
-    " t.updated_at, t.tier, t.split_from_id, t.merged_into_id, s.reference_prefix"
+    " t.updated_at, t.tier, t.split_from_id, t.merged_into_id, s.reference_prefix,"
+    " t.sla_kind, t.sla_target, t.sla_consumed, t.sla_running_since, t.sla_due,"
+    " t.sla_warned_at, t.sla_breached_at, t.next_response_at, t.solved_at"
 )
 TICKET_FROM = "tickets t JOIN sites s ON s.id = t.site_id"
 MESSAGE_COLUMNS = (
@@ -66,7 +69,21 @@ def ticket(row: sqlite3.Row) -> Ticket:
         tier=row["tier"],
         split_from_id=row["split_from_id"],
         merged_into_id=row["merged_into_id"],
+        sla_kind=row["sla_kind"],
+        sla_due=_maybe_time(row["sla_due"]),
+        sla_paused=row["sla_target"] is not None and row["sla_running_since"] is None
+        and row["status"] not in ("solved", "closed")
+        and (row["first_response_at"] is None if row["sla_kind"] == "first_response"
+             else row["next_response_at"] is None),
+        at_risk=row["sla_warned_at"] is not None,
+        breached=row["sla_breached_at"] is not None,
+        next_response_at=_maybe_time(row["next_response_at"]),
+        solved_at=_maybe_time(row["solved_at"]),
     )
+
+
+def _maybe_time(value: str | None) -> datetime | None:
+    return parse_iso(value) if value else None
 
 
 def message(row: sqlite3.Row) -> Message:

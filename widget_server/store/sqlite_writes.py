@@ -15,6 +15,7 @@ from widget_server.clock import isoformat
 from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import Agent, ApiToken, Message, PostResult, Site, TicketChange
 from widget_server.store import sqlite_rows as rows
+from widget_server.store import sqlite_sla as sla
 from widget_server.store.base import TicketPatch, VisitorPost
 
 
@@ -222,6 +223,8 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
     if ticket_row is not None:
         status = rules.status_after_visitor_message(ticket_row["status"])
         if status != ticket_row["status"]:
+            sla.on_status_change(conn, ticket_row, status, now,
+                                 sla.site_policy(conn, visitor.site_id))
             conn.execute(
                 "UPDATE tickets SET status = ?, solved_at = NULL, updated_at = ? WHERE id = ?",
                 (status, isoformat(now), ticket_row["id"]),
@@ -249,18 +252,23 @@ def _open_request(conn: sqlite3.Connection, post: VisitorPost, now: datetime) ->
         (visitor.site_id,),
     ).fetchone()
     number = int(site_row["ticket_counter"])
-    due = rules.first_response_due(now, post.severity)
+    policy = sla.site_policy(conn, visitor.site_id)
+    severity = post.severity or policy.default_severity
+    level = policy.severity(severity)  # an unknown severity fails the whole write
+    clock = sla.first_response_clock(policy, severity, now)
+    due = clock.due_at(policy.calendar)
     subject = (post.subject or "").strip() or rules.subject_from_body(post.body)
     cursor = conn.execute(
         "INSERT INTO tickets (site_id, number, conversation_id, subject, severity, status,"
         " channel, first_response_due, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, 'new', ?, ?, ?, ?)",
-        (visitor.site_id, number, conversation_id, subject, post.severity, post.channel,
-         isoformat(due), isoformat(now), isoformat(now)),
+        (visitor.site_id, number, conversation_id, subject, severity, post.channel,
+         isoformat(due or now), isoformat(now), isoformat(now)),
     )
     ticket_id = int(cursor.lastrowid or 0)
+    sla.write_clock(conn, ticket_id, clock, policy, new_clock=True)
     _event(conn, ticket_id, "created", "visitor", visitor.id,
-           {"severity": post.severity, "channel": post.channel}, now)
+           {"severity": severity, "channel": post.channel}, now)
     message = _insert_message(
         conn, conversation_id, _next_seq(conn, conversation_id, now), "visitor", post.body, now,
         visitor_id=visitor.id, author_name=visitor.name, client_msg_id=post.client_msg_id,
@@ -268,7 +276,7 @@ def _open_request(conn: sqlite3.Connection, post: VisitorPost, now: datetime) ->
     reference = rules.format_reference(number, site_row["reference_prefix"])
     receipt = _insert_message(
         conn, conversation_id, _next_seq(conn, conversation_id, now), "system",
-        rules.acknowledgement(reference, post.severity, due), now,
+        rules.acknowledgement(reference, level.label, due), now,
     )
     _event(conn, ticket_id, "acknowledged", "system", None, {"message_id": receipt.id}, now)
     ticket = rows.ticket(_ticket_for_conversation(conn, conversation_id))  # type: ignore[arg-type]
@@ -299,11 +307,14 @@ def post_agent_message(
         _event(conn, ticket_id, "internal_note", "agent", str(agent.id),
                {"message_id": message.id}, now)
     else:
-        if ticket_row["first_response_at"] is None:
+        clock_running = ticket_row["sla_running_since"] is not None
+        if sla.on_public_reply(conn, ticket_row, now, sla.site_policy(conn, site_id)):
             changed = True
-            conn.execute("UPDATE tickets SET first_response_at = ? WHERE id = ?",
-                         (isoformat(now), ticket_id))
             _event(conn, ticket_id, "first_response", "agent", str(agent.id),
+                   {"message_id": message.id}, now)
+        elif clock_running:
+            changed = True
+            _event(conn, ticket_id, "next_response", "agent", str(agent.id),
                    {"message_id": message.id}, now)
         status = rules.status_after_agent_reply(ticket_row["status"])
         if status != ticket_row["status"]:
@@ -322,6 +333,7 @@ def update_ticket(
     now: datetime,
 ) -> TicketChange:
     row = _ticket_by_number(conn, site_id, number)
+    policy = sla.site_policy(conn, site_id)
     changes: dict[str, object] = {}
     if patch.status is not None and patch.status != row["status"]:
         if patch.status not in rules.STATUSES:
@@ -336,12 +348,8 @@ def update_ticket(
             raise Unprocessable(f"unknown stage {patch.stage!r}", code="invalid_stage")
         changes["stage"] = patch.stage
     if patch.severity is not None and patch.severity != row["severity"]:
-        if patch.severity not in rules.SEVERITY_KEYS:
-            raise Unprocessable(f"unknown severity {patch.severity!r}", code="invalid_severity")
+        policy.severity(patch.severity)  # 422 invalid_severity for keys the policy lacks
         changes["severity"] = patch.severity
-        created = rows.ticket(row).created_at
-        changes["first_response_due"] = isoformat(rules.first_response_due(created,
-                                                                           patch.severity))
     if patch.unassign and row["assignee_id"] is not None:
         changes["assignee_id"] = None
     elif patch.assignee_id is not None and patch.assignee_id != row["assignee_id"]:
@@ -349,6 +357,12 @@ def update_ticket(
                         (patch.assignee_id,)).fetchone() is None:
             raise Unprocessable("no active agent with that id", code="invalid_assignee")
         changes["assignee_id"] = patch.assignee_id
+    if "status" in changes:
+        sla.on_status_change(conn, row, str(changes["status"]), now, policy)
+        if row["status"] in sla.STOPPED_STATUSES and changes["status"] not in sla.STOPPED_STATUSES:
+            changes.update(solved_at=None, closed_at=None)
+    if "severity" in changes:
+        sla.on_severity_change(conn, row, str(changes["severity"]), policy)
     if changes:
         assignments = ", ".join(f"{column} = ?" for column in changes)
         conn.execute(
@@ -356,7 +370,7 @@ def update_ticket(
             (*changes.values(), isoformat(now), row["id"]),
         )
         for column, value in changes.items():
-            if column in {"solved_at", "closed_at", "first_response_due"}:
+            if column in {"solved_at", "closed_at"}:
                 continue
             _event(conn, row["id"], f"{column}_changed", "agent", str(agent.id),
                    {"from": row[column], "to": value}, now)

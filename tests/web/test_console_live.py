@@ -1,0 +1,63 @@
+"""/ws/console: only signed-in agents, only from the console's own origin; live frames."""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+
+import httpx
+import pytest
+import websockets
+from websockets.exceptions import InvalidStatus
+
+from tests.support import ServerProcess, Site, VisitorClient, run_cli
+
+pytestmark = pytest.mark.anyio
+
+
+async def signed_in_cookie(server: ServerProcess, email: str, password: str) -> str:
+    async with httpx.AsyncClient(base_url=server.url) as client:
+        form = (await client.get("/console/login")).text
+        token = re.search(r'name="login_token" value="([^"]+)"', form)
+        assert token
+        response = await client.post("/console/login", data={
+            "email": email, "password": password, "login_token": token.group(1)})
+        assert response.status_code == 303, response.text
+        return str(client.cookies["widget_console"])
+
+
+async def test_agent_socket_gets_visitor_messages_and_typing_and_refuses_strangers(
+    server: ServerProcess, site: Site
+) -> None:
+    email = f"live-{uuid.uuid4().hex[:6]}@example.com"
+    run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password", "pw-live-1",
+            "--site", site.key)
+    cookie = await signed_in_cookie(server, email, "pw-live-1")
+    url = f"ws://127.0.0.1:{server.port}/ws/console"
+    headers = {"Cookie": f"widget_console={cookie}"}
+
+    with pytest.raises(InvalidStatus) as refused:  # someone else's page using the cookie
+        await websockets.connect(url, origin="https://evil.example",  # type: ignore[arg-type]
+                                 additional_headers=headers)
+    assert refused.value.response.status_code == 403
+    with pytest.raises(InvalidStatus):  # no session
+        await websockets.connect(url, origin=server.url)  # type: ignore[arg-type]
+
+    agent = await websockets.connect(url, origin=server.url,  # type: ignore[arg-type]
+                                     additional_headers=headers)
+    assert json.loads(await agent.recv())["type"] == "ready"
+    visitor = await VisitorClient.connect(server, site)
+    ack, _ = await visitor.open_request("Live to the console")
+    frames = [json.loads(await agent.recv()) for _ in range(2)]
+    assert next(f["message"]["body"] for f in frames if f["type"] == "message") == \
+        "Live to the console"
+    await visitor.send_frame({"type": "typing", "conversation": ack["conversation"]})
+    typing = json.loads(await agent.recv())
+    assert typing == {"type": "typing", "site": site.key, "ticket": 1,
+                      "author": {"type": "visitor", "name": None}}
+    await agent.send(json.dumps({"type": "typing", "site": site.key, "ticket": 1}))
+    seen = await visitor.recv_type("typing")
+    assert seen["author"]["type"] == "agent"
+    await agent.close()
+    await visitor.close()
