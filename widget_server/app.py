@@ -13,6 +13,7 @@ from widget_server.help_tokens import HelpTokens
 from widget_server.messaging import Messaging
 from widget_server.realtime.hub import Hub
 from widget_server.runtime import Runtime
+from widget_server.scheduler import SlaScheduler
 from widget_server.store import open_store
 from widget_server.visitor_tokens import VisitorTokens
 from widget_server.web import api, health, help_form, session, static, widget_ws
@@ -34,6 +35,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         try:
             secret = settings.secret_key or await store.secret_key()
             hub = Hub()
+            scheduler = SlaScheduler(store, hub, clock)
             app.state.runtime = Runtime(
                 settings=settings,
                 store=store,
@@ -45,7 +47,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 help_tokens=HelpTokens(secret, settings.secret_key_fallbacks, clock),
                 secret_keys=[*settings.secret_key_fallbacks, secret],
             )
-            yield
+            app.state.runtime.messaging.changed = scheduler.poke
+            app.state.scheduler = scheduler
+            if settings.scheduler:
+                scheduler.start()
+            try:
+                yield
+            finally:
+                await scheduler.stop()
         finally:
             await store.close()
 

@@ -52,6 +52,13 @@ def _synchronous(text: str) -> str:
     return value
 
 
+def _on_off(text: str) -> bool:
+    value = text.strip().lower()
+    if value not in {"on", "off", "1", "0", "true", "false"}:
+        raise ValueError("must be on or off")
+    return value in {"on", "1", "true"}
+
+
 def _log_level(text: str) -> str:
     value = text.strip().lower()
     if value not in {"critical", "error", "warning", "info", "debug"}:
@@ -107,6 +114,8 @@ SETTINGS: tuple[Setting, ...] = (
         "SQLite synchronous mode: full (survives power loss) or normal (survives kill -9).",
     ),
     Setting("log_level", "WIDGET_LOG_LEVEL", _log_level, "Server log level."),
+    Setting("scheduler", "WIDGET_SCHEDULER", _on_off,
+            "Run the SLA scheduler in this process (on/off). Safe on several processes."),
 )
 
 
@@ -124,6 +133,7 @@ class Settings:
     max_body_chars: int = 5000
     sqlite_synchronous: str = "full"
     log_level: str = "info"
+    scheduler: bool = True
 
     @classmethod
     def from_env(

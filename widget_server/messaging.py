@@ -6,6 +6,8 @@ the store has committed, so a live frame never shows a message that could still 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from widget_server.clock import Clock
 from widget_server.errors import Unprocessable, WidgetError
 from widget_server.models import Agent, Author, PostResult, Ticket, TicketChange, Visitor
@@ -31,6 +33,7 @@ class Messaging:
         self.hub = hub
         self.clock = clock
         self.max_body_chars = max_body_chars
+        self.changed: Callable[[], None] = lambda: None  # the SLA scheduler's wake-up
 
     def check_body(self, body: str) -> str:
         if len(body) > self.max_body_chars:
@@ -67,6 +70,7 @@ class Messaging:
     def announce(self, visitor: Visitor, result: PostResult) -> None:
         if result.duplicate or not result.created:
             return
+        self.changed()
         event = MessagesAdded(result.message.conversation_id, result.created, result.ticket)
         self.hub.publish(visitor_channel(visitor.id), event)
         self.hub.publish(agents_channel(visitor.site_id), event)
@@ -80,6 +84,7 @@ class Messaging:
         change = await self.store.post_agent_message(
             site_id, number, agent, body, internal, self.clock.now()
         )
+        self.changed()
         event = MessagesAdded(change.ticket.conversation_id, change.messages, change.ticket)
         self.hub.publish(agents_channel(site_id), event)
         if not internal:
@@ -94,12 +99,14 @@ class Messaging:
         change = await self.store.update_ticket(site_id, number, agent, patch, self.clock.now())
         if not change.changed:
             return change
+        self.changed()
         self.hub.publish(visitor_channel(change.visitor_id), TicketUpdated(change.ticket))
         self.hub.publish(agents_channel(site_id), TicketUpdated(change.ticket))
         return change
 
     # -- console operations: each commits first, then tells the visitor and the agents
     def _publish_change(self, site_id: int, change: TicketChange) -> None:
+        self.changed()
         for channel in (visitor_channel(change.visitor_id), agents_channel(site_id)):
             if change.messages:
                 self.hub.publish(channel, MessagesAdded(change.ticket.conversation_id,

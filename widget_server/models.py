@@ -179,5 +179,12 @@ class SearchHit:
     snippet: str
 
 
+@dataclass(frozen=True)
+class SweepResult:
+    acted: bool  # False when another scheduler holds the lease
+    changed: list[tuple[Ticket, str]]  # tickets and their visitor ids
+    next_wake: datetime | None
+
+
 def normalize_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()

@@ -21,6 +21,7 @@ from widget_server.models import (
     SavedReply,
     SearchHit,
     Site,
+    SweepResult,
     Ticket,
     TicketChange,
     Visitor,
@@ -155,4 +156,9 @@ class Store(ConsoleStore, Protocol):
         self, site_id: int, number: int, agent: Agent, patch: TicketPatch, now: datetime
     ) -> TicketChange: ...
     async def mark_read(self, visitor_id: str, conversation_id: str, seq: int) -> None: ...
+    async def sla_sweep(self, holder: str, now: datetime, lease: timedelta) -> SweepResult:
+        """Take or renew the scheduler lease; mark at-risk and breaches; auto-close."""
+        ...
+
+    async def set_site_policy(self, site_id: int, policy_toml: str | None) -> None: ...
 

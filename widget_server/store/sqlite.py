@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
@@ -20,6 +20,7 @@ from widget_server.models import (
     Message,
     PostResult,
     Site,
+    SweepResult,
     Ticket,
     TicketChange,
 )
@@ -28,6 +29,7 @@ from widget_server.store import sqlite_schema as schema
 from widget_server.store import sqlite_writes as writes
 from widget_server.store.base import TicketPatch, VisitorPost
 from widget_server.store.console_queries import ConsoleQueries
+from widget_server.store.sqlite_sweep import sweep
 from widget_server.store.sqlite_writer import SQLiteWriter
 
 T = TypeVar("T")
@@ -264,6 +266,12 @@ class SQLiteStore(ConsoleQueries):
         self, site_id: int, number: int, agent: Agent, patch: TicketPatch, now: datetime
     ) -> TicketChange:
         return await self._write(writes.update_ticket, site_id, number, agent, patch, now)
+
+    async def sla_sweep(self, holder: str, now: datetime, lease: timedelta) -> SweepResult:
+        return await self._write(sweep, holder, now, lease)
+
+    async def set_site_policy(self, site_id: int, policy_toml: str | None) -> None:
+        await self._write(writes.set_site_policy, site_id, policy_toml)
 
     async def mark_read(self, visitor_id: str, conversation_id: str, seq: int) -> None:
         await self._write(writes.mark_read, visitor_id, conversation_id, seq)

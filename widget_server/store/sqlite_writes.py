@@ -387,3 +387,12 @@ def mark_read(conn: sqlite3.Connection, visitor_id: str, conversation_id: str, s
     )
     if cursor.rowcount == 0:
         raise NotFound("no such conversation", code="conversation_not_found")
+
+
+def set_site_policy(conn: sqlite3.Connection, site_id: int, policy_toml: str | None) -> None:
+    """Store a policy (already validated by the caller) as the TOML an admin wrote."""
+    if policy_toml is not None:
+        sla.policy_from_text(policy_toml)  # raises PolicyError before anything is stored
+    cursor = conn.execute("UPDATE sites SET policy = ? WHERE id = ?", (policy_toml, site_id))
+    if cursor.rowcount == 0:
+        raise NotFound("no such site", code="site_not_found")
