@@ -9,6 +9,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from widget_server import __version__
@@ -18,6 +19,7 @@ from widget_server.errors import WidgetError
 from widget_server.models import Site, normalize_origin
 from widget_server.origins import parse_origin
 from widget_server.passwords import hash_password, new_password
+from widget_server.policy import DEFAULT_POLICY_TOML, format_duration, parse_policy
 from widget_server.store import Store, open_store
 
 DEMO_ADMIN = "admin@example.com"
@@ -90,6 +92,18 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_argument("--email", required=True, help="the agent's email")
         if action == "reset-password":
             sub.add_argument("--password", help="the new password (default: generated)")
+
+    policy = commands.add_parser("policy", help="show or import a site's support policy",
+                                 description="Show or import a site's support policy (TOML).")
+    policy_commands = policy.add_subparsers(dest="policy_command", required=True,
+                                            metavar="ACTION")
+    for action, text in (("show", "print the policy as TOML (the default one if none is set)"),
+                         ("import", "check a TOML file and make it the site's policy")):
+        sub = policy_commands.add_parser(action, help=text, description=text.capitalize() + ".")
+        sub.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+        sub.add_argument("--site", help="site key (needed when there are several sites)")
+        if action == "import":
+            sub.add_argument("file", help="the policy file (see docs/policy.md)")
 
     site = commands.add_parser("site", help="inspect sites", description="Inspect sites.")
     site_commands = site.add_subparsers(dest="site_command", required=True, metavar="ACTION")
@@ -178,6 +192,23 @@ async def _agent(store: Store, args: argparse.Namespace) -> None:
         print(f"password reset: {found.email}")
         if not args.password:
             print(f"password: {password}")
+
+
+async def _policy(store: Store, args: argparse.Namespace) -> None:
+    site = await _pick_site(store, args.site)
+    if args.policy_command == "show":
+        print(site.policy or DEFAULT_POLICY_TOML, end="")
+        return
+    try:
+        text = Path(args.file).read_text("utf-8")
+    except OSError as exc:
+        raise CommandError(f"cannot read {args.file}: {exc.strerror}") from None
+    policy = parse_policy(text)  # a PolicyError names the line that is wrong
+    await store.set_site_policy(site.id, text)
+    levels = ", ".join(f"{level.key} {format_duration(level.first_response)}"
+                       for level in policy.severities)
+    hours = "24/7" if policy.calendar.always_open else f"hours in {policy.calendar.timezone}"
+    print(f"policy imported for {site.name}: {levels}; {hours}")
 
 
 async def _site_show(store: Store) -> None:
@@ -307,6 +338,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             _serve(settings)
         elif args.command == "agent":
             asyncio.run(_with_store(settings, lambda store: _agent(store, args)))
+        elif args.command == "policy":
+            asyncio.run(_with_store(settings, lambda store: _policy(store, args)))
         elif args.command == "site":
             asyncio.run(_with_store(settings, _site_show))
         elif args.command == "init":

@@ -27,6 +27,9 @@ class FakeClock:
     def advance(self, delta: timedelta) -> None:
         self._now += delta
 
+    def set(self, moment: datetime) -> None:
+        self._now = moment
+
 
 def isoformat(moment: datetime) -> str:
     """UTC ISO 8601 with millisecond precision and a Z suffix, as every frame carries it."""

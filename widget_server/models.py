@@ -18,6 +18,7 @@ class Site:
     identity_secret: str
     reference_prefix: str
     tier_names: tuple[str, ...] = ("First level", "Second level")
+    policy: str | None = None  # the support policy as TOML; None: the default policy
 
     def allows(self, origin: str | None) -> bool:
         return origin is not None and normalize_origin(origin) in self.allowed_origins

@@ -25,6 +25,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from datetime import date, time, timedelta
+from functools import lru_cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -195,3 +196,13 @@ first_response = "12h"
 '''
 
 DEFAULT_POLICY = parse_policy(DEFAULT_POLICY_TOML)
+
+
+@lru_cache(maxsize=128)
+def _parsed(text: str) -> Policy:
+    return parse_policy(text)
+
+
+def policy_from_text(text: str | None) -> Policy:
+    """The policy a site stores (its TOML), or the default one when it stores none."""
+    return _parsed(text) if text else DEFAULT_POLICY

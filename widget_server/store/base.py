@@ -27,6 +27,7 @@ from widget_server.models import (
     Visitor,
     VisitorProfile,
 )
+from widget_server.reports import TicketFacts
 
 
 @dataclass(frozen=True)
@@ -161,4 +162,6 @@ class Store(ConsoleStore, Protocol):
         ...
 
     async def set_site_policy(self, site_id: int, policy_toml: str | None) -> None: ...
+    async def report_rows(self, site_ids: list[int], since: datetime) -> tuple[
+            list[TicketFacts], list[datetime], dict[str, int]]: ...
 

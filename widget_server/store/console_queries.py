@@ -23,6 +23,7 @@ from widget_server.models import (
     TicketChange,
     VisitorProfile,
 )
+from widget_server.reports import TicketFacts
 from widget_server.store import sqlite_console as jobs
 from widget_server.store import sqlite_rows as rows
 
@@ -257,3 +258,34 @@ class ConsoleQueries:
 def _marks(values: tuple[Any, ...] | list[Any]) -> str:
     return ",".join("?" * len(values)) or "NULL"
 
+
+
+class ReportQueries:
+    """Raw rows for widget_server.reports; mixed into the SQLite store like ConsoleQueries."""
+
+    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+        raise NotImplementedError
+
+    async def report_rows(self, site_ids: list[int], since: datetime) -> tuple[
+            list[TicketFacts], list[datetime], dict[str, int]]:
+        marks = _marks(site_ids)
+        facts = [
+            TicketFacts(row[0], row[1], parse_iso(row[2]),
+                        parse_iso(row[3]) if row[3] else None, bool(row[4]))
+            for row in await self._fetchall(
+                "SELECT t.severity, t.status, t.created_at, t.first_response_at,"
+                " EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id"
+                "  AND e.type = 'sla_breached'"
+                "  AND json_extract(e.data, '$.clock') = 'first_response')"
+                f" FROM tickets t WHERE t.site_id IN ({marks}) AND t.created_at >= ?",
+                (*site_ids, isoformat(since)))
+        ]
+        solved = [parse_iso(row[0]) for row in await self._fetchall(
+            "SELECT e.created_at FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id"
+            f" WHERE t.site_id IN ({marks}) AND e.type = 'status_changed'"
+            " AND json_extract(e.data, '$.to') = 'solved' AND e.created_at >= ?",
+            (*site_ids, isoformat(since)))]
+        backlog = {row[0]: int(row[1]) for row in await self._fetchall(
+            f"SELECT status, COUNT(*) FROM tickets WHERE site_id IN ({marks}) GROUP BY status",
+            tuple(site_ids))}
+        return facts, solved, backlog

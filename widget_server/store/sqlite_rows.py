@@ -33,6 +33,7 @@ def site(row: sqlite3.Row) -> Site:
         identity_secret=row["identity_secret"],
         reference_prefix=row["reference_prefix"],
         tier_names=tuple(json.loads(row["tier_names"])),
+        policy=row["policy"],
     )
 
 

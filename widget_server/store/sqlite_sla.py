@@ -4,22 +4,12 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import datetime
-from functools import lru_cache
 
 from widget_server.clock import isoformat, parse_iso
-from widget_server.policy import DEFAULT_POLICY, Policy, parse_policy
+from widget_server.policy import Policy, policy_from_text
 from widget_server.sla import Clock, start_clock
 
 STOPPED_STATUSES = ("solved", "closed")
-
-
-@lru_cache(maxsize=128)
-def _parsed(text: str) -> Policy:
-    return parse_policy(text)
-
-
-def policy_from_text(text: str | None) -> Policy:
-    return _parsed(text) if text else DEFAULT_POLICY
 
 
 def site_policy(conn: sqlite3.Connection, site_id: int) -> Policy:

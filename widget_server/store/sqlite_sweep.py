@@ -7,8 +7,8 @@ from datetime import datetime, timedelta
 
 from widget_server.clock import isoformat, parse_iso
 from widget_server.models import SweepResult
+from widget_server.policy import policy_from_text
 from widget_server.store import sqlite_rows as rows
-from widget_server.store.sqlite_sla import policy_from_text
 from widget_server.store.sqlite_writes import _event
 
 

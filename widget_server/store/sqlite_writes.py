@@ -14,6 +14,7 @@ from widget_server import tickets as rules
 from widget_server.clock import isoformat
 from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import Agent, ApiToken, Message, PostResult, Site, TicketChange
+from widget_server.policy import policy_from_text
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_sla as sla
 from widget_server.store.base import TicketPatch, VisitorPost
@@ -392,7 +393,7 @@ def mark_read(conn: sqlite3.Connection, visitor_id: str, conversation_id: str, s
 def set_site_policy(conn: sqlite3.Connection, site_id: int, policy_toml: str | None) -> None:
     """Store a policy (already validated by the caller) as the TOML an admin wrote."""
     if policy_toml is not None:
-        sla.policy_from_text(policy_toml)  # raises PolicyError before anything is stored
+        policy_from_text(policy_toml)  # raises PolicyError before anything is stored
     cursor = conn.execute("UPDATE sites SET policy = ? WHERE id = ?", (policy_toml, site_id))
     if cursor.rowcount == 0:
         raise NotFound("no such site", code="site_not_found")

@@ -17,6 +17,7 @@ from widget_server.clock import isoformat
 from widget_server.errors import NotFound, Unauthorized, Unprocessable
 from widget_server.models import Agent, Message, Ticket
 from widget_server.realtime.protocol import ticket_json
+from widget_server.reports import build_report
 from widget_server.store import TicketPatch
 from widget_server.tickets import SEVERITY_KEYS, STATUSES
 from widget_server.web.errors import read_json_object, runtime
@@ -167,6 +168,17 @@ async def post_message(request: Request) -> Response:
     )
 
 
+async def sla_report(request: Request) -> Response:
+    """The SLA figures of the token's site over the last ``days`` days (UTC), today included."""
+    site_id, _ = await authenticate(request)
+    rt = runtime(request)
+    days = _int_param(request, "days", 30) or 30
+    if days > 366:
+        raise Unprocessable("days must be at most 366", code="invalid_days")
+    report = await build_report(rt.store, rt.clock.now(), site_id, days)
+    return JSONResponse(report.as_json())
+
+
 async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_json())
 
@@ -174,6 +186,7 @@ async def openapi(request: Request) -> Response:
 routes = [
     Route("/api/v1/openapi.json", openapi, methods=["GET"]),
     Route("/api/v1/tickets", list_tickets, methods=["GET"]),
+    Route("/api/v1/reports/sla", sla_report, methods=["GET"]),
     Route("/api/v1/tickets/{number:int}", get_ticket, methods=["GET"]),
     Route("/api/v1/tickets/{number:int}", patch_ticket, methods=["PATCH"]),
     Route("/api/v1/tickets/{number:int}/messages", post_message, methods=["POST"]),

@@ -42,7 +42,9 @@ def multi_line(value: str) -> str:
     return "".join(c for c in value if c in "\n\t" or unicodedata.category(c) != "Cc")
 
 
-def validate(fields: dict[str, str], max_body: int) -> tuple[FormValues, dict[str, str]]:
+def validate(fields: dict[str, str], max_body: int,
+             severity_keys: tuple[str, ...] = rules.SEVERITY_KEYS,
+             ) -> tuple[FormValues, dict[str, str]]:
     """The cleaned values (kept even when wrong, to re-render) and an error per bad field."""
     values = FormValues(
         name=one_line(fields.get("name", "")),
@@ -68,7 +70,7 @@ def validate(fields: dict[str, str], max_body: int) -> tuple[FormValues, dict[st
     description_error = body_error(values.description, max_body, "Describe your problem")
     if description_error:
         errors["description"] = description_error
-    if values.severity not in rules.SEVERITY_KEYS:
+    if values.severity not in severity_keys:
         errors["severity"] = "Choose how severe the problem is"
     return values, errors
 

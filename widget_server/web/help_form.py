@@ -23,6 +23,7 @@ from widget_server.clock import isoformat
 from widget_server.errors import WidgetError
 from widget_server.help_tokens import HelpTokens, RequestKey
 from widget_server.models import Conversation, Message, Site, Ticket, Visitor
+from widget_server.policy import policy_from_text
 from widget_server.realtime.protocol import ticket_json
 from widget_server.visitor_tokens import anonymous_visitor
 from widget_server.web.errors import runtime
@@ -114,17 +115,17 @@ async def help_home(request: Request) -> Response:
     return render("help_home.html", site=site, sites=choices, target="/help")
 
 
-def _severities() -> list[dict[str, Any]]:
+def _severities(site: Site) -> list[dict[str, Any]]:
     return [{"key": s.key, "label": s.label, "description": s.description,
              "hours": round(s.first_response.total_seconds() / 3600)}
-            for s in rules.DEFAULT_SEVERITIES]
+            for s in policy_from_text(site.policy).severities]
 
 
 def _form_page(request: Request, site: Site, values: FormValues, form_token: str,
                client_msg_id: str, errors: dict[str, str], status: int = 200) -> Response:
     return render("help_new.html", status, NO_STORE, site=site, values=values,
                   form_token=form_token, client_msg_id=client_msg_id, errors=errors,
-                  summary=field_summary(errors), severities=_severities(),
+                  summary=field_summary(errors), severities=_severities(site),
                   max_body=runtime(request).settings.max_body_chars)
 
 
@@ -134,7 +135,8 @@ async def new_form(request: Request) -> Response:
         return render("help_home.html", sites=choices, target="/help/new")
     token, grant = (await help_tokens(request)).new_form(site, anonymous_visitor(site).id)
     subject = request.query_params.get("subject", "")
-    values = FormValues(subject=" ".join(subject.split())[:200])
+    values = FormValues(subject=" ".join(subject.split())[:200],
+                        severity=policy_from_text(site.policy).default_severity)
     return _form_page(request, site, values, token, grant.client_msg_id, {})
 
 
@@ -169,7 +171,8 @@ async def submit_form(request: Request) -> Response:
     fields = await _read_fields(request, rt.settings.max_body_chars)
     site = await _site_named(request, fields.get("site", ""))
     tokens = await help_tokens(request)
-    values, errors = validate(fields, rt.settings.max_body_chars)
+    values, errors = validate(fields, rt.settings.max_body_chars,
+                              policy_from_text(site.policy).keys)
     form_token = fields.get("form_token", "")
     grant = tokens.read_form(form_token)
     if grant is None or grant.site_key != site.key or \

@@ -85,6 +85,28 @@ def openapi_json() -> dict[str, Any]:
                         **_ERRORS},
                 },
             },
+            "/api/v1/reports/sla": {"get": {
+                "summary": "SLA figures of the token's site: first-response p50/p90, breach "
+                           "rate per severity, opened and solved per day, backlog by status.",
+                "parameters": [{"name": "days", "in": "query", "schema": {
+                    "type": "integer", "minimum": 1, "maximum": 366, "default": 30}}],
+                "responses": {"200": _ok("The report.", {"type": "object", "properties": {
+                    "since": {"type": "string", "format": "date"},
+                    "until": {"type": "string", "format": "date"},
+                    "tickets": {"type": "integer"},
+                    "first_response": {"type": "object", "properties": {
+                        "p50_seconds": {"type": ["number", "null"]},
+                        "p90_seconds": {"type": ["number", "null"]}}},
+                    "breach_rate": {"type": "object", "additionalProperties": {
+                        "type": ["number", "null"]}},
+                    "breaches": {"type": "object", "additionalProperties": {"type": "integer"}},
+                    "opened_per_day": {"type": "object",
+                                       "additionalProperties": {"type": "integer"}},
+                    "solved_per_day": {"type": "object",
+                                       "additionalProperties": {"type": "integer"}},
+                    "backlog": {"type": "object", "additionalProperties": {"type": "integer"}},
+                }}), "401": _ERRORS["401"], "422": _ERRORS["422"]},
+            }},
             "/api/v1/tickets/{number}/messages": {"post": {
                 "summary": "Reply as the token's agent; public replies reach the widget live.",
                 "parameters": [_NUMBER],

@@ -13,9 +13,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from widget_server import tickets as rules
 from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessable, WidgetError
 from widget_server.models import Site, Visitor
+from widget_server.policy import policy_from_text
 from widget_server.realtime.protocol import (
     FrameError,
     Send,
@@ -122,6 +122,7 @@ async def create_session(request: Request) -> Response:
         raise Forbidden("this origin is not allowed for the site", code="origin_not_allowed")
     visitor = resolve_visitor(rt, site, data.get("token"), data.get("user"))
     conversations = await rt.store.visitor_conversations(visitor.id)
+    policy = policy_from_text(site.policy)
     body = {
         "token": rt.tokens.issue(visitor, site.key),
         "visitor": visitor_json(visitor),
@@ -131,9 +132,10 @@ async def create_session(request: Request) -> Response:
             "severities": [
                 {"key": s.key, "label": s.label, "description": s.description,
                  "first_response_hours": s.first_response.total_seconds() / 3600}
-                for s in rules.DEFAULT_SEVERITIES
+                for s in policy.severities
             ],
-            "default_severity": rules.DEFAULT_SEVERITY,
+            "default_severity": policy.default_severity,
+            "visitor_proposes_severity": policy.visitor_proposes_severity,
             "limits": {"max_body_chars": rt.settings.max_body_chars,
                        "max_frame_bytes": rt.settings.max_frame_bytes},
         },
