@@ -29,11 +29,17 @@ const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", m
 const utcDue = new Intl.DateTimeFormat("en-GB", { weekday: "short", hour: "2-digit",
   minute: "2-digit", hour12: false, timeZone: "UTC" });
 
+// the SLA promise in words; the server's clock decides, the widget only phrases it
 export function promise(ticket, now = Date.now()) {
-  if (!ticket || ticket.first_response_at || ["solved", "closed"].includes(ticket.status)) return "";
-  const due = new Date(ticket.first_response_due);
+  if (!ticket || ["solved", "closed"].includes(ticket.status)) return "";
+  const waiting = ticket.response_due !== undefined ? ticket.response_due
+    : (ticket.first_response_at ? null : ticket.first_response_due);
+  if (ticket.breached && waiting) return "We're late, and still on it.";
+  if (!waiting) return "";
+  const due = new Date(waiting);
   if (due.getTime() <= now) return "We're late, and still on it.";
-  return `We'll reply by ${utcDue.format(due).replace(",", "")} UTC`;
+  const verb = ticket.response_kind === "next_response" ? "get back to you" : "reply";
+  return `We'll ${verb} by ${utcDue.format(due).replace(",", "")} UTC`;
 }
 
 class Storage {
