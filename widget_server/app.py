@@ -21,6 +21,7 @@ from widget_server.web.console import admin as console_admin
 from widget_server.web.console import auth as console_auth
 from widget_server.web.console import live as console_live
 from widget_server.web.console import pages as console_pages
+from widget_server.web.console import sla_pages as console_sla
 from widget_server.web.errors import EXCEPTION_HANDLERS
 
 
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *console_auth.routes,
         *console_pages.routes,
         *console_admin.routes,
+        *console_sla.routes,
         *console_live.routes,
     ]
     return Starlette(

@@ -29,7 +29,8 @@ VERSIONED_CACHE = "public, max-age=31536000, immutable"
 PANEL_FILES = {"panel.js": "text/javascript", "panel.css": "text/css"}
 PLAIN_FILES = {"help.css": "text/css"}
 CONSOLE_FILES = {"console.js": "text/javascript", "console.css": "text/css",
-                 "console-admin.js": "text/javascript", "console-admin.css": "text/css"}
+                 "console-admin.js": "text/javascript", "console-admin.css": "text/css",
+                 "console-sla.css": "text/css"}
 
 _BLOCK_COMMENT = re.compile(r"^\s*/\*.*?\*/\s*$", re.MULTILINE | re.DOTALL)
 
