@@ -409,9 +409,11 @@ def git_info() -> dict[str, Any]:
             return None
         return result.stdout.strip() if result.returncode == 0 else None
 
-    status = git("status", "--porcelain", "--untracked-files=no")
+    status = git("status", "--porcelain", "--", "widget_server")
     return {"commit": git("rev-parse", "HEAD"),
-            "dirty": None if status is None else bool(status)}
+            # uncommitted changes to the server code: the run did not measure `commit` alone
+            "server_code_dirty": None if status is None else bool(status),
+            "server_code_changes": None if status is None else status.splitlines()[:20]}
 
 
 def machine_info() -> dict[str, Any]:
@@ -628,7 +630,8 @@ def run_once(params: dict[str, Any], keep: bool, pyspy: dict[str, Any] | None) -
         env.pop(name, None)
     server = Server(db, log, env)
     run: dict[str, Any] = {"parameters": params, "workdir": str(workdir) if keep else None,
-                           "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+                           "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+                           "git": git_info()}
     ok = False
     try:
         site = init_site(db, env)
@@ -646,6 +649,8 @@ def run_once(params: dict[str, Any], keep: bool, pyspy: dict[str, Any] | None) -
                                   and stored["distinct_client_msg_ids"] == expected
                                   and stored["tickets"] == opened}
         results["server_log"] = log_problems(server.log_text())
+        if git_info() != run["git"]:  # the code under test changed while it ran
+            run["git_after"] = git_info()
         run["results"] = results
         ok = True
         return run

@@ -532,7 +532,8 @@ class Panel {
   }
 
   newView() {
-    const severities = (this.site && this.site.severities) || [];
+    const proposes = !this.site || this.site.visitor_proposes_severity !== false;
+    const severities = (proposes && this.site && this.site.severities) || [];
     const chosen = (this.site && this.site.default_severity) || "normal";
     const asksContact = (this.config.mode === "form" || this.socketBlocked) && !(this.visitor && this.visitor.verified);
     const form = h("form", { class: "view", onsubmit: async (event) => {

@@ -254,7 +254,9 @@ def _open_request(conn: sqlite3.Connection, post: VisitorPost, now: datetime) ->
     ).fetchone()
     number = int(site_row["ticket_counter"])
     policy = sla.site_policy(conn, visitor.site_id)
-    severity = post.severity or policy.default_severity
+    # the visitor proposes a severity only where the policy lets them; agents may change it
+    proposed = post.severity if policy.visitor_proposes_severity else None
+    severity = proposed or policy.default_severity
     level = policy.severity(severity)  # an unknown severity fails the whole write
     clock = sla.first_response_clock(policy, severity, now)
     due = clock.due_at(policy.calendar)

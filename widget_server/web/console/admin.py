@@ -135,7 +135,7 @@ async def _sites_page(request: Request, status: int = 200, errors: Errors | None
 
 @admin_page
 async def sites(request: Request) -> Response:
-    if request.method == "GET":
+    if request.method != "POST":
         return await _sites_page(request)
     store, form = _store(request), await request.form()
     errors: Errors = {}
@@ -172,7 +172,7 @@ def _site_page(request: Request, site: Site, status: int = 200, errors: Errors |
 @admin_page
 async def site_page(request: Request) -> Response:
     site = await _site(request)
-    if request.method == "GET":
+    if request.method != "POST":
         return _site_page(request, site)
     store, form = _store(request), await request.form()
     errors: Errors = {}
@@ -247,7 +247,7 @@ async def _agent_choices(request: Request, form: FormData, errors: Errors
 
 @admin_page
 async def agents(request: Request) -> Response:
-    if request.method == "GET":
+    if request.method != "POST":
         return await _agents_page(request)
     store, form = _store(request), await request.form()
     errors: Errors = {}
@@ -330,7 +330,7 @@ async def _tokens_page(request: Request, status: int = 200, errors: Errors | Non
 
 @admin_page
 async def tokens(request: Request) -> Response:
-    if request.method == "GET":
+    if request.method != "POST":
         return await _tokens_page(request)
     store, form = _store(request), await request.form()
     errors: Errors = {}
