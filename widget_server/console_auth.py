@@ -29,7 +29,10 @@ class TooManyAttempts(WidgetError):
 
     def __init__(self, wait: timedelta) -> None:
         self.retry_after = max(1, int(wait.total_seconds() + 0.999))
-        super().__init__(f"Too many failed sign-ins. Try again in {self.retry_after} seconds.")
+        super().__init__(
+            f"Too many failed sign-ins. Try again in {self.retry_after} seconds. Each further "
+            f"failed sign-in doubles the wait, up to {int(MAX_LOCKOUT.total_seconds() // 60)} "
+            "minutes.")
 
 
 class BadCredentials(WidgetError):

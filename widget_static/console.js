@@ -43,12 +43,12 @@ function refreshCountdowns() {
 refreshCountdowns();
 setInterval(refreshCountdowns, COUNTDOWN_EVERY_MS);
 
-// -- the live socket, reconnecting with backoff
-function connect(onFrame, onReconnect) {
+// -- the live socket, reconnecting with backoff. ``onReady`` runs on every (re)connect:
+// whatever happened between rendering the page and the socket being ready is fetched then.
+function connect(onFrame, onReady) {
   const scheme = location.protocol === "https:" ? "wss" : "ws";
   let socket = null;
   let delay = 1000;
-  let opened = false;
   let pinger = 0;
 
   function open() {
@@ -62,12 +62,13 @@ function connect(onFrame, onReconnect) {
       }
       if (frame.type === "ready") {
         delay = 1000;
-        if (opened) onReconnect();
-        opened = true;
+        document.body.dataset.live = "connected";
+        onReady();
       }
       onFrame(frame);
     });
     socket.addEventListener("close", () => {
+      document.body.dataset.live = "reconnecting";
       clearInterval(pinger);
       setTimeout(open, delay);
       delay = Math.min(delay * 2, 30000);

@@ -217,26 +217,36 @@ class ConsoleQueries:
         return rows.ticket(row) if row else None
 
     async def search(self, site_ids: list[int], text: str, limit: int = 50) -> list[SearchHit]:
+        """Tickets whose subject or messages match every word (as prefixes), best first."""
         query = fts_query(text)
         if not query or not site_ids:
             return []
-        found = await self._fetchall(
-            f"SELECT {rows.TICKET_COLUMNS}, s.key AS site_key, hit.snippet FROM ("
-            "  SELECT m.conversation_id AS conversation_id, MIN(f.rank) AS rank,"
-            "   snippet(messages_fts, 0, char(2), char(3), '…', 12) AS snippet"
-            "  FROM messages_fts f JOIN messages m ON m.id = f.rowid"
-            "  WHERE messages_fts MATCH ? GROUP BY m.conversation_id"
-            "  UNION ALL"
-            "  SELECT t2.conversation_id, MIN(g.rank),"
-            "   snippet(tickets_fts, 0, char(2), char(3), '…', 12)"
-            "  FROM tickets_fts g JOIN tickets t2 ON t2.id = g.rowid"
-            "  WHERE tickets_fts MATCH ? GROUP BY t2.conversation_id"
-            f") hit JOIN tickets t ON t.conversation_id = hit.conversation_id"
-            " JOIN sites s ON s.id = t.site_id"
-            f" WHERE t.site_id IN ({_marks(site_ids)})"
-            " GROUP BY t.id ORDER BY MIN(hit.rank) LIMIT ?",
-            (query, query, *site_ids, limit))
-        return [SearchHit(rows.ticket(row), row["site_key"], row["snippet"]) for row in found]
+        marks = _marks(site_ids)
+        # snippet() cannot run under GROUP BY: rank the matching rows, then pick per ticket
+        matches = await self._fetchall(
+            "SELECT t.id, f.rank, snippet(tickets_fts, 0, char(2), char(3), '…', 12)"
+            " FROM tickets_fts f JOIN tickets t ON t.id = f.rowid"
+            f" WHERE tickets_fts MATCH ? AND t.site_id IN ({marks}) ORDER BY f.rank LIMIT 500",
+            (query, *site_ids))
+        matches += await self._fetchall(
+            "SELECT t.id, f.rank, snippet(messages_fts, 0, char(2), char(3), '…', 12)"
+            " FROM messages_fts f JOIN messages m ON m.id = f.rowid"
+            " JOIN tickets t ON t.conversation_id = m.conversation_id"
+            f" WHERE messages_fts MATCH ? AND t.site_id IN ({marks}) ORDER BY f.rank LIMIT 500",
+            (query, *site_ids))
+        best: dict[int, tuple[float, str]] = {}
+        for ticket_id, rank, snippet in matches:
+            if ticket_id not in best or rank < best[ticket_id][0]:
+                best[ticket_id] = (rank, snippet)
+        chosen = sorted(best.items(), key=lambda item: item[1][0])[:limit]
+        if not chosen:
+            return []
+        found = {row["id"]: row for row in await self._fetchall(
+            f"SELECT {rows.TICKET_COLUMNS}, s.key AS site_key FROM {rows.TICKET_FROM}"
+            f" WHERE t.id IN ({_marks([ticket_id for ticket_id, _ in chosen])})",
+            tuple(ticket_id for ticket_id, _ in chosen))}
+        return [SearchHit(rows.ticket(found[ticket_id]), found[ticket_id]["site_key"], snippet)
+                for ticket_id, (_, snippet) in chosen]
 
     # -- ticket operations
     async def split_ticket(self, site_id: int, number: int, message_ids: list[int],

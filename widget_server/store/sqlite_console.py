@@ -85,7 +85,11 @@ def update_site(conn: sqlite3.Connection, site_id: int, *, name: str | None = No
                 origins: list[str] | None = None, rotate_secret: bool = False,
                 tier_names: list[str] | None = None) -> Site:
     if name is not None:
-        conn.execute("UPDATE sites SET name = ? WHERE id = ?", (name, site_id))
+        try:
+            conn.execute("UPDATE sites SET name = ? WHERE id = ?", (name, site_id))
+        except sqlite3.IntegrityError:
+            raise Conflict(f"a site named {name!r} exists already",
+                           code="site_name_taken") from None
     if origins is not None:
         conn.execute("UPDATE sites SET allowed_origins = ? WHERE id = ?",
                      (json.dumps(sorted(set(origins))), site_id))

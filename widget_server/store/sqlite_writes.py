@@ -95,6 +95,9 @@ def set_agent_password(conn: sqlite3.Connection, email: str, password_hash: str)
     if row is None:
         raise NotFound(f"no agent with email {email}", code="agent_not_found")
     conn.execute("UPDATE agents SET password_hash = ? WHERE id = ?", (password_hash, row["id"]))
+    # a new password ends every session opened with the old one
+    conn.execute("UPDATE agent_sessions SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
+                 " WHERE agent_id = ? AND revoked_at IS NULL", (row["id"],))
     return rows.agent(row)
 
 
