@@ -175,6 +175,17 @@ function setUpInbox() {
 }
 
 // -- the ticket view
+const MONTHS = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
+
+function when(iso) {
+  // the same form as present.when on the server: "26 Nov 2025, 09:05 UTC"
+  const moment = new Date(iso);
+  if (Number.isNaN(moment.getTime())) return iso;
+  const two = (n) => String(n).padStart(2, "0");
+  return `${two(moment.getUTCDate())} ${MONTHS[moment.getUTCMonth()]} ${moment.getUTCFullYear()}, `
+    + `${two(moment.getUTCHours())}:${two(moment.getUTCMinutes())} UTC`;
+}
+
 function messageNode(message, visitorName) {
   const type = message.author.type;
   const article = document.createElement("article");
@@ -197,9 +208,7 @@ function messageNode(message, visitorName) {
   }
   const time = document.createElement("time");
   time.dateTime = message.created_at;
-  const created = new Date(message.created_at);
-  time.textContent = Number.isNaN(created.getTime()) ? message.created_at
-    : created.toLocaleString(undefined, { dateStyle: "medium", timeStyle: "short" });
+  time.textContent = when(message.created_at);
   header.append(time);
   const body = document.createElement("p");
   body.className = "body";
