@@ -13,7 +13,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import parse_qsl
 
-from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
@@ -34,6 +33,7 @@ from widget_server.web.help_fields import (
     first_response_promise,
     validate,
 )
+from widget_server.web.templating import templates
 
 SECURITY_HEADERS = {
     "Content-Security-Policy": "default-src 'none'; style-src 'self'; img-src 'self'; "
@@ -44,13 +44,6 @@ SECURITY_HEADERS = {
 NO_STORE = {**SECURITY_HEADERS, "Cache-Control": "no-store"}
 FORM_BYTES = 64 * 1024  # besides the description / reply, which may be up to 12 bytes a char
 
-templates = Environment(
-    loader=PackageLoader("widget_server", "templates"),
-    autoescape=select_autoescape(["html"]),
-    undefined=StrictUndefined,
-    trim_blocks=True,
-    lstrip_blocks=True,
-)
 
 
 class PageError(Exception):
