@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Route
 from widget_server.errors import NotFound, Unprocessable, WidgetError
 from widget_server.models import AgentSession, InboxRow, SavedReply, Site
 from widget_server.runtime import Runtime
-from widget_server.tickets import SEVERITY_KEYS, STATUSES
+from widget_server.tickets import STATUSES
 from widget_server.web.console import present, ticket_view
 from widget_server.web.console.auth import console_page, page, site_for_agent
 from widget_server.web.console.ticket_view import ticket_url
@@ -52,7 +52,7 @@ class InboxFilters:
     tier: int | None = None
 
     @classmethod
-    def parse(cls, params: QueryParams) -> InboxFilters:
+    def parse(cls, params: QueryParams, severities: tuple[str, ...]) -> InboxFilters:
         """Unknown values fall back to the default instead of failing the whole inbox."""
 
         def pick(name: str, allowed: tuple[str, ...], default: str = "") -> str:
@@ -61,7 +61,7 @@ class InboxFilters:
 
         tier = params.get("tier", "")
         return cls(status=pick("status", ("all", *STATUSES)),
-                   severity=pick("severity", SEVERITY_KEYS),
+                   severity=pick("severity", severities),
                    assignee=pick("assignee", ASSIGNEES, "anyone"),
                    site=params.get("site", "")[:100],
                    sla=pick("sla", SLA_STATES),
@@ -74,7 +74,7 @@ class InboxFilters:
         return (self.status,) if self.status else OPEN_STATUSES
 
 
-def inbox_row(row: InboxRow, rt: Runtime) -> dict[str, Any]:
+def inbox_row(row: InboxRow, rt: Runtime, severities: dict[str, str]) -> dict[str, Any]:
     ticket = row.ticket
     visitor = row.visitor_name or row.visitor_email or "Anonymous visitor"
     preview = (row.last_body or "").strip().replace("\n", " ")
@@ -86,7 +86,7 @@ def inbox_row(row: InboxRow, rt: Runtime) -> dict[str, Any]:
         "site_name": row.site_name,
         "visitor": visitor,
         "visitor_email": row.visitor_email if row.visitor_name else None,
-        "severity": present.severity_label(ticket.severity),
+        "severity": present.severity_label(ticket.severity, severities),
         "status": present.status_label(ticket.status),
         "due": present.response_due(ticket, rt.clock.now()),
         "preview": preview,
@@ -100,21 +100,23 @@ def inbox_row(row: InboxRow, rt: Runtime) -> dict[str, Any]:
 async def inbox(request: Request) -> Response:
     rt = runtime(request)
     session: AgentSession = request.state.session
-    filters = InboxFilters.parse(request.query_params)
     sites = await agent_sites(request)
+    labels = {site.id: present.severity_labels(site) for site in sites}
+    filters = InboxFilters.parse(request.query_params,
+                                 tuple(present.severity_labels(*sites)))
     chosen = [(await site_for_agent(request, filters.site))] if filters.site else sites
     found = await rt.store.inbox(
         session.agent, [site.id for site in chosen], statuses=filters.statuses,
         severity=filters.severity or None,
         assignee=None if filters.assignee == "anyone" else filters.assignee,
         sla=filters.sla or None, tier=filters.tier)
-    rows = [inbox_row(row, rt) for row in found]
+    rows = [inbox_row(row, rt, labels.get(row.ticket.site_id, {})) for row in found]
     tiers = max((len(site.tier_names) for site in chosen), default=2)
     tier_names = [present.tier_name(chosen[0].tier_names if chosen else (), n)
                   for n in range(1, tiers + 1)]
     return page(request, "console/inbox.html", rows=rows, filters=filters, sites=sites,
                 statuses=[(key, present.status_label(key)) for key in STATUSES],
-                severities=[(key, present.severity_label(key)) for key in SEVERITY_KEYS],
+                severities=list(present.severity_labels(*chosen).items()),
                 tier_names=tier_names, unread=sum(1 for row in rows if row["unread"]),
                 many_sites=len(sites) > 1)
 

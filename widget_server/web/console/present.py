@@ -11,8 +11,8 @@ from datetime import datetime
 from urllib.parse import urlsplit
 
 from widget_server.clock import isoformat, parse_iso
-from widget_server.models import Message, Ticket
-from widget_server.tickets import severity
+from widget_server.models import Message, Site, Ticket
+from widget_server.policy import policy_from_text
 
 HIGHLIGHT_START, HIGHLIGHT_END = "\x02", "\x03"
 
@@ -118,11 +118,17 @@ def tier_name(names: tuple[str, ...], tier: int) -> str:
     return names[tier - 1] if 1 <= tier <= len(names) else f"Tier {tier}"
 
 
-def severity_label(key: str) -> str:
-    try:
-        return severity(key).label
-    except KeyError:
-        return key
+def severity_labels(*sites: Site) -> dict[str, str]:
+    """Severity key -> label from the sites' policies, in policy order (the first site wins)."""
+    labels: dict[str, str] = {}
+    for site in sites:
+        for level in policy_from_text(site.policy).severities:
+            labels.setdefault(level.key, level.label)
+    return labels
+
+
+def severity_label(key: str, labels: dict[str, str]) -> str:
+    return labels.get(key, key)  # a key a later policy dropped is still shown
 
 
 @dataclass(frozen=True)
@@ -132,8 +138,8 @@ class TimelineEntry:
     text: str
 
 
-def timeline(events: list[dict[str, object]], agents: dict[str, str],
-             tier_names: tuple[str, ...], visitor: str) -> list[TimelineEntry]:
+def timeline(events: list[dict[str, object]], agents: dict[str, str], site: Site,
+             visitor: str) -> list[TimelineEntry]:
     """The ticket's events as sentences people read."""
     entries = []
     for event in events:
@@ -147,12 +153,12 @@ def timeline(events: list[dict[str, object]], agents: dict[str, str],
         entries.append(TimelineEntry(
             parse_iso(created) if isinstance(created, str) else datetime.min,
             who, describe(str(event.get("type")), data if isinstance(data, dict) else {},
-                          agents, tier_names)))
+                          agents, site.tier_names, severity_labels(site))))
     return entries
 
 
 def describe(kind: str, data: dict[str, object], agents: dict[str, str],
-             tier_names: tuple[str, ...]) -> str:
+             tier_names: tuple[str, ...], severities: dict[str, str]) -> str:
     def label(labels: dict[str, str], value: object) -> str:
         return labels.get(str(value), str(value)) if value is not None else "not set"
 
@@ -163,7 +169,7 @@ def describe(kind: str, data: dict[str, object], agents: dict[str, str],
         if "split_from" in data:
             return f"Created by splitting #{data['split_from']}"
         return (f"Created via the {data.get('channel', 'widget')} with "
-                f"{severity_label(str(data.get('severity', 'normal'))).lower()} severity")
+                f"{severity_label(str(data.get('severity')), severities).lower()} severity")
     if kind == "acknowledged":
         return "Receipt acknowledged to the visitor"
     if kind == "first_response":
@@ -179,8 +185,8 @@ def describe(kind: str, data: dict[str, object], agents: dict[str, str],
         return (f"Stage changed from {label(STAGE_LABELS, data.get('from'))} "
                 f"to {label(STAGE_LABELS, data.get('to'))}")
     if kind == "severity_changed":
-        return (f"Severity changed from {severity_label(str(data.get('from')))} "
-                f"to {severity_label(str(data.get('to')))}")
+        return (f"Severity changed from {severity_label(str(data.get('from')), severities)} "
+                f"to {severity_label(str(data.get('to')), severities)}")
     if kind == "assignee_id_changed":
         after = data.get("to")
         if after is None:

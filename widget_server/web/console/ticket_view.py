@@ -20,7 +20,7 @@ from widget_server.clock import isoformat
 from widget_server.errors import NotFound, Unprocessable, WidgetError
 from widget_server.models import Agent, AgentSession, Site, Ticket
 from widget_server.store import TicketPatch
-from widget_server.tickets import SEVERITY_KEYS, STAGES, STATUSES
+from widget_server.tickets import STAGES, STATUSES
 from widget_server.web.api import MAX_INT
 from widget_server.web.console import present
 from widget_server.web.console.auth import console_page, page, site_for_agent
@@ -82,6 +82,7 @@ async def _render(request: Request, *, status: int = 200, error: str | None = No
               for message in messages]
     replies = await rt.store.saved_replies([site.id])
     await rt.store.mark_agent_read(_agent(request).id, ticket)
+    labels = present.severity_labels(site)
     return page(
         request, "console/ticket.html", status, site=site, ticket=ticket, thread=thread,
         error=error, drafts={"form": "", "body": "", "reason": "", "into": "", **(drafts or {})},
@@ -89,15 +90,15 @@ async def _render(request: Request, *, status: int = 200, error: str | None = No
         page_link=present.web_url(profile.page_url),
         others=[{"ticket": other, "url": ticket_url(site.key, other.number),
                  "status": present.status_label(other.status)} for other in others],
-        timeline=present.timeline(await rt.store.ticket_events(ticket), names,
-                                  site.tier_names, visitor),
+        timeline=present.timeline(await rt.store.ticket_events(ticket), names, site, visitor),
         agents=await site_agents(request, site),
         statuses=[(key, present.status_label(key)) for key in STATUSES],
         stages=[(key, present.stage_label(key)) for key in STAGES],
-        severities=[(key, present.severity_label(key)) for key in SEVERITY_KEYS],
+        severities=[*labels.items(), *([] if ticket.severity in labels
+                                        else [(ticket.severity, ticket.severity)])],
         status_label=present.status_label(ticket.status),
         stage_label=present.stage_label(ticket.stage),
-        severity_label=present.severity_label(ticket.severity),
+        severity_label=present.severity_label(ticket.severity, labels),
         tier_label=present.tier_name(site.tier_names, ticket.tier),
         next_tier=(present.tier_name(site.tier_names, ticket.tier + 1)
                    if ticket.tier < len(site.tier_names) else None),
@@ -139,7 +140,7 @@ async def update(request: Request, site: Site, ticket: Ticket, form: FormData) -
         assignee_id = int(assignee)
     patch = TicketPatch(status=_text(form, "status") or None, stage=_text(form, "stage") or None,
                         severity=_text(form, "severity") or None, assignee_id=assignee_id,
-                        unassign=not assignee)
+                        unassign="assignee" in form and not assignee)
     await runtime(request).messaging.update_ticket(site.id, ticket.number, _agent(request), patch)
     return ticket_url(site.key, ticket.number)
 
