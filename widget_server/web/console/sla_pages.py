@@ -30,6 +30,7 @@ class Bar:
     y: float
     height: float
     kind: str = "a"
+    tick: str = ""  # the label under the axis; long series label only every few bars
 
 
 @dataclass(frozen=True)
@@ -44,12 +45,16 @@ def chart(title: str, values: list[tuple[str, float, str]], kind: str = "a",
           bar_width: float = 36, gap: float = 10) -> Chart:
     """Bar geometry drawn from the baseline up; the template turns it into SVG."""
     top = max((value for _, value, _ in values), default=0) or 1
+    if len(values) > 10:  # a daily series: narrow bars, a tick label once a week
+        bar_width, gap = 16, 6
+    every = 7 if len(values) > 10 else 1
     found = []
     for index, (label, value, shown) in enumerate(values):
         height = CHART_HEIGHT * value / top
+        tick = label if (len(values) - 1 - index) % every == 0 else ""
         found.append(Bar(label, value, shown, index * (bar_width + gap),
-                         CHART_HEIGHT - height, height, kind))
-    return Chart(title, found, bar_width, max(200.0, len(found) * (bar_width + gap)))
+                         CHART_HEIGHT - height, height, kind, tick))
+    return Chart(title, found, bar_width, max(200.0, len(found) * (bar_width + gap) + 30))
 
 
 def _rt(request: Request) -> Runtime:
