@@ -610,7 +610,8 @@ class Panel {
     const conversation = this.conversations.get(this.view.conversation);
     const ticket = conversation && conversation.ticket;
     if (!ticket) return [h("h3", { text: "New request" })];
-    const facts = [ticket.status_label, ticket.stage_label, `${ticket.severity} severity`].filter(Boolean);
+    const facts = [ticket.status_label, ticket.stage_label, `${ticket.severity} severity`,
+      ticket.specialists ? "Our specialists are looking into it" : ""].filter(Boolean);
     return [h("h3", { text: `${ticket.reference} ${ticket.subject}` }), h("p", { class: "meta", text: facts.join(" · ") }),
       promise(ticket) ? h("p", { class: "promise", text: promise(ticket) }) : null].filter(Boolean);
   }
