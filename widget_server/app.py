@@ -16,7 +16,17 @@ from widget_server.runtime import Runtime
 from widget_server.scheduler import SlaScheduler
 from widget_server.store import open_store
 from widget_server.visitor_tokens import VisitorTokens
-from widget_server.web import api, health, help_form, session, static, widget_ws
+from widget_server.web import (
+    api,
+    health,
+    help_api,
+    help_centre,
+    help_form,
+    help_metrics,
+    session,
+    static,
+    widget_ws,
+)
 from widget_server.web.console import admin as console_admin
 from widget_server.web.console import auth as console_auth
 from widget_server.web.console import live as console_live
@@ -66,6 +76,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *widget_ws.routes,
         *api.routes,
         *help_form.routes,
+        *help_centre.routes,
+        *help_api.routes,
+        *help_metrics.routes,
         *console_auth.routes,
         *console_pages.routes,
         *console_admin.routes,

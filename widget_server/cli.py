@@ -1,4 +1,4 @@
-"""The `widget-server` command: serve, init, token create, demo."""
+"""The `widget-server` command: serve, init, token create, articles import, demo."""
 
 from __future__ import annotations
 
@@ -14,6 +14,12 @@ from typing import Any
 
 from widget_server import __version__
 from widget_server.api_tokens import hash_api_token, new_api_token
+from widget_server.article_import import (
+    ArticleImportError,
+    import_articles,
+    read_folder,
+    sample_articles,
+)
 from widget_server.config import DEMO_SITE_SETTING, ConfigError, Settings
 from widget_server.errors import WidgetError
 from widget_server.models import Site, normalize_origin
@@ -105,6 +111,19 @@ def build_parser() -> argparse.ArgumentParser:
         if action == "import":
             sub.add_argument("file", help="the policy file (see docs/policy.md)")
 
+    articles = commands.add_parser("articles", help="manage help-centre articles",
+                                   description="Manage help-centre articles.")
+    article_commands = articles.add_subparsers(dest="articles_command", required=True,
+                                               metavar="ACTION")
+    imports = article_commands.add_parser(
+        "import", help="import a folder of Markdown articles (again: updates them)",
+        description="Import every .md file of DIR as an article (front matter: title, slug, "
+        "category, status). Articles are matched by slug: importing again updates them and "
+        "never duplicates. A folder with a broken file imports nothing.")
+    imports.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+    imports.add_argument("--site", help="site key (needed when there are several sites)")
+    imports.add_argument("dir", metavar="DIR", help="folder of .md files")
+
     site = commands.add_parser("site", help="inspect sites", description="Inspect sites.")
     site_commands = site.add_subparsers(dest="site_command", required=True, metavar="ACTION")
     show = site_commands.add_parser(
@@ -116,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="serve a ready demo site with its host page at /demo",
         description="Serve a ready demo: a site, an admin whose credentials are printed, "
-        "an API token, and the host page at /demo.")
+        "an API token, sample help articles, and the host page at /demo.")
     _server_options(demo, default_db=f"$WIDGET_DB or {DEMO_DB}")
     return parser
 
@@ -211,6 +230,13 @@ async def _policy(store: Store, args: argparse.Namespace) -> None:
     print(f"policy imported for {site.name}: {levels}; {hours}")
 
 
+async def _articles_import(store: Store, args: argparse.Namespace) -> None:
+    site = await _pick_site(store, args.site)
+    sources = read_folder(Path(args.dir))
+    report = await import_articles(store, site.id, sources)
+    print(f"articles imported for {site.name}: {report}")
+
+
 async def _site_show(store: Store) -> None:
     sites = await store.list_sites()
     if not sites:
@@ -284,7 +310,10 @@ async def _prepare_demo(store: Store, settings: Settings) -> list[str]:
     assert agent is not None
     token = new_api_token()
     await store.create_api_token("demo", hash_api_token(token), site.id, agent.id)
+    samples = sample_articles()
+    await import_articles(store, site.id, samples)
     return [
+        f"Help centre:     {settings.base_url}/help ({len(samples)} sample articles)",
         f"Demo host page:  {settings.base_url}/demo",
         f"Admin sign-in:   {DEMO_ADMIN} / {password}",
         f"API token:       {token}",
@@ -340,6 +369,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_with_store(settings, lambda store: _agent(store, args)))
         elif args.command == "policy":
             asyncio.run(_with_store(settings, lambda store: _policy(store, args)))
+        elif args.command == "articles":
+            asyncio.run(_with_store(settings, lambda store: _articles_import(store, args)))
         elif args.command == "site":
             asyncio.run(_with_store(settings, _site_show))
         elif args.command == "init":
@@ -350,7 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             lines = asyncio.run(_with_store(settings, lambda s: _prepare_demo(s, settings)))
             print("\n".join(lines), flush=True)
             _serve(settings)
-    except (CommandError, ConfigError, WidgetError) as exc:
+    except (CommandError, ConfigError, WidgetError, ArticleImportError) as exc:
         print(f"widget-server: error: {exc}", file=sys.stderr)
         return 1
     except sqlite3.Error as exc:

@@ -1,8 +1,9 @@
 """The Help Form: plain server-rendered pages that work without JavaScript (DESIGN 4.2).
 
-GET /help is the help-centre home, GET/POST /help/new the form, /help/requests/{token} the
-requester's private page of one request (its thread and a reply form). Requests made here are
-the same tickets the widget makes: they go through ``Messaging`` with channel "form".
+GET/POST /help/new is the form (the help-centre pages around it are in help_centre.py), and
+/help/requests/{token} the requester's private page of one request (its thread and a reply
+form). Requests made here are the same tickets the widget makes: they go through
+``Messaging`` with channel "form".
 Every page is rendered by jinja2 with autoescape on and sent under a strict CSP.
 """
 
@@ -101,11 +102,6 @@ async def _chosen_site(request: Request) -> tuple[Site | None, list[Site]]:
     if not sites:
         raise PageError(404, "No help centre yet", "This server has no help centre set up yet.")
     return (sites[0], []) if len(sites) == 1 else (None, sites)
-
-
-async def help_home(request: Request) -> Response:
-    site, choices = await _chosen_site(request)
-    return render("help_home.html", site=site, sites=choices, target="/help")
 
 
 def _severities(site: Site) -> list[dict[str, Any]]:
@@ -260,7 +256,6 @@ async def reply(request: Request) -> Response:
 
 
 routes = [
-    Route("/help", page(help_home), methods=["GET"]),
     Route("/help/new", page(new_form), methods=["GET"]),
     Route("/help/new", page(submit_form), methods=["POST"]),
     Route("/help/requests/{token}", page(show_request), methods=["GET"]),
