@@ -2,13 +2,15 @@
 // localStorage, resend with the same client_msg_id, resume by seq). Loaded by widget.js.
 // All DOM is built with createElement/textContent; nothing from the network becomes markup.
 
+import { articleView, searchBox, sendEvent, suggestions } from "./articles.js";
+
 const PERMANENT = new Set(["body_too_long", "body_empty", "invalid_severity",
   "conversation_closed", "conversation_not_found", "invalid_frame"]);
 const KEEP_MESSAGES = 200;
 
 // -- small helpers ---------------------------------------------------------------------------
 
-function h(tag, props = {}, ...children) {
+export function h(tag, props = {}, ...children) {
   const node = document.createElement(tag);
   for (const [key, value] of Object.entries(props)) {
     if (value === undefined || value === null || value === false) continue;
@@ -238,7 +240,10 @@ class Panel {
       this.add(conversation, { seq: frame.seq, id: frame.message_id, body: item.body, created_at: frame.created_at,
         client_msg_id: item.client_msg_id, author: { type: "visitor", name: null } });
     }
-    if (frame.ticket && item && item.conversation.startsWith("new:")) this.emit("ticket", frame.ticket);
+    if (frame.ticket && item && item.conversation.startsWith("new:")) {
+      this.emit("ticket", frame.ticket);
+      sendEvent(this, "request"); // for the deflection rate: no request followed a search
+    }
     this.flush();
     this.render();
   }
@@ -447,11 +452,12 @@ class Panel {
   show(view) {
     this.view = view;
     this.slots = {};
-    const builders = { home: () => this.homeView(), new: () => this.newView(), conversation: () => this.conversationView() };
+    const builders = { home: () => this.homeView(), new: () => this.newView(), conversation: () => this.conversationView(),
+      article: () => articleView(this, view.article) };
     this.body.replaceChildren(builders[view.name]());
     this.render();
     this.markRead();
-    const target = this.body.querySelector(view.name === "home" ? "button.primary" : "textarea");
+    const target = this.body.querySelector({ home: "input[type=search]", article: "button" }[view.name] || "textarea");
     if (target) target.focus();
   }
 
@@ -503,6 +509,7 @@ class Panel {
 
   homeView() {
     return h("div", { class: "view" },
+      searchBox(this),
       h("button", { type: "button", class: "primary", text: "Start a new request", onclick: () => this.show({ name: "new" }) }),
       this.slot("status", "div", { role: "status" }),
       h("h3", { text: "Your requests" }),
@@ -535,6 +542,7 @@ class Panel {
     const proposes = !this.site || this.site.visitor_proposes_severity !== false;
     const severities = (proposes && this.site && this.site.severities) || [];
     const chosen = (this.site && this.site.default_severity) || "normal";
+    const describe = this.composerField("hw-new-body", () => form.requestSubmit());
     const asksContact = (this.config.mode === "form" || this.socketBlocked) && !(this.visitor && this.visitor.verified);
     const form = h("form", { class: "view", onsubmit: async (event) => {
       event.preventDefault();
@@ -565,7 +573,8 @@ class Panel {
       h("input", { id: "hw-email", name: "email", type: "email", autocomplete: "email", required: true, maxlength: "254",
         value: (this.contact && this.contact.email) || "" })] : []),
     h("label", { for: "hw-new-body", text: "Describe the problem" }),
-    this.composerField("hw-new-body", () => form.requestSubmit()),
+    describe,
+    suggestions(this, describe),
     h("button", { type: "submit", class: "primary", text: "Send" }),
     this.slot("status", "div", { role: "status" }));
     return form;

@@ -35,7 +35,8 @@ def test_loader_fits_in_two_kib(server: ServerProcess) -> None:
 
 def test_loader_panel_and_styles_fit_in_fifteen_kib(server: ServerProcess, version: str) -> None:
     total = sent_bytes(server, "/widget.js") + sum(
-        sent_bytes(server, f"/widget/{version}/{name}") for name in ("panel.js", "panel.css"))
+        sent_bytes(server, f"/widget/{version}/{name}")
+        for name in ("panel.js", "articles.js", "panel.css"))
     assert total <= WHOLE_BUDGET
 
 
@@ -52,7 +53,7 @@ def test_versioned_files_are_cached_for_a_year_and_loadable_cross_origin(
 def test_widget_source_has_no_eval_inline_styles_or_html_injection() -> None:
     from widget_server.web.static import static_dir
 
-    for name in ("widget.js", "panel.js"):
+    for name in ("widget.js", "panel.js", "articles.js"):
         source = (static_dir() / name).read_text()
         for forbidden in ("eval(", "new Function", "innerHTML", "outerHTML", "insertAdjacentHTML",
                           "document.write", ".style.", "setAttribute(\"style\"", "document.cookie",
