@@ -30,6 +30,7 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
+import io
 import json
 import os
 import platform
@@ -41,6 +42,7 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import uuid
@@ -53,6 +55,11 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 REPO = Path(__file__).resolve().parent.parent
+# Where the server code comes from: the repository's working tree, or (--ref) an exported
+# snapshot of one commit. `python -m widget_server` runs with this as its working
+# directory, so the package found there is imported before the installed (editable) one.
+CODE = REPO
+SNAPSHOT_COMMIT: str | None = None
 HOST = "127.0.0.1"
 
 # Hard bounds, so that a typo cannot turn the benchmark into a flood.
@@ -87,7 +94,7 @@ def free_port() -> int:
 def run_cli(*args: str, env: dict[str, str]) -> str:
     result = subprocess.run(
         [sys.executable, "-m", "widget_server", *args],
-        capture_output=True, text=True, timeout=60, env=env, cwd=REPO,
+        capture_output=True, text=True, timeout=60, env=env, cwd=CODE,
     )
     if result.returncode != 0:
         raise RuntimeError(f"widget-server {' '.join(args)} failed:\n{result.stderr}")
@@ -137,7 +144,7 @@ class Server:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "widget_server", "serve", "--db", str(self.db),
                  "--host", HOST, "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=REPO,
+                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=CODE,
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout
@@ -400,17 +407,39 @@ def ms(value: float | None) -> float | None:
     return None if value is None else round(value * 1000, 2)
 
 
-def git_info() -> dict[str, Any]:
-    def git(*args: str) -> str | None:
-        try:
-            result = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                                    timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            return None
-        return result.stdout.strip() if result.returncode == 0 else None
+def git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
+                                timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
 
+
+def export_snapshot(ref: str, dest: Path) -> str:
+    """Extract the tree of ``ref`` into ``dest`` (read-only for the repository)."""
+    commit = git("rev-parse", "--verify", f"{ref}^{{commit}}")
+    if not commit:
+        raise SystemExit(f"--ref {ref}: not a commit of {REPO}")
+    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=REPO,
+                             capture_output=True, timeout=60, check=True).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(dest, filter="data")
+    where = subprocess.run(
+        [sys.executable, "-c", "import widget_server; print(widget_server.__file__)"],
+        cwd=dest, capture_output=True, text=True, timeout=60,
+    ).stdout.strip()
+    if not Path(where).resolve().is_relative_to(dest.resolve()):
+        raise SystemExit(f"the snapshot is not what gets imported ({where}); cannot use --ref")
+    return commit
+
+
+def git_info() -> dict[str, Any]:
+    if CODE != REPO:
+        return {"commit": SNAPSHOT_COMMIT, "source": "snapshot (--ref)",
+                "server_code_dirty": False, "server_code_changes": []}
     status = git("status", "--porcelain", "--", "widget_server")
-    return {"commit": git("rev-parse", "HEAD"),
+    return {"commit": git("rev-parse", "HEAD"), "source": "working tree",
             # uncommitted changes to the server code: the run did not measure `commit` alone
             "server_code_dirty": None if status is None else bool(status),
             "server_code_changes": None if status is None else status.splitlines()[:20]}
@@ -485,8 +514,12 @@ def table(runs: list[dict[str, Any]]) -> str:
     head = "  ".join(name.rjust(width) for name, width in TABLE_COLUMNS)
     rows = [head, "-" * len(head)]
     for run in runs:
-        r, p = run["results"], run["parameters"]
+        p = run["parameters"]
         mode = "closed" if p["mode"] == "closed" else f"{p['rate']:g}/s"
+        if "results" not in run:
+            rows.append(f"{mode:>7}  {p['visitors']:>8}  FAILED: {run.get('error', '?')[:70]}")
+            continue
+        r = run["results"]
         cells = [mode, p["visitors"], r["acked"], r["duration_s"], r["persisted_msgs_per_s"],
                  r["ack_ms"]["p50"], r["ack_ms"]["p99"], r["ack_ms"]["max"],
                  r["sent"] - r["acked"], r.get("server_cpu_percent"),
@@ -501,7 +534,7 @@ def table(runs: list[dict[str, Any]]) -> str:
 
 async def drive(server: Server, site: Site, params: dict[str, Any], pyspy: dict[str, Any] | None
                 ) -> dict[str, Any]:
-    timeout = params["ack_timeout"]
+    timeout, setup_timeout = params["ack_timeout"], params["setup_timeout"]
     visitors = [Visitor(index, server, site) for index in range(params["visitors"])]
     limits = httpx.Limits(max_connections=50, max_keepalive_connections=50)
     setup_started = time.perf_counter()
@@ -509,11 +542,12 @@ async def drive(server: Server, site: Site, params: dict[str, Any], pyspy: dict[
 
     async def connect(visitor: Visitor, http: httpx.AsyncClient) -> float:
         async with connect_gate:
-            await visitor.connect(http, timeout)
-            return await visitor.open_request(timeout)
+            await visitor.connect(http, setup_timeout)
+            return await visitor.open_request(setup_timeout)
 
     try:
-        async with httpx.AsyncClient(base_url=server.url, limits=limits, timeout=timeout) as http:
+        async with httpx.AsyncClient(base_url=server.url, limits=limits,
+                                     timeout=setup_timeout) as http:
             open_latencies = await asyncio.gather(*(connect(v, http) for v in visitors))
         setup_s = time.perf_counter() - setup_started
 
@@ -645,6 +679,9 @@ def run_once(params: dict[str, Any], keep: bool, pyspy: dict[str, Any] | None) -
         expected = opened + results["acked"]  # the opening messages are visitor messages too
         results["server_exit_code"] = exit_code
         results["persistence"] = {**stored, "expected_acked": expected,
+                                  # the durability failure proper: acked, yet not stored
+                                  "acked_but_missing": max(0, expected
+                                                           - stored["visitor_messages"]),
                                   "ok": stored["visitor_messages"] == expected
                                   and stored["distinct_client_msg_ids"] == expected
                                   and stored["tickets"] == opened}
@@ -654,13 +691,18 @@ def run_once(params: dict[str, Any], keep: bool, pyspy: dict[str, Any] | None) -
         run["results"] = results
         ok = True
         return run
+    except (Exception, TimeoutError) as exc:  # recorded as a failed run; the others still run
+        run["error"] = f"{type(exc).__name__}: {exc}"[:2000]
+        print(f"  run failed: {run['error']}", file=sys.stderr)
+        return run
     finally:
         server.stop()
         if not ok:
             tail = server.log_text()[-3000:]
             if tail:
                 print(f"--- server log ({log}) ---\n{tail}", file=sys.stderr)
-        if ok and not keep and not run["results"]["server_log"]["flagged_lines"]:
+        if (ok and not keep and not run["results"]["server_log"]["flagged_lines"]
+                and run["results"]["persistence"]["ok"]):
             shutil.rmtree(workdir, ignore_errors=True)
         else:
             print(f"kept {workdir} (database and server.log)", file=sys.stderr)
@@ -691,6 +733,7 @@ def make_params(base: argparse.Namespace, **override: Any) -> dict[str, Any]:
               "duration": base.duration, **override}
     params = {"mode": "open" if values.get("rate") else "closed",
               "visitors": values["visitors"], "ack_timeout": base.ack_timeout,
+              "setup_timeout": base.setup_timeout,
               "max_seconds": base.max_seconds}
     if params["mode"] == "closed":
         params["messages"] = values["messages"]
@@ -717,6 +760,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="open loop: seconds of sending (10)")
     parser.add_argument("--ack-timeout", type=float, default=30.0,
                         help="seconds to wait for one ack before counting it lost (30)")
+    parser.add_argument("--setup-timeout", type=float, default=30.0,
+                        help="seconds for each step of connecting a visitor and opening its "
+                             "request (30)")
     parser.add_argument("--max-seconds", type=float, default=180.0,
                         help="hard limit on one run's client side, setup included (180)")
     parser.add_argument("--suite", action="store_true",
@@ -731,6 +777,10 @@ def main(argv: list[str] | None = None) -> int:
                              "(.svg flamegraph, .json speedscope, else collapsed stacks)")
     parser.add_argument("--py-spy-args", dest="pyspy_args", default="", metavar="ARGS",
                         help="extra py-spy record options, e.g. '--gil --native --nonblocking'")
+    parser.add_argument("--ref", default=None, metavar="COMMIT",
+                        help="benchmark the server code of this commit (exported to a "
+                             "temporary directory) instead of the working tree, so that "
+                             "edits made meanwhile do not mix into the runs")
     parser.add_argument("--repeat", type=int, default=1,
                         help="run each setting this many times, each with a fresh server (1)")
     args = parser.parse_args(argv)
@@ -742,6 +792,15 @@ def main(argv: list[str] | None = None) -> int:
     plans = [params for params in plans for _ in range(args.repeat)]
     pyspy = {"out": args.pyspy, "extra": args.pyspy_args} if args.pyspy else None
     signal.signal(signal.SIGTERM, _interrupt)
+
+    global CODE, SNAPSHOT_COMMIT
+    snapshot_dir: Path | None = None
+    if args.ref is not None:
+        snapshot_dir = Path(tempfile.mkdtemp(prefix="widget-bench-code-"))
+        SNAPSHOT_COMMIT = export_snapshot(args.ref, snapshot_dir)
+        CODE = snapshot_dir
+        print(f"server code: {args.ref} = {SNAPSHOT_COMMIT} (snapshot in {snapshot_dir})",
+              file=sys.stderr)
 
     runs: list[dict[str, Any]] = []
     failed = False
@@ -755,6 +814,9 @@ def main(argv: list[str] | None = None) -> int:
             run = run_once(params, args.keep, pyspy)
             run["timestamp"] = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             runs.append(run)
+            if "results" not in run:
+                failed = True
+                continue
             r = run["results"]
             persistence = r["persistence"]
             print(f"  persisted: {persistence['visitor_messages']} visitor messages stored, "
@@ -768,6 +830,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted; server stopped", file=sys.stderr)
         return 130
+    finally:
+        if snapshot_dir is not None:
+            shutil.rmtree(snapshot_dir, ignore_errors=True)
 
     print()
     print(table(runs))

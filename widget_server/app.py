@@ -28,6 +28,7 @@ from widget_server.web import (
     widget_ws,
 )
 from widget_server.web.console import admin as console_admin
+from widget_server.web.console import articles as console_articles
 from widget_server.web.console import auth as console_auth
 from widget_server.web.console import live as console_live
 from widget_server.web.console import pages as console_pages
@@ -83,6 +84,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *console_pages.routes,
         *console_admin.routes,
         *console_sla.routes,
+        *console_articles.routes,
         *console_live.routes,
     ]
     return Starlette(

@@ -49,6 +49,8 @@ def test_keyboard_only_flow(page: Page, host_pages: HostPages, server: ServerPro
     assert active_in_widget(page) == "Help"
     page.keyboard.press("Enter")
     expect(widget.get_by_role("dialog")).to_be_visible()
+    expect(widget.get_by_label("Search help articles")).to_be_focused()  # search first
+    page.keyboard.press("Tab")
     assert active_in_widget(page) == "Start a new request"
     page.keyboard.press("Enter")
     expect(widget.get_by_label("Describe the problem")).to_be_focused()

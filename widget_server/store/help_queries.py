@@ -66,6 +66,10 @@ class HelpQueries:
         return await self._write(jobs.upsert_article, site_id, source, body_html, body_text,
                                  self._clock.now())
 
+    async def rename_article(self, article_id: int, slug: str) -> Article:
+        """A new slug for an article; 409 ``slug_taken`` when the site already uses it."""
+        return await self._write(jobs.rename_article, article_id, slug, self._clock.now())
+
     async def get_article(self, article_id: int) -> Article | None:
         row = await self._fetchone("SELECT * FROM articles WHERE id = ?", (article_id,))
         return jobs.article(row) if row else None

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from widget_server.articles import DEFLECTION_WINDOW, Article, ArticleSource, Comment, Feedback
 from widget_server.clock import isoformat, parse_iso
-from widget_server.errors import NotFound
+from widget_server.errors import Conflict, NotFound
 from widget_server.models import Agent, Visitor
 
 QUERY_MAX = 200
@@ -52,6 +52,23 @@ def upsert_article(conn: sqlite3.Connection, site_id: int, source: ArticleSource
         " status = ?, updated_at = ? WHERE id = ? RETURNING *",
         (*fields, isoformat(now), found["id"])).fetchone()
     return article(row), "updated"
+
+
+def rename_article(conn: sqlite3.Connection, article_id: int, slug: str, now: datetime
+                   ) -> Article:
+    """Give an article another slug; the slug must be free within its site."""
+    found = conn.execute("SELECT * FROM articles WHERE id = ?", (article_id,)).fetchone()
+    if found is None:
+        raise NotFound("no such article", code="article_not_found")
+    if found["slug"] == slug:
+        return article(found)
+    if conn.execute("SELECT 1 FROM articles WHERE site_id = ? AND slug = ?",
+                    (found["site_id"], slug)).fetchone() is not None:
+        raise Conflict(f"another article of this site already has the slug {slug!r}",
+                       code="slug_taken")
+    row = conn.execute("UPDATE articles SET slug = ?, updated_at = ? WHERE id = ? RETURNING *",
+                       (slug, isoformat(now), article_id)).fetchone()
+    return article(row)
 
 
 def record_feedback(conn: sqlite3.Connection, article_id: int, feedback: Feedback,
