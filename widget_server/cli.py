@@ -82,12 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--email", required=True, help="the agent's sign-in email")
     add.add_argument("--name", help="display name shown to visitors (default: from the email)")
     add.add_argument("--password", help="password (default: a generated one, printed once)")
-    add.add_argument("--role", choices=["agent", "admin"], default="agent",
-                     help="admin manages sites, agents and tokens (default: agent)")
+    add.add_argument("--role", choices=["agent", "admin"],
+                     help="admin manages sites, agents and tokens (default for a new agent: "
+                     "agent; an existing agent keeps theirs)")
     add.add_argument("--site", action="append", default=[],
                      help="site key the agent works on (repeat for more)")
-    add.add_argument("--tier", type=int, default=1,
-                     help="support tier: 1 first level, 2 second level, ... (default: 1)")
+    add.add_argument("--tier", type=int,
+                     help="support tier: 1 first level, 2 second level, ... (default for a new "
+                     "agent: 1; an existing agent keeps theirs)")
     listing = agent_commands.add_parser("list", help="list agents",
                                         description="List agents with role, tier and sites.")
     listing.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
@@ -190,12 +192,18 @@ async def _agent(store: Store, args: argparse.Namespace) -> None:
             if site is None:
                 raise CommandError(f"no site has the key {key}")
             site_ids.append(site.id)
+        if args.tier is not None and args.tier < 1:
+            raise CommandError("--tier starts at 1")
         password = args.password or new_password()
         name = args.name or args.email.split("@")[0]
-        agent, created = await store.ensure_agent(args.email, name, args.role,
+        agent, created = await store.ensure_agent(args.email, name, args.role or "agent",
                                                   hash_password(password))
-        await store.update_agent(agent.id, role=args.role, tier=args.tier, site_ids=site_ids,
+        # an existing agent changes only in what was asked: role, tier, sites, password
+        await store.update_agent(agent.id, role=args.role, tier=args.tier,
+                                 site_ids=site_ids if args.site or created else None,
                                  active=True)
+        if not created and args.password:
+            await store.set_agent_password(agent.email, hash_password(args.password))
         print(f"agent {'created' if created else 'updated'}: {agent.email}")
         if created and not args.password:
             print(f"password: {password}")

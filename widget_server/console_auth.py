@@ -40,11 +40,15 @@ class BadCredentials(WidgetError):
     status = 401
 
 
-def throttle_keys(email: str, client: str | None) -> list[str]:
-    """Failures count per account and per client address, stored only as digests."""
-    keys = ["email:" + hashlib.sha256(email.strip().lower().encode()).hexdigest()]
+def throttle_keys(email: str, client: str | None, salt: str = "") -> list[str]:
+    """Failures count per account and per client address, stored only as keyed digests (HMAC
+    with the server secret), so the table cannot be reversed by hashing every address."""
+    def digest(text: str) -> str:
+        return hmac.new(salt.encode(), text.encode(), hashlib.sha256).hexdigest()
+
+    keys = ["email:" + digest(email.strip().lower())]
     if client:
-        keys.append("client:" + hashlib.sha256(client.encode()).hexdigest())
+        keys.append("client:" + digest(client))
     return keys
 
 
@@ -66,6 +70,7 @@ def csrf_matches(expected: str, given: str | None) -> bool:
 class SignIn:
     store: Store
     clock: Clock
+    salt: str = ""
 
     async def check_throttle(self, keys: list[str]) -> None:
         now = self.clock.now()
@@ -80,7 +85,7 @@ class SignIn:
 
     async def sign_in(self, email: str, password: str, client: str | None) -> tuple[Agent, str]:
         """The agent and a new session id, or ``BadCredentials`` / ``TooManyAttempts``."""
-        keys = throttle_keys(email, client)
+        keys = throttle_keys(email, client, self.salt)
         await self.check_throttle(keys)
         found = await self.store.agent_password_hash(email.strip())
         stored = found[1] if found else None

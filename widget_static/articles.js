@@ -54,7 +54,7 @@ function results(panel, articles) {
 }
 
 export function searchBox(panel) {
-  const list = h("ul", { class: "tickets", "aria-live": "polite" });
+  const list = h("ul", { class: "results", "aria-live": "polite" });
   let timer = 0;
   const run = (query, settled) => api(panel, `articles?site=${encodeURIComponent(panel.config.site)}&q=${encodeURIComponent(query)}`)
     .then((data) => {
@@ -76,7 +76,7 @@ export function searchBox(panel) {
 }
 
 export function suggestions(panel, textarea) {
-  const list = h("ul", { class: "tickets suggestions", "aria-live": "polite" });
+  const list = h("ul", { class: "results suggestions", "aria-live": "polite" });
   const box = h("div", { hidden: true }, h("p", { class: "hint", text: "These articles may answer it:" }), list);
   let timer = 0;
   textarea.addEventListener("input", () => {

@@ -165,12 +165,12 @@ class ConsoleQueries:
         if tier is not None:
             where.append("t.tier = ?")
             params.append(tier)
-        waiting = "t.first_response_at IS NULL AND t.status NOT IN ('solved', 'closed')"
+        # the running clock (first or next response) decides; a paused clock has no due time
         if sla == "breached":
-            where.append(f"{waiting} AND t.first_response_due <= ?")
+            where.append("t.sla_due IS NOT NULL AND t.sla_due <= ?")
             params.append(now)
         elif sla == "due_soon":
-            where.append(f"{waiting} AND t.first_response_due > ? AND t.first_response_due <= ?")
+            where.append("t.sla_due > ? AND t.sla_due <= ?")
             params.extend([now, isoformat(self._clock.now() + timedelta(hours=1))])
         found = await self._fetchall(
             f"SELECT {rows.TICKET_COLUMNS}, s.key AS site_key, s.name AS site_name,"
@@ -185,8 +185,8 @@ class ConsoleQueries:
             f" FROM {rows.TICKET_FROM} JOIN conversations c ON c.id = t.conversation_id"
             " JOIN visitors v ON v.id = c.visitor_id"
             f" WHERE {' AND '.join(where)}"
-            f" ORDER BY CASE WHEN {waiting} AND t.first_response_due <= ? THEN 0 ELSE 1 END,"
-            " t.first_response_due, t.id LIMIT ?",
+            " ORDER BY CASE WHEN t.sla_due <= ? THEN 0 WHEN t.sla_due IS NOT NULL THEN 1"
+            " ELSE 2 END, t.sla_due, t.id LIMIT ?",
             (agent.id, *params, now, limit))
         return [InboxRow(rows.ticket(row), row["site_key"], row["site_name"],
                          row["visitor_name"], row["visitor_email"], row["last_body"],

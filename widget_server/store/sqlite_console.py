@@ -15,6 +15,7 @@ from widget_server.clock import isoformat
 from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import Agent, Message, Site, TicketChange
 from widget_server.store import sqlite_rows as rows
+from widget_server.store import sqlite_sla as sla
 from widget_server.store.sqlite_writes import (
     _event,
     _insert_message,
@@ -183,6 +184,9 @@ def split_ticket(conn: sqlite3.Connection, site_id: int, number: int, message_id
          source["severity"], source["channel"], source["first_response_due"],
          isoformat(now), isoformat(now), source["tier"], source["id"]))
     new_ticket_id = int(cursor.lastrowid or 0)
+    policy = sla.site_policy(conn, site_id)
+    sla.write_clock(conn, new_ticket_id, sla.first_response_clock(policy, source["severity"], now),
+                    policy, new_clock=True)
     copied = []
     for row in chosen:
         original = rows.message(row)
@@ -224,8 +228,9 @@ def merge_ticket(conn: sqlite3.Connection, site_id: int, number: int, into_numbe
     source_ref, target_ref = rows.ticket(source).reference, rows.ticket(target).reference
     note_source = _system_note(conn, source["conversation_id"],
                                f"This request was merged into {target_ref}.", now)
-    note_target = _system_note(conn, target["conversation_id"],
-                               f"{source_ref} was merged into this request.", now)
+    note_target = _insert_message(conn, target["conversation_id"], None, "agent",
+                                  f"{source_ref} was merged into this request.", now,
+                                  agent_id=agent.id, author_name=agent.name, internal=True)
     actor = str(agent.id)
     _event(conn, source["id"], "merged", "agent", actor, {"into": into_number}, now)
     _event(conn, target["id"], "merged_from", "agent", actor, {"from": number}, now)

@@ -155,7 +155,8 @@ async def login(request: Request) -> Response:
                                 error="The sign-in form expired; please try again.")
     client = request.client.host if request.client else None
     try:
-        _, session_id = await SignIn(rt.store, rt.clock).sign_in(email, password, client)
+        signer = SignIn(rt.store, rt.clock, rt.secret_keys[-1])
+        _, session_id = await signer.sign_in(email, password, client)
     except TooManyAttempts as exc:
         response = await login_form(request, status=429, email=email, error=exc.message)
         response.headers["Retry-After"] = str(exc.retry_after)

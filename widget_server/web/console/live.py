@@ -29,6 +29,7 @@ from widget_server.web.console.auth import current_session
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 2000
+RECHECK_SECONDS = 30
 
 
 class AgentFeed:
@@ -95,6 +96,7 @@ async def console_socket(websocket: WebSocket) -> None:
     for site_id in sites:
         rt.hub.subscribe(agents_channel(site_id), feed)
     sender = asyncio.create_task(_send_loop(websocket, feed))
+    guard = asyncio.create_task(_recheck(rt, websocket, session.id))
     try:
         await websocket.send_text(json.dumps({"type": "ready", "agent": agent.name,
                                               "sites": sorted(sites.values())}))
@@ -106,9 +108,19 @@ async def console_socket(websocket: WebSocket) -> None:
     finally:
         for site_id in sites:
             rt.hub.unsubscribe(agents_channel(site_id), feed)
-        sender.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await sender
+        for task in (sender, guard):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+async def _recheck(rt: Runtime, websocket: WebSocket, session_id: str) -> None:
+    """A signed-out, disabled or reset agent stops receiving within a minute."""
+    while True:
+        await asyncio.sleep(RECHECK_SECONDS)
+        if await rt.store.agent_session(session_id) is None:
+            await websocket.close(code=1008, reason="session ended")
+            return
 
 
 async def _send_loop(websocket: WebSocket, feed: AgentFeed) -> None:
