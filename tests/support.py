@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -213,3 +214,25 @@ class Api:
 
     async def aclose(self) -> None:
         await self.client.aclose()
+
+
+async def console_client(server: ServerProcess, site: Site, role: str = "admin"
+                         ) -> httpx.AsyncClient:
+    """An httpx client signed in to the console as a new agent of ``site``."""
+    email = f"agent-{uuid.uuid4().hex[:8]}@example.com"
+    run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password",
+            "pw-console-1", "--role", role, "--site", site.key)
+    client = httpx.AsyncClient(base_url=server.url)
+    form = (await client.get("/console/login")).text
+    token = re.search(r'name="login_token" value="([^"]+)"', form)
+    assert token, "the sign-in form carries a login token"
+    response = await client.post("/console/login", data={
+        "email": email, "password": "pw-console-1", "login_token": token.group(1)})
+    assert response.status_code == 303, response.text
+    return client
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'data-csrf="([^"]+)"', html)
+    assert found, "console pages carry the CSRF token on <body>"
+    return found.group(1)

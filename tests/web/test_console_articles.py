@@ -13,7 +13,14 @@ import uuid
 import httpx
 import pytest
 
-from tests.support import ServerProcess, Site, create_site, run_cli, start_session
+from tests.support import (
+    ServerProcess,
+    Site,
+    console_client,
+    create_site,
+    csrf_of,
+    start_session,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -32,23 +39,7 @@ XSS_BODY = """Intro <script>alert(1)</script>
 
 
 async def sign_in(server: ServerProcess, site: Site, role: str = "admin") -> httpx.AsyncClient:
-    email = f"help-{uuid.uuid4().hex[:6]}@example.com"
-    run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password", "pw-help-1",
-            "--role", role, "--site", site.key)
-    client = httpx.AsyncClient(base_url=server.url)
-    form = (await client.get("/console/login")).text
-    token = re.search(r'name="login_token" value="([^"]+)"', form)
-    assert token
-    response = await client.post("/console/login", data={
-        "email": email, "password": "pw-help-1", "login_token": token.group(1)})
-    assert response.status_code == 303
-    return client
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'data-csrf="([^"]+)"', html)
-    assert found
-    return found.group(1)
+    return await console_client(server, site, role)
 
 
 def fields(site: Site, csrf: str, slug: str, status: str = "published", **extra: str

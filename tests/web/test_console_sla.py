@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import csv
 import io
-import re
-import uuid
 
 import httpx
 import pytest
 
-from tests.support import ServerProcess, Site, VisitorClient, run_cli, start_session
+from tests.support import (
+    ServerProcess,
+    Site,
+    VisitorClient,
+    console_client,
+    csrf_of,
+    run_cli,
+    start_session,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -30,23 +36,7 @@ first_response = "1d"
 
 
 async def sign_in(server: ServerProcess, site: Site, role: str = "admin") -> httpx.AsyncClient:
-    email = f"sla-{uuid.uuid4().hex[:6]}@example.com"
-    run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password", "pw-sla-1",
-            "--role", role, "--site", site.key)
-    client = httpx.AsyncClient(base_url=server.url)
-    form = (await client.get("/console/login")).text
-    token = re.search(r'name="login_token" value="([^"]+)"', form)
-    assert token
-    response = await client.post("/console/login", data={
-        "email": email, "password": "pw-sla-1", "login_token": token.group(1)})
-    assert response.status_code == 303
-    return client
-
-
-def csrf_of(html: str) -> str:
-    found = re.search(r'data-csrf="([^"]+)"', html)
-    assert found
-    return found.group(1)
+    return await console_client(server, site, role)
 
 
 async def test_reports_page_draws_svg_and_exports_the_same_figures_as_csv(

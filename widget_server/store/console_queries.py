@@ -37,7 +37,9 @@ def fts_query(text: str) -> str:
     return " ".join(f'"{word}"*' for word in _WORD.findall(text)[:12])
 
 
-class ConsoleQueries:
+class StoreMixin:
+    """What the query mixins need from the store class they are mixed into."""
+
     _clock: Clock
 
     async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
@@ -49,6 +51,8 @@ class ConsoleQueries:
     async def _write(self, job: Callable[..., T], *args: Any) -> T:
         raise NotImplementedError
 
+
+class ConsoleQueries(StoreMixin):
     # -- agents and sessions
     async def agent_password_hash(self, email: str) -> tuple[Agent, str | None] | None:
         row = await self._fetchone("SELECT * FROM agents WHERE email = ?", (email,))
@@ -270,11 +274,8 @@ def _marks(values: tuple[Any, ...] | list[Any]) -> str:
 
 
 
-class ReportQueries:
+class ReportQueries(StoreMixin):
     """Raw rows for widget_server.reports; mixed into the SQLite store like ConsoleQueries."""
-
-    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        raise NotImplementedError
 
     async def report_rows(self, site_ids: list[int], since: datetime) -> tuple[
             list[TicketFacts], list[datetime], dict[str, int]]:

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from widget_server.articles import (
     DEFLECTION_WINDOW,
@@ -23,10 +22,10 @@ from widget_server.articles import (
     Feedback,
     SiteMetrics,
 )
-from widget_server.clock import Clock, isoformat
+from widget_server.clock import isoformat
 from widget_server.models import Agent, Visitor
 from widget_server.store import sqlite_help as jobs
-from widget_server.store.console_queries import fts_query
+from widget_server.store.console_queries import StoreMixin, fts_query
 
 T = TypeVar("T")
 SEARCH_MAX = 50
@@ -45,17 +44,7 @@ def article_queries(text: str) -> list[str]:
     return [every] if len(words) < 2 else [every, any_word]
 
 
-class HelpQueries:
-    _clock: Clock
-
-    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        raise NotImplementedError
-
-    async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        raise NotImplementedError
-
-    async def _write(self, job: Callable[..., T], *args: Any) -> T:
-        raise NotImplementedError
+class HelpQueries(StoreMixin):
 
     # -- articles
     async def upsert_article(self, site_id: int, source: ArticleSource
