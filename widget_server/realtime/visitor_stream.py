@@ -87,7 +87,8 @@ class VisitorStream:
                     await self._send_range(conversation_id, message.seq, baseline)
                 return
             self.last_sent.setdefault(conversation_id, 0)
-            await self._fill(conversation_id, before=message.seq)
+            if self.last_sent[conversation_id] + 1 < message.seq:  # usually nothing is missing
+                await self._fill(conversation_id, before=message.seq)
             await self._send(protocol.ack_frame(message, result.ticket))
             self.last_sent[conversation_id] = max(self.last_sent[conversation_id], message.seq)
 
