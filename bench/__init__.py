@@ -1,0 +1,1 @@
+"""widget-server benchmark suite: ``python -m bench [--quick]`` (see docs/performance.md)."""
