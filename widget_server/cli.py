@@ -9,6 +9,7 @@ import os
 import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from widget_server.article_import import (
     read_folder,
     sample_articles,
 )
+from widget_server.clock import isoformat
 from widget_server.config import DEMO_SITE_SETTING, ConfigError, Settings
 from widget_server.errors import WidgetError
 from widget_server.models import Site, normalize_origin
@@ -133,6 +135,14 @@ def build_parser() -> argparse.ArgumentParser:
         description="Print each site's key, allowed origins and identity secret (the key "
         "host backends sign user ids with). Treat the output as a secret.")
     show.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+    rotate = site_commands.add_parser(
+        "rotate-secret", help="make a new identity secret, keeping the old one for a while",
+        description="Make a new identity secret for a site and print it. Hashes made with the "
+        "previous secret stay valid for --grace-hours (0: refused at once).")
+    rotate.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+    rotate.add_argument("--site", help="site key (needed when there are several sites)")
+    rotate.add_argument("--grace-hours", type=_grace_hours, default=24.0,
+                        help="hours the previous secret is still accepted (default 24)")
 
     demo = commands.add_parser(
         "demo", help="serve a ready demo site with its host page at /demo",
@@ -155,6 +165,16 @@ def _origin(value: str) -> str:
         return parse_origin(value)
     except ValueError:
         raise CommandError(f"{value!r} is not an origin like https://app.example.com") from None
+
+
+def _grace_hours(value: str) -> float:
+    try:
+        hours = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError("a number of hours, like 24") from None
+    if not 0 <= hours <= 24 * 365:
+        raise argparse.ArgumentTypeError("between 0 and 8760 hours")
+    return hours
 
 
 def snippet(site: Site, base_url: str) -> str:
@@ -254,7 +274,21 @@ async def _site_show(store: Store) -> None:
         print(f"site key: {site.key}")
         print(f"allowed origins: {', '.join(site.allowed_origins)}")
         print(f"identity secret: {site.identity_secret}")
+        print(f"identity mode: {site.identity_mode}")
+        if site.previous_identity_secret and site.previous_secret_until:
+            print(f"previous secret accepted until: {isoformat(site.previous_secret_until)}")
         print()
+
+
+async def _rotate_secret(store: Store, args: argparse.Namespace) -> None:
+    site = await _pick_site(store, args.site)
+    site = await store.update_site(site.id, rotate_secret=True,
+                                   grace=timedelta(hours=args.grace_hours))
+    print(f"identity secret: {site.identity_secret}")
+    if site.previous_secret_until is not None:
+        print(f"previous secret accepted until: {isoformat(site.previous_secret_until)}")
+    else:
+        print("previous secret: no longer accepted")
 
 
 async def _init(store: Store, args: argparse.Namespace, settings: Settings) -> None:
@@ -380,7 +414,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         elif args.command == "articles":
             asyncio.run(_with_store(settings, lambda store: _articles_import(store, args)))
         elif args.command == "site":
-            asyncio.run(_with_store(settings, _site_show))
+            if args.site_command == "rotate-secret":
+                asyncio.run(_with_store(settings, lambda store: _rotate_secret(store, args)))
+            else:
+                asyncio.run(_with_store(settings, _site_show))
         elif args.command == "init":
             asyncio.run(_with_store(settings, lambda store: _init(store, args, settings)))
         elif args.command == "token":

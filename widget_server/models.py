@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Literal
 
 AuthorType = Literal["visitor", "agent", "system"]
+IDENTITY_MODES = ("optional", "required")
 
 
 @dataclass(frozen=True)
@@ -19,6 +20,21 @@ class Site:
     reference_prefix: str
     tier_names: tuple[str, ...] = ("First level", "Second level")
     policy: str | None = None  # the support policy as TOML; None: the default policy
+    identity_mode: str = "optional"  # "optional" or "required" (docs/identity.md)
+    previous_identity_secret: str | None = None  # still accepted until previous_secret_until
+    previous_secret_until: datetime | None = None
+
+    @property
+    def identity_required(self) -> bool:
+        return self.identity_mode == "required"
+
+    def identity_secrets(self, now: datetime) -> list[str]:
+        """The secrets a user hash may be made with at ``now``: current, then previous."""
+        found = [self.identity_secret]
+        if self.previous_identity_secret and self.previous_secret_until is not None \
+                and now < self.previous_secret_until:
+            found.append(self.previous_identity_secret)
+        return found
 
     def allows(self, origin: str | None) -> bool:
         return origin is not None and normalize_origin(origin) in self.allowed_origins

@@ -12,6 +12,7 @@ import hashlib
 import hmac
 import secrets
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSafeTimedSerializer
@@ -66,11 +67,20 @@ def identity_hash(secret: str, user_id: str) -> str:
     return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
+def hash_matches(site: Site, user_id: str, given_hash: str, now: datetime | None = None) -> bool:
+    """Whether ``given_hash`` signs ``user_id`` with the site's secret, or with the previous
+    secret while its grace period lasts. Every candidate is compared in constant time."""
+    given = given_hash.lower().encode()
+    matched = False
+    for secret in site.identity_secrets(now or datetime.now(UTC)):
+        matched |= hmac.compare_digest(identity_hash(secret, user_id).encode(), given)
+    return matched
+
+
 def verified_visitor(site: Site, user_id: str, given_hash: str, name: str | None,
-                     email: str | None) -> Visitor:
+                     email: str | None, now: datetime | None = None) -> Visitor:
     """An identified visitor; the same user id always maps to the same visitor id."""
-    expected = identity_hash(site.identity_secret, user_id)
-    if not hmac.compare_digest(expected, given_hash.lower()):
+    if not hash_matches(site, user_id, given_hash, now):
         raise Forbidden("the identity hash does not match the user id", code="invalid_identity")
     digest = hashlib.sha256(f"{site.id}:{user_id}".encode()).hexdigest()[:24]
     return Visitor(id="v_u" + digest, site_id=site.id, user_id=user_id, name=name, email=email,

@@ -245,7 +245,8 @@ async def test_snippet_is_ready_to_copy(server: ServerProcess) -> None:
         assert " style=" not in page.text and "<style" not in page.text
 
 
-async def test_rotating_the_identity_secret_stops_old_hashes(server: ServerProcess) -> None:
+async def test_rotating_the_identity_secret_keeps_old_hashes_for_a_grace_period(
+        server: ServerProcess) -> None:
     email, password, _ = make_admin(server)
     async with console(server, email, password) as admin:
         origin = f"https://{unique('rotate')}.test"
@@ -272,9 +273,18 @@ async def test_rotating_the_identity_secret_stops_old_hashes(server: ServerProce
         assert rotated.status_code == 303
         new = await secret()
         assert new != old and len(new) == 64
+        page = await admin.get(f"/console/admin/sites/{key}")
+        assert 'id="previous-secret"' in page.text and "still accepted until" in page.text
+        graced = await widget_session(server, key, origin, user)
+        assert graced.status_code == 200 and graced.json()["visitor"]["verified"] is True
+        run_cli("site", "rotate-secret", "--db", str(server.db), "--site", key,
+                "--grace-hours", "0")
+        newest = await secret()
         refused = await widget_session(server, key, origin, user)
         assert refused.status_code == 403
         assert refused.json()["error"]["code"] == "invalid_identity"
+        assert 'id="previous-secret"' not in (await admin.get(f"/console/admin/sites/{key}")).text
+        new = newest
         renewed = await widget_session(server, key, origin, {**user, "hash": identity(new,
                                                                                       "user-42")})
         assert renewed.status_code == 200

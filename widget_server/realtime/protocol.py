@@ -78,10 +78,14 @@ def decode(raw: str | bytes) -> ClientFrame:
         reason = str(exc)
     except msgspec.DecodeError:
         raise FrameError("invalid_json", "the frame is not valid JSON") from None
+    except RecursionError:  # msgspec gives up on very deep nesting inside an object
+        raise FrameError("invalid_json", "the frame is nested too deeply") from None
     try:
         envelope = _envelope_decoder.decode(raw)
     except msgspec.ValidationError:
         raise FrameError("invalid_frame", "a frame must be a JSON object") from None
+    except (msgspec.DecodeError, RecursionError):
+        raise FrameError("invalid_json", "the frame is nested too deeply") from None
     if not isinstance(envelope.type, str):
         raise FrameError("invalid_frame", "a frame needs a string field `type`")
     if envelope.type not in CLIENT_TYPES:

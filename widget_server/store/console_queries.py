@@ -114,10 +114,13 @@ class ConsoleQueries(StoreMixin):
     # -- sites and tokens
     async def update_site(self, site_id: int, *, name: str | None = None,
                           origins: list[str] | None = None, rotate_secret: bool = False,
-                          tier_names: list[str] | None = None) -> Site:
+                          tier_names: list[str] | None = None,
+                          identity_mode: str | None = None,
+                          grace: timedelta | None = None) -> Site:
         return await self._write(lambda conn: jobs.update_site(
             conn, site_id, name=name, origins=origins, rotate_secret=rotate_secret,
-            tier_names=tier_names))
+            tier_names=tier_names, identity_mode=identity_mode, grace=grace,
+            now=self._clock.now()))
 
     async def list_api_tokens(self, site_ids: list[int]) -> list[tuple[ApiToken, str, bool]]:
         """Tokens with the creation time and whether they are revoked."""

@@ -9,11 +9,11 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from widget_server.clock import isoformat
 from widget_server.errors import Conflict, NotFound, Unprocessable
-from widget_server.models import Agent, Message, Site, TicketChange
+from widget_server.models import IDENTITY_MODES, Agent, Message, Site, TicketChange
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_sla as sla
 from widget_server.store.sqlite_writes import (
@@ -84,7 +84,8 @@ def update_agent(conn: sqlite3.Connection, agent_id: int, *, active: bool | None
 
 def update_site(conn: sqlite3.Connection, site_id: int, *, name: str | None = None,
                 origins: list[str] | None = None, rotate_secret: bool = False,
-                tier_names: list[str] | None = None) -> Site:
+                tier_names: list[str] | None = None, identity_mode: str | None = None,
+                grace: timedelta | None = None, now: datetime | None = None) -> Site:
     if name is not None:
         try:
             conn.execute("UPDATE sites SET name = ? WHERE id = ?", (name, site_id))
@@ -95,8 +96,18 @@ def update_site(conn: sqlite3.Connection, site_id: int, *, name: str | None = No
         conn.execute("UPDATE sites SET allowed_origins = ? WHERE id = ?",
                      (json.dumps(sorted(set(origins))), site_id))
     if rotate_secret:
-        conn.execute("UPDATE sites SET identity_secret = ? WHERE id = ?",
-                     (secrets.token_hex(32), site_id))
+        # the old secret stays valid for ``grace`` (none when grace is None or zero)
+        until = (isoformat(now + grace) if now is not None and grace is not None
+                 and grace > timedelta(0) else None)
+        conn.execute(
+            "UPDATE sites SET previous_identity_secret = CASE WHEN ? IS NULL THEN NULL"
+            " ELSE identity_secret END, previous_secret_until = ?, identity_secret = ?"
+            " WHERE id = ?", (until, until, secrets.token_hex(32), site_id))
+    if identity_mode is not None:
+        if identity_mode not in IDENTITY_MODES:
+            raise Unprocessable("the identity mode is optional or required",
+                                code="invalid_identity_mode")
+        conn.execute("UPDATE sites SET identity_mode = ? WHERE id = ?", (identity_mode, site_id))
     if tier_names is not None:
         if not tier_names:
             raise Unprocessable("a site needs at least one tier", code="invalid_tiers")

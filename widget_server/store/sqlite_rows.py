@@ -34,6 +34,10 @@ def site(row: sqlite3.Row) -> Site:
         reference_prefix=row["reference_prefix"],
         tier_names=tuple(json.loads(row["tier_names"])),
         policy=row["policy"],
+        identity_mode=row["identity_mode"],
+        previous_identity_secret=row["previous_identity_secret"],
+        previous_secret_until=(parse_iso(row["previous_secret_until"])
+                               if row["previous_secret_until"] else None),
     )
 
 

@@ -63,7 +63,9 @@ async def read_json_object(request: Request, limit: int = 64 * 1024) -> dict[str
 
     try:
         data = json.loads(body or b"null")
-    except ValueError:
+        # escaped lone surrogates ("\ud800") parse, but no UTF-8 text can hold them
+        json.dumps(data, ensure_ascii=False).encode()
+    except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
         raise WidgetError("the request body is not valid JSON", code="invalid_json") from None
     if not isinstance(data, dict):
         raise WidgetError("the request body must be a JSON object", code="invalid_json")

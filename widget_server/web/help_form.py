@@ -118,10 +118,21 @@ def _form_page(request: Request, site: Site, values: FormValues, form_token: str
                   max_body=runtime(request).settings.max_body_chars)
 
 
+def _identity_required_page(site: Site, status: int) -> Response:
+    """Sites in ``required`` identity mode take requests only from signed-in users."""
+    return render("base.html", status, NO_STORE, site=site,
+                  heading="Ask for help from inside the product",
+                  message=f"{site.name} answers requests only from its signed-in users. "
+                          "Sign in to the product and open the help widget there to make "
+                          "a request.")
+
+
 async def new_form(request: Request) -> Response:
     site, choices = await _chosen_site(request)
     if site is None:
         return render("help_home.html", sites=choices, target="/help/new")
+    if site.identity_required:
+        return _identity_required_page(site, 200)
     token, grant = (await help_tokens(request)).new_form(site, anonymous_visitor(site).id)
     subject = request.query_params.get("subject", "")
     values = FormValues(subject=" ".join(subject.split())[:200],
@@ -159,6 +170,8 @@ async def submit_form(request: Request) -> Response:
     rt = runtime(request)
     fields = await _read_fields(request, rt.settings.max_body_chars)
     site = await _site_named(request, fields.get("site", ""))
+    if site.identity_required:
+        return _identity_required_page(site, 403)
     tokens = await help_tokens(request)
     values, errors = validate(fields, rt.settings.max_body_chars,
                               policy_from_text(site.policy).keys)

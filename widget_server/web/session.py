@@ -27,7 +27,7 @@ from widget_server.realtime.protocol import (
     visitor_json,
 )
 from widget_server.runtime import Runtime
-from widget_server.visitor_tokens import anonymous_visitor, verified_visitor
+from widget_server.visitor_tokens import anonymous_visitor, hash_matches, verified_visitor
 from widget_server.web.errors import json_error, read_json_object, runtime
 
 MAX_FIELD = 200
@@ -92,6 +92,8 @@ def resolve_visitor(rt: Runtime, site: Site, token: object, user: object) -> Vis
             current = rt.tokens.read(token, site)
         except Unauthorized:
             current = None  # a stale token just starts a fresh anonymous session
+    if site.identity_required:
+        return _required_identity(rt, site, current, user)
     if user is None:
         return current or anonymous_visitor(site)
     if not isinstance(user, dict):
@@ -101,11 +103,35 @@ def resolve_visitor(rt: Runtime, site: Site, token: object, user: object) -> Vis
         raise Unprocessable("user.id must be a string", code="invalid_user")
     name, email, given_hash = _text(user, "name"), _text(user, "email"), _text(user, "hash")
     if user_id is not None and given_hash:
-        return verified_visitor(site, str(user_id), given_hash, name, email)
+        return verified_visitor(site, str(user_id), given_hash, name, email, rt.clock.now())
     # unverified details never link to a user id: anybody could claim any id
     base = current if current is not None and not current.verified else anonymous_visitor(site)
     return Visitor(id=base.id, site_id=site.id, user_id=None, name=name or base.name,
                    email=email or base.email, verified=False)
+
+
+def identity_required() -> Forbidden:
+    return Forbidden("this site only talks to signed-in users of its product: identify the "
+                     "visitor with a valid user hash", code="identity_required")
+
+
+def _required_identity(rt: Runtime, site: Site, current: Visitor | None,
+                       user: object) -> Visitor:
+    """In ``required`` mode only a valid user hash (or a token issued for one) gets in."""
+    if user is None:
+        if current is not None and current.verified:
+            return current
+        raise identity_required()
+    if not isinstance(user, dict):
+        raise Unprocessable("user must be an object or null", code="invalid_user")
+    user_id = user.get("id")
+    if user_id is not None and not isinstance(user_id, (str, int)):
+        raise Unprocessable("user.id must be a string", code="invalid_user")
+    name, email, given_hash = _text(user, "name"), _text(user, "email"), _text(user, "hash")
+    if user_id is None or not given_hash or \
+            not hash_matches(site, str(user_id), given_hash, rt.clock.now()):
+        raise identity_required()
+    return verified_visitor(site, str(user_id), given_hash, name, email, rt.clock.now())
 
 
 async def create_session(request: Request) -> Response:
@@ -166,6 +192,8 @@ async def post_message(request: Request) -> Response:
     if not isinstance(token, str):
         raise Unauthorized("a visitor token is required", code="invalid_token")
     visitor = rt.tokens.read(token, site)
+    if site.identity_required and not visitor.verified:
+        raise identity_required()
     frame = decode(encode({**data, "type": "send"}))
     if not isinstance(frame, Send):
         raise Unprocessable("not a message", code="invalid_frame")

@@ -94,6 +94,9 @@ async def _handshake(
         visitor = rt.tokens.read(hello.token, site)
     except Unauthorized as exc:
         raise Refused(exc.code, exc.message) from None
+    if site.identity_required and not visitor.verified:
+        raise Refused("identity_required",
+                      "this site only talks to signed-in users of its product")
     return site, visitor, hello
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+from datetime import timedelta
 from typing import Any
 
 from starlette.datastructures import FormData
@@ -21,7 +22,7 @@ from starlette.routing import BaseRoute, Route
 from widget_server.api_tokens import hash_api_token, new_api_token
 from widget_server.cli import snippet
 from widget_server.errors import NotFound
-from widget_server.models import Agent, AgentSession, Site
+from widget_server.models import IDENTITY_MODES, Agent, AgentSession, Site
 from widget_server.origins import parse_origin
 from widget_server.passwords import hash_password, new_password
 from widget_server.store import Store
@@ -33,13 +34,15 @@ NOTICES = {
     "site-added": "The site was added. Paste its embed snippet into the host's pages.",
     "site-saved": "The site was saved.",
     "secret-rotated": "The identity secret was rotated. Host backends must sign user ids "
-                      "with the new secret; hashes made with the old one are refused.",
+                      "with the new secret; hashes made with the old one are accepted only "
+                      "until the end of the grace period shown below.",
     "agent-saved": "The agent was saved.",
     "agent-disabled": "The agent was disabled and signed out everywhere.",
     "agent-enabled": "The agent was enabled.",
     "token-revoked": "The API token was revoked.",
 }
 ROLES = ("agent", "admin")
+ROTATION_GRACE_HOURS = 24  # the previous identity secret stays valid this long
 MAX_NAME = 100
 MAX_TIERS = 9
 MAX_ORIGINS = 50
@@ -163,10 +166,21 @@ async def _site(request: Request) -> Site:
 def _site_page(request: Request, site: Site, status: int = 200, errors: Errors | None = None,
                values: dict[str, str] | None = None) -> Response:
     values = values or {"name": site.name, "origins": "\n".join(site.allowed_origins),
-                        "tiers": "\n".join(site.tier_names)}
+                        "tiers": "\n".join(site.tier_names),
+                        "identity_mode": site.identity_mode}
     return page(request, "console/admin_site.html", status, site=site, values=values,
                 errors=errors or {}, snippet=snippet(site, _base_url(request)),
-                notice=_notice(request))
+                notice=_notice(request), identity_modes=IDENTITY_MODES,
+                previous_until=_previous_until(request, site))
+
+
+def _previous_until(request: Request, site: Site) -> str | None:
+    """When the previous identity secret stops being accepted; None if it no longer is."""
+    now = request.app.state.runtime.clock.now()
+    if site.previous_identity_secret is None or site.previous_secret_until is None or \
+            site.previous_secret_until <= now:
+        return None
+    return site.previous_secret_until.strftime("%Y-%m-%d %H:%M UTC")
 
 
 @admin_page
@@ -179,12 +193,17 @@ async def site_page(request: Request) -> Response:
     name = _name(_text(form, "name"), errors)
     origins = _origins(_text(form, "origins"), errors)
     tiers = _tier_names(_text(form, "tiers"), errors)
+    identity_mode = _text(form, "identity_mode") or site.identity_mode
+    if identity_mode not in IDENTITY_MODES:
+        errors["identity_mode"] = "Choose optional or required."
     if "name" not in errors and await _name_taken(store, name, site.id):
         errors["name"] = "Another site has this name."
     if errors:
         return _site_page(request, site, 422, errors, {
-            "name": name, "origins": _text(form, "origins"), "tiers": _text(form, "tiers")})
-    await store.update_site(site.id, name=name, origins=origins, tier_names=tiers)
+            "name": name, "origins": _text(form, "origins"), "tiers": _text(form, "tiers"),
+            "identity_mode": identity_mode})
+    await store.update_site(site.id, name=name, origins=origins, tier_names=tiers,
+                            identity_mode=identity_mode)
     return _done(f"/console/admin/sites/{site.key}", "site-saved")
 
 
@@ -195,7 +214,8 @@ async def rotate_secret(request: Request) -> Response:
         return _site_page(request, site, 422, {
             "confirm": "Tick the box to confirm: every identified visitor must be signed "
                        "again with the new secret."})
-    await _store(request).update_site(site.id, rotate_secret=True)
+    await _store(request).update_site(site.id, rotate_secret=True,
+                                      grace=timedelta(hours=ROTATION_GRACE_HOURS))
     return _done(f"/console/admin/sites/{site.key}", "secret-rotated")
 
 
