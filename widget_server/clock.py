@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 
 
@@ -31,6 +32,7 @@ class FakeClock:
         self._now = moment
 
 
+@lru_cache(maxsize=64)  # one write formats the same few instants many times
 def isoformat(moment: datetime) -> str:
     """UTC ISO 8601 with millisecond precision and a Z suffix, as every frame carries it."""
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -236,7 +236,9 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
             _event(conn, ticket_row["id"], "status_changed", "visitor", visitor.id,
                    {"from": ticket_row["status"], "to": status}, now)
             changed = True
-        ticket = rows.ticket(_ticket_for_conversation(conn, post.conversation_id))  # type: ignore[arg-type]
+        # read the ticket again only if this message moved it
+        found = _ticket_for_conversation(conn, post.conversation_id) if changed else ticket_row
+        ticket = rows.ticket(found)  # type: ignore[arg-type]
     return PostResult(message=message, ticket=ticket, created=[message], duplicate=False,
                       ticket_changed=changed)
 
