@@ -33,7 +33,13 @@ from widget_server.articles import (
 from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import AgentSession, Site
 from widget_server.runtime import Runtime
-from widget_server.web.console.auth import admin_page, console_page, page, site_for_agent
+from widget_server.web.console.auth import (
+    admin_page,
+    chosen_site,
+    console_page,
+    page,
+    site_for_agent,
+)
 
 METRIC_DAYS = 30
 
@@ -72,18 +78,6 @@ def _int(value: object) -> int | None:
     return int(value) if isinstance(value, str) and value.isdigit() else None
 
 
-async def _sites(request: Request) -> tuple[Site, list[Site]]:
-    """The chosen site (``?site=KEY``, else the agent's first) and the agent's sites."""
-    rt = _rt(request)
-    session: AgentSession = request.state.session
-    allowed = await rt.store.agent_site_ids(session.agent)
-    sites = [site for site in await rt.store.list_sites() if site.id in allowed]
-    if not sites:
-        raise NotFound("you do not work on any site yet", code="no_site")
-    key = request.query_params.get("site")
-    return (await site_for_agent(request, key) if key else sites[0]), sites
-
-
 async def _article(request: Request, article_id: int | None) -> tuple[Site, Article]:
     """The article and its site, if the signed-in agent works on that site."""
     store = _rt(request).store
@@ -107,7 +101,7 @@ async def _editor(request: Request, site: Site, article: Article | None, draft: 
 # -- the list with its metrics
 @console_page
 async def articles_list(request: Request) -> Response:
-    site, sites = await _sites(request)
+    site, sites = await chosen_site(request)
     rt = _rt(request)
     articles = await rt.store.list_articles(site.id, published_only=False)
     metrics = await rt.store.help_metrics(site.id,
@@ -125,7 +119,7 @@ def share(value: float | None) -> str:
 # -- the editor
 @console_page
 async def new_article(request: Request) -> Response:
-    site, _ = await _sites(request)
+    site, _ = await chosen_site(request)
     return await _editor(request, site, None, Draft())
 
 

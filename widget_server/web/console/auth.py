@@ -124,6 +124,18 @@ async def site_for_agent(request: Request, site_key: str) -> Site:
     return site
 
 
+async def chosen_site(request: Request) -> tuple[Site, list[Site]]:
+    """The site a page is about (``?site=KEY``, else the agent's first) and the agent's sites."""
+    rt = _rt(request)
+    session: AgentSession = request.state.session
+    allowed = await rt.store.agent_site_ids(session.agent)
+    sites = [site for site in await rt.store.list_sites() if site.id in allowed]
+    if not sites:
+        raise NotFound("you do not work on any site yet", code="no_site")
+    key = request.query_params.get("site")
+    return (await site_for_agent(request, key) if key else sites[0]), sites
+
+
 async def login_form(request: Request, *, status: int = 200, error: str | None = None,
                      email: str = "") -> Response:
     token = _signer(_rt(request), LOGIN_SALT).dumps(secrets.token_urlsafe(8))

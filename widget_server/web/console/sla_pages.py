@@ -10,12 +10,18 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from widget_server.errors import NotFound, Unprocessable
-from widget_server.models import AgentSession, Site
+from widget_server.errors import Unprocessable
+from widget_server.models import Site
 from widget_server.policy import DEFAULT_POLICY_TOML, PolicyError, parse_policy
 from widget_server.reports import SlaReport, build_report
 from widget_server.runtime import Runtime
-from widget_server.web.console.auth import admin_page, console_page, page, site_for_agent
+from widget_server.web.console.auth import (
+    admin_page,
+    chosen_site,
+    console_page,
+    page,
+    site_for_agent,
+)
 
 CHART_HEIGHT = 120
 MAX_POLICY_BYTES = 64 * 1024
@@ -63,14 +69,7 @@ def _rt(request: Request) -> Runtime:
 
 
 async def _chosen(request: Request) -> tuple[Site, list[Site], int]:
-    rt = _rt(request)
-    session: AgentSession = request.state.session
-    allowed = await rt.store.agent_site_ids(session.agent)
-    sites = [site for site in await rt.store.list_sites() if site.id in allowed]
-    if not sites:
-        raise NotFound("you do not work on any site yet", code="no_site")
-    key = request.query_params.get("site")
-    site = await site_for_agent(request, key) if key else sites[0]
+    site, sites = await chosen_site(request)
     try:
         days = int(request.query_params.get("days", "30"))
     except ValueError:
