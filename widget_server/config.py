@@ -116,6 +116,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "WIDGET_LOG_LEVEL", _log_level, "Server log level."),
     Setting("scheduler", "WIDGET_SCHEDULER", _on_off,
             "Run the SLA scheduler in this process (on/off). Safe on several processes."),
+    Setting("clock_offset_file", "WIDGET_CLOCK_OFFSET_FILE", str,
+            "Tests and drills only: a file of seconds added to the system clock."),
 )
 
 
@@ -134,6 +136,7 @@ class Settings:
     sqlite_synchronous: str = "full"
     log_level: str = "info"
     scheduler: bool = True
+    clock_offset_file: str | None = None
 
     @classmethod
     def from_env(
