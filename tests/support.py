@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -49,6 +52,19 @@ class Site:
     def api_token(self, name: str = "tests") -> str:
         return run_cli("token", "create", "--db", str(self.db), "--name", name,
                        "--site", self.key).stdout.strip()
+
+
+def identity_secret(site: Site) -> str:
+    with sqlite3.connect(f"file:{site.db}?mode=ro", uri=True) as conn:
+        row = conn.execute("SELECT identity_secret FROM sites WHERE key = ?",
+                           (site.key,)).fetchone()
+    conn.close()
+    return str(row[0])
+
+
+def user_hash(secret: str, user_id: str) -> str:
+    """What a host backend signs a user id with (docs/identity.md)."""
+    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
 def create_site(db: Path, origin: str | None = None, name: str | None = None) -> Site:
@@ -113,6 +129,23 @@ class ServerProcess:
 
     def log_text(self) -> str:
         return self.log.read_text() if self.log.exists() else ""
+
+
+class TimeShift:
+    """Moves a running server's clock forward through WIDGET_CLOCK_OFFSET_FILE."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.seconds = 0.0
+        path.write_text("0")
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {"WIDGET_CLOCK_OFFSET_FILE": str(self.path)}
+
+    def advance(self, seconds: float) -> None:
+        self.seconds += seconds
+        self.path.write_text(repr(self.seconds))
 
 
 async def start_session(server: ServerProcess, site: Site, token: str | None = None,

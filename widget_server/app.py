@@ -17,6 +17,7 @@ from widget_server.scheduler import SlaScheduler
 from widget_server.store import open_store
 from widget_server.visitor_tokens import VisitorTokens
 from widget_server.web import (
+    access_grants,
     api,
     health,
     help_api,
@@ -27,6 +28,7 @@ from widget_server.web import (
     static,
     widget_ws,
 )
+from widget_server.web.console import access as console_access
 from widget_server.web.console import admin as console_admin
 from widget_server.web.console import articles as console_articles
 from widget_server.web.console import auth as console_auth
@@ -76,6 +78,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *session.routes,
         *widget_ws.routes,
         *api.routes,
+        *access_grants.routes,
         *help_form.routes,
         *help_centre.routes,
         *help_api.routes,
@@ -83,6 +86,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *console_auth.routes,
         *console_pages.routes,
         *console_admin.routes,
+        *console_access.routes,
         *console_sla.routes,
         *console_articles.routes,
         *console_live.routes,

@@ -23,6 +23,7 @@ class Site:
     identity_mode: str = "optional"  # "optional" or "required" (docs/identity.md)
     previous_identity_secret: str | None = None  # still accepted until previous_secret_until
     previous_secret_until: datetime | None = None
+    grant_max_hours: int = 168  # longest support access grant; 0: grants off
 
     @property
     def identity_required(self) -> bool:
@@ -158,6 +159,7 @@ class VisitorProfile:
     verified: bool
     page_url: str | None
     user_agent: str | None
+    user_id: str | None = None  # the host's user id, verified or not
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,7 @@ class SlaScheduler:
 
     async def run_once(self) -> SweepResult:
         result = await self.store.sla_sweep(self.holder, self.clock.now(), LEASE)
+        await self.store.expire_access_grants(self.clock.now())  # the audit's expiry events
         for ticket, visitor_id in result.changed:
             event = TicketUpdated(ticket)
             self.hub.publish(agents_channel(ticket.site_id), event)

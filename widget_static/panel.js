@@ -453,7 +453,7 @@ class Panel {
     this.view = view;
     this.slots = {};
     const builders = { home: () => this.homeView(), new: () => this.newView(), conversation: () => this.conversationView(),
-      article: () => articleView(this, view.article) };
+      article: () => articleView(this, view.article), access: () => this.accessView() };
     this.body.replaceChildren(builders[view.name]());
     this.render();
     this.markRead();
@@ -486,8 +486,13 @@ class Panel {
     this.launcher.setAttribute("aria-label", total ? `Help, ${total} unread` : "Help");
     if (!this.isOpen || !this.slots) return;
     this.title.textContent = this.site ? this.site.name : "Help";
-    const { status, list, head, log, typing } = this.slots;
+    const { status, list, head, log, typing, access } = this.slots;
     if (status) status.replaceChildren(...this.statusLine());
+    const verified = Boolean(this.visitor && this.visitor.verified);
+    if (access && access.childElementCount !== Number(verified)) {  // only verified visitors can grant access
+      access.replaceChildren(...(verified ? [h("button", { type: "button", class: "link", text: "Access and Security",
+        onclick: () => this.show({ name: "access" }) })] : []));
+    }
     if (list) list.replaceChildren(...this.ticketRows());
     if (head) head.replaceChildren(...this.ticketHead());
     if (typing) {
@@ -513,7 +518,15 @@ class Panel {
       h("button", { type: "button", class: "primary", text: "Start a new request", onclick: () => this.show({ name: "new" }) }),
       this.slot("status", "div", { role: "status" }),
       h("h3", { text: "Your requests" }),
-      this.slot("list", "ul", { class: "tickets" }));
+      this.slot("list", "ul", { class: "tickets" }),
+      this.slot("access"));
+  }
+
+  accessView() {
+    const holder = h("div", { class: "view" });
+    import("./access.js").then(({ accessView }) => holder.replaceChildren(accessView(this)))
+      .catch(() => { holder.textContent = "Could not load. Check your connection."; });
+    return holder;
   }
 
   ticketRows() {

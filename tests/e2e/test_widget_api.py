@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
-import sqlite3
 import uuid
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import HostPages, host_page
-from tests.support import ServerProcess, Site
+from tests.support import ServerProcess, Site, identity_secret, user_hash
 
 RECORD_EVENTS = """
 window.__events = [];
@@ -20,13 +17,6 @@ for (const name of ["ready", "open", "close", "message", "unread", "ticket", "er
   window.addEventListener("helpwidget:" + name, () => window.__events.push("dom:" + name));
 }
 """
-
-
-def identity_secret(site: Site) -> str:
-    with sqlite3.connect(f"file:{site.db}?mode=ro", uri=True) as conn:
-        row = conn.execute("SELECT identity_secret FROM sites WHERE key = ?",
-                           (site.key,)).fetchone()
-    return str(row[0])
 
 
 def events(page: Page) -> list[str]:
@@ -74,8 +64,7 @@ def test_identified_visitor_finds_history_on_another_device_and_logout_clears(
     browser: Browser, host_pages: HostPages, server: ServerProcess, widget_site: Site
 ) -> None:
     user_id = f"user-{uuid.uuid4().hex[:6]}"
-    digest = hmac.new(identity_secret(widget_site).encode(), user_id.encode(),
-                      hashlib.sha256).hexdigest()
+    digest = user_hash(identity_secret(widget_site), user_id)
     name = uuid.uuid4().hex[:8]
     host_pages.add(f"/id-{name}.js", f'HelpWidget("identify", {{id: "{user_id}", '
                    f'name: "Ana", email: "ana@example.com", hash: "{digest}"}});')

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import sqlite3
 import uuid
 from pathlib import Path
@@ -11,7 +9,7 @@ from pathlib import Path
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import HostPages, host_page
-from tests.support import ServerProcess, Site, run_cli
+from tests.support import ServerProcess, Site, identity_secret, run_cli, user_hash
 
 ARTICLES = {
     "reset-password.md": """---
@@ -94,10 +92,7 @@ def test_suggestions_while_writing_and_verified_comments(
     page: Page, host_pages: HostPages, server: ServerProcess, widget_site: Site, tmp_path: Path
 ) -> None:
     import_articles(widget_site, tmp_path / "kb")
-    with sqlite3.connect(f"file:{widget_site.db}?mode=ro", uri=True) as conn:
-        secret = conn.execute("SELECT identity_secret FROM sites WHERE key = ?",
-                              (widget_site.key,)).fetchone()[0]
-    digest = hmac.new(secret.encode(), b"u-42", hashlib.sha256).hexdigest()
+    digest = user_hash(identity_secret(widget_site), "u-42")
     name = uuid.uuid4().hex[:8]
     host_pages.add(f"/id-{name}.js",
                    f'HelpWidget("identify", {{id: "u-42", name: "Uma", hash: "{digest}"}});')

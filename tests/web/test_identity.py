@@ -3,8 +3,6 @@ real server (docs/identity.md)."""
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import sqlite3
 import uuid
@@ -16,20 +14,17 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from tests.support import ServerProcess, Site, VisitorClient, run_cli, start_session
+from tests.support import (
+    ServerProcess,
+    Site,
+    VisitorClient,
+    run_cli,
+    start_session,
+)
+from tests.support import identity_secret as secret_of
+from tests.support import user_hash as sign
 
 pytestmark = pytest.mark.anyio
-
-
-def sign(secret: str, user_id: str) -> str:
-    return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
-
-
-def secret_of(site: Site) -> str:
-    with sqlite3.connect(site.db) as conn:
-        row = conn.execute("SELECT identity_secret FROM sites WHERE key = ?",
-                           (site.key,)).fetchone()
-    return str(row[0])
 
 
 def set_mode(site: Site, mode: str) -> None:

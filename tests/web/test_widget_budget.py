@@ -11,6 +11,7 @@ from tests.support import ServerProcess
 
 LOADER_BUDGET = 2048
 WHOLE_BUDGET = 15360
+ACCESS_VIEW_BUDGET = 3072  # loaded only when a verified visitor opens Access and Security
 
 
 def sent_bytes(server: ServerProcess, path: str) -> int:
@@ -40,6 +41,10 @@ def test_loader_panel_and_styles_fit_in_fifteen_kib(server: ServerProcess, versi
     assert total <= WHOLE_BUDGET
 
 
+def test_access_view_loads_apart_and_stays_small(server: ServerProcess, version: str) -> None:
+    assert sent_bytes(server, f"/widget/{version}/access.js") <= ACCESS_VIEW_BUDGET
+
+
 def test_versioned_files_are_cached_for_a_year_and_loadable_cross_origin(
     server: ServerProcess, version: str
 ) -> None:
@@ -53,7 +58,7 @@ def test_versioned_files_are_cached_for_a_year_and_loadable_cross_origin(
 def test_widget_source_has_no_eval_inline_styles_or_html_injection() -> None:
     from widget_server.web.static import static_dir
 
-    for name in ("widget.js", "panel.js", "articles.js"):
+    for name in ("widget.js", "panel.js", "articles.js", "access.js"):
         source = (static_dir() / name).read_text()
         for forbidden in ("eval(", "new Function", "innerHTML", "outerHTML", "insertAdjacentHTML",
                           "document.write", ".style.", "setAttribute(\"style\"", "document.cookie",

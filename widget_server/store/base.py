@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from widget_server.access_grants import AccessGrant, GrantEvent, GrantRequest
 from widget_server.articles import (
     Article,
     ArticleHit,
@@ -138,7 +139,30 @@ class HelpStore(Protocol):
     async def help_metrics(self, site_id: int, since: datetime) -> SiteMetrics: ...
 
 
-class Store(ConsoleStore, HelpStore, Protocol):
+class GrantStore(Protocol):
+    """Support access grants and their append-only audit (widget_server/access_grants.py)."""
+
+    async def create_access_grant(self, site_id: int, user_id: str, visitor_id: str,
+                                  visitor_name: str | None, request: GrantRequest,
+                                  now: datetime) -> AccessGrant: ...
+    async def revoke_access_grant(self, site_id: int, user_id: str, grant_id: str,
+                                  visitor_name: str | None, now: datetime) -> AccessGrant: ...
+    async def record_grant_use(self, site_id: int, grant_id: str, actor_name: str, action: str,
+                               detail: str | None, now: datetime) -> GrantEvent: ...
+    async def expire_access_grants(self, now: datetime) -> int:
+        """Write the ``expired`` event of every grant that ended and lacks one; how many."""
+        ...
+
+    async def set_grant_max_hours(self, site_id: int, hours: int) -> None: ...
+    async def access_grant(self, site_id: int, grant_id: str) -> AccessGrant | None: ...
+    async def user_access_grants(self, site_id: int, user_id: str, now: datetime,
+                                 limit: int = 50) -> list[AccessGrant]: ...
+    async def grant_events(self, site_id: int, *, user_id: str | None = None,
+                           grant_id: str | None = None, limit: int = 100
+                           ) -> list[GrantEvent]: ...
+
+
+class Store(ConsoleStore, HelpStore, GrantStore, Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> bool: ...

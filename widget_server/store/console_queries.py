@@ -204,7 +204,7 @@ class ConsoleQueries(StoreMixin):
             "SELECT v.*, c.page_url, c.user_agent FROM conversations c"
             " JOIN visitors v ON v.id = c.visitor_id WHERE c.id = ?", (ticket.conversation_id,))
         profile = VisitorProfile(row["id"], row["name"], row["email"], bool(row["verified"]),
-                                 row["page_url"], row["user_agent"])
+                                 row["page_url"], row["user_agent"], row["user_id"])
         others = await self._fetchall(
             f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM}"
             " JOIN conversations c ON c.id = t.conversation_id"

@@ -29,6 +29,7 @@ from widget_server.store import sqlite_schema as schema
 from widget_server.store import sqlite_writes as writes
 from widget_server.store.base import TicketPatch, VisitorPost
 from widget_server.store.console_queries import ConsoleQueries, ReportQueries
+from widget_server.store.grant_queries import GrantQueries
 from widget_server.store.help_queries import HelpQueries
 from widget_server.store.sqlite_sweep import sweep
 from widget_server.store.sqlite_writer import SQLiteWriter
@@ -37,7 +38,7 @@ T = TypeVar("T")
 READERS = 3
 
 
-class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries):
+class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries):
     def __init__(self, path: str, *, synchronous: str = "full", clock: Clock | None = None) -> None:
         self.path = path
         self._synchronous = synchronous

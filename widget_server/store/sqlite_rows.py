@@ -38,6 +38,7 @@ def site(row: sqlite3.Row) -> Site:
         previous_identity_secret=row["previous_identity_secret"],
         previous_secret_until=(parse_iso(row["previous_secret_until"])
                                if row["previous_secret_until"] else None),
+        grant_max_hours=row["grant_max_hours"],
     )
 
 

@@ -122,6 +122,7 @@ def openapi_json() -> dict[str, Any]:
                     "message": {"$ref": ref + "Message"}, "ticket": {"$ref": ref + "Ticket"}}}),
                     "413": _error("Body too long."), **_ERRORS},
             }},
+            **_grant_paths(ref),
         },
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
@@ -144,6 +145,25 @@ def openapi_json() -> dict[str, Any]:
                     "conversation": {"type": "string"}, "channel": {"type": "string"},
                     "assignee_id": {"type": ["integer", "null"]},
                     "visitor_id": {"type": "string"}}},
+                "Grant": {"type": "object", "properties": {
+                    "id": {"type": "string"}, "user_id": {"type": "string"},
+                    "scope": {"const": "account"},
+                    "state": {"enum": ["active", "revoked", "expired"]},
+                    "active": {"type": "boolean"}, "hours": {"enum": [1, 24, 168]},
+                    "ticket": {"type": ["integer", "null"]},
+                    "reason": {"type": ["string", "null"]},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "expires_at": {"type": "string", "format": "date-time"},
+                    "revoked_at": {"type": ["string", "null"], "format": "date-time"}}},
+                "GrantEvent": {"type": "object", "properties": {
+                    "id": {"type": "integer"}, "grant": {"type": "string"},
+                    "type": {"enum": ["granted", "revoked", "expired", "used"]},
+                    "actor": {"type": "object", "properties": {
+                        "type": {"enum": ["visitor", "agent", "api", "system"]},
+                        "name": {"type": ["string", "null"]}}},
+                    "action": {"type": ["string", "null"]},
+                    "detail": {"type": ["string", "null"]},
+                    "created_at": {"type": "string", "format": "date-time"}}},
                 "Message": {"type": "object", "properties": {
                     "id": {"type": "integer"}, "seq": {"type": ["integer", "null"]},
                     "author": {"type": "object", "properties": {
@@ -154,4 +174,53 @@ def openapi_json() -> dict[str, Any]:
                     "created_at": {"type": "string", "format": "date-time"}}},
             },
         },
+    }
+
+
+_GRANT_ID = {"name": "grant_id", "in": "path", "required": True, "schema": {"type": "string"}}
+
+
+def _grant_paths(ref: str) -> dict[str, Any]:
+    """Support access grants (docs/access_grants.md): checked and used by host backends."""
+    return {
+        "/api/v1/access-grants": {"get": {
+            "summary": "Whether support may act in this user's account now (a visitor granted "
+                       "access in the widget and it has not ended).",
+            "parameters": [{"name": "user_id", "in": "query", "required": True,
+                            "description": "Your product's user id, as in identify().",
+                            "schema": {"type": "string", "maxLength": 200}}],
+            "responses": {"200": _ok("The user's access status.", {
+                "type": "object", "properties": {
+                    "user_id": {"type": "string"}, "active": {"type": "boolean"},
+                    "scope": {"type": ["string", "null"]},
+                    "expires_at": {"type": ["string", "null"], "format": "date-time"},
+                    "grant_id": {"type": ["string", "null"]},
+                    "grants": {"type": "array", "items": {"$ref": ref + "Grant"}}}}),
+                "401": _ERRORS["401"], "422": _ERRORS["422"]},
+        }},
+        "/api/v1/access-grants/{grant_id}": {"get": {
+            "summary": "One grant of the token's site with its audit trail, newest first.",
+            "parameters": [_GRANT_ID],
+            "responses": {"200": _ok("The grant.", {"type": "object", "properties": {
+                "grant": {"$ref": ref + "Grant"},
+                "events": {"type": "array", "items": {"$ref": ref + "GrantEvent"}}}}),
+                "401": _ERRORS["401"], "404": _error("No such grant on the token's site.")},
+        }},
+        "/api/v1/access-grants/{grant_id}/events": {"post": {
+            "summary": "Record what support did in the user's account under an active grant; "
+                       "the visitor sees it in the widget.",
+            "parameters": [_GRANT_ID],
+            "requestBody": {"required": True, "content": {"application/json": {"schema": {
+                "type": "object", "required": ["action"], "properties": {
+                    "action": {"type": "string", "maxLength": 200,
+                               "description": "What support did, in a line."},
+                    "detail": {"type": "string", "maxLength": 2000},
+                    "actor": {"type": "string", "maxLength": 200,
+                              "description": "Who did it; default: the token's agent."}}}}}},
+            "responses": {"201": _ok("Recorded.", {"type": "object", "properties": {
+                "event": {"$ref": ref + "GrantEvent"}}}),
+                "401": _ERRORS["401"], "404": _error("No such grant on the token's site."),
+                "409": _error("The grant was revoked or has expired."),
+                "422": _ERRORS["422"]},
+        }},
     }

@@ -27,7 +27,7 @@ from widget_server.web.errors import runtime
 LOADER_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 VERSIONED_CACHE = "public, max-age=31536000, immutable"
 PANEL_FILES = {"panel.js": "text/javascript", "articles.js": "text/javascript",
-               "panel.css": "text/css"}
+               "access.js": "text/javascript", "panel.css": "text/css"}
 PLAIN_FILES = {"help.css": "text/css"}
 CONSOLE_FILES = {"console.js": "text/javascript", "console.css": "text/css",
                  "console-admin.js": "text/javascript", "console-admin.css": "text/css",

@@ -23,6 +23,7 @@ from widget_server.store import TicketPatch
 from widget_server.tickets import STAGES, STATUSES
 from widget_server.web.api import MAX_INT
 from widget_server.web.console import present
+from widget_server.web.console.access import grant_status
 from widget_server.web.console.auth import console_page, page, site_for_agent
 from widget_server.web.errors import runtime
 
@@ -87,6 +88,7 @@ async def _render(request: Request, *, status: int = 200, error: str | None = No
         request, "console/ticket.html", status, site=site, ticket=ticket, thread=thread,
         error=error, drafts={"form": "", "body": "", "reason": "", "into": "", **(drafts or {})},
         linked=linked, visitor=visitor, profile=profile,
+        access=await grant_status(rt, site, profile),
         page_link=present.web_url(profile.page_url),
         others=[{"ticket": other, "url": ticket_url(site.key, other.number),
                  "status": present.status_label(other.status)} for other in others],
