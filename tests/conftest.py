@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ServerProcess, Site, create_site
+from tests.support import ServerProcess, Site, TimeShift, create_site
 
 
 @pytest.fixture(scope="session")
@@ -26,6 +26,22 @@ def site(server: ServerProcess) -> Site:
 def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
     """A server of the test's own, for tests that kill or restart it."""
     process = ServerProcess(tmp_path / "widget.db")
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="module")
+def shift(tmp_path_factory: pytest.TempPathFactory) -> TimeShift:
+    """Moves the clock of the module's ``clocked`` server forward."""
+    return TimeShift(tmp_path_factory.mktemp("clock") / "offset")
+
+
+@pytest.fixture(scope="module")
+def clocked(tmp_path_factory: pytest.TempPathFactory, shift: TimeShift
+            ) -> Iterator[ServerProcess]:
+    """A server of the test module's own whose clock only ever moves forward."""
+    process = ServerProcess(tmp_path_factory.mktemp("clocked") / "widget.db", env=shift.env)
+    process.start()
     yield process
     process.stop()
 

@@ -82,7 +82,10 @@ class ServerProcess:
     def __init__(self, db: Path, env: dict[str, str] | None = None) -> None:
         self.db = db
         self.port = free_port()
-        self.env = {**os.environ, "WIDGET_LOG_LEVEL": "warning", **(env or {})}
+        # tests change sites from other processes and expect it at once: no site cache
+        # (tests/web/test_site_cache.py runs it on)
+        self.env = {**os.environ, "WIDGET_LOG_LEVEL": "warning",
+                    "WIDGET_SITE_CACHE_SECONDS": "0", **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = db.with_suffix(".log")
 

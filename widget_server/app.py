@@ -7,11 +7,13 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 
+from widget_server.abuse import Limits
 from widget_server.clock import Clock, clock_for
 from widget_server.config import Settings
 from widget_server.help_tokens import HelpTokens
 from widget_server.messaging import Messaging
 from widget_server.realtime.hub import Hub
+from widget_server.retention import RetentionJob
 from widget_server.runtime import Runtime
 from widget_server.scheduler import SlaScheduler
 from widget_server.store import open_store
@@ -34,6 +36,7 @@ from widget_server.web.console import articles as console_articles
 from widget_server.web.console import auth as console_auth
 from widget_server.web.console import live as console_live
 from widget_server.web.console import pages as console_pages
+from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
 from widget_server.web.errors import EXCEPTION_HANDLERS
 
@@ -60,14 +63,18 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                                      settings.token_max_age, clock),
                 help_tokens=HelpTokens(secret, settings.secret_key_fallbacks, clock),
                 secret_keys=[*settings.secret_key_fallbacks, secret],
+                limits=Limits(settings),
             )
             app.state.runtime.messaging.changed = scheduler.poke
             app.state.scheduler = scheduler
+            retention = RetentionJob(store, clock, settings.retention_interval)
             if settings.scheduler:
                 scheduler.start()
+                retention.start()
             try:
                 yield
             finally:
+                await retention.stop()
                 await scheduler.stop()
         finally:
             await store.close()
@@ -86,6 +93,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *console_auth.routes,
         *console_pages.routes,
         *console_admin.routes,
+        *console_privacy.routes,
         *console_access.routes,
         *console_sla.routes,
         *console_articles.routes,

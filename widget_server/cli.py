@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from widget_server import __version__
+from widget_server import __version__, cli_privacy
 from widget_server.api_tokens import hash_api_token, new_api_token
 from widget_server.article_import import (
     ArticleImportError,
@@ -143,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--site", help="site key (needed when there are several sites)")
     rotate.add_argument("--grace-hours", type=_grace_hours, default=24.0,
                         help="hours the previous secret is still accepted (default 24)")
+    cli_privacy.add_site_command(site_commands)  # site set-retention
+    cli_privacy.add_commands(commands)  # retention run, visitor erase
 
     demo = commands.add_parser(
         "demo", help="serve a ready demo site with its host page at /demo",
@@ -376,6 +378,14 @@ def _serve(settings: Settings) -> None:
         ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
+        # protocol pings find dead peers; one silent for a whole interval more is dropped
+        ws_ping_interval=settings.ws_ping_interval or None,
+        ws_ping_timeout=settings.ws_ping_interval or None,
+        # forwarded headers are believed only from WIDGET_TRUSTED_PROXIES, as in
+        # client_address.py (uvicorn alone would trust 127.0.0.1): the scheme for Secure
+        # cookies, the client address for the limits
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         log_level=settings.log_level,
@@ -413,6 +423,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_with_store(settings, lambda store: _policy(store, args)))
         elif args.command == "articles":
             asyncio.run(_with_store(settings, lambda store: _articles_import(store, args)))
+        elif args.command in {"retention", "visitor"} or (
+                args.command == "site" and args.site_command == "set-retention"):
+            asyncio.run(_with_store(settings, lambda store: cli_privacy.run(store, args,
+                                                                            settings)))
         elif args.command == "site":
             if args.site_command == "rotate-secret":
                 asyncio.run(_with_store(settings, lambda store: _rotate_secret(store, args)))

@@ -12,6 +12,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from widget_server.client_address import parse_proxies
+
 DEMO_SITE_SETTING = "demo_site_key"  # server_settings row naming the site /demo embeds
 
 
@@ -38,6 +40,20 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if value <= 0:
         raise ValueError("must be a positive number")
+    return value
+
+
+def _limit(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise ValueError("must be 0 (no limit) or a positive integer")
+    return value
+
+
+def _seconds_or_off(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError("must be 0 (off) or a positive number of seconds")
     return value
 
 
@@ -118,6 +134,37 @@ SETTINGS: tuple[Setting, ...] = (
             "Run the SLA scheduler in this process (on/off). Safe on several processes."),
     Setting("clock_offset_file", "WIDGET_CLOCK_OFFSET_FILE", str,
             "Tests and drills only: a file of seconds added to the system clock."),
+    Setting("retention_interval", "WIDGET_RETENTION_INTERVAL", _positive_float,
+            "Seconds between retention runs of the scheduler (docs/privacy.md)."),
+    # abuse limits (widget_server/abuse.py); 0 turns a limit off
+    Setting("trusted_proxies", "WIDGET_TRUSTED_PROXIES", parse_proxies,
+            "Comma-separated proxy IPs/CIDRs whose X-Forwarded-For is believed."),
+    Setting("sessions_per_ip_hour", "WIDGET_SESSIONS_PER_IP_HOUR", _limit,
+            "Session calls per client address per hour."),
+    Setting("requests_per_visitor_hour", "WIDGET_REQUESTS_PER_VISITOR_HOUR", _limit,
+            "New requests (tickets) per visitor per hour."),
+    Setting("messages_per_visitor_minute", "WIDGET_MESSAGES_PER_VISITOR_MINUTE", _limit,
+            "Messages per visitor per minute."),
+    Setting("help_form_posts_per_ip_hour", "WIDGET_HELP_FORM_POSTS_PER_IP_HOUR", _limit,
+            "Help Form posts (requests and replies) per client address per hour."),
+    Setting("ws_connects_per_ip_minute", "WIDGET_WS_CONNECTS_PER_IP_MINUTE", _limit,
+            "New /ws/widget connections per client address per minute."),
+    Setting("ws_open_per_ip", "WIDGET_WS_OPEN_PER_IP", _limit,
+            "/ws/widget connections open at once per client address."),
+    Setting("ws_frames_per_minute", "WIDGET_WS_FRAMES_PER_MINUTE", _limit,
+            "Frames one /ws/widget connection may send per minute; more closes it (1008)."),
+    Setting("ws_idle_timeout", "WIDGET_WS_IDLE_TIMEOUT", _seconds_or_off,
+            "Seconds without a frame from the client before a socket is closed (1001)."),
+    Setting("ws_ping_interval", "WIDGET_WS_PING_INTERVAL", _seconds_or_off,
+            "Seconds between protocol pings; a peer silent as long again is dropped."),
+    Setting("ws_send_queue", "WIDGET_WS_SEND_QUEUE", _positive_int,
+            "Events queued for one slow /ws/widget connection before it is closed (1013)."),
+    Setting("site_cache_seconds", "WIDGET_SITE_CACHE_SECONDS", _seconds_or_off,
+            "Seconds the sites are kept in memory; changes from other processes show after."),
+    Setting("login_free_failures", "WIDGET_LOGIN_FREE_FAILURES", _limit,
+            "Failed console sign-ins before each further one doubles the wait."),
+    Setting("login_max_lockout", "WIDGET_LOGIN_MAX_LOCKOUT", _positive_int,
+            "Longest wait after failed console sign-ins, in seconds."),
 )
 
 
@@ -137,6 +184,21 @@ class Settings:
     log_level: str = "info"
     scheduler: bool = True
     clock_offset_file: str | None = None
+    retention_interval: float = 3600.0
+    trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
+    sessions_per_ip_hour: int = 2000
+    requests_per_visitor_hour: int = 10
+    messages_per_visitor_minute: int = 30
+    help_form_posts_per_ip_hour: int = 120
+    ws_connects_per_ip_minute: int = 600
+    ws_open_per_ip: int = 1000
+    ws_frames_per_minute: int = 600
+    ws_idle_timeout: float = 300.0
+    ws_ping_interval: float = 20.0
+    ws_send_queue: int = 1000
+    site_cache_seconds: float = 1.0
+    login_free_failures: int = 3
+    login_max_lockout: int = 900
 
     @classmethod
     def from_env(

@@ -19,6 +19,7 @@ from widget_server.passwords import verify_password
 from widget_server.store import Store
 
 SESSION_LIFETIME = timedelta(hours=12)
+# defaults of WIDGET_LOGIN_FREE_FAILURES and WIDGET_LOGIN_MAX_LOCKOUT
 FREE_FAILURES = 3  # after these, each failure doubles the wait
 MAX_LOCKOUT = timedelta(minutes=15)
 
@@ -27,12 +28,16 @@ class TooManyAttempts(WidgetError):
     code = "too_many_attempts"
     status = 429
 
-    def __init__(self, wait: timedelta) -> None:
+    def __init__(self, wait: timedelta, most: timedelta = MAX_LOCKOUT) -> None:
         self.retry_after = max(1, int(wait.total_seconds() + 0.999))
         super().__init__(
             f"Too many failed sign-ins. Try again in {self.retry_after} seconds. Each further "
-            f"failed sign-in doubles the wait, up to {int(MAX_LOCKOUT.total_seconds() // 60)} "
-            "minutes.")
+            f"failed sign-in doubles the wait, up to {_duration(most)}.")
+
+
+def _duration(span: timedelta) -> str:
+    seconds = int(span.total_seconds())
+    return f"{seconds // 60} minutes" if seconds % 60 == 0 else f"{seconds} seconds"
 
 
 class BadCredentials(WidgetError):
@@ -52,10 +57,14 @@ def throttle_keys(email: str, client: str | None, salt: str = "") -> list[str]:
     return keys
 
 
-def lockout(failures: int) -> timedelta:
-    if failures < FREE_FAILURES:
+def lockout(failures: int, free: int = FREE_FAILURES, most: timedelta = MAX_LOCKOUT
+            ) -> timedelta:
+    if failures < free:
         return timedelta(0)
-    return min(MAX_LOCKOUT, timedelta(seconds=2 ** (failures - FREE_FAILURES)))
+    doublings = failures - free
+    if doublings >= int(most.total_seconds()).bit_length():  # past the cap: skip 2**huge
+        return most
+    return min(most, timedelta(seconds=2 ** doublings))
 
 
 def new_csrf_token() -> str:
@@ -71,6 +80,8 @@ class SignIn:
     store: Store
     clock: Clock
     salt: str = ""
+    free_failures: int = FREE_FAILURES
+    max_lockout: timedelta = MAX_LOCKOUT
 
     async def check_throttle(self, keys: list[str]) -> None:
         now = self.clock.now()
@@ -79,9 +90,9 @@ class SignIn:
             if found is None:
                 continue
             failures, last = found
-            wait = last + lockout(failures) - now
+            wait = last + lockout(failures, self.free_failures, self.max_lockout) - now
             if wait > timedelta(0):
-                raise TooManyAttempts(wait)
+                raise TooManyAttempts(wait, self.max_lockout)
 
     async def sign_in(self, email: str, password: str, client: str | None) -> tuple[Agent, str]:
         """The agent and a new session id, or ``BadCredentials`` / ``TooManyAttempts``."""

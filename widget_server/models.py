@@ -24,6 +24,7 @@ class Site:
     previous_identity_secret: str | None = None  # still accepted until previous_secret_until
     previous_secret_until: datetime | None = None
     grant_max_hours: int = 168  # longest support access grant; 0: grants off
+    retention_days: int | None = None  # None: keep forever (docs/privacy.md)
 
     @property
     def identity_required(self) -> bool:
@@ -121,6 +122,9 @@ class Ticket:
     breached: bool = False
     next_response_at: datetime | None = None
     solved_at: datetime | None = None
+    closed_at: datetime | None = None
+    erased_at: datetime | None = None  # a tombstone: see docs/privacy.md
+    erased_reason: str | None = None  # "retention" or "erasure"
 
 
 @dataclass(frozen=True)

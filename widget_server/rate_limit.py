@@ -3,7 +3,8 @@ who asked.
 
 The salt is random per process and never leaves it, so the keys cannot be turned back into IP
 addresses (not even by trying every IPv4 address against a leaked key); nothing is written to
-disk, and buckets that have filled up again are dropped.
+disk, and buckets that have filled up again are dropped. ``Concurrency`` counts what is open
+right now (websockets per address) under keys made the same way.
 """
 
 from __future__ import annotations
@@ -36,8 +37,7 @@ class RateLimiter:
 
     def key(self, *parts: str) -> bytes:
         """An opaque key for (client address, scope, ...), never the address itself."""
-        data = "\x00".join(parts).encode()
-        return hashlib.blake2b(data, key=self._salt, digest_size=16).digest()
+        return _salted(self._salt, parts)
 
     def take(self, key: bytes) -> float:
         """Spend one token: 0.0 when allowed, else the seconds until one is available."""
@@ -61,6 +61,37 @@ class RateLimiter:
             del self._buckets[key]
         if len(self._buckets) >= self._max_keys:  # still full of busy keys: start over
             self._buckets.clear()
+
+
+class Concurrency:
+    """At most ``limit`` things (open websockets) at once per key, keyed like RateLimiter."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._salt = secrets.token_bytes(32)
+        self._open: dict[bytes, int] = {}
+
+    def key(self, *parts: str) -> bytes:
+        return _salted(self._salt, parts)
+
+    def acquire(self, key: bytes) -> bool:
+        """Count one more for ``key`` unless it is at the limit; then ``release`` it once."""
+        count = self._open.get(key, 0)
+        if count >= self.limit:
+            return False
+        self._open[key] = count + 1
+        return True
+
+    def release(self, key: bytes) -> None:
+        count = self._open.get(key, 0) - 1
+        if count > 0:
+            self._open[key] = count
+        else:  # nothing open: forget the key, so the map only holds live clients
+            self._open.pop(key, None)
+
+
+def _salted(salt: bytes, parts: tuple[str, ...]) -> bytes:
+    return hashlib.blake2b("\x00".join(parts).encode(), key=salt, digest_size=16).digest()
 
 
 def retry_after(seconds: float) -> str:

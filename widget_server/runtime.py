@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from widget_server.abuse import Limits
 from widget_server.clock import Clock
 from widget_server.config import Settings
 from widget_server.help_tokens import HelpTokens
@@ -24,12 +25,17 @@ class Runtime:
     tokens: VisitorTokens
     help_tokens: HelpTokens
     secret_keys: list[str]  # oldest first; the last one signs
+    limits: Limits  # abuse limits: sessions, messages, sockets per visitor / address
 
     async def origin_allowed_anywhere(self, origin: str | None) -> bool:
         if not origin:
             return False
         wanted = normalize_origin(origin)
-        return any(wanted in site.allowed_origins for site in await self.store.list_sites())
+        if any(wanted in site.allowed_origins for site in await self.store.list_sites()):
+            return True
+        # not in the cached list: maybe a site changed in another process a moment ago
+        return any(wanted in site.allowed_origins
+                   for site in await self.store.list_sites(fresh=True))
 
     async def site(self, key: str) -> Site | None:
         return await self.store.get_site_by_key(key)

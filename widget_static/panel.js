@@ -127,6 +127,7 @@ class Panel {
         body: JSON.stringify({ site: this.config.site, token: this.token, user: this.user || this.contact }),
       });
       const data = await response.json();
+      if (response.status === 429) this.retryAfter = Number(response.headers.get("Retry-After")) || 0;
       if (response.status === 403 && data.error && data.error.code === "invalid_identity" && this.user) {
         this.emit("error", data.error); // the host's hash is wrong: retrying cannot help
         this.user = null;
@@ -162,12 +163,16 @@ class Panel {
       for (const conversation of this.conversations.values()) resume[conversation.id] = this.lastSeq(conversation);
       ws.send(JSON.stringify({ type: "hello", site: this.config.site, token: this.token, resume,
         page: (location.origin + location.pathname).slice(0, 2000) }));
+      // the server closes sockets silent for limits.idle_timeout seconds (1001); ping well before
+      const idle = this.site && this.site.limits ? this.site.limits.idle_timeout : 0;
+      if (idle > 0) ws.heartbeat = setInterval(() => ws.send('{"type":"ping"}'), Math.min(60, idle / 3) * 1000);
     });
     ws.addEventListener("message", (event) => {
       this.lastFrame = Date.now();
       try { this.receive(JSON.parse(event.data)); } catch (error) { this.emit("error", { code: "bad_frame", message: String(error) }); }
     });
     ws.addEventListener("close", (event) => {
+      clearInterval(ws.heartbeat);
       if (this.ws !== ws) return;
       this.ws = null;
       this.isReady = false;
@@ -186,7 +191,8 @@ class Panel {
 
   retry(again) {
     clearTimeout(this.retryTimer);
-    const delay = Math.min(30000, 500 * 2 ** this.attempts) * (0.5 + Math.random());
+    const delay = Math.max(Math.min(30000, 500 * 2 ** this.attempts) * (0.5 + Math.random()), (this.retryAfter || 0) * 1000);
+    this.retryAfter = 0;
     this.attempts = Math.min(this.attempts + 1, 10);
     this.retryTimer = setTimeout(again, delay);
   }
@@ -279,6 +285,14 @@ class Panel {
     this.emit("error", { code: frame.code, message: frame.message });
     if (["invalid_token", "token_expired"].includes(frame.code)) this.refused = true;
     const item = frame.ref && this.outbox.find((entry) => entry.client_msg_id === frame.ref);
+    if (frame.code === "rate_limited") {  // kept in the outbox; sent again when the server says
+      if (!item) { this.retryAfter = frame.retry_after; return; } // the socket closes next
+      this.sentOn.delete(item.client_msg_id);
+      this.holdUntil = Date.now() + frame.retry_after * 1000; // hold them all: keeps the order
+      clearTimeout(this.limitTimer);
+      this.limitTimer = setTimeout(() => this.flush(), frame.retry_after * 1000 + 50);
+      return;
+    }
     if (item && PERMANENT.has(frame.code)) {
       item.failed = frame.message;
       this.saveOutbox();
@@ -400,7 +414,7 @@ class Panel {
   }
 
   flush() {
-    if (!this.online) return;
+    if (!this.online || this.holdUntil > Date.now()) return;
     for (const item of this.outbox) {
       if (item.failed) continue;
       if (this.waitsForRoot(item)) continue;

@@ -5,7 +5,6 @@ second grant expires when the server's clock moves on (docs/access_grants.md).""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -16,20 +15,6 @@ from tests.e2e.test_widget_a11y import serious_widget_violations
 from tests.support import ServerProcess, Site, TimeShift, create_site, identity_secret, user_hash
 
 HOST_API = "/api/v1/access-grants"
-
-
-@pytest.fixture(scope="module")
-def shift(tmp_path_factory: pytest.TempPathFactory) -> TimeShift:
-    return TimeShift(tmp_path_factory.mktemp("clock") / "offset")
-
-
-@pytest.fixture(scope="module")
-def clocked(tmp_path_factory: pytest.TempPathFactory, shift: TimeShift
-            ) -> Iterator[ServerProcess]:
-    process = ServerProcess(tmp_path_factory.mktemp("access") / "widget.db", env=shift.env)
-    process.start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +22,7 @@ from tests.support import (
     create_site,
     csrf_of,
     identity_secret,
+    run_cli,
     start_session,
     user_hash,
 )
@@ -29,21 +30,6 @@ from tests.support import (
 pytestmark = pytest.mark.anyio
 WIDGET = "/api/widget/v1/access-grants"
 HOST = "/api/v1/access-grants"
-
-
-@pytest.fixture(scope="module")
-def shift(tmp_path_factory: pytest.TempPathFactory) -> TimeShift:
-    return TimeShift(tmp_path_factory.mktemp("clock") / "offset")
-
-
-@pytest.fixture(scope="module")
-def clocked(tmp_path_factory: pytest.TempPathFactory, shift: TimeShift
-            ) -> Iterator[ServerProcess]:
-    """A server of this module's own: its clock only ever moves forward."""
-    process = ServerProcess(tmp_path_factory.mktemp("grants") / "widget.db", env=shift.env)
-    process.start()
-    yield process
-    process.stop()
 
 
 @pytest.fixture
@@ -345,3 +331,31 @@ async def test_unverified_visitors_tickets_say_access_is_not_possible(
         assert "Not possible: the visitor is not verified" in page.text
     finally:
         await agent.aclose()
+
+
+async def test_an_erasure_request_revokes_the_users_grants(
+        clocked: ServerProcess, http: httpx.AsyncClient, grant_site: Site) -> None:
+    writer = await Visitor.verified(clocked, http, grant_site)
+    client = await VisitorClient.connect(clocked, grant_site, writer.token)
+    await client.open_request("Erase me later")
+    await client.close()
+    silent = await Visitor.verified(clocked, http, grant_site)  # granted, never wrote
+    keeper = await Visitor.verified(clocked, http, grant_site)
+    for visitor in (writer, silent, keeper):
+        assert (await visitor.grant(hours=24, reason="help me")).status_code == 201
+    host = bearer(grant_site)
+    for visitor, revoked in ((writer, 1), (silent, 1)):
+        erased = run_cli("visitor", "erase", "--db", str(clocked.db), "--site", grant_site.key,
+                         "--user-id", visitor.user_id, "--yes")
+        assert f"revoked {revoked} support access grants" in erased.stdout, erased.stdout
+        status = (await http.get(HOST, params={"user_id": visitor.user_id},
+                                 headers=host)).json()
+        assert status["active"] is False
+        grant_id = (await http.get(HOST, params={"user_id": keeper.user_id},
+                                   headers=host)).json()["grant_id"]
+        assert grant_id is not None
+    kept = (await http.get(HOST, params={"user_id": keeper.user_id}, headers=host)).json()
+    assert kept["active"] is True
+    again = run_cli("visitor", "erase", "--db", str(clocked.db), "--site", grant_site.key,
+                    "--user-id", silent.user_id, "--yes", check=False)
+    assert again.returncode == 1  # nothing left to erase or revoke

@@ -12,11 +12,14 @@ class MessagesAdded:
     conversation_id: str
     messages: list[Message]
     ticket: Ticket | None = None
+    # frames encoded once per event and shared by every connection it reaches (fan-out)
+    encoded: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
 class TicketUpdated:
     ticket: Ticket
+    encoded: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -24,6 +27,7 @@ class Typing:
     conversation_id: str
     author: Author
     extra: dict[str, object] = field(default_factory=dict)
+    encoded: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
 
 Event = MessagesAdded | TicketUpdated | Typing

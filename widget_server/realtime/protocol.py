@@ -105,7 +105,25 @@ def visitor_json(visitor: Visitor) -> dict[str, Any]:
             "verified": visitor.verified}
 
 
+# The writer hands out the same Ticket object while a ticket does not change (one per row),
+# so every ack of a conversation would rebuild the same object (four instants formatted):
+# keep the last ones by identity. Callers get a copy, free to add their own keys.
+_TICKET_JSON: dict[int, tuple[Ticket, dict[str, Any]]] = {}
+_TICKET_JSON_MAX = 4096
+
+
 def ticket_json(ticket: Ticket) -> dict[str, Any]:
+    cached = _TICKET_JSON.get(id(ticket))
+    if cached is not None and cached[0] is ticket:
+        return dict(cached[1])
+    if len(_TICKET_JSON) >= _TICKET_JSON_MAX:
+        _TICKET_JSON.clear()
+    built = _ticket_json(ticket)
+    _TICKET_JSON[id(ticket)] = (ticket, built)
+    return dict(built)
+
+
+def _ticket_json(ticket: Ticket) -> dict[str, Any]:
     return {
         "number": ticket.number,
         "reference": ticket.reference,

@@ -10,7 +10,9 @@ database is the source of truth, the frames a client sees are gap-free and never
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -31,12 +33,19 @@ class VisitorStream:
         store: Store,
         send_text: Callable[[str], Awaitable[None]],
         on_overflow: Callable[[], None],
+        queue_limit: int = QUEUE_LIMIT,  # WIDGET_WS_SEND_QUEUE
     ) -> None:
         self._store = store
         self._send_text = send_text
         self._on_overflow = on_overflow
         self._lock = asyncio.Lock()
-        self._queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=QUEUE_LIMIT)
+        self._queue_limit = queue_limit
+        # Events wait here until delivered. Neither the queue nor a delivery task exists while
+        # the connection is idle (memory per idle socket): the queue is made by the first
+        # event, the task started for a burst and gone when it is drained.
+        self._pending: deque[Event] | None = None
+        self._drainer: asyncio.Task[None] | None = None
+        self._live = False
         self.last_sent: dict[str, int] = {}
         self._known: set[str] = set()
         # for conversations the client did not resume: the last seq it was not sent live
@@ -45,10 +54,25 @@ class VisitorStream:
 
     # -- called by the hub
     def notify(self, event: Event) -> None:
-        try:
-            self._queue.put_nowait(event)
-        except asyncio.QueueFull:
+        if self._covered(event):  # e.g. the sender's own message: its ack was the delivery
+            return
+        pending = self._pending
+        if pending is None:
+            pending = self._pending = deque()
+        elif len(pending) >= self._queue_limit:
             self._on_overflow()
+            return
+        pending.append(event)
+        if self._live and self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    def _covered(self, event: Event) -> bool:
+        """A MessagesAdded whose every message this connection has sent already: delivering
+        it would send nothing (``last_sent`` only grows once set)."""
+        if not isinstance(event, MessagesAdded):
+            return False
+        last = self.last_sent.get(event.conversation_id)
+        return last is not None and all(m.internal or m.seq <= last for m in event.messages)
 
     # -- called by the websocket endpoint
     async def send(self, frame: dict[str, Any]) -> None:
@@ -92,12 +116,30 @@ class VisitorStream:
             await self._send(protocol.ack_frame(message, result.ticket))
             self.last_sent[conversation_id] = max(self.last_sent[conversation_id], message.seq)
 
-    async def run(self) -> None:
-        """Deliver hub events until cancelled."""
-        while True:
-            event = await self._queue.get()
+    def start(self) -> None:
+        """Begin delivering hub events, those queued meanwhile first, in order."""
+        self._live = True
+        if self._pending and self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def stop(self) -> None:
+        """Stop delivering (the connection is closing)."""
+        self._live = False
+        drainer, self._drainer = self._drainer, None
+        if drainer is not None:
+            drainer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await drainer
+
+    async def _drain(self) -> None:
+        while self._pending:
+            event = self._pending.popleft()
             async with self._lock:
                 await self._deliver(event)
+        # drained: no task and no queue until the next event (a failed send leaves the task
+        # set, so nothing more is delivered and stop() collects its exception)
+        self._pending = None
+        self._drainer = None
 
     # -- internals; all run under the lock
     async def _send(self, frame: dict[str, Any]) -> None:
@@ -105,10 +147,15 @@ class VisitorStream:
 
     async def _deliver(self, event: Event) -> None:
         if isinstance(event, MessagesAdded):
-            await self._deliver_messages(event.conversation_id, event.messages, event.ticket)
+            await self._deliver_messages(event.conversation_id, event.messages, event.ticket,
+                                         event.encoded)
         elif isinstance(event, TicketUpdated):
             self.owned.add(event.ticket.conversation_id)
-            await self._send(protocol.ticket_frame(event.ticket))
+            text = event.encoded.get("ticket")
+            if not isinstance(text, str):  # encoded once for every connection it reaches
+                text = event.encoded["ticket"] = protocol.encode(
+                    protocol.ticket_frame(event.ticket))
+            await self._send_text(text)
         elif isinstance(event, Typing):
             await self._send({
                 "type": "typing",
@@ -117,7 +164,8 @@ class VisitorStream:
             })
 
     async def _deliver_messages(
-        self, conversation_id: str, messages: list[Message], ticket: Ticket | None
+        self, conversation_id: str, messages: list[Message], ticket: Ticket | None,
+        encoded: dict[object, object],
     ) -> None:
         if conversation_id not in self.last_sent:  # opened elsewhere (another tab, a split)
             self.owned.add(conversation_id)
@@ -133,7 +181,10 @@ class VisitorStream:
             if message.seq > last + 1:
                 await self._fill(conversation_id)
                 continue
-            await self._send(protocol.message_frame(message))
+            text = encoded.get(message.id)
+            if not isinstance(text, str):  # encoded once for every connection it reaches
+                text = encoded[message.id] = protocol.encode(protocol.message_frame(message))
+            await self._send_text(text)
             self.last_sent[conversation_id] = message.seq
 
     async def _send_range(self, conversation_id: str, after: int, upto: int) -> None:

@@ -17,4 +17,5 @@ def open_store(settings: Settings, clock: Clock | None = None) -> Store:
     from widget_server.store.sqlite import SQLiteStore
 
     return SQLiteStore(settings.db, synchronous=settings.sqlite_synchronous,
-                       clock=clock or clock_for(settings.clock_offset_file))
+                       clock=clock or clock_for(settings.clock_offset_file),
+                       site_cache_seconds=settings.site_cache_seconds)

@@ -65,8 +65,7 @@ def _event(conn: sqlite3.Connection, grant: AccessGrant, type_: str, actor_type:
 
 
 def create_grant(conn: sqlite3.Connection, site_id: int, user_id: str, visitor_id: str,
-                 visitor_name: str | None, request: GrantRequest, now: datetime
-                 ) -> AccessGrant:
+                 request: GrantRequest, now: datetime) -> AccessGrant:
     ticket_id = None
     if request.ticket_number is not None:
         found = conn.execute(
@@ -92,12 +91,12 @@ def create_grant(conn: sqlite3.Connection, site_id: int, user_id: str, visitor_i
          request.hours, isoformat(now), isoformat(expiry(now, request.hours))))
     grant = _grant(conn, site_id, grant_id)
     assert grant is not None
-    _event(conn, grant, "granted", "visitor", visitor_name, now, detail=request.reason)
+    _event(conn, grant, "granted", "visitor", None, now, detail=request.reason)
     return grant
 
 
 def revoke_grant(conn: sqlite3.Connection, site_id: int, user_id: str, grant_id: str,
-                 visitor_name: str | None, now: datetime) -> AccessGrant:
+                 now: datetime) -> AccessGrant:
     """End a grant at once. Revoking one that already ended changes nothing."""
     grant = _grant(conn, site_id, grant_id)
     if grant is None or grant.user_id != user_id:
@@ -106,10 +105,23 @@ def revoke_grant(conn: sqlite3.Connection, site_id: int, user_id: str, grant_id:
         return grant
     conn.execute("UPDATE access_grants SET revoked_at = ? WHERE id = ?",
                  (isoformat(now), grant_id))
-    _event(conn, grant, "revoked", "visitor", visitor_name, now)
+    _event(conn, grant, "revoked", "visitor", None, now)
     revoked = _grant(conn, site_id, grant_id)
     assert revoked is not None
     return revoked
+
+
+def revoke_user_grants(conn: sqlite3.Connection, site_id: int, user_id: str, now: datetime,
+                       why: str) -> int:
+    """End every active grant of a user at once (an erasure request); how many ended."""
+    found = [grant_row(row) for row in conn.execute(
+        f"SELECT {GRANT_COLUMNS} FROM {GRANT_FROM} WHERE g.site_id = ? AND g.user_id = ?"
+        " AND g.revoked_at IS NULL AND g.expires_at > ?", (site_id, user_id, isoformat(now)))]
+    for grant in found:
+        conn.execute("UPDATE access_grants SET revoked_at = ? WHERE id = ?",
+                     (isoformat(now), grant.id))
+        _event(conn, grant, "revoked", "system", why, now)
+    return len(found)
 
 
 def record_use(conn: sqlite3.Connection, site_id: int, grant_id: str, actor_name: str,
@@ -143,14 +155,12 @@ def set_grant_max(conn: sqlite3.Connection, site_id: int, hours: int) -> None:
 
 class GrantQueries(StoreMixin):
     async def create_access_grant(self, site_id: int, user_id: str, visitor_id: str,
-                                  visitor_name: str | None, request: GrantRequest,
-                                  now: datetime) -> AccessGrant:
-        return await self._write(create_grant, site_id, user_id, visitor_id, visitor_name,
-                                 request, now)
+                                  request: GrantRequest, now: datetime) -> AccessGrant:
+        return await self._write(create_grant, site_id, user_id, visitor_id, request, now)
 
     async def revoke_access_grant(self, site_id: int, user_id: str, grant_id: str,
-                                  visitor_name: str | None, now: datetime) -> AccessGrant:
-        return await self._write(revoke_grant, site_id, user_id, grant_id, visitor_name, now)
+                                  now: datetime) -> AccessGrant:
+        return await self._write(revoke_grant, site_id, user_id, grant_id, now)
 
     async def record_grant_use(self, site_id: int, grant_id: str, actor_name: str, action: str,
                                detail: str | None, now: datetime) -> GrantEvent:

@@ -31,6 +31,8 @@ from widget_server.store.base import TicketPatch, VisitorPost
 from widget_server.store.console_queries import ConsoleQueries, ReportQueries
 from widget_server.store.grant_queries import GrantQueries
 from widget_server.store.help_queries import HelpQueries
+from widget_server.store.privacy_queries import PrivacyQueries
+from widget_server.store.site_cache import SiteCache
 from widget_server.store.sqlite_sweep import sweep
 from widget_server.store.sqlite_writer import SQLiteWriter
 
@@ -38,14 +40,17 @@ T = TypeVar("T")
 READERS = 3
 
 
-class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries):
-    def __init__(self, path: str, *, synchronous: str = "full", clock: Clock | None = None) -> None:
+class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
+                  PrivacyQueries):
+    def __init__(self, path: str, *, synchronous: str = "full", clock: Clock | None = None,
+                 site_cache_seconds: float = 0.0) -> None:
         self.path = path
         self._synchronous = synchronous
         self._clock = clock or SystemClock()
         self._writer = SQLiteWriter(partial(schema.connect, path, synchronous=synchronous))
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
+        self._sites = SiteCache(self._read_sites, site_cache_seconds)
 
     # -- lifecycle
     async def open(self) -> None:
@@ -55,6 +60,7 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries):
         finally:
             await asyncio.to_thread(conn.close)
         await self._writer.start()
+        await self._writer.run(self._sites.watch)
         for _ in range(READERS):
             reader = await aiosqlite.connect(self.path, isolation_level=None)
             reader.row_factory = aiosqlite.Row
@@ -78,16 +84,23 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries):
         finally:
             self._readers.put_nowait(reader)
 
+    # One trip to the reader's thread per query (execute and fetch together): a cursor
+    # opened, fetched from and closed from here was three, each a thread hand-off.
     async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        async with self._reader() as reader, reader.execute(sql, params) as cursor:
-            return list(await cursor.fetchall())
+        async with self._reader() as reader:
+            return list(await reader.execute_fetchall(sql, params))
 
     async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
-        async with self._reader() as reader, reader.execute(sql, params) as cursor:
-            return await cursor.fetchone()
+        """The first row of a query that finds one row (a key, an aggregate): all are read."""
+        async with self._reader() as reader:
+            found = await reader.execute_fetchall(sql, params)
+        return next(iter(found), None)
 
     async def _write(self, job: Callable[..., T], *args: Any) -> T:
-        return await self._writer.run(lambda conn: job(conn, *args))
+        try:
+            return await self._writer.run(lambda conn: job(conn, *args))
+        finally:
+            self._sites.committed()  # a write that changed a site: read the sites again
 
     @property
     def writer_stats(self) -> dict[str, int]:
@@ -128,15 +141,18 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries):
         )
 
     # -- reads
+    # sites come from a cache (site_cache.py): read at most once a second, and again at once
+    # after this process changes one
     async def get_site_by_key(self, key: str) -> Site | None:
-        row = await self._fetchone("SELECT * FROM sites WHERE key = ?", (key,))
-        return rows.site(row) if row else None
+        return await self._sites.by_key(key)
 
     async def get_site(self, site_id: int) -> Site | None:
-        row = await self._fetchone("SELECT * FROM sites WHERE id = ?", (site_id,))
-        return rows.site(row) if row else None
+        return await self._sites.by_id(site_id)
 
-    async def list_sites(self) -> list[Site]:
+    async def list_sites(self, fresh: bool = False) -> list[Site]:
+        return await self._sites.all(fresh)
+
+    async def _read_sites(self) -> list[Site]:
         return [rows.site(row) for row in await self._fetchall("SELECT * FROM sites ORDER BY id")]
 
     async def get_agent(self, agent_id: int) -> Agent | None:

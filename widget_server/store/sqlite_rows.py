@@ -15,7 +15,8 @@ TICKET_COLUMNS = (
     " t.channel, t.assignee_id, t.first_response_due, t.first_response_at, t.created_at,"
     " t.updated_at, t.tier, t.split_from_id, t.merged_into_id, s.reference_prefix,"
     " t.sla_kind, t.sla_target, t.sla_consumed, t.sla_running_since, t.sla_due,"
-    " t.sla_warned_at, t.sla_breached_at, t.next_response_at, t.solved_at"
+    " t.sla_warned_at, t.sla_breached_at, t.next_response_at, t.solved_at,"
+    " t.closed_at, t.erased_at, t.erased_reason"
 )
 TICKET_FROM = "tickets t JOIN sites s ON s.id = t.site_id"
 MESSAGE_COLUMNS = (
@@ -39,6 +40,7 @@ def site(row: sqlite3.Row) -> Site:
         previous_secret_until=(parse_iso(row["previous_secret_until"])
                                if row["previous_secret_until"] else None),
         grant_max_hours=row["grant_max_hours"],
+        retention_days=row["retention_days"],
     )
 
 
@@ -85,6 +87,9 @@ def ticket(row: sqlite3.Row) -> Ticket:
         breached=row["sla_breached_at"] is not None,
         next_response_at=_maybe_time(row["next_response_at"]),
         solved_at=_maybe_time(row["solved_at"]),
+        closed_at=_maybe_time(row["closed_at"]),
+        erased_at=_maybe_time(row["erased_at"]),
+        erased_reason=row["erased_reason"],
     )
 
 

@@ -100,6 +100,22 @@ class SQLiteWriter:
         assert conn is not None
         outcomes: list[tuple[bool, Any]] = []
         conn.execute("BEGIN IMMEDIATE")
+        if len(batch) == 1:  # alone in its transaction: no savepoint needed to fail alone
+            try:
+                value = batch[0][0](conn)
+            except BaseException as exc:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                if not isinstance(exc, Exception):
+                    raise
+                return [(False, exc)]
+            try:
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return [(True, value)]
         try:
             for job, _ in batch:
                 conn.execute("SAVEPOINT job")

@@ -92,8 +92,8 @@ async def widget_grant(request: Request) -> Response:
     assert visitor.user_id is not None
     rt = runtime(request)
     grant = await rt.store.create_access_grant(
-        site.id, visitor.user_id, visitor.id, visitor.name,
-        parse_grant_request(data, site.grant_max_hours), rt.clock.now())
+        site.id, visitor.user_id, visitor.id, parse_grant_request(data, site.grant_max_hours),
+        rt.clock.now())
     return JSONResponse({"grant": grant_json(grant, rt.clock.now()),
                          **await _overview(request, site, visitor)}, status_code=201)
 
@@ -104,7 +104,7 @@ async def widget_revoke(request: Request) -> Response:
     assert visitor.user_id is not None
     rt = runtime(request)
     grant = await rt.store.revoke_access_grant(site.id, visitor.user_id, _grant_id(request),
-                                               visitor.name, rt.clock.now())
+                                               rt.clock.now())
     return JSONResponse({"grant": grant_json(grant, rt.clock.now()),
                          **await _overview(request, site, visitor)})
 

@@ -49,9 +49,13 @@ async def authenticate(request: Request) -> tuple[int, Agent]:
 
 
 def api_ticket(ticket: Ticket) -> dict[str, Any]:
-    return {**ticket_json(ticket), "conversation": ticket.conversation_id,
+    erased = ticket.erased_at is not None  # a tombstone: number, status, dates (privacy.md)
+    return {**ticket_json(ticket), "conversation": None if erased else ticket.conversation_id,
             "channel": ticket.channel, "assignee_id": ticket.assignee_id,
-            "updated_at": isoformat(ticket.updated_at)}
+            "updated_at": isoformat(ticket.updated_at),
+            "closed_at": isoformat(ticket.closed_at) if ticket.closed_at else None,
+            "erased": erased, "erased_at": isoformat(ticket.erased_at) if erased else None,
+            "erased_reason": ticket.erased_reason}
 
 
 def api_message(message: Message) -> dict[str, Any]:
@@ -120,7 +124,8 @@ async def get_ticket(request: Request) -> Response:
     ticket, visitor_id = await _ticket_or_404(request, site_id)
     store = runtime(request).store
     return JSONResponse({
-        "ticket": {**api_ticket(ticket), "visitor_id": visitor_id},
+        "ticket": {**api_ticket(ticket),
+                   "visitor_id": None if ticket.erased_at else visitor_id},
         "messages": [api_message(m) for m in await store.ticket_messages(ticket)],
         "events": await store.ticket_events(ticket),
     })

@@ -8,6 +8,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from widget_server.abuse import RateLimited
 from widget_server.errors import WidgetError
 from widget_server.runtime import Runtime
 
@@ -26,9 +27,16 @@ def json_error(status: int, code: str, message: str,
                         headers=headers)
 
 
+def error_headers(exc: WidgetError) -> dict[str, str]:
+    """A 429 says when to try again, in a header the widget may read cross-origin."""
+    if isinstance(exc, RateLimited):
+        return {"Retry-After": exc.retry_after, "Access-Control-Expose-Headers": "Retry-After"}
+    return {}
+
+
 async def widget_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, WidgetError)
-    return json_error(exc.status, exc.code, exc.message)
+    return json_error(exc.status, exc.code, exc.message, headers=error_headers(exc) or None)
 
 
 async def http_error(request: Request, exc: Exception) -> Response:

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from widget_server.abuse import RateLimited
 from widget_server.articles import (
     REASONS,
     Article,
@@ -25,10 +26,11 @@ from widget_server.articles import (
     snippet_parts,
     snippet_text,
 )
+from widget_server.client_address import client_address
 from widget_server.clock import isoformat
-from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessable, WidgetError
+from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 from widget_server.models import Site
-from widget_server.rate_limit import RateLimiter, retry_after
+from widget_server.rate_limit import RateLimiter
 from widget_server.web.errors import json_error, read_json_object, runtime
 from widget_server.web.session import Endpoint, preflight, with_cors
 
@@ -41,15 +43,6 @@ LIMITS = {"feedback": (30, 600.0), "comments": (10, 600.0), "events": (300, 600.
 NO_CACHE = {"Cache-Control": "no-cache"}
 
 
-class RateLimited(WidgetError):
-    code = "rate_limited"
-    status = 429
-
-    def __init__(self, seconds: float) -> None:
-        super().__init__("too many requests; try again later")
-        self.retry_after = retry_after(seconds)
-
-
 def limit(request: Request, scope: str, site: Site) -> None:
     """Spend one of the client's ``scope`` actions on ``site``, or raise ``RateLimited``.
 
@@ -59,7 +52,7 @@ def limit(request: Request, scope: str, site: Site) -> None:
         limiters = {name: RateLimiter(*spec) for name, spec in LIMITS.items()}
         request.app.state.help_limiters = limiters
     limiter = limiters[scope]
-    address = request.client.host if request.client else "unknown"
+    address = client_address(request, runtime(request).settings.trusted_proxies)
     wait = limiter.take(limiter.key(address, site.key))
     if wait > 0:
         raise RateLimited(wait)

@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from widget_server.abuse import RateLimited
 from widget_server.articles import (
     COMMENT_MAX,
     REASONS,
@@ -27,7 +28,7 @@ from widget_server.articles import (
 from widget_server.errors import Unprocessable
 from widget_server.models import Site
 from widget_server.web.errors import runtime
-from widget_server.web.help_api import QUERY_MAX, RateLimited, limit
+from widget_server.web.help_api import QUERY_MAX, limit
 from widget_server.web.help_form import (
     NO_STORE,
     PageError,

@@ -19,11 +19,13 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from widget_server import tickets as rules
+from widget_server.client_address import client_address
 from widget_server.clock import isoformat
 from widget_server.errors import WidgetError
 from widget_server.help_tokens import HelpTokens, RequestKey
 from widget_server.models import Conversation, Message, Site, Ticket, Visitor
 from widget_server.policy import policy_from_text
+from widget_server.rate_limit import retry_after
 from widget_server.realtime.protocol import ticket_json
 from widget_server.visitor_tokens import anonymous_visitor
 from widget_server.web.errors import runtime
@@ -182,6 +184,12 @@ async def submit_form(request: Request) -> Response:
         form_token, grant = tokens.new_form(site, anonymous_visitor(site).id)
         errors = {"form": "This form has expired. Check your request and send it again.",
                   **errors}
+    wait = _limited(request, grant.visitor_id, new_request=True)
+    if wait:
+        response = _form_page(request, site, values, form_token, grant.client_msg_id,
+                              {"form": _try_later(wait), **errors}, 429)
+        response.headers["Retry-After"] = wait
+        return response
     if errors:
         return _form_page(request, site, values, form_token, grant.client_msg_id, errors, 422)
     visitor = Visitor(id=grant.visitor_id, site_id=site.id, user_id=None, name=values.name,
@@ -197,6 +205,24 @@ async def submit_form(request: Request) -> Response:
     key = RequestKey(site.key, visitor.id, result.message.conversation_id, values.name,
                      values.email)
     return RedirectResponse(f"/help/requests/{tokens.follow(key)}", 303, headers=NO_STORE)
+
+
+def _limited(request: Request, visitor_id: str, new_request: bool) -> str:
+    """Spend one Help Form post of the address (and a message of the visitor): "" when
+    allowed, else the Retry-After seconds."""
+    rt = runtime(request)
+    limits = rt.limits
+    wait = limits.help_form(client_address(request, rt.settings.trusted_proxies))
+    if wait == 0.0:
+        wait = limits.send(visitor_id, new_request)
+    return retry_after(wait) if wait > 0 else ""
+
+
+def _try_later(wait: str) -> str:
+    minutes = -(-int(wait) // 60)
+    when = f"{minutes} minutes" if minutes > 1 else "a minute"
+    return (f"We received many requests from your network just now. Your text is kept below: "
+            f"please send it again in {when}.")
 
 
 def _not_your_request() -> PageError:
@@ -254,6 +280,12 @@ async def reply(request: Request) -> Response:
     token, key, site, ticket = await _open_request(request)
     fields = await _read_fields(request, rt.settings.max_body_chars)
     body, client_msg_id, error = clean_reply(fields, rt.settings.max_body_chars)
+    wait = _limited(request, key.visitor_id, new_request=False)
+    if wait:
+        response = await _request_page(request, token, key, site, ticket, body, client_msg_id,
+                                       _try_later(wait), 429)
+        response.headers["Retry-After"] = wait
+        return response
     if error is None:
         visitor = Visitor(id=key.visitor_id, site_id=site.id, user_id=None, name=key.name,
                           email=key.email, verified=False)

@@ -25,6 +25,8 @@ _NUMBER = {"name": "number", "in": "path", "required": True,
            "description": "The ticket's per-site number (#1042 is 1042).",
            "schema": {"type": "integer", "minimum": 1}}
 _SEVERITY = "A severity key of the site's support policy."
+_ERASED = ("A tombstone left by data retention or an erasure request: number, status, "
+           "severity and dates only; no subject, messages or visitor (docs/privacy.md).")
 _ERRORS = {"401": _error("Missing or invalid bearer token."),
            "404": _error("No such ticket on the token's site."),
            "422": _error("Invalid input.")}
@@ -142,9 +144,14 @@ def openapi_json() -> dict[str, Any]:
                     "first_response_at": {"type": ["string", "null"], "format": "date-time"},
                     "created_at": {"type": "string", "format": "date-time"},
                     "updated_at": {"type": "string", "format": "date-time"},
-                    "conversation": {"type": "string"}, "channel": {"type": "string"},
+                    "conversation": {"type": ["string", "null"]},
+                    "channel": {"type": "string"},
                     "assignee_id": {"type": ["integer", "null"]},
-                    "visitor_id": {"type": "string"}}},
+                    "visitor_id": {"type": ["string", "null"]},
+                    "closed_at": {"type": ["string", "null"], "format": "date-time"},
+                    "erased": {"type": "boolean", "description": _ERASED},
+                    "erased_at": {"type": ["string", "null"], "format": "date-time"},
+                    "erased_reason": {"enum": ["retention", "erasure", None]}}},
                 "Grant": {"type": "object", "properties": {
                     "id": {"type": "string"}, "user_id": {"type": "string"},
                     "scope": {"const": "account"},

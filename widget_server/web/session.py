@@ -13,6 +13,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from widget_server.abuse import enforce
+from widget_server.client_address import client_address
 from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessable, WidgetError
 from widget_server.models import Site, Visitor
 from widget_server.policy import policy_from_text
@@ -28,7 +30,7 @@ from widget_server.realtime.protocol import (
 )
 from widget_server.runtime import Runtime
 from widget_server.visitor_tokens import anonymous_visitor, hash_matches, verified_visitor
-from widget_server.web.errors import json_error, read_json_object, runtime
+from widget_server.web.errors import error_headers, json_error, read_json_object, runtime
 
 MAX_FIELD = 200
 
@@ -59,7 +61,8 @@ def with_cors(handler: Endpoint) -> Endpoint:
         except FrameError as error:
             return json_error(422, error.code, error.message, headers=headers)
         except WidgetError as exc:
-            return json_error(exc.status, exc.code, exc.message, headers=headers)
+            return json_error(exc.status, exc.code, exc.message,
+                              headers={**headers, **error_headers(exc)})
         response.headers.update(headers)
         return response
 
@@ -136,6 +139,7 @@ def _required_identity(rt: Runtime, site: Site, current: Visitor | None,
 
 async def create_session(request: Request) -> Response:
     rt = runtime(request)
+    enforce(rt.limits.session(client_address(request, rt.settings.trusted_proxies)))
     origin = request.headers.get("origin")
     data = await read_json_object(request)
     site_key = data.get("site")
@@ -163,7 +167,8 @@ async def create_session(request: Request) -> Response:
             "default_severity": policy.default_severity,
             "visitor_proposes_severity": policy.visitor_proposes_severity,
             "limits": {"max_body_chars": rt.settings.max_body_chars,
-                       "max_frame_bytes": rt.settings.max_frame_bytes},
+                       "max_frame_bytes": rt.settings.max_frame_bytes,
+                       "idle_timeout": rt.settings.ws_idle_timeout},
         },
         "tickets": [
             {**ticket_json(c.ticket), "conversation": c.id, "last_seq": c.last_seq}
@@ -197,6 +202,7 @@ async def post_message(request: Request) -> Response:
     frame = decode(encode({**data, "type": "send"}))
     if not isinstance(frame, Send):
         raise Unprocessable("not a message", code="invalid_frame")
+    enforce(rt.limits.send(visitor.id, new_request=frame.conversation is None))
     result = await rt.messaging.visitor_send(
         visitor, frame.conversation, frame.client_msg_id, frame.body, frame.severity,
         frame.subject, channel="widget")

@@ -10,10 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Awaitable, Callable
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from widget_server.abuse import RateLimited
+from widget_server.client_address import client_address
 from widget_server.errors import Unauthorized, WidgetError
 from widget_server.models import Author, Site, Visitor
 from widget_server.realtime import protocol
@@ -23,6 +26,7 @@ from widget_server.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+GOING_AWAY = 1001  # idle for WIDGET_WS_IDLE_TIMEOUT: the widget reconnects and resumes
 POLICY_VIOLATION = 1008
 TRY_AGAIN_LATER = 1013
 
@@ -36,6 +40,72 @@ class Refused(Exception):
         self.message = message
 
 
+class Idle(Exception):
+    """No frame from the client for WIDGET_WS_IDLE_TIMEOUT seconds."""
+
+
+class _Frames:
+    """The frames of a live socket, read straight from the ASGI ``receive`` (Starlette's
+    checks of the state on every frame cost more than the rest of the read), with the idle
+    timeout kept by one timer per socket that re-arms itself while frames come, instead of a
+    timer made and cancelled for every frame. A socket waiting ``idle`` seconds for a frame
+    is closed: the timer cancels the read (nothing queued is lost) and ``next`` raises Idle.
+    """
+
+    def __init__(self, websocket: WebSocket, idle: float) -> None:
+        self._receive = websocket._receive
+        self._loop = asyncio.get_running_loop()
+        self._task = asyncio.current_task()
+        self._idle = idle
+        self._since = self._loop.time()  # when the current wait for a frame began
+        self._waiting = False
+        self._fired = False
+        self._timer = self._loop.call_at(self._since + idle, self._check) if idle > 0 else None
+
+    def _check(self) -> None:
+        now, due = self._loop.time(), self._since + self._idle
+        if self._waiting and now >= due and self._task is not None:
+            self._fired, self._timer = True, None
+            self._task.cancel()
+        else:  # a frame came, or one is being handled: look again when it could be idle
+            self._timer = self._loop.call_at(due if self._waiting else now + self._idle,
+                                             self._check)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    async def next(self) -> str | None:
+        """The next text frame; None for a binary one; WebSocketDisconnect on close."""
+        self._since = self._loop.time()
+        self._waiting = True
+        try:
+            message = await self._receive()
+        except asyncio.CancelledError:
+            if self._fired and self._task is not None and self._task.uncancel() == 0:
+                raise Idle from None
+            raise
+        finally:
+            self._waiting = False
+        if message["type"] == "websocket.disconnect":
+            raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
+        text = message.get("text")
+        return text if isinstance(text, str) else None
+
+
+def _sender(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:
+    """Send a text frame with the ASGI ``send`` itself, past Starlette's state checks (the
+    endpoint sends only after ``accept`` and before ``close``, and the server refuses a send
+    after a close either way)."""
+    send = websocket._send
+
+    async def send_text(text: str) -> None:
+        await send({"type": "websocket.send", "text": text})
+
+    return send_text
+
+
 async def _receive_text(websocket: WebSocket) -> str | None:
     """The next text frame; None for a binary frame; raises WebSocketDisconnect on close."""
     message = await websocket.receive()
@@ -45,10 +115,15 @@ async def _receive_text(websocket: WebSocket) -> str | None:
     return text if isinstance(text, str) else None
 
 
-async def _refuse(websocket: WebSocket, code: str, message: str) -> None:
+async def _refuse(websocket: WebSocket, code: str, message: str,
+                  retry_after: int | None = None) -> None:
+    frame, reason = protocol.error_frame(code, message), code
+    if retry_after is not None:  # rate limits say when to come back, in the frame and reason
+        frame["retry_after"] = retry_after
+        reason = f"{code} retry_after={retry_after}"
     with contextlib.suppress(Exception):
-        await websocket.send_text(protocol.encode(protocol.error_frame(code, message)))
-        await websocket.close(code=POLICY_VIOLATION, reason=code)
+        await websocket.send_text(protocol.encode(frame))
+        await websocket.close(code=POLICY_VIOLATION, reason=reason)
 
 
 async def widget_socket(websocket: WebSocket) -> None:
@@ -57,15 +132,23 @@ async def widget_socket(websocket: WebSocket) -> None:
     if not await rt.origin_allowed_anywhere(origin):
         await websocket.close(code=POLICY_VIOLATION)  # before accept: the handshake gets 403
         return
-    await websocket.accept()
+    admission = rt.limits.connect(client_address(websocket, rt.settings.trusted_proxies))
+    await websocket.accept()  # then the error frame can say why and when to come back
+    if admission.wait:
+        await _refuse(websocket, "rate_limited", f"{admission.message}; try again later",
+                      RateLimited(admission.wait).seconds)
+        return
     try:
-        site, visitor, hello = await _handshake(rt, websocket, origin)
-    except Refused as refused:
-        await _refuse(websocket, refused.code, refused.message)
-        return
-    except WebSocketDisconnect:
-        return
-    await _serve(rt, websocket, site, visitor, hello)
+        try:
+            site, visitor, hello = await _handshake(rt, websocket, origin)
+        except Refused as refused:
+            await _refuse(websocket, refused.code, refused.message)
+            return
+        except WebSocketDisconnect:
+            return
+        await _serve(rt, websocket, site, visitor, hello)
+    finally:
+        admission.release()
 
 
 async def _handshake(
@@ -110,11 +193,11 @@ async def _serve(
                 websocket.close(code=TRY_AGAIN_LATER, reason="overloaded")
             )
 
-    stream = VisitorStream(rt.store, websocket.send_text, overflow)
+    stream = VisitorStream(rt.store, _sender(websocket), overflow, rt.settings.ws_send_queue)
+    frames = _Frames(websocket, rt.settings.ws_idle_timeout)
     context = (hello.page, websocket.headers.get("user-agent"))
     channel = visitor_channel(visitor.id)
     rt.hub.subscribe(channel, stream)  # before reading the state, so nothing slips between
-    pump: asyncio.Task[None] | None = None
     try:
         conversations = await rt.store.visitor_conversations(visitor.id)
         await stream.send({
@@ -129,22 +212,29 @@ async def _serve(
         for foreign in await stream.replay(conversations, hello.resume):
             await stream.send(protocol.error_frame(
                 "conversation_not_found", "no such conversation", ref=foreign))
-        pump = asyncio.create_task(stream.run(), name=f"deliver:{visitor.id}")
+        stream.start()
+        frame_budget = rt.limits.frame_budget()
         while True:
-            raw = await _receive_text(websocket)
+            raw = await frames.next()
+            wait = frame_budget()
+            if wait:  # a flood, not a person: close rather than answer every frame
+                await _refuse(websocket, "rate_limited", "too many frames; slow down",
+                              RateLimited(wait).seconds)
+                return
             await _handle(rt, stream, site, visitor, raw, context)
     except WebSocketDisconnect:
         pass
+    except Idle:
+        with contextlib.suppress(Exception):
+            await websocket.close(code=GOING_AWAY, reason="idle_timeout")
     except Exception:
         log.exception("widget socket of visitor %s failed", visitor.id)
         with contextlib.suppress(Exception):
             await websocket.close(code=1011)
     finally:
+        frames.stop()
         rt.hub.unsubscribe(channel, stream)
-        if pump is not None:
-            pump.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await pump
+        await stream.stop()
 
 
 async def _handle(
@@ -160,6 +250,13 @@ async def _handle(
         await stream.send(protocol.error_frame(error.code, error.message))
         return
     if isinstance(frame, protocol.Send):
+        wait = rt.limits.send(visitor.id, new_request=frame.conversation is None)
+        if wait:  # refused, not closed: the widget keeps it in its outbox and sends it later
+            limited = RateLimited(wait, "too many messages; try again later")
+            await stream.send({**protocol.error_frame(
+                limited.code, limited.message, ref=frame.client_msg_id),
+                "retry_after": limited.seconds})
+            return
         try:
             result = await rt.messaging.visitor_send(
                 visitor, frame.conversation, frame.client_msg_id, frame.body,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
+from widget_server.client_address import client_address
 from widget_server.console_auth import (
     SESSION_LIFETIME,
     BadCredentials,
@@ -165,9 +167,10 @@ async def login(request: Request) -> Response:
     except BadSignature:
         return await login_form(request, status=403, email=email,
                                 error="The sign-in form expired; please try again.")
-    client = request.client.host if request.client else None
+    client = client_address(request, rt.settings.trusted_proxies)
     try:
-        signer = SignIn(rt.store, rt.clock, rt.secret_keys[-1])
+        signer = SignIn(rt.store, rt.clock, rt.secret_keys[-1], rt.settings.login_free_failures,
+                        timedelta(seconds=rt.settings.login_max_lockout))
         _, session_id = await signer.sign_in(email, password, client)
     except TooManyAttempts as exc:
         response = await login_form(request, status=429, email=email, error=exc.message)

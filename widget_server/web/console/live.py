@@ -16,6 +16,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from widget_server.models import Agent, Message, Ticket
+from widget_server.realtime import protocol
 from widget_server.realtime.events import (
     Event,
     MessagesAdded,
@@ -64,6 +65,15 @@ class AgentFeed:
                      "author": {"type": "visitor", "name": event.author.name}}]
         return []
 
+    async def encoded(self, event: Event) -> list[str]:
+        """The frames of ``event`` as JSON text, encoded once for all the agent sockets it
+        reaches (they get the same frames: the site key, the ticket, the message)."""
+        cached = event.encoded.get("console")
+        if cached is None:
+            cached = event.encoded["console"] = [
+                protocol.encode(frame) for frame in await self.frames(event)]
+        return cached  # type: ignore[return-value]
+
     async def _ticket_of(self, conversation_id: str) -> Ticket | None:
         conversation = await self.rt.store.get_conversation(conversation_id)
         return conversation.ticket if conversation else None
@@ -100,8 +110,15 @@ async def console_socket(websocket: WebSocket) -> None:
     try:
         await websocket.send_text(json.dumps({"type": "ready", "agent": agent.name,
                                               "sites": sorted(sites.values())}))
+        idle = rt.settings.ws_idle_timeout or None  # console.js pings every 25 s
         while True:
-            raw = await websocket.receive_text()
+            try:
+                async with asyncio.timeout(idle):
+                    raw = await websocket.receive_text()
+            except TimeoutError:  # a dead or frozen tab: the console reconnects when it wakes
+                with contextlib.suppress(Exception):
+                    await websocket.close(code=1001, reason="idle_timeout")
+                return
             await _handle(rt, agent, sites, websocket, raw)
     except (WebSocketDisconnect, RuntimeError):
         pass
@@ -126,8 +143,8 @@ async def _recheck(rt: Runtime, websocket: WebSocket, session_id: str) -> None:
 async def _send_loop(websocket: WebSocket, feed: AgentFeed) -> None:
     while True:
         event = await feed.queue.get()
-        for frame in await feed.frames(event):
-            await websocket.send_text(json.dumps(frame))
+        for text in await feed.encoded(event):
+            await websocket.send_text(text)
         if feed.overflowed.is_set():
             await websocket.close(code=1013, reason="overloaded")
             return

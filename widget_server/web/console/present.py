@@ -201,5 +201,8 @@ def describe(kind: str, data: dict[str, object], agents: dict[str, str],
     if kind in {"escalated", "returned"}:
         verb = "Escalated" if kind == "escalated" else "Returned"
         return (f"{verb} from {tier(data.get('from'))} to {tier(data.get('to'))}. "
-                f"Reason: {data.get('reason', '')}")
+                f"Reason: {data.get('reason', '(erased)')}")
+    if kind == "erased":
+        why = "retention period" if data.get("by") == "retention" else "erasure request"
+        return f"Conversation and visitor details erased ({why})"
     return kind.replace("_", " ").capitalize()

@@ -22,7 +22,7 @@ from widget_server.models import Agent, AgentSession, Site, Ticket
 from widget_server.store import TicketPatch
 from widget_server.tickets import STAGES, STATUSES
 from widget_server.web.api import MAX_INT
-from widget_server.web.console import present
+from widget_server.web.console import present, privacy
 from widget_server.web.console.access import grant_status
 from widget_server.web.console.auth import console_page, page, site_for_agent
 from widget_server.web.errors import runtime
@@ -65,6 +65,8 @@ async def _render(request: Request, *, status: int = 200, error: str | None = No
                   drafts: dict[str, str] | None = None) -> Response:
     rt = runtime(request)
     site, ticket, _ = await _ticket(request)
+    if ticket.erased_at is not None:  # a tombstone: nothing but its number and dates
+        return await privacy.tombstone_page(request, site, ticket, status, error)
     messages = await rt.store.ticket_messages(ticket)
     profile, others = await rt.store.visitor_profile(ticket)
     all_agents = await rt.store.list_agents()

@@ -1,0 +1,109 @@
+"""Abuse limits: how much one visitor, one connection or one client address may do.
+
+The policy lives here and nowhere else; the endpoints ask and translate the answer (a 429
+with Retry-After, an ``error`` frame, a 1008 close). Every check returns 0.0 when allowed,
+else the seconds to wait. Per-visitor limits are the tight ones, since many visitors can
+share one address (an office, a mobile carrier's NAT); per-address limits are generous and
+only stop floods. Buckets live in memory under salted keys (``rate_limit.py``), so a restart
+forgets them and nothing about who asked is stored.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from widget_server.config import Settings
+from widget_server.errors import WidgetError
+from widget_server.rate_limit import Concurrency, RateLimiter, retry_after
+
+MINUTE, HOUR = 60.0, 3600.0
+BUSY_RETRY = 30.0  # too many sockets open: we cannot know when one closes, so a guess
+
+
+class RateLimited(WidgetError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, seconds: float, message: str = "too many requests; try again later"
+                 ) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after(seconds)  # whole seconds, at least 1, as header text
+        self.seconds = int(self.retry_after)
+
+
+def enforce(wait: float, message: str = "too many requests; try again later") -> None:
+    """Raise ``RateLimited`` when a check said to wait."""
+    if wait > 0:
+        raise RateLimited(wait, message)
+
+
+def _bucket(count: int, period: float, now: Callable[[], float]) -> RateLimiter | None:
+    return RateLimiter(count, period, now) if count > 0 else None
+
+
+def _take(limiter: RateLimiter | None, *parts: str) -> float:
+    return limiter.take(limiter.key(*parts)) if limiter is not None else 0.0
+
+
+@dataclass(frozen=True)
+class Admission:
+    """The answer to a new websocket: ``wait`` 0.0 when admitted, else why and how long."""
+
+    wait: float
+    message: str
+    release: Callable[[], None] = field(default=lambda: None)
+
+
+class Limits:
+    """The limits of one server process, built from its Settings (0 turns one off)."""
+
+    def __init__(self, settings: Settings, monotonic: Callable[[], float] = time.monotonic
+                 ) -> None:
+        self._sessions = _bucket(settings.sessions_per_ip_hour, HOUR, monotonic)
+        self._requests = _bucket(settings.requests_per_visitor_hour, HOUR, monotonic)
+        self._messages = _bucket(settings.messages_per_visitor_minute, MINUTE, monotonic)
+        self._forms = _bucket(settings.help_form_posts_per_ip_hour, HOUR, monotonic)
+        self._connects = _bucket(settings.ws_connects_per_ip_minute, MINUTE, monotonic)
+        self._frames = _bucket(settings.ws_frames_per_minute, MINUTE, monotonic)
+        self._open = Concurrency(settings.ws_open_per_ip) if settings.ws_open_per_ip else None
+
+    def session(self, address: str) -> float:
+        """One call of the session endpoint."""
+        return _take(self._sessions, "session", address)
+
+    def send(self, visitor_id: str, new_request: bool) -> float:
+        """One visitor message; ``new_request`` when it opens a ticket (counted on both)."""
+        wait = _take(self._messages, "message", visitor_id)
+        if wait == 0.0 and new_request:
+            wait = _take(self._requests, "request", visitor_id)
+        return wait
+
+    def help_form(self, address: str) -> float:
+        """One post of the Help Form or of a reply on its request page."""
+        return _take(self._forms, "form", address)
+
+    def connect(self, address: str) -> Admission:
+        """One new /ws/widget connection; when admitted, ``release`` must run as it closes."""
+        counter = self._open
+        if counter is None:
+            wait = _take(self._connects, "connect", address)
+            return Admission(wait, "too many new connections from your network")
+        key = counter.key(address)
+        if not counter.acquire(key):  # first, so a refusal here spends no connection token
+            return Admission(BUSY_RETRY, "too many connections open from your network")
+        wait = _take(self._connects, "connect", address)
+        if wait > 0:
+            counter.release(key)
+            return Admission(wait, "too many new connections from your network")
+        return Admission(0.0, "", lambda: counter.release(key))
+
+    def frame_budget(self) -> Callable[[], float]:
+        """A check for the frames of one connection; each call spends one frame."""
+        limiter = self._frames
+        if limiter is None:
+            return lambda: 0.0
+        key = limiter.key("frames", secrets.token_hex(8))
+        return lambda: limiter.take(key)
