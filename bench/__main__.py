@@ -1,15 +1,18 @@
 """The benchmark suite: ``python -m bench`` (full) or ``python -m bench --quick`` (< 60 s).
 
-Runs, each against its own server subprocess on a free 127.0.0.1 port (this process is the
-load generator):
+Runs, each against its own server subprocess on a free 127.0.0.1 port; the load is generated
+by ``--workers`` forked processes (bench/fleet.py), this process drives them and watches:
 
-1. relay: the bare relay of bench/relay_app.py (same uvicorn/websockets stack, no database);
-2. chat: ``widget-server serve`` on a fresh SQLite file, N visitors sending in a closed loop
-   while an agent watches on /ws/console; the same load generator as the relay
-   (bench/chat_load.py's Visitor and closed_loop);
-3. idle: N idle widget sockets (session + hello), server RSS delta per socket;
-4. cold start: spawn to a healthy /healthz (median of 3), idle RSS after start;
-5. widget weight: gzipped bytes of the loader and of the first open.
+1. relay: the bare relay of bench/relay_app.py (same uvicorn/websockets stack, no database),
+   closed loop: the limit of this stack with this generator on this machine;
+2. chat: ``widget-server serve`` on a fresh SQLite file, N visitors sending while an agent
+   watches on /ws/console and agents reply through the REST API: closed loop (saturation),
+   then open loops at 500, 1,000 and 2,000 msg/s;
+3. connect storm: N visitors doing session + hello at once (connects/s, time to ready);
+4. idle hold: the storm's sockets held open, server RSS delta per socket;
+5. http: Help Form posts (GET + POST /help/new) and REST ticket listing, requests/s;
+6. cold start: spawn to a healthy /healthz (median of 3), idle RSS after start;
+7. widget weight: gzipped bytes of the loader and of the first open.
 
 Prints a table and writes bench/results/latest.json. See docs/performance.md.
 """
@@ -36,20 +39,34 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import websockets
 
 from bench import chat_load
-from bench.chat_load import HOST, Server, Site, Tally, Visitor, ms, percentile
+from bench.chat_load import BENCH_LIMITS, HOST, Server, Site
+from bench.scenarios import (
+    AgentWatcher,
+    Fleet,
+    http_load,
+    keep_or_remove,
+    new_workdir,
+    open_levels,
+    run_phases,
+)
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 
-QUICK = {"visitors": 100, "messages": 50, "rate": (1000.0, 5.0), "idle": [1000],
-         "cold_starts": 3}
-FULL = {"visitors": 100, "messages": 100, "rate": (1000.0, 10.0), "idle": [5000, 10000],
-        "cold_starts": 3}
+QUICK: dict[str, Any] = {
+    "visitors": 100, "messages": 50, "rates": [500.0, 1000.0, 2000.0], "rate_s": 2.0,
+    "storm": [500], "idle": [], "http_s": 2.0, "cold_starts": 3}
+FULL: dict[str, Any] = {
+    "visitors": 100, "messages": 100, "rates": [500.0, 1000.0, 2000.0], "rate_s": 10.0,
+    "storm": [1000], "idle": [5000, 10000], "http_s": 10.0, "cold_starts": 3}
+WORKERS = 2                # load-generator processes (--workers)
 MAX_IDLE = 10_000
-CONNECT_CONCURRENCY = 50
+STORM_CONCURRENCY = 100    # connects in flight per worker
+HTTP_CONCURRENCY = 10      # HTTP clients per worker
+CLOSED_REPLY_RATE = 100.0  # agent replies/s through the REST API during the closed loop
+REPLY_SHARE = 0.1          # ... and during an open loop, as a share of the offered rate
 AGENT_PASSWORD = "bench-agent-pw-1"
 
 
@@ -58,7 +75,7 @@ def log(text: str) -> None:
 
 
 def server_env() -> dict[str, str]:
-    env = {**os.environ, "WIDGET_LOG_LEVEL": "warning"}
+    env = {**os.environ, "WIDGET_LOG_LEVEL": "warning", **BENCH_LIMITS}
     for name in ("WIDGET_DB", "WIDGET_HOST", "WIDGET_PORT"):
         env.pop(name, None)
     return env
@@ -121,167 +138,33 @@ def wait_healthy(server: Server, timeout: float, poll: float = 0.05) -> None:
     raise RuntimeError("server did not answer /healthz in time")
 
 
-# --------------------------------------------------------------------------- load generator
-
-
-class TimedVisitor(Visitor):
-    """chat_load's visitor, also noting when each body was sent (for delivery latency)."""
-
-    sent_at: dict[str, float]
-
-    async def send(self, body: str, conversation: str | None
-                   ) -> tuple[float, asyncio.Future[tuple[float, dict[str, Any]]]]:
-        body = f"{body} {uuid.uuid4().hex[:8]}"  # unique, so the agent's copy can be matched
-        sent, future = await super().send(body, conversation)
-        self.sent_at[body] = sent
-        return sent, future
-
-
-class RelayVisitor(TimedVisitor):
-    """The same client against the relay: no session, no hello, no request to open."""
-
-    async def connect(self, http: httpx.AsyncClient, timeout: float) -> None:
-        self.ws = await websockets.connect(self.server.ws_url, open_timeout=timeout,
-                                           max_queue=None, compression=None)
-        self.reader = asyncio.create_task(self._read(), name=f"reader-{self.index}")
-
-    async def open_request(self, timeout: float) -> float:
-        self.conversation = "relay"
-        return 0.0
-
-
-class AgentWatcher:
-    """One agent socket; notes when each message frame (by body) arrives."""
-
-    def __init__(self) -> None:
-        self.delivered: dict[str, float] = {}
-        self.frames = 0
-        self.closed: str | None = None
-        self.ws: Any = None
-        self.task: asyncio.Task[None] | None = None
-
-    async def connect(self, url: str, headers: dict[str, str] | None = None,
-                      origin: str | None = None, expect_ready: bool = False) -> None:
-        self.ws = await websockets.connect(url, additional_headers=headers or {},
-                                           origin=origin, max_queue=None,  # type: ignore[arg-type]
-                                           compression=None, open_timeout=30)
-        if expect_ready:
-            ready = json.loads(await asyncio.wait_for(self.ws.recv(), 30))
-            if ready.get("type") != "ready":
-                raise RuntimeError(f"agent socket: expected ready, got {ready}")
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        try:
-            async for raw in self.ws:
-                now = time.perf_counter()
-                frame = json.loads(raw)
-                self.frames += 1
-                body = frame.get("body")
-                if frame.get("type") == "message" and isinstance(frame.get("message"), dict):
-                    body = frame["message"].get("body")
-                if isinstance(body, str):
-                    self.delivered.setdefault(body, now)
-        except websockets.ConnectionClosed as exc:
-            self.closed = str(exc)
-
-    async def wait_for(self, bodies: list[str], timeout: float) -> None:
-        deadline = time.perf_counter() + timeout
-        while time.perf_counter() < deadline and not all(b in self.delivered for b in bodies):
-            await asyncio.sleep(0.05)
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(), 5)
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(BaseException):
-                await self.task
-
-
-async def send_phase(server: Server, site: Site, visitor_cls: type[TimedVisitor],
-                     agent: AgentWatcher, visitors_n: int, messages: int,
-                     rate: tuple[float, float] | None = None) -> dict[str, Any]:
-    """Connect N visitors, then chat_load's closed loop (and, if ``rate`` = (msg/s, s), its
-    open loop at that offered load); ack and delivery latency of each."""
-    visitors = [visitor_cls(index, server, site) for index in range(visitors_n)]
-    for visitor in visitors:
-        visitor.sent_at = {}
-    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-
-    async def connect(visitor: TimedVisitor, http: httpx.AsyncClient) -> None:
-        async with gate:
-            await visitor.connect(http, 30)
-            await visitor.open_request(30)
-
-    async def phase(run: Any) -> dict[str, Any]:
-        sent_at: dict[str, float] = {}
-        for visitor in visitors:
-            visitor.sent_at = sent_at
-        tally = Tally()
-        cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
-        await run(tally)
-        wall_after, cpu_after = time.perf_counter(), server.cpu_seconds()
-        await agent.wait_for(list(sent_at), 10)
-        duration = max((tally.last_ack or wall_after) - (tally.first_send or wall_before), 1e-9)
-        delivery = [agent.delivered[b] - t for b, t in sent_at.items() if b in agent.delivered]
-        return {
-            "sent": tally.sent, "acked": tally.acked, "lost": tally.sent - tally.acked,
-            "failures": tally.failures[:5],
-            "duration_s": round(duration, 3),
-            "msgs_per_s": round(tally.acked / duration, 1),
-            "ack_p50_ms": ms(percentile(tally.latencies, 0.50)),
-            "p99_ms": ms(percentile(tally.latencies, 0.99)),
-            "ack_max_ms": ms(max(tally.latencies) if tally.latencies else None),
-            "delivered": len(delivery),
-            "delivery_p50_ms": ms(percentile(delivery, 0.50)),
-            "delivery_p99_ms": ms(percentile(delivery, 0.99)),
-            "server_cpu_percent": (None if cpu_before is None or cpu_after is None else
-                                   round(100 * (cpu_after - cpu_before)
-                                         / (wall_after - wall_before), 1)),
-            "server_rss_mb": round(server.rss_mb() or 0, 1),
-        }
-
-    try:
-        async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:
-            await asyncio.gather(*(connect(v, http) for v in visitors))
-        result = {"visitors": visitors_n, "messages_per_visitor": messages}
-        result.update(await phase(lambda tally: chat_load.closed_loop(
-            visitors, messages, 30, tally)))
-        if rate is not None:
-            result["open_loop"] = {"offered_msgs_per_s": rate[0], "duration_s": rate[1],
-                                   **await phase(lambda tally: chat_load.open_loop(
-                                       visitors, rate[0], rate[1], 30, tally))}
-        return result
-    finally:
-        await asyncio.gather(*(v.close() for v in visitors))
-
-
 # --------------------------------------------------------------------------- scenarios
 
 
-def new_workdir(name: str) -> Path:
-    return Path(tempfile.mkdtemp(prefix=f"widget-bench-{name}-"))
-
-
-def bench_relay(visitors: int, messages: int) -> dict[str, Any]:
+def bench_relay(plan: dict[str, Any]) -> dict[str, Any]:
     workdir = new_workdir("relay")
     server = RelayServer(workdir / "unused.db", workdir / "relay.log", server_env())
+    fleet: Fleet | None = None
     try:
         server.start()
+        fleet = Fleet(plan["workers"], server.port, Site(key="relay", origin=""))
 
         async def go() -> dict[str, Any]:
             agent = AgentWatcher()
             await agent.connect(f"ws://{HOST}:{server.port}/ws/agent")
             try:
-                return await send_phase(server, Site(key="relay", origin=""), RelayVisitor,
-                                        agent, visitors, messages)
+                await fleet.acall("connect", [{"first": f, "count": c, "relay": True}
+                                              for f, c in fleet.split(plan["visitors"])])
+                closed = await run_phases(server, fleet, agent, plan["visitors"], [
+                    {"mode": "closed", "messages": plan["messages"]}])
+                return {"visitors": plan["visitors"], "workers": fleet.size, **closed[0]}
             finally:
                 await agent.close()
 
         return asyncio.run(asyncio.wait_for(go(), 180))
     finally:
+        if fleet is not None:
+            fleet.close()
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
@@ -303,141 +186,129 @@ def sign_in_agent(server: Server, site: Site, env: dict[str, str]) -> str:
         return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
 
 
-def bench_chat(visitors: int, messages: int, rate: tuple[float, float] | None
-               ) -> dict[str, Any]:
+def api_token(server: Server, env: dict[str, str]) -> str:
+    out = chat_load.run_cli("token", "create", "--db", str(server.db), "--name", "bench-agent",
+                            env=env)
+    return out.strip().splitlines()[-1].strip()
+
+
+def bench_chat(plan: dict[str, Any]) -> dict[str, Any]:
+    """Closed loop (saturation), then each open-loop rate; agents reply through the REST API
+    (``reply_share`` of the offered rate, 100/s in the closed loop) while one agent watches on
+    /ws/console; persisted messages read back from SQLite at the end."""
     workdir = new_workdir("chat")
     env = server_env()
     server = LimitedServer(workdir / "bench.db", workdir / "server.log", env)
+    fleet: Fleet | None = None
     ok = False
     try:
         site = chat_load.init_site(server.db, env)
         server.start()
         cookie = sign_in_agent(server, site, env)
+        token = api_token(server, env)
+        fleet = Fleet(plan["workers"], server.port, site)
+        phases: list[dict[str, Any]] = [{"mode": "closed", "messages": plan["messages"],
+                                         "reply_rate": CLOSED_REPLY_RATE}]
+        phases += [{"mode": "open", "rate": rate, "duration": plan["rate_s"],
+                    "reply_rate": rate * REPLY_SHARE} for rate in plan["rates"]]
 
         async def go() -> dict[str, Any]:
+            assert fleet is not None
             agent = AgentWatcher()
             await agent.connect(f"ws://{HOST}:{server.port}/ws/console",
                                 headers={"Cookie": cookie},
                                 origin=f"http://{HOST}:{server.port}", expect_ready=True)
             try:
-                result = await send_phase(server, site, TimedVisitor, agent, visitors, messages,
-                                          rate)
-                result["agent_socket_closed"] = agent.closed
-                return result
+                answers = await fleet.acall("connect", [
+                    {"first": f, "count": c, "relay": False}
+                    for f, c in fleet.split(plan["visitors"])])
+                tickets = sorted(n for a in answers for n in a["tickets"].values())
+                results = await run_phases(server, fleet, agent, plan["visitors"], phases,
+                                           token, tickets)
+                return {"visitors": plan["visitors"], "workers": fleet.size,
+                        "messages_per_visitor": plan["messages"],
+                        "setup_s": round(max(a["setup_s"] for a in answers), 2),
+                        "phases": results, "agent_socket_closed": agent.closed}
             finally:
                 await agent.close()
 
-        result = asyncio.run(asyncio.wait_for(go(), 180))
+        result = asyncio.run(asyncio.wait_for(go(), 300))
+        fleet.close()
+        fleet = None
         server.stop()
         stored = chat_load.count_visitor_messages(server.db)
-        expected = (result["acked"] + result.get("open_loop", {}).get("acked", 0)
-                    + visitors)  # opening requests are visitor messages too
-        result["persistence_ok"] = stored["visitor_messages"] == expected
+        acked = sum(p["acked"] for p in result["phases"]) + plan["visitors"]  # + the openings
+        result["stored"] = stored
+        result["persistence_ok"] = stored["visitor_messages"] == acked
         result["server_log"] = chat_load.log_problems(server.log_text())
         ok = result["persistence_ok"] and not result["server_log"]["flagged_lines"]
         return result
     finally:
+        if fleet is not None:
+            fleet.close()
         server.stop()
-        if ok:
-            shutil.rmtree(workdir, ignore_errors=True)
-        else:
-            log(f"  kept {workdir} (database, server.log)")
+        keep_or_remove(workdir, ok, log)
 
 
-async def open_idle(server: Server, site: Site, count: int, held: list[Any],
-                    ready_ms: list[float]) -> list[str]:
-    """Open ``count`` more widget sockets (session + hello + ready) and keep them open."""
-    gate = asyncio.Semaphore(CONNECT_CONCURRENCY)
-    errors: list[str] = []
-
-    async def one(http: httpx.AsyncClient) -> None:
-        async with gate:
-            started = time.perf_counter()
-            try:
-                response = await http.post("/api/widget/v1/session",
-                                           json={"site": site.key, "token": None, "user": None},
-                                           headers={"Origin": site.origin})
-                response.raise_for_status()
-                ws = await websockets.connect(server.ws_url, origin=site.origin,  # type: ignore[arg-type]
-                                              open_timeout=30, compression=None,
-                                              ping_interval=None)
-                held.append(ws)
-                await ws.send(json.dumps({"type": "hello", "site": site.key,
-                                          "token": response.json()["token"], "resume": {}}))
-                ready = json.loads(await asyncio.wait_for(ws.recv(), 30))
-                if ready.get("type") != "ready":
-                    raise RuntimeError(f"expected ready, got {ready.get('type')}")
-                ready_ms.append(time.perf_counter() - started)
-            except Exception as exc:  # counted, reported; the others go on
-                if len(errors) < 5:
-                    errors.append(f"{type(exc).__name__}: {exc}"[:200])
-                else:
-                    errors.append("")
-
-    limits = httpx.Limits(max_connections=CONNECT_CONCURRENCY,
-                          max_keepalive_connections=CONNECT_CONCURRENCY)
-    async with httpx.AsyncClient(base_url=server.url, timeout=30, limits=limits) as http:
-        await asyncio.gather(*(one(http) for _ in range(count)))
-    return errors
-
-
-def bench_idle(levels: list[int]) -> dict[str, Any]:
+def bench_connect(plan: dict[str, Any], levels: list[int], name: str) -> dict[str, Any]:
+    """Connect storms up to each level on one server, holding every socket open."""
     levels = [min(n, MAX_IDLE) for n in levels]
-    top = max(levels)
-    client_limit = raise_fd_limit(top + 1000)
-    workdir = new_workdir("idle")
+    client_limit = raise_fd_limit(max(levels) + 1000)  # the forked workers inherit it
+    workdir = new_workdir(name)
     env = server_env()
     server = LimitedServer(workdir / "bench.db", workdir / "server.log", env)
-    server.nofile = top + 1000
-    result: dict[str, Any] = {"client_fd_limit": client_limit, "server_fd_limit": server.nofile,
-                              "levels": []}
+    server.nofile = max(levels) + 1000
+    fleet: Fleet | None = None
     try:
         site = chat_load.init_site(server.db, env)
         server.start()
-
-        async def go() -> None:
-            held: list[Any] = []
-            try:
-                await open_idle(server, site, 20, held, [])  # warm-up: lazy imports, caches
-                for ws in held:
-                    await ws.close()
-                held.clear()
-                await asyncio.sleep(1.0)
-                base = rss_kib(server.pid) or 0
-                result["rss_before_mb"] = round(base / 1024, 1)
-                opened = 0
-                for level in levels:
-                    ready: list[float] = []
-                    started = time.perf_counter()
-                    errors = await open_idle(server, site, level - opened, held, ready)
-                    elapsed = time.perf_counter() - started
-                    opened = level
-                    await asyncio.sleep(2.0)  # let the server settle (hello handling, GC)
-                    alive = sum(1 for ws in held if ws.close_code is None)
-                    after = rss_kib(server.pid) or 0
-                    result["levels"].append({
-                        "target": level, "open": alive, "ready": len(ready),
-                        "errors": len(errors), "first_errors": [e for e in errors if e][:5],
-                        "connects_per_s": round(len(ready) / elapsed, 1),
-                        "ready_p99_ms": ms(percentile(ready, 0.99)),
-                        "rss_after_mb": round(after / 1024, 1),
-                        "kib_per_socket": round((after - base) / alive, 1) if alive else None,
-                    })
-                    log(f"  idle: {alive}/{level} sockets open, "
-                        f"{result['levels'][-1]['kib_per_socket']} KiB/socket")
-            finally:
-                await asyncio.gather(*(asyncio.wait_for(ws.close(), 10) for ws in held),
-                                     return_exceptions=True)
-
-        asyncio.run(asyncio.wait_for(go(), 420))
+        fleet = Fleet(plan["workers"], server.port, site)
+        out = asyncio.run(asyncio.wait_for(open_levels(
+            server, fleet, levels, STORM_CONCURRENCY, 2.0), 600))
+        for level in out:
+            log(f"  {name}: {level['open']}/{level['target']} sockets open, "
+                f"{level['connects_per_s']} connects/s, {level['kib_per_socket']} KiB/socket")
+        return {"client_fd_limit": client_limit, "server_fd_limit": server.nofile,
+                "workers": fleet.size, "levels": out}
     finally:
+        if fleet is not None:
+            fleet.close()
         server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
-    last = result["levels"][-1] if result["levels"] else {}
-    result["sockets"] = last.get("open")
-    result["kib_per_socket"] = last.get("kib_per_socket")
-    result["target_reached"] = bool(last) and last.get("open") == top
-    return result
+
+
+def bench_http(plan: dict[str, Any]) -> dict[str, Any]:
+    """Help Form posts (GET /help/new, then POST it: one new ticket each), then REST ticket
+    listing (GET /api/v1/tickets?limit=50) over the tickets they made."""
+    workdir = new_workdir("http")
+    env = server_env()
+    server = LimitedServer(workdir / "bench.db", workdir / "server.log", env)
+    fleet: Fleet | None = None
+    try:
+        site = chat_load.init_site(server.db, env)
+        server.start()
+        token = api_token(server, env)
+        fleet = Fleet(plan["workers"], server.port, site)
+
+        async def go() -> dict[str, Any]:
+            assert fleet is not None
+            form = await http_load(server, fleet, "form", plan["http_s"], HTTP_CONCURRENCY, None)
+            listing = await http_load(server, fleet, "list", plan["http_s"], HTTP_CONCURRENCY,
+                                      token)
+            return {"help_form": form, "rest_list": listing}
+
+        result = asyncio.run(asyncio.wait_for(go(), 120))
+        fleet.close()
+        fleet = None
+        server.stop()
+        result["help_form"]["tickets_stored"] = chat_load.count_visitor_messages(
+            server.db)["tickets"]
+        return result
+    finally:
+        if fleet is not None:
+            fleet.close()
+        server.stop()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def bench_cold_start(times: int) -> dict[str, Any]:
@@ -471,7 +342,9 @@ def widget_weight() -> dict[str, Any]:
     assets = widget_assets()
     panel = {name: len(asset.gzipped) for name, asset in assets.panel.items()}
     loader = len(assets.loader.gzipped)
-    return {"loader": loader, "first_open": loader + sum(panel.values()), "panel_files": panel}
+    later = {"access.js"}  # loaded only when a verified visitor opens Access and Security
+    first_open = loader + sum(size for name, size in panel.items() if name not in later)
+    return {"loader": loader, "first_open": first_open, "panel_files": panel}
 
 
 # --------------------------------------------------------------------------- report
@@ -490,25 +363,52 @@ TARGETS = [
 ]
 
 
+def _get(report: dict[str, Any], *path: Any) -> Any:
+    value: Any = report
+    for key in path:
+        if not isinstance(value, dict):
+            return None
+        value = value.get(key)
+    return value
+
+
 def table(report: dict[str, Any]) -> str:
-    relay, chat, idle = report["relay"], report["chat"], report["idle"]
-    rows = [
-        ("relay msg/s", relay.get("msgs_per_s")),
-        ("relay ack p99 ms", relay.get("p99_ms")),
-        ("chat persisted msg/s", chat.get("msgs_per_s")),
-        ("chat ack p50 ms", chat.get("ack_p50_ms")),
-        ("chat ack p99 ms", chat.get("ack_p99_ms")),
-        ("chat delivery p99 ms", chat.get("delivery_p99_ms")),
+    chat = report.get("chat", {})
+    rows: list[tuple[str, Any]] = [
+        ("relay msg/s (closed loop)", _get(report, "relay", "msgs_per_s")),
+        ("relay ack p99 ms", _get(report, "relay", "p99_ms")),
+        ("chat persisted msg/s (closed)", chat.get("msgs_per_s")),
+        ("chat ack p50 / p99 ms (closed)", f"{chat.get('ack_p50_ms')} / {chat.get('ack_p99_ms')}"),
+        ("chat delivery p99 ms (closed)", chat.get("delivery_p99_ms")),
         ("chat / relay", chat.get("ratio_to_relay")),
-        ("chat ack p99 ms at 1000/s", chat.get("ack_p99_ms_at_1000_per_s")),
-        ("connects/s (idle setup)", idle["details"].get("levels", [{}])[-1].get("connects_per_s")
-         if idle.get("details", {}).get("levels") else None),
-        ("idle sockets", idle.get("sockets")),
-        ("KiB per idle socket", idle.get("kib_per_socket")),
+    ]
+    for rate, phase in (chat.get("open_loop") or {}).items():
+        rows.append((f"chat at {rate}/s: msg/s, ack p50/p99, delivery p50/p99 ms",
+                     f"{phase.get('msgs_per_s')}, {phase.get('ack_p50_ms')}/"
+                     f"{phase.get('p99_ms')}, {phase.get('delivery_p50_ms')}/"
+                     f"{phase.get('delivery_p99_ms')}"))
+    replies = _get(report, "chat", "details", "phases")
+    if replies:
+        closed = replies[0].get("agent_replies") or {}
+        rows.append(("agent REST replies/s (closed), POST p99 ms, to widget p99 ms",
+                     f"{closed.get('per_s')}, {closed.get('rest_p99_ms')}, "
+                     f"{closed.get('widget_delivery_p99_ms')}"))
+    for n, level in (report.get("storm") or {}).items():
+        rows.append((f"connect storm {n}: connects/s, ready p50/p99 ms",
+                     f"{level.get('connects_per_s')}, {level.get('ready_p50_ms')}/"
+                     f"{level.get('ready_p99_ms')}"))
+    for level in _get(report, "idle", "details", "levels") or []:
+        rows.append((f"idle {level.get('target')}: open, KiB per socket",
+                     f"{level.get('open')}, {level.get('kib_per_socket')}"))
+    rows += [
+        ("Help Form posts/s (GET + POST), p99 ms",
+         f"{_get(report, 'help_form', 'posts_per_s')}, {_get(report, 'help_form', 'p99_ms')}"),
+        ("REST ticket listing req/s, p99 ms",
+         f"{_get(report, 'rest_list', 'requests_per_s')}, {_get(report, 'rest_list', 'p99_ms')}"),
         ("cold start s (median)", report.get("cold_start_s")),
         ("idle RSS MB", report.get("idle_rss_mb")),
-        ("widget loader gz bytes", report["widget_gz_bytes"].get("loader")),
-        ("widget first open gz bytes", report["widget_gz_bytes"].get("first_open")),
+        ("widget loader gz bytes", _get(report, "widget_gz_bytes", "loader")),
+        ("widget first open gz bytes", _get(report, "widget_gz_bytes", "first_open")),
     ]
     width = max(len(name) for name, _ in rows)
     lines = [f"{'figure'.ljust(width)}  value", "-" * (width + 12)]
@@ -548,7 +448,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ref", default=None, metavar="COMMIT",
                         help="run the server code of this commit (git archive to a temporary "
                              "directory), not the working tree that others may be editing")
+    parser.add_argument("--workers", type=int, default=WORKERS,
+                        help=f"load-generator processes ({WORKERS})")
     args = parser.parse_args(argv)
+    if not 1 <= args.workers <= 8:
+        parser.error("--workers must be 1..8")
     snapshot: Path | None = None
     if args.ref is not None:
         snapshot = Path(tempfile.mkdtemp(prefix="widget-bench-code-"))
@@ -562,32 +466,61 @@ def main(argv: list[str] | None = None) -> int:
             shutil.rmtree(snapshot, ignore_errors=True)
 
 
+def _chat_summary(chat: dict[str, Any], relay: dict[str, Any]) -> dict[str, Any]:
+    phases = chat.get("phases") or []
+    closed = phases[0] if phases else {}
+    opened = {f"{p['rate']:g}": p for p in phases[1:]}
+    ratio = (round(closed["msgs_per_s"] / relay["msgs_per_s"], 3)
+             if closed.get("msgs_per_s") and relay.get("msgs_per_s") else None)
+    return {"msgs_per_s": closed.get("msgs_per_s"), "ack_p50_ms": closed.get("ack_p50_ms"),
+            "ack_p99_ms": closed.get("p99_ms"), "delivery_p50_ms": closed.get("delivery_p50_ms"),
+            "delivery_p99_ms": closed.get("delivery_p99_ms"), "ratio_to_relay": ratio,
+            "ack_p99_ms_at_1000_per_s": opened.get("1000", {}).get("p99_ms"),
+            "open_loop": {rate: {k: p.get(k) for k in (
+                "msgs_per_s", "ack_p50_ms", "p99_ms", "delivery_p50_ms", "delivery_p99_ms",
+                "server_cpu_percent")} for rate, p in opened.items()},
+            "details": chat}
+
+
 def run_suite(args: argparse.Namespace) -> int:
-    plan = QUICK if args.quick else FULL
+    plan = {**(QUICK if args.quick else FULL), "workers": args.workers}
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
     errors: dict[str, str] = {}
     report: dict[str, Any] = {"mode": "quick" if args.quick else "full",
                               "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                               "machine": chat_load.machine_info(),
-                              "loadavg_before": [round(x, 2) for x in os.getloadavg()]}
+                              "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+                              "plan": plan, "server_env": BENCH_LIMITS}
     report["widget_gz_bytes"] = step(report, errors, "widget weight", widget_weight) or {}
-    relay = step(report, errors, "relay", bench_relay, plan["visitors"], plan["messages"]) or {}
-    chat = step(report, errors, "chat", bench_chat, plan["visitors"], plan["messages"],
-                plan["rate"]) or {}
+    relay = step(report, errors, "relay", bench_relay, plan) or {}
+    chat = step(report, errors, "chat", bench_chat, plan) or {}
     report["relay"] = {"msgs_per_s": relay.get("msgs_per_s"), "p99_ms": relay.get("p99_ms"),
                        "details": relay}
-    ratio = (round(chat["msgs_per_s"] / relay["msgs_per_s"], 3)
-             if chat.get("msgs_per_s") and relay.get("msgs_per_s") else None)
-    report["chat"] = {"msgs_per_s": chat.get("msgs_per_s"), "ack_p50_ms": chat.get("ack_p50_ms"),
-                      "ack_p99_ms": chat.get("p99_ms"),
-                      "delivery_p99_ms": chat.get("delivery_p99_ms"),
-                      "ratio_to_relay": ratio,
-                      "ack_p99_ms_at_1000_per_s": chat.get("open_loop", {}).get("p99_ms"),
-                      "details": chat}
-    idle = step(report, errors, "idle", bench_idle, plan["idle"]) or {}
-    report["idle"] = {"sockets": idle.get("sockets"), "kib_per_socket": idle.get("kib_per_socket"),
-                      "details": idle}
+    report["chat"] = _chat_summary(chat, relay)
+    report["storm"] = {}
+    idle_levels: list[dict[str, Any]] = []
+    for n in plan["storm"]:
+        storm = step(report, errors, f"connect storm {n}", bench_connect, plan, [n],
+                     f"storm{n}") or {}
+        for level in storm.get("levels", []):
+            report["storm"][str(level["target"])] = level
+            if not plan["idle"]:  # quick: the storm's sockets are the idle hold
+                idle_levels.append(level)
+    if plan["idle"]:
+        idle = step(report, errors, "idle", bench_connect, plan, plan["idle"], "idle") or {}
+        idle_levels = idle.get("levels", [])
+        if idle_levels:  # the first level of the idle server is a storm of that size too
+            report["storm"].setdefault(str(idle_levels[0]["target"]), idle_levels[0])
+    last = idle_levels[-1] if idle_levels else {}
+    report["idle"] = {"sockets": last.get("open"), "kib_per_socket": last.get("kib_per_socket"),
+                      "details": {"levels": idle_levels}}
+    http = step(report, errors, "help form + REST listing", bench_http, plan) or {}
+    form, listing = http.get("help_form", {}), http.get("rest_list", {})
+    report["help_form"] = {"posts_per_s": form.get("per_s"), "p99_ms": form.get("p99_ms"),
+                           "details": form}
+    report["rest_list"] = {"requests_per_s": listing.get("per_s"),
+                           "p99_ms": listing.get("p99_ms"), "details": listing}
     cold = step(report, errors, "cold start", bench_cold_start, plan["cold_starts"]) or {}
     report["cold_start_s"] = cold.get("median_s")
     report["idle_rss_mb"] = cold.get("idle_rss_mb")
