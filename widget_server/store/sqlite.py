@@ -163,11 +163,13 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         row = await self._fetchone("SELECT * FROM agents WHERE email = ?", (email,))
         return rows.agent(row) if row else None
 
-    async def find_api_token(self, token_hash: str) -> ApiToken | None:
+    async def find_api_agent(self, token_hash: str) -> tuple[int, Agent] | None:
         row = await self._fetchone(
-            "SELECT * FROM api_tokens WHERE token_hash = ? AND revoked_at IS NULL", (token_hash,)
+            "SELECT a.*, t.site_id AS token_site_id FROM api_tokens t"
+            " JOIN agents a ON a.id = t.agent_id WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+            (token_hash,),
         )
-        return rows.api_token(row) if row else None
+        return (row["token_site_id"], rows.agent(row)) if row else None
 
     async def visitor_conversations(self, visitor_id: str) -> list[Conversation]:
         found = await self._fetchall(

@@ -41,11 +41,10 @@ async def authenticate(request: Request) -> tuple[int, Agent]:
         raise Unauthorized("send an API token as 'Authorization: Bearer TOKEN'",
                            code="missing_token")
     rt = runtime(request)
-    found = await rt.store.find_api_token(hash_api_token(token.strip()))
-    agent = await rt.store.get_agent(found.agent_id) if found else None
-    if found is None or agent is None or not agent.active:
+    found = await rt.store.find_api_agent(hash_api_token(token.strip()))
+    if found is None or not found[1].active:
         raise Unauthorized("this API token is not valid", code="invalid_token")
-    return found.site_id, agent
+    return found
 
 
 def api_ticket(ticket: Ticket) -> dict[str, Any]:
