@@ -35,6 +35,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -350,7 +351,7 @@ def widget_weight() -> dict[str, Any]:
 # --------------------------------------------------------------------------- report
 
 
-TARGETS = [
+TARGETS: list[tuple[str, Callable[[dict[str, Any]], Any], str, Callable[[Any], bool]]] = [
     # (label, value getter, target text, test)
     ("idle sockets held", lambda r: r["idle"]["sockets"], ">= 10000", lambda v: v >= 10000),
     ("KiB per idle socket", lambda r: r["idle"]["kib_per_socket"], "<= 32", lambda v: v <= 32),

@@ -46,6 +46,7 @@ import tarfile
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -366,11 +367,15 @@ async def closed_loop(visitors: list[Visitor], messages: int, ack_timeout: float
     await asyncio.gather(*(one(visitor) for visitor in visitors))
 
 
-async def open_loop(visitors: list[Visitor], rate: float, duration: float,
-                    ack_timeout: float, tally: Tally) -> None:
-    """Offer ``rate`` msg/s in total: visitor i sends at start + (k * N + i) / rate."""
-    count = len(visitors)
-    start = time.perf_counter() + 0.2
+async def open_loop(visitors: Sequence[Visitor], rate: float, duration: float,
+                    ack_timeout: float, tally: Tally, *, start: float | None = None,
+                    total: int | None = None) -> None:
+    """Offer ``rate`` msg/s in total: visitor i sends at start + (k * N + i) / rate.
+
+    ``total`` is N when these visitors are a part of a larger fleet (bench/fleet.py), whose
+    processes share ``start``."""
+    count = total or len(visitors)
+    start = time.perf_counter() + 0.2 if start is None else start
     tally.first_send = start
     waits: list[asyncio.Task[None]] = []
 

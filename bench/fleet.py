@@ -133,34 +133,8 @@ class Worker:
     async def open_loop(self, rate: float, total: int, duration: float, start: float,
                         tally: Tally) -> None:
         """Visitor i (of ``total`` in the whole fleet) sends at start + (k * total + i) / rate."""
-        tally.first_send = start
-        waits: list[asyncio.Task[None]] = []
-
-        async def wait_ack(sent: float, future: asyncio.Future[Any]) -> None:
-            try:
-                tally.record(sent, await asyncio.wait_for(future, 30))
-            except (TimeoutError, ConnectionError, RuntimeError) as exc:
-                tally.fail(exc)
-
-        async def one(visitor: TimedVisitor) -> None:
-            number = 0
-            while True:
-                offset = (number * total + visitor.index) / rate
-                if offset >= duration:
-                    return
-                due = start + offset
-                delay = due - time.perf_counter()
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                sent, future = await visitor.send(f"message {number} from {visitor.index}",
-                                                  visitor.conversation)
-                tally.sent += 1
-                tally.lag.append(max(0.0, sent - due))
-                waits.append(asyncio.create_task(wait_ack(sent, future)))
-                number += 1
-
-        await asyncio.gather(*(one(v) for v in self.visitors))
-        await asyncio.gather(*waits)
+        await chat_load.open_loop(self.visitors, rate, duration, 30, tally, start=start,
+                                  total=total)
 
     async def idle(self, count: int, concurrency: int) -> dict[str, Any]:
         """Open ``count`` more widget sockets (session + hello + ready) and hold them."""
