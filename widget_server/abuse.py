@@ -70,8 +70,12 @@ class Limits:
         self._frames = _bucket(settings.ws_frames_per_minute, MINUTE, monotonic)
         self._open = Concurrency(settings.ws_open_per_ip) if settings.ws_open_per_ip else None
 
-    def session(self, address: str) -> float:
-        """One call of the session endpoint."""
+    def session(self, address: str, returning_visitor: str | None = None) -> float:
+        """One call of the session endpoint. A call with a valid token counts against that
+        visitor's own bucket, so an office's returning visitors never use up its address's
+        budget for new ones."""
+        if returning_visitor is not None:
+            return _take(self._sessions, "session-visitor", returning_visitor)
         return _take(self._sessions, "session", address)
 
     def send(self, visitor_id: str, new_request: bool) -> float:

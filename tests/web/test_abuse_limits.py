@@ -80,10 +80,11 @@ def forwarded(ip: str) -> dict[str, str]:
     return {"X-Forwarded-For": ip}
 
 
-async def session(server: ServerProcess, site: Site, ip: str) -> httpx.Response:
+async def session(server: ServerProcess, site: Site, ip: str, token: str | None = None
+                  ) -> httpx.Response:
     async with httpx.AsyncClient(base_url=server.url) as client:
         return await client.post("/api/widget/v1/session",
-                                 json={"site": site.key, "token": None, "user": None},
+                                 json={"site": site.key, "token": token, "user": None},
                                  headers={"Origin": site.origin, **forwarded(ip)})
 
 
@@ -208,6 +209,22 @@ async def test_sessions_per_address_get_429_with_retry_after_and_cors(
     assert_limited_json(await session(proxied, site, office), site, 3600 // 3)
     # the trusted proxy says this is someone else: a bucket of its own
     assert (await session(proxied, site, other)).status_code == 200
+
+
+async def test_returning_visitors_do_not_use_up_their_offices_session_budget(
+    proxied: ServerProcess
+) -> None:
+    site = create_site(proxied.db)
+    office, home = address(), address()
+    token = (await session(proxied, site, home)).json()["token"]  # a visitor from before
+    for _ in range(3):
+        assert (await session(proxied, site, office)).status_code == 200
+    assert (await session(proxied, site, office)).status_code == 429  # no more new visitors
+    for _ in range(3):  # the returning visitor at the office: their own bucket
+        answer = await session(proxied, site, office, token)
+        assert answer.status_code == 200
+        token = answer.json()["token"]
+    assert_limited_json(await session(proxied, site, office, token), site, 3600 // 3)
 
 
 def _hidden(page: str, name: str) -> str:

@@ -86,15 +86,22 @@ def _text(data: dict[str, Any], key: str) -> str | None:
     return value.strip() or None
 
 
+def _token_visitor(rt: Runtime, site: Site, token: object) -> Visitor | None:
+    """The visitor a still valid token of this site names, else None."""
+    if not isinstance(token, str):
+        return None
+    try:
+        return rt.tokens.read(token, site)
+    except Unauthorized:
+        return None
+
+
 def resolve_visitor(rt: Runtime, site: Site, token: object, user: object) -> Visitor:
     current: Visitor | None = None
     if token is not None:
         if not isinstance(token, str):
             raise Unprocessable("token must be a string or null", code="invalid_token")
-        try:
-            current = rt.tokens.read(token, site)
-        except Unauthorized:
-            current = None  # a stale token just starts a fresh anonymous session
+        current = _token_visitor(rt, site, token)  # a stale token starts a fresh session
     if site.identity_required:
         return _required_identity(rt, site, current, user)
     if user is None:
@@ -139,7 +146,6 @@ def _required_identity(rt: Runtime, site: Site, current: Visitor | None,
 
 async def create_session(request: Request) -> Response:
     rt = runtime(request)
-    enforce(rt.limits.session(client_address(request, rt.settings.trusted_proxies)))
     origin = request.headers.get("origin")
     data = await read_json_object(request)
     site_key = data.get("site")
@@ -150,6 +156,9 @@ async def create_session(request: Request) -> Response:
         raise NotFound("no site has this key", code="unknown_site")
     if not site.allows(origin):
         raise Forbidden("this origin is not allowed for the site", code="origin_not_allowed")
+    returning = _token_visitor(rt, site, data.get("token"))
+    enforce(rt.limits.session(client_address(request, rt.settings.trusted_proxies),
+                              returning.id if returning else None))
     visitor = resolve_visitor(rt, site, data.get("token"), data.get("user"))
     conversations = await rt.store.visitor_conversations(visitor.id)
     policy = policy_from_text(site.policy)
