@@ -1,11 +1,13 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.support import ServerProcess, Site, TimeShift, create_site
+from widget_server.clock import Clock, SystemClock
+from widget_server.store.sqlite import SQLiteStore
 
 
 @pytest.fixture(scope="session")
@@ -44,6 +46,28 @@ def clocked(tmp_path_factory: pytest.TempPathFactory, shift: TimeShift
     process.start()
     yield process
     process.stop()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "store.db"
+
+
+@pytest.fixture
+def clock() -> Clock:
+    """The store's clock; modules that move time override it with a FakeClock."""
+    return SystemClock()
+
+
+@pytest.fixture
+async def store(db_path: Path, clock: Clock) -> AsyncIterator[SQLiteStore]:
+    """A real SQLite store on a file of the test's own, for tests without a server."""
+    opened = SQLiteStore(str(db_path), clock=clock)
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
 
 
 @pytest.fixture

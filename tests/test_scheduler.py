@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -48,14 +46,6 @@ next_response = "4h"
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(T0)
-
-
-@pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(str(tmp_path / "sla.db"), clock=clock)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

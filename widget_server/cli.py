@@ -21,6 +21,7 @@ from widget_server.article_import import (
     read_folder,
     sample_articles,
 )
+from widget_server.cli_privacy import DB_HELP, SITE_HELP
 from widget_server.clock import isoformat
 from widget_server.config import DEMO_SITE_SETTING, ConfigError, Settings
 from widget_server.errors import WidgetError
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         "init", help="create the schema, a site and an admin; print the embed snippet",
         description="Create the schema, a site allowed on ORIGIN and optionally an admin "
         "agent; print the site key and the embed snippet. Safe to run again.")
-    init.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+    init.add_argument("--db", help=DB_HELP)
     init.add_argument("--site-name", required=True, help="name of the site")
     init.add_argument("--origin", required=True, action="append",
                       help="origin the widget is embedded on, e.g. https://app.example.com "
@@ -68,9 +69,9 @@ def build_parser() -> argparse.ArgumentParser:
         "create", help="print a new REST API token",
         description="Create a bearer token for /api/v1 and print it (it is stored hashed; "
         "it cannot be shown again).")
-    create.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+    create.add_argument("--db", help=DB_HELP)
     create.add_argument("--name", required=True, help="what the token is for")
-    create.add_argument("--site", help="site key (needed when there are several sites)")
+    create.add_argument("--site", help=SITE_HELP)
     create.add_argument("--agent", help="email of the agent the token acts as (default: an "
                         "integration agent named after the token)")
 
@@ -80,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
     add = agent_commands.add_parser("add", help="add an agent (or update one)",
                                     description="Add an agent, or update the role, tier and "
                                     "sites of an existing one.")
-    add.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+    add.add_argument("--db", help=DB_HELP)
     add.add_argument("--email", required=True, help="the agent's sign-in email")
     add.add_argument("--name", help="display name shown to visitors (default: from the email)")
     add.add_argument("--password", help="password (default: a generated one, printed once)")
@@ -94,11 +95,11 @@ def build_parser() -> argparse.ArgumentParser:
                      "agent: 1; an existing agent keeps theirs)")
     listing = agent_commands.add_parser("list", help="list agents",
                                         description="List agents with role, tier and sites.")
-    listing.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+    listing.add_argument("--db", help=DB_HELP)
     for action, text in (("disable", "disable an agent and end their sessions"),
                          ("reset-password", "set a new password and print it")):
         sub = agent_commands.add_parser(action, help=text, description=text.capitalize() + ".")
-        sub.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+        sub.add_argument("--db", help=DB_HELP)
         sub.add_argument("--email", required=True, help="the agent's email")
         if action == "reset-password":
             sub.add_argument("--password", help="the new password (default: generated)")
@@ -110,8 +111,8 @@ def build_parser() -> argparse.ArgumentParser:
     for action, text in (("show", "print the policy as TOML (the default one if none is set)"),
                          ("import", "check a TOML file and make it the site's policy")):
         sub = policy_commands.add_parser(action, help=text, description=text.capitalize() + ".")
-        sub.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
-        sub.add_argument("--site", help="site key (needed when there are several sites)")
+        sub.add_argument("--db", help=DB_HELP)
+        sub.add_argument("--site", help=SITE_HELP)
         if action == "import":
             sub.add_argument("file", help="the policy file (see docs/policy.md)")
 
@@ -124,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Import every .md file of DIR as an article (front matter: title, slug, "
         "category, status). Articles are matched by slug: importing again updates them and "
         "never duplicates. A folder with a broken file imports nothing.")
-    imports.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
-    imports.add_argument("--site", help="site key (needed when there are several sites)")
+    imports.add_argument("--db", help=DB_HELP)
+    imports.add_argument("--site", help=SITE_HELP)
     imports.add_argument("dir", metavar="DIR", help="folder of .md files")
 
     site = commands.add_parser("site", help="inspect sites", description="Inspect sites.")
@@ -134,13 +135,13 @@ def build_parser() -> argparse.ArgumentParser:
         "show", help="print each site's key, allowed origins and identity secret",
         description="Print each site's key, allowed origins and identity secret (the key "
         "host backends sign user ids with). Treat the output as a secret.")
-    show.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
+    show.add_argument("--db", help=DB_HELP)
     rotate = site_commands.add_parser(
         "rotate-secret", help="make a new identity secret, keeping the old one for a while",
         description="Make a new identity secret for a site and print it. Hashes made with the "
         "previous secret stay valid for --grace-hours (0: refused at once).")
-    rotate.add_argument("--db", help="SQLite file (default: $WIDGET_DB or ./widget.db)")
-    rotate.add_argument("--site", help="site key (needed when there are several sites)")
+    rotate.add_argument("--db", help=DB_HELP)
+    rotate.add_argument("--site", help=SITE_HELP)
     rotate.add_argument("--grace-hours", type=_grace_hours, default=24.0,
                         help="hours the previous secret is still accepted (default 24)")
     cli_privacy.add_site_command(site_commands)  # site set-retention

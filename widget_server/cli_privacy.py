@@ -23,6 +23,7 @@ from widget_server.retention import (
 from widget_server.store import Store
 
 DB_HELP = "SQLite file (default: $WIDGET_DB or ./widget.db)"
+SITE_HELP = "site key (needed when there are several sites)"
 MAX_REFERENCE = 200
 
 
@@ -47,7 +48,7 @@ def add_site_command(site_commands: argparse._SubParsersAction[argparse.Argument
         "for longer are deleted by the retention job; their tickets stay as tombstones "
         "(number, status, dates). 'off' keeps everything (the default). Audited.")
     retention.add_argument("--db", help=DB_HELP)
-    retention.add_argument("--site", help="site key (needed when there are several sites)")
+    retention.add_argument("--site", help=SITE_HELP)
     retention.add_argument("--days", required=True, type=_days, metavar="N|off",
                            help="days to keep closed conversations after their last "
                            "activity, or off")

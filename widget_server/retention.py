@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal
 
+from widget_server.background import BackgroundLoop
 from widget_server.clock import Clock
 
 if TYPE_CHECKING:
@@ -175,15 +176,16 @@ async def run_retention(store: Store, clock: Clock, actor: Actor, holder: str | 
             await store.release_retention_lease(holder, clock.now())
 
 
-class RetentionJob:
+class RetentionJob(BackgroundLoop):
     """Runs the retention purge in a server process every ``interval`` seconds."""
+
+    task_name = "retention"
 
     def __init__(self, store: Store, clock: Clock, interval: float = DEFAULT_INTERVAL) -> None:
         self.store = store
         self.clock = clock
         self.interval = interval
         self.holder = "retention-" + secrets.token_hex(6)
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> RetentionReport:
         report = await run_retention(self.store, self.clock, "scheduler", self.holder)
@@ -191,15 +193,6 @@ class RetentionJob:
             if not purged.empty:
                 log.info("retention on site %s: %s", site_id, purged.summary())
         return report
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="retention")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _loop(self) -> None:
         while True:

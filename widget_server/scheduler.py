@@ -8,11 +8,11 @@ mark is written only where it is still missing, so a restart or a race never mar
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 from datetime import timedelta
 
+from widget_server.background import BackgroundLoop
 from widget_server.clock import Clock
 from widget_server.models import SweepResult
 from widget_server.realtime.events import TicketUpdated, agents_channel, visitor_channel
@@ -25,14 +25,15 @@ MAX_SLEEP = 30.0
 POKE_DEBOUNCE = 1.0
 
 
-class SlaScheduler:
+class SlaScheduler(BackgroundLoop):
+    task_name = "sla-scheduler"
+
     def __init__(self, store: Store, hub: Hub, clock: Clock, holder: str | None = None) -> None:
         self.store = store
         self.hub = hub
         self.clock = clock
         self.holder = holder or "scheduler-" + secrets.token_hex(6)
         self._poked = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     async def run_once(self) -> SweepResult:
         result = await self.store.sla_sweep(self.holder, self.clock.now(), LEASE)
@@ -46,15 +47,6 @@ class SlaScheduler:
     def poke(self) -> None:
         """A ticket changed: its new due time may be sooner than the planned wake-up."""
         self._poked.set()
-
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="sla-scheduler")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
 
     async def _loop(self) -> None:
         while True:

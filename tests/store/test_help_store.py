@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -33,21 +32,6 @@ def plain(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any,
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(START)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "help.db"
-
-
-@pytest.fixture
-async def store(db_path: Path, clock: FakeClock) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(str(db_path), clock=clock)
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture

@@ -7,9 +7,7 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -40,14 +38,6 @@ def count(store: SQLiteStore, sql: str, params: tuple[Any, ...] = ()) -> int:
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock(T0)
-
-
-@pytest.fixture
-async def store(tmp_path: Path, clock: FakeClock) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(str(tmp_path / "retention.db"), clock=clock)
-    await opened.open()
-    yield opened
-    await opened.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import sqlite3
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,21 +40,6 @@ def new_request(site: Site, body: str = "Help", who: Visitor | None = None) -> V
     return VisitorPost(visitor=who or visitor(site), conversation_id=None,
                        client_msg_id=str(uuid.uuid4()), body=body, severity="normal",
                        subject=None)
-
-
-@pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    return tmp_path / "store.db"
-
-
-@pytest.fixture
-async def store(db_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(str(db_path))
-    await opened.open()
-    try:
-        yield opened
-    finally:
-        await opened.close()
 
 
 @pytest.fixture
