@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from widget_server.models import Agent, PostResult, Site, Visitor
 from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
 from widget_server.store.sqlite_schema import available_migrations
+from widget_server.store.sqlite_writer import GROUP, MAX_BATCH, SQLiteWriter
 
 pytestmark = pytest.mark.anyio
 
@@ -157,6 +159,29 @@ async def test_a_failing_job_fails_alone(store: SQLiteStore, site: Site, db_path
     assert plain(db_path, "SELECT COUNT(*) FROM messages WHERE body LIKE 'good %'") == [(20,)]
 
 
+async def test_a_job_that_raises_after_writing_leaves_nothing_and_the_batch_commits(
+    store: SQLiteStore, db_path: Path
+) -> None:
+    def setting(key: str, fail: bool) -> Callable[[sqlite3.Connection], str]:
+        def job(conn: sqlite3.Connection) -> str:
+            conn.execute("INSERT INTO server_settings (key, value) VALUES (?, 'x')", (key,))
+            if fail:
+                raise ValueError(f"{key} failed after writing")
+            return key
+        return job
+
+    start = dict(store.writer_stats)
+    jobs = [setting(f"bench.{n}", fail=n in (3, 7)) for n in range(10)]
+    outcomes = await asyncio.gather(*(store._writer.run(job) for job in jobs),
+                                    return_exceptions=True)
+    assert store.writer_stats["batches"] - start["batches"] < 10  # they did share batches
+    assert [str(o) if isinstance(o, ValueError) else o for o in outcomes] == [
+        f"bench.{n} failed after writing" if n in (3, 7) else f"bench.{n}" for n in range(10)]
+    stored = plain(db_path,
+                   "SELECT key FROM server_settings WHERE key LIKE 'bench.%' ORDER BY key")
+    assert stored == [(f"bench.{n}",) for n in range(10) if n not in (3, 7)]
+
+
 async def test_secret_key_is_generated_once(db_path: Path) -> None:
     first = SQLiteStore(str(db_path))
     await first.open()
@@ -213,3 +238,31 @@ async def test_duplicate_client_msg_id_stores_once(store: SQLiteStore, site: Sit
     assert {first.duplicate, second.duplicate} == {False, True}
     assert first.message == second.message
     assert [t.number for t in await store.list_tickets(site.id)] == [1]
+
+
+def _queued(writer: SQLiteWriter, count: int) -> None:
+    for n in range(count):
+        writer._jobs.put((lambda conn, n=n: n, None))  # type: ignore[arg-type]
+
+
+def test_a_quiet_writer_takes_what_is_waiting_and_does_not_linger() -> None:
+    writer = SQLiteWriter(lambda: sqlite3.connect(":memory:"))
+    _queued(writer, 1)
+    batch, stopping = writer._take(busy=False)
+    assert len(batch) == 1 and not stopping
+    _queued(writer, 3)
+    writer._jobs.put(None)  # close() queues None after the last job: they still run
+    batch, stopping = writer._take(busy=False)
+    assert len(batch) == 3 and stopping
+
+
+def test_a_busy_writer_takes_a_full_group_at_once_and_at_most_a_full_batch() -> None:
+    writer = SQLiteWriter(lambda: sqlite3.connect(":memory:"))
+    _queued(writer, GROUP)
+    batch, _ = writer._take(busy=True)
+    assert len(batch) == GROUP
+    _queued(writer, MAX_BATCH + 5)
+    batch, _ = writer._take(busy=True)
+    assert len(batch) == MAX_BATCH
+    batch, _ = writer._take(busy=True)  # the 5 left are fewer than a group: they wait LINGER
+    assert len(batch) == 5
