@@ -239,24 +239,32 @@ def _duplicate(conn: sqlite3.Connection, visitor_id: str, client_msg_id: str) ->
 
 def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datetime) -> PostResult:
     visitor = post.visitor
-    earlier = _duplicate(conn, visitor.id, post.client_msg_id)
-    if earlier is not None:
-        return earlier
     if post.conversation_id is None:
+        earlier = _duplicate(conn, visitor.id, post.client_msg_id)
+        if earlier is not None:
+            return earlier
         _upsert_visitor(conn, visitor, now)
         return _open_request(conn, post, now)
 
-    # One read for the conversation, its visitor row and its latest ticket (the fast path of
-    # a message in an existing conversation: this, the seq and the insert).
+    # One read answers whether this is a resend, and finds the conversation, its visitor row
+    # and its latest ticket (the fast path of a message in an existing conversation: this,
+    # the seq and the insert). It always returns one row: the conversation may be missing.
     found = conn.execute(
-        f"SELECT v.name AS visitor_name, v.email AS visitor_email, {rows.TICKET_COLUMNS}"
-        " FROM conversations c JOIN visitors v ON v.id = c.visitor_id"
+        "SELECT (SELECT 1 FROM messages WHERE author_visitor_id = ? AND client_msg_id = ?)"
+        " AS resent, c.id AS found_conversation, v.name AS visitor_name,"
+        f" v.email AS visitor_email, {rows.TICKET_COLUMNS}"
+        " FROM (SELECT 1) AS one"
+        " LEFT JOIN conversations c ON c.id = ? AND c.visitor_id = ?"
+        " LEFT JOIN visitors v ON v.id = c.visitor_id"
         " LEFT JOIN tickets t ON t.conversation_id = c.id"
-        " LEFT JOIN sites s ON s.id = t.site_id"
-        " WHERE c.id = ? AND c.visitor_id = ? ORDER BY t.id DESC LIMIT 1",
-        (post.conversation_id, visitor.id),
+        " LEFT JOIN sites s ON s.id = t.site_id ORDER BY t.id DESC LIMIT 1",
+        (visitor.id, post.client_msg_id, post.conversation_id, visitor.id),
     ).fetchone()
-    if found is None:  # also for another visitor's conversation: never reveal it exists
+    if found["resent"] is not None:  # a resend, in whichever conversation it was stored
+        earlier = _duplicate(conn, visitor.id, post.client_msg_id)
+        if earlier is not None:
+            return earlier
+    if found["found_conversation"] is None:  # also another visitor's: never reveal it exists
         raise NotFound("no such conversation", code="conversation_not_found")
     if ((visitor.name is not None and visitor.name != found["visitor_name"])
             or (visitor.email is not None and visitor.email != found["visitor_email"])):
