@@ -69,6 +69,7 @@ HTTP_CONCURRENCY = 10      # HTTP clients per worker
 CLOSED_REPLY_RATE = 100.0  # agent replies/s through the REST API during the closed loop
 REPLY_SHARE = 0.1          # ... and during an open loop, as a share of the offered rate
 AGENT_PASSWORD = "bench-agent-pw-1"
+SERVER_CPU: list[str] = []  # --pin: ["taskset", "-c", "0"] before every server command
 
 
 def log(text: str) -> None:
@@ -108,6 +109,7 @@ class LimitedServer(Server):
                    "--host", HOST, "--port", str(self.port)]
         if self.nofile and shutil.which("prlimit"):
             command = ["prlimit", f"--nofile={self.nofile}:{self.nofile}", *command]
+        command = [*SERVER_CPU, *command]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
                                             env=self.env, cwd=chat_load.CODE,
@@ -119,7 +121,8 @@ class RelayServer(Server):
     def start(self, timeout: float = 30.0) -> None:
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(
-                [sys.executable, str(BENCH / "relay_app.py"), "--port", str(self.port)],
+                [*SERVER_CPU, sys.executable, str(BENCH / "relay_app.py"), "--port",
+                 str(self.port)],
                 stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
         wait_healthy(self, timeout)
 
@@ -445,15 +448,27 @@ def _interrupt(signum: int, frame: object) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="the short run (under 60 s)")
-    parser.add_argument("--out", type=Path, default=RESULTS / "latest.json")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="results/latest.json, or results/latest-pinned.json with --pin")
     parser.add_argument("--ref", default=None, metavar="COMMIT",
                         help="run the server code of this commit (git archive to a temporary "
                              "directory), not the working tree that others may be editing")
     parser.add_argument("--workers", type=int, default=WORKERS,
                         help=f"load-generator processes ({WORKERS})")
+    parser.add_argument("--pin", action="store_true",
+                        help="run each server (relay included) on CPU 0 and the load generator "
+                             "on the other CPUs (docs/performance.md)")
     args = parser.parse_args(argv)
     if not 1 <= args.workers <= 8:
         parser.error("--workers must be 1..8")
+    if args.pin:
+        cpus = sorted(os.sched_getaffinity(0))
+        if len(cpus) < 2 or not shutil.which("taskset"):
+            parser.error("--pin needs at least 2 CPUs and taskset")
+        SERVER_CPU[:] = ["taskset", "-c", str(cpus[0])]
+        os.sched_setaffinity(0, cpus[1:])  # this process, its CLI calls and the forked workers
+    if args.out is None:
+        args.out = RESULTS / ("latest-pinned.json" if args.pin else "latest.json")
     snapshot: Path | None = None
     if args.ref is not None:
         snapshot = Path(tempfile.mkdtemp(prefix="widget-bench-code-"))
@@ -484,7 +499,7 @@ def _chat_summary(chat: dict[str, Any], relay: dict[str, Any]) -> dict[str, Any]
 
 
 def run_suite(args: argparse.Namespace) -> int:
-    plan = {**(QUICK if args.quick else FULL), "workers": args.workers}
+    plan = {**(QUICK if args.quick else FULL), "workers": args.workers, "pin": bool(SERVER_CPU)}
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
     errors: dict[str, str] = {}

@@ -141,16 +141,25 @@ class Worker:
         gate = asyncio.Semaphore(concurrency)
         ready: list[float] = []
         errors: list[str] = []
+        retries: list[str] = []
         cpu = _cpu()
+
+        async def session(http: httpx.AsyncClient) -> httpx.Response:
+            payload = {"site": self.site.key, "token": None, "user": None}
+            origin = {"Origin": self.site.origin}
+            try:
+                return await http.post("/api/widget/v1/session", json=payload, headers=origin)
+            except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                # a pooled keep-alive connection the server had just closed (its 5 s idle
+                # timeout, reached while the storm's tail waits): a browser retries it too
+                retries.append(f"{type(exc).__name__}: {exc}"[:200])
+                return await http.post("/api/widget/v1/session", json=payload, headers=origin)
 
         async def one(http: httpx.AsyncClient) -> None:
             async with gate:
                 started = time.perf_counter()
                 try:
-                    response = await http.post(
-                        "/api/widget/v1/session",
-                        json={"site": self.site.key, "token": None, "user": None},
-                        headers={"Origin": self.site.origin})
+                    response = await session(http)
                     response.raise_for_status()
                     ws = await websockets.connect(
                         self.target.ws_url, origin=self.site.origin,  # type: ignore[arg-type]
@@ -170,6 +179,7 @@ class Worker:
         async with httpx.AsyncClient(base_url=self.target.url, timeout=30, limits=limits) as http:
             await asyncio.gather(*(one(http) for _ in range(count)))
         return {"ready_s": ready, "errors": len(errors), "first_errors": errors[:5],
+                "session_retries": len(retries),
                 "started": started, "ended": time.perf_counter(),
                 "open": sum(1 for ws in self.held if ws.close_code is None),
                 "cpu_s": _cpu() - cpu}

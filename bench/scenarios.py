@@ -19,12 +19,12 @@ import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
 import websockets
 
 from bench import chat_load
 from bench.chat_load import HOST, Server, Site, ms, percentile
 from bench.fleet import Fleet, merge
+from bench.raw_http import KeepAlivePool
 
 WARM_UP_SOCKETS = 20
 
@@ -110,24 +110,23 @@ class Replier:
     async def _run(self) -> None:
         if not self.tickets or self.rate <= 0:
             return
-        limits = httpx.Limits(max_connections=20, max_keepalive_connections=20)
-        headers = {"Authorization": f"Bearer {self.token}"}
+        pool = KeepAlivePool(HOST, self.server.port, 20,
+                             {"Authorization": f"Bearer {self.token}"})
         pending: list[asyncio.Task[None]] = []
-        async with httpx.AsyncClient(base_url=self.server.url, timeout=30, limits=limits,
-                                     headers=headers) as http:
 
-            async def post(number: int, body: str) -> None:
-                began = time.perf_counter()
-                self.sent_at[body] = began
-                try:
-                    response = await http.post(f"/api/v1/tickets/{number}/messages",
-                                                json={"body": body, "internal": False})
-                    if response.status_code not in (200, 201):
-                        raise RuntimeError(f"{response.status_code} {response.text[:100]}")
-                    self.latencies.append(time.perf_counter() - began)
-                except Exception as exc:
-                    self.failures.append(f"{type(exc).__name__}: {exc}"[:200])
+        async def post(number: int, body: str) -> None:
+            began = time.perf_counter()
+            self.sent_at[body] = began
+            try:
+                status, answer = await asyncio.wait_for(pool.post_json(
+                    f"/api/v1/tickets/{number}/messages", {"body": body, "internal": False}), 30)
+                if status not in (200, 201):
+                    raise RuntimeError(f"{status} {answer[:100]!r}")
+                self.latencies.append(time.perf_counter() - began)
+            except Exception as exc:
+                self.failures.append(f"{type(exc).__name__}: {exc}"[:200])
 
+        try:
             start, k = time.perf_counter(), 0
             while not self._stop.is_set():
                 delay = start + k / self.rate - time.perf_counter()
@@ -140,6 +139,8 @@ class Replier:
                                                         body)))
                 k += 1
             await asyncio.gather(*pending)
+        finally:
+            await pool.close()
 
     def stats(self, received: dict[str, float], wall: float) -> dict[str, Any]:
         delivery = [received[b] - t for b, t in self.sent_at.items() if b in received]
@@ -239,6 +240,7 @@ async def open_levels(server: Server, fleet: Fleet, levels: list[int],
             "target": level, "open": alive, "ready": len(ready),
             "errors": sum(a["errors"] for a in answers),
             "first_errors": [e for a in answers for e in a["first_errors"]][:5],
+            "session_retries": sum(a["session_retries"] for a in answers),
             "concurrency": concurrency * fleet.size,
             "connects_per_s": round(len(ready) / elapsed, 1),
             "ready_p50_ms": ms(percentile(ready, 0.50)),
