@@ -61,7 +61,8 @@ def shoot(base: str, token: str) -> None:
             "The nightly CSV export has been empty since yesterday's update.")
         widget.get_by_role("button", name="Send").click()
         widget.get_by_role("log").get_by_text("Request #1 received").wait_for()
-        httpx.post(f"{base}/api/v1/tickets/1/messages", headers={"Authorization": f"Bearer {token}"},
+        httpx.post(f"{base}/api/v1/tickets/1/messages",
+                   headers={"Authorization": f"Bearer {token}"},
                    json={"body": "Thanks, we can reproduce it. A fix is on its way; meanwhile "
                                  "the export works from Reports > Download."})
         widget.get_by_text("we can reproduce it").wait_for()
