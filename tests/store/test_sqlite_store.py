@@ -18,7 +18,7 @@ from widget_server.models import Agent, PostResult, Site, Visitor
 from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
 from widget_server.store.sqlite_schema import available_migrations
-from widget_server.store.sqlite_writer import GROUP, MAX_BATCH, SQLiteWriter
+from widget_server.store.sqlite_writer import GROUP, MAX_BATCH, SQLiteWriter, WriterClosed
 
 pytestmark = pytest.mark.anyio
 
@@ -266,3 +266,31 @@ def test_a_busy_writer_takes_a_full_group_at_once_and_at_most_a_full_batch() -> 
     assert len(batch) == MAX_BATCH
     batch, _ = writer._take(busy=True)  # the 5 left are fewer than a group: they wait LINGER
     assert len(batch) == 5
+
+
+async def test_a_writer_that_cannot_connect_fails_to_start_and_closes_at_once() -> None:
+    def refuse() -> sqlite3.Connection:
+        raise sqlite3.OperationalError("unable to open database file")
+
+    writer = SQLiteWriter(refuse)
+    with pytest.raises(sqlite3.OperationalError, match="unable to open"):
+        await writer.start()
+    await asyncio.wait_for(writer.close(), 5)
+    with pytest.raises(WriterClosed):
+        await writer.run(lambda conn: None)
+
+
+async def test_callers_are_refused_not_left_waiting_when_the_writer_thread_dies(
+    db_path: Path,
+) -> None:
+    writer = SQLiteWriter(lambda: sqlite3.connect(str(db_path), check_same_thread=False))
+    await writer.start()
+
+    def die(conn: sqlite3.Connection) -> None:
+        raise SystemExit("the writer thread ends")
+
+    with pytest.raises(WriterClosed):
+        await asyncio.wait_for(writer.run(die), 5)
+    with pytest.raises(WriterClosed):
+        await writer.run(lambda conn: None)
+    await asyncio.wait_for(writer.close(), 5)

@@ -89,20 +89,31 @@ class SQLiteWriter:
     # -- the writer thread
 
     def _main(self, ready: asyncio.Future[None]) -> None:
-        loop = self._loop
-        assert loop is not None
+        loop, stopped = self._loop, self._stopped
+        assert loop is not None and stopped is not None
         try:
             conn = self._connect()
         except BaseException as exc:
             loop.call_soon_threadsafe(_settle_one, ready, exc)
+            loop.call_soon_threadsafe(_settle_one, stopped, None)
             return
         loop.call_soon_threadsafe(_settle_one, ready, None)
         try:
             self._serve(conn, loop)
-        finally:
+        except BaseException:  # ends only this thread: say so, and refuse what comes next
+            log.exception("the sqlite writer stopped")
+        finally:  # normally after close(); also if the thread itself failed
+            self._open = False
             conn.close()
-            assert self._stopped is not None
-            loop.call_soon_threadsafe(_settle_one, self._stopped, None)
+            left = []
+            while not self._jobs.empty():
+                item = self._jobs.get_nowait()
+                if item is not None:
+                    left.append(item)
+            if left:  # nobody waits forever: these were never run
+                loop.call_soon_threadsafe(
+                    _settle, left, [(False, WriterClosed("the store is closed"))] * len(left))
+            loop.call_soon_threadsafe(_settle_one, stopped, None)
 
     def _serve(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop) -> None:
         stopping = False
@@ -116,6 +127,11 @@ class SQLiteWriter:
             except Exception as exc:  # the commit itself failed: nothing of the batch is stored
                 log.exception("sqlite writer batch failed")
                 outcomes = [(False, exc)] * len(batch)
+            except BaseException:  # the thread is going down: refuse, never leave a caller
+                self._open = False
+                loop.call_soon_threadsafe(
+                    _settle, batch, [(False, WriterClosed("the writer stopped"))] * len(batch))
+                raise
             else:
                 self.batches += 1
                 self.jobs += len(batch)
