@@ -11,6 +11,7 @@ import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
 from tests.e2e.conftest import HostPages, host_page
+from tests.e2e.steps import open_request
 from tests.e2e.test_widget_a11y import serious_widget_violations
 from tests.support import ServerProcess, Site, TimeShift, create_site, identity_secret, user_hash
 
@@ -56,12 +57,7 @@ def test_grant_check_use_revoke_and_expire_in_the_widget(
     dialogs: list[str] = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
     page.goto(identified_page(host_pages, clocked, access_site, user_id))
-    widget = page.locator("help-widget")
-    widget.get_by_role("button", name="Help").click()
-    widget.get_by_role("button", name="Start a new request").click()
-    widget.get_by_label("Describe the problem").fill("Export is broken")
-    widget.get_by_role("button", name="Send").click()
-    expect(widget.get_by_role("log")).to_contain_text("received")
+    widget = open_request(page, "Export is broken")
     widget.get_by_role("button", name="← All requests").click()
 
     open_access(widget)

@@ -8,6 +8,7 @@ import httpx
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import HostPages, host_page
+from tests.e2e.steps import open_request
 from tests.support import ServerProcess, Site, identity_secret, user_hash
 
 RECORD_EVENTS = """
@@ -74,12 +75,7 @@ def test_identified_visitor_finds_history_on_another_device_and_logout_clears(
     laptop = browser.new_context()
     page = laptop.new_page()
     page.goto(url)
-    widget = page.locator("help-widget")
-    widget.get_by_role("button", name="Help").click()
-    widget.get_by_role("button", name="Start a new request").click()
-    widget.get_by_label("Describe the problem").fill("Invoice is wrong")
-    widget.get_by_role("button", name="Send").click()
-    expect(widget.get_by_role("log")).to_contain_text("received")
+    open_request(page, "Invoice is wrong")
 
     phone = browser.new_context()
     other = phone.new_page()

@@ -13,6 +13,7 @@ import pytest
 from playwright.sync_api import Page, WebSocket, expect
 
 from tests.e2e.conftest import HostPages, host_page
+from tests.e2e.steps import open_request
 from tests.support import ServerProcess, Site, create_site
 
 
@@ -35,14 +36,9 @@ def wait_until(page: Page, condition: Callable[[], bool], timeout: float = 15.0)
         page.wait_for_timeout(50)
 
 
-def open_request(page: Page, host_pages: HostPages, server: ServerProcess, site: Site) -> None:
+def open_idle_request(page: Page, host_pages: HostPages, server: ServerProcess, site: Site) -> None:
     page.goto(host_pages.add(f"/idle-{uuid.uuid4().hex[:8]}", host_page(server, site)))
-    widget = page.locator("help-widget")
-    widget.get_by_role("button", name="Help").click()
-    widget.get_by_role("button", name="Start a new request").click()
-    widget.get_by_label("Describe the problem").fill("Idle socket check")
-    widget.get_by_role("button", name="Send").click()
-    expect(widget.get_by_role("log")).to_contain_text("Request #1 received")
+    open_request(page, "Idle socket check", "Request #1 received")
 
 
 def test_the_heartbeat_keeps_one_socket_open_past_the_idle_timeout(
@@ -58,7 +54,7 @@ def test_the_heartbeat_keeps_one_socket_open_past_the_idle_timeout(
               if '"pong"' in str(payload) else None)
 
     page.on("websocket", watch)
-    open_request(page, host_pages, server, site)
+    open_idle_request(page, host_pages, server, site)
     wait_until(page, lambda: len(pongs) >= 9)  # ~3 s of pings every 1/3 s: three timeouts
     assert len(sockets) == 1 and not sockets[0].is_closed()
 
@@ -73,7 +69,7 @@ def test_a_page_that_cannot_ping_is_closed_and_reconnects_and_resumes(
         page.add_init_script("window.setInterval = () => 0;")  # timers of a frozen page
         sockets: list[WebSocket] = []
         page.on("websocket", lambda ws: sockets.append(ws))
-        open_request(page, host_pages, server, site)
+        open_idle_request(page, host_pages, server, site)
         wait_until(page, lambda: len(sockets) >= 2 and sockets[0].is_closed())
 
         reply = httpx.post(f"{server.url}/api/v1/tickets/1/messages",

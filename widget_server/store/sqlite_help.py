@@ -12,6 +12,7 @@ from widget_server.articles import DEFLECTION_WINDOW, Article, ArticleSource, Co
 from widget_server.clock import isoformat, parse_iso
 from widget_server.errors import Conflict, NotFound
 from widget_server.models import Agent, Visitor
+from widget_server.store.sqlite_writes import _upsert_visitor
 
 QUERY_MAX = 200
 
@@ -83,13 +84,7 @@ def record_feedback(conn: sqlite3.Connection, article_id: int, feedback: Feedbac
 def add_visitor_comment(conn: sqlite3.Connection, article_id: int, visitor: Visitor, body: str,
                         now: datetime) -> Comment:
     _require_article(conn, article_id)
-    conn.execute(
-        "INSERT INTO visitors (id, site_id, user_id, name, email, verified, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (id) DO UPDATE SET name = COALESCE(excluded.name, visitors.name),"
-        " email = COALESCE(excluded.email, visitors.email)",
-        (visitor.id, visitor.site_id, visitor.user_id, visitor.name, visitor.email,
-         int(visitor.verified), isoformat(now)))
+    _upsert_visitor(conn, visitor, now)
     row = conn.execute(
         "INSERT INTO article_comments (article_id, author_type, author_visitor_id, author_name,"
         " body, created_at) VALUES (?, 'visitor', ?, ?, ?, ?) RETURNING *",
