@@ -52,6 +52,7 @@ from bench.scenarios import (
     open_levels,
     run_phases,
 )
+from bench.stall_probe import StallProbe, summary
 
 BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
@@ -68,6 +69,10 @@ STORM_CONCURRENCY = 100    # connects in flight per worker
 HTTP_CONCURRENCY = 10      # HTTP clients per worker
 CLOSED_REPLY_RATE = 100.0  # agent replies/s through the REST API during the closed loop
 REPLY_SHARE = 0.1          # ... and during an open loop, as a share of the offered rate
+# The relay also runs an open loop at the rate of the ack-p99 target: the stack's own tail at
+# that load, on this machine, in this run.
+RELAY_REFERENCE_RATE = 1000.0
+MACHINE_PROBE_S = {"quick": 2.0, "full": 5.0}  # the idle machine's stalls, before the scenarios
 AGENT_PASSWORD = "bench-agent-pw-1"
 SERVER_CPU: list[str] = []  # --pin: ["taskset", "-c", "0"] before every server command
 
@@ -159,9 +164,11 @@ def bench_relay(plan: dict[str, Any]) -> dict[str, Any]:
             try:
                 await fleet.acall("connect", [{"first": f, "count": c, "relay": True}
                                               for f, c in fleet.split(plan["visitors"])])
-                closed = await run_phases(server, fleet, agent, plan["visitors"], [
-                    {"mode": "closed", "messages": plan["messages"]}])
-                return {"visitors": plan["visitors"], "workers": fleet.size, **closed[0]}
+                closed, reference = await run_phases(server, fleet, agent, plan["visitors"], [
+                    {"mode": "closed", "messages": plan["messages"]},
+                    {"mode": "open", "rate": RELAY_REFERENCE_RATE, "duration": plan["rate_s"]}])
+                return {"visitors": plan["visitors"], "workers": fleet.size, **closed,
+                        "open_loop": {f"{RELAY_REFERENCE_RATE:g}": reference}}
             finally:
                 await agent.close()
 
@@ -340,6 +347,15 @@ def bench_cold_start(times: int) -> dict[str, Any]:
             "idle_rss_mb": round(statistics.median(rss), 1)}
 
 
+def machine_stalls(seconds: float) -> dict[str, Any]:
+    """How often this machine stalls with nothing running (bench/stall_probe.py)."""
+    probe = StallProbe()
+    probe.start()
+    time.sleep(seconds)
+    windows = probe.stop()
+    return summary(windows, probe.samples[0][0], probe.samples[-1][1])
+
+
 def widget_weight() -> dict[str, Any]:
     from widget_server.web.static import widget_assets
 
@@ -376,11 +392,21 @@ def _get(report: dict[str, Any], *path: Any) -> Any:
     return value
 
 
+def _stalls(stalls: dict[str, Any] | None) -> str:
+    if not stalls:
+        return "n/a"
+    return (f"{stalls['count']}, {100 * stalls['stalled_share']:.1f} %, "
+            f"{stalls['longest_ms']}")
+
+
 def table(report: dict[str, Any]) -> str:
     chat = report.get("chat", {})
     rows: list[tuple[str, Any]] = [
         ("relay msg/s (closed loop)", _get(report, "relay", "msgs_per_s")),
         ("relay ack p99 ms", _get(report, "relay", "p99_ms")),
+        ("relay ack p99 ms at 1000/s", _get(report, "relay", "ack_p99_ms_at_1000_per_s")),
+        ("machine stalls idle: count, share, longest ms",
+         _stalls(_get(report, "machine", "stalls_idle"))),
         ("chat persisted msg/s (closed)", chat.get("msgs_per_s")),
         ("chat ack p50 / p99 ms (closed)", f"{chat.get('ack_p50_ms')} / {chat.get('ack_p99_ms')}"),
         ("chat delivery p99 ms (closed)", chat.get("delivery_p99_ms")),
@@ -391,6 +417,9 @@ def table(report: dict[str, Any]) -> str:
                      f"{phase.get('msgs_per_s')}, {phase.get('ack_p50_ms')}/"
                      f"{phase.get('p99_ms')}, {phase.get('delivery_p50_ms')}/"
                      f"{phase.get('delivery_p99_ms')}"))
+        rows.append((f"chat at {rate}/s: machine stalls; ack p99 ms outside them",
+                     f"{_stalls(phase.get('machine_stalls'))}; "
+                     f"{phase.get('ack_p99_outside_stalls_ms')}"))
     replies = _get(report, "chat", "details", "phases")
     if replies:
         closed = replies[0].get("agent_replies") or {}
@@ -492,9 +521,12 @@ def _chat_summary(chat: dict[str, Any], relay: dict[str, Any]) -> dict[str, Any]
             "ack_p99_ms": closed.get("p99_ms"), "delivery_p50_ms": closed.get("delivery_p50_ms"),
             "delivery_p99_ms": closed.get("delivery_p99_ms"), "ratio_to_relay": ratio,
             "ack_p99_ms_at_1000_per_s": opened.get("1000", {}).get("p99_ms"),
+            "ack_p99_outside_stalls_ms_at_1000_per_s":
+                opened.get("1000", {}).get("ack_p99_outside_stalls_ms"),
             "open_loop": {rate: {k: p.get(k) for k in (
                 "msgs_per_s", "ack_p50_ms", "p99_ms", "delivery_p50_ms", "delivery_p99_ms",
-                "server_cpu_percent")} for rate, p in opened.items()},
+                "server_cpu_percent", "machine_stalls", "ack_p99_outside_stalls_ms")}
+                for rate, p in opened.items()},
             "details": chat}
 
 
@@ -508,10 +540,14 @@ def run_suite(args: argparse.Namespace) -> int:
                               "machine": chat_load.machine_info(),
                               "loadavg_before": [round(x, 2) for x in os.getloadavg()],
                               "plan": plan, "server_env": BENCH_LIMITS}
+    report["machine"]["stalls_idle"] = step(report, errors, "machine stalls (idle)",
+                                            machine_stalls, MACHINE_PROBE_S[report["mode"]])
     report["widget_gz_bytes"] = step(report, errors, "widget weight", widget_weight) or {}
     relay = step(report, errors, "relay", bench_relay, plan) or {}
     chat = step(report, errors, "chat", bench_chat, plan) or {}
+    reference = (relay.get("open_loop") or {}).get(f"{RELAY_REFERENCE_RATE:g}", {})
     report["relay"] = {"msgs_per_s": relay.get("msgs_per_s"), "p99_ms": relay.get("p99_ms"),
+                       "ack_p99_ms_at_1000_per_s": reference.get("p99_ms"),
                        "details": relay}
     report["chat"] = _chat_summary(chat, relay)
     report["storm"] = {}

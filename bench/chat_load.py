@@ -325,6 +325,7 @@ class Visitor:
 @dataclass
 class Tally:
     latencies: list[float] = field(default_factory=list)   # seconds, send -> ack
+    sent_times: list[float] = field(default_factory=list)  # perf_counter at each send, same order
     lag: list[float] = field(default_factory=list)         # open loop: schedule -> send
     sent: int = 0
     acked: int = 0
@@ -338,6 +339,7 @@ class Tally:
         acked, _ = outcome
         self.acked += 1
         self.latencies.append(acked - sent)
+        self.sent_times.append(sent)
         self.last_ack = acked if self.last_ack is None else max(self.last_ack, acked)
 
     def fail(self, exc: BaseException) -> None:

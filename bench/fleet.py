@@ -124,7 +124,8 @@ class Worker:
         tally = Tally()
         cpu = _cpu()
         await run(tally)
-        return {"latencies": tally.latencies, "lag": tally.lag, "sent": tally.sent,
+        return {"latencies": tally.latencies, "sent_times": tally.sent_times,
+                "lag": tally.lag, "sent": tally.sent,
                 "acked": tally.acked, "timeouts": tally.timeouts, "errors": tally.errors,
                 "failures": tally.failures[:5], "first_send": tally.first_send,
                 "last_ack": tally.last_ack, "sent_at": sent_at, "received": received,
@@ -352,10 +353,11 @@ class Fleet:
 
 def merge(parts: list[dict[str, Any]]) -> dict[str, Any]:
     """One phase's answers of all workers as one tally."""
-    merged: dict[str, Any] = {"latencies": [], "lag": [], "sent_at": {}, "received": {},
-                              "failures": []}
+    merged: dict[str, Any] = {"latencies": [], "sent_times": [], "lag": [], "sent_at": {},
+                              "received": {}, "failures": []}
     for part in parts:
         merged["latencies"] += part["latencies"]
+        merged["sent_times"] += part["sent_times"]
         merged["lag"] += part["lag"]
         merged["sent_at"].update(part["sent_at"])
         merged["received"].update(part["received"])

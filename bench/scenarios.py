@@ -25,6 +25,7 @@ from bench import chat_load
 from bench.chat_load import HOST, Server, Site, ms, percentile
 from bench.fleet import Fleet, merge
 from bench.raw_http import KeepAlivePool
+from bench.stall_probe import StallProbe, Window, outside, summary
 
 WARM_UP_SOCKETS = 20
 
@@ -154,6 +155,15 @@ class Replier:
                 "widget_delivery_p99_ms": ms(percentile(delivery, 0.99))}
 
 
+def stall_stats(m: dict[str, Any], stalls: list[Window], start: float, end: float
+                ) -> dict[str, Any]:
+    """The machine's stalls during the phase, and the ack latencies of the messages that no
+    stall overlapped (bench/stall_probe.py)."""
+    calm = outside(stalls, m["sent_times"], m["latencies"])
+    return {"machine_stalls": summary(stalls, start, end), "acked_outside_stalls": len(calm),
+            "ack_p99_outside_stalls_ms": ms(percentile(calm, 0.99))}
+
+
 def phase_stats(m: dict[str, Any], agent: AgentWatcher, wall: float,
                 server_cpu: float | None) -> dict[str, Any]:
     duration = max((m["last_ack"] or 0) - (m["first_send"] or 0), 1e-9)
@@ -184,6 +194,8 @@ async def run_phases(server: Server, fleet: Fleet, agent: AgentWatcher, visitors
     for phase in phases:
         replier = (Replier(server, token, tickets or [], phase.get("reply_rate", 0.0))
                    if token else None)
+        probe = StallProbe()
+        probe.start()
         cpu_before, wall_before = server.cpu_seconds(), time.perf_counter()
         driver_before = time.process_time()  # this process: the agent socket, the replies
         if replier is not None:
@@ -198,11 +210,13 @@ async def run_phases(server: Server, fleet: Fleet, agent: AgentWatcher, visitors
                  "start": start} for _ in shares])
         wall = time.perf_counter() - wall_before
         server_cpu = cpu_percent(cpu_before, server.cpu_seconds(), wall)
+        stalls = probe.stop()
         if replier is not None:
             await replier.stop()
         m = merge(answers)
         await agent.wait_for(list(m["sent_at"]), 10)
-        stats = {**phase, **phase_stats(m, agent, wall, server_cpu)}
+        stats = {**phase, **phase_stats(m, agent, wall, server_cpu),
+                 **stall_stats(m, stalls, wall_before, wall_before + wall)}
         stats["driver_cpu_percent"] = round(100 * (time.process_time() - driver_before) / wall, 1)
         if replier is not None:
             stats["agent_replies"] = replier.stats(m["received"], wall)
