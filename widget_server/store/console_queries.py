@@ -25,6 +25,7 @@ from widget_server.models import (
 )
 from widget_server.reports import TicketFacts
 from widget_server.store import sqlite_console as jobs
+from widget_server.store import sqlite_message_index as message_index
 from widget_server.store import sqlite_rows as rows
 
 T = TypeVar("T")
@@ -229,6 +230,9 @@ class ConsoleQueries(StoreMixin):
         if not query or not site_ids:
             return []
         marks = _marks(site_ids)
+        indexed_upto, last_message = await self._fetchone(message_index.PENDING_SQL)
+        if last_message > indexed_upto:  # messages are indexed in bulk: catch up first
+            await self._write(message_index.index_pending)
         # snippet() cannot run under GROUP BY: rank the matching rows, then pick per ticket
         matches = await self._fetchall(
             "SELECT t.id, f.rank, snippet(tickets_fts, 0, char(2), char(3), '…', 12)"

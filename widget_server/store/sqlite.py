@@ -24,6 +24,7 @@ from widget_server.models import (
     Ticket,
     TicketChange,
 )
+from widget_server.store import sqlite_message_index as message_index
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_schema as schema
 from widget_server.store import sqlite_writes as writes
@@ -47,7 +48,9 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         self.path = path
         self._synchronous = synchronous
         self._clock = clock or SystemClock()
-        self._writer = SQLiteWriter(partial(schema.connect, path, synchronous=synchronous))
+        self._writer = SQLiteWriter(partial(schema.connect, path, synchronous=synchronous),
+                                    upkeep=message_index.index_pending,
+                                    upkeep_every=message_index.INDEX_EVERY)
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
         self._sites = SiteCache(self._read_sites, site_cache_seconds)

@@ -12,6 +12,11 @@ rolled back), so it must only touch the database.
 The thread pulls its next batch itself, straight after a commit (when the event loop chose
 the batches, the writer sat idle for a loop iteration after every commit), and while the
 server is busy it groups commits (``LINGER``).
+
+Work that may lag behind the writes (``upkeep``: indexing messages for search) runs in its
+own transaction between batches: once no job has come for ``UPKEEP_IDLE``, or after
+``upkeep_every`` jobs when none of those pauses come. A failing upkeep is logged and tried
+again later; it never fails a caller.
 """
 
 from __future__ import annotations
@@ -39,6 +44,7 @@ MAX_BATCH = 256
 GROUP = 8
 LINGER = 0.001
 BUSY_WINDOW = 0.005
+UPKEEP_IDLE = 0.05
 
 
 class WriterClosed(RuntimeError):
@@ -46,8 +52,12 @@ class WriterClosed(RuntimeError):
 
 
 class SQLiteWriter:
-    def __init__(self, connect: Callable[[], sqlite3.Connection]) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], *,
+                 upkeep: Job | None = None, upkeep_every: int = 500) -> None:
         self._connect = connect
+        self._upkeep = upkeep
+        self._upkeep_every = upkeep_every
+        self._since_upkeep = 0  # jobs committed since the upkeep last ran
         self._jobs: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -119,8 +129,15 @@ class SQLiteWriter:
         stopping = False
         last_commit = 0.0
         while not stopping:
-            batch, stopping = self._take(time.monotonic() - last_commit < BUSY_WINDOW)
+            due = self._upkeep is not None and self._since_upkeep > 0
+            if due and self._since_upkeep >= self._upkeep_every:
+                self._run_upkeep(conn)
+                continue
+            batch, stopping = self._take(time.monotonic() - last_commit < BUSY_WINDOW,
+                                         idle=UPKEEP_IDLE if due else None)
             if not batch:
+                if due and not stopping:
+                    self._run_upkeep(conn)
                 continue
             try:
                 outcomes = _run_batch(conn, batch)
@@ -135,13 +152,32 @@ class SQLiteWriter:
             else:
                 self.batches += 1
                 self.jobs += len(batch)
+                self._since_upkeep += len(batch)
             last_commit = time.monotonic()
             loop.call_soon_threadsafe(_settle, batch, outcomes)
 
-    def _take(self, busy: bool) -> tuple[list[Item], bool]:
+    def _run_upkeep(self, conn: sqlite3.Connection) -> None:
+        assert self._upkeep is not None
+        self._since_upkeep = 0
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._upkeep(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            _commit(conn)
+        except Exception:  # the upkeep's work stays pending; the writes go on
+            log.exception("sqlite writer upkeep failed")
+
+    def _take(self, busy: bool, idle: float | None = None) -> tuple[list[Item], bool]:
         """The next batch: every job waiting; while busy, also those that come within LINGER
-        (group commit). A lone write on a quiet server is not held back."""
-        item = self._jobs.get()
+        (group commit). A lone write on a quiet server is not held back. With ``idle``, an
+        empty batch once no job has come for that long."""
+        try:
+            item = self._jobs.get(timeout=idle)
+        except queue.Empty:
+            return [], False
         batch: list[Item] = []
         deadline = time.monotonic() + LINGER if busy else 0.0
         while item is not None:

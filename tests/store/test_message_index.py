@@ -1,0 +1,179 @@
+"""Message bodies indexed for search in bulk (store/sqlite_message_index.py, migration 0008)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.store.test_sqlite_store import plain
+from widget_server.models import PostResult, Site, Visitor
+from widget_server.store import sqlite_schema as schema
+from widget_server.store import sqlite_writer
+from widget_server.store.base import VisitorPost
+from widget_server.store.sqlite import SQLiteStore
+from widget_server.store.sqlite_writer import SQLiteWriter
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+async def lazy_store(db_path: Path, monkeypatch: pytest.MonkeyPatch
+                     ) -> AsyncIterator[SQLiteStore]:
+    """A store whose writer never finds itself idle long enough to index on its own."""
+    monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)
+    opened = SQLiteStore(str(db_path))
+    await opened.open()
+    try:
+        yield opened
+    finally:
+        await opened.close()
+
+
+async def shop(store: SQLiteStore) -> Site:
+    site, _ = await store.ensure_site("Shop", ["https://shop.test"])
+    return site
+
+
+async def say(store: SQLiteStore, site: Site, body: str) -> PostResult:
+    """A new request, then ``body`` as a follow-up in it (so only the message holds the
+    words, not the ticket's subject)."""
+    who = Visitor(id="v_" + uuid.uuid4().hex[:24], site_id=site.id, user_id=None,
+                  name="Visitor", email=None, verified=False)
+    opened = await store.post_visitor_message(VisitorPost(
+        visitor=who, conversation_id=None, client_msg_id=str(uuid.uuid4()), body="Help",
+        severity="normal", subject=None), datetime.now(UTC))
+    return await store.post_visitor_message(VisitorPost(
+        visitor=who, conversation_id=opened.message.conversation_id,
+        client_msg_id=str(uuid.uuid4()), body=body, severity="normal", subject=None),
+        datetime.now(UTC))
+
+
+def indexed(db_path: Path, word: str) -> list[int]:
+    return [row[0] for row in plain(
+        db_path, "SELECT rowid FROM messages_fts WHERE messages_fts MATCH ? ORDER BY rowid",
+        (word,))]
+
+
+def watermark(db_path: Path) -> int:
+    return int(plain(db_path, "SELECT indexed_upto FROM message_index_state")[0][0])
+
+
+async def test_a_search_indexes_what_is_pending_first(lazy_store: SQLiteStore,
+                                                      db_path: Path) -> None:
+    site = await shop(lazy_store)
+    posted = await say(lazy_store, site, "the zebra export fails")
+    assert indexed(db_path, "zebra") == []  # stored and acknowledged, not indexed yet
+    assert watermark(db_path) < posted.message.id
+    hits = await lazy_store.search([site.id], "zebra")
+    assert [hit.ticket.id for hit in hits] == [posted.ticket.id if posted.ticket else None]
+    assert indexed(db_path, "zebra") == [posted.message.id]
+    assert watermark(db_path) == posted.message.id
+
+
+async def test_an_idle_writer_indexes_pending_messages_on_its_own(store: SQLiteStore,
+                                                                   db_path: Path) -> None:
+    posted = await say(store, await shop(store), "quokka sighting")
+    for _ in range(200):  # the writer indexes once no job has come for UPKEEP_IDLE
+        if indexed(db_path, "quokka"):
+            break
+        await asyncio.sleep(0.025)
+    assert indexed(db_path, "quokka") == [posted.message.id]
+
+
+async def test_a_busy_writer_runs_its_upkeep_after_every_so_many_jobs(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)
+    upkeeps: list[int] = []
+    writer = SQLiteWriter(
+        lambda: sqlite3.connect(str(tmp_path / "w.db"), isolation_level=None,
+                                check_same_thread=False),
+        upkeep=lambda conn: upkeeps.append(1), upkeep_every=3)
+    await writer.start()
+    try:
+        for _ in range(3):
+            await writer.run(lambda conn: conn.execute("SELECT 1"))
+        await writer.run(lambda conn: conn.execute("SELECT 1"))  # after the upkeep
+        assert upkeeps == [1]
+        for _ in range(2):
+            await writer.run(lambda conn: conn.execute("SELECT 1"))
+        assert upkeeps == [1, 1]  # the 4th, 5th and 6th jobs made the next one due
+    finally:
+        await writer.close()
+
+
+async def test_a_failing_upkeep_is_logged_and_the_writes_go_on(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)
+
+    def broken(conn: sqlite3.Connection) -> None:
+        raise RuntimeError("upkeep broke")
+
+    writer = SQLiteWriter(lambda: sqlite3.connect(str(tmp_path / "w.db"), isolation_level=None,
+                                                  check_same_thread=False),
+                          upkeep=broken, upkeep_every=1)
+    await writer.start()
+    try:
+        for n in range(3):
+            assert await writer.run(lambda conn, n=n: n) == n
+    finally:
+        await writer.close()
+    assert "sqlite writer upkeep failed" in caplog.text
+
+
+async def test_deletes_keep_the_index_exact_and_a_reused_id_gets_indexed(
+        lazy_store: SQLiteStore, db_path: Path) -> None:
+    site = await shop(lazy_store)
+    alpha = await say(lazy_store, site, "alpha words")
+    bravo = await say(lazy_store, site, "bravo words")
+    await lazy_store.search([site.id], "words")  # indexes alpha and bravo
+    charlie = await say(lazy_store, site, "charlie words")  # pending
+
+    def forget(conn: sqlite3.Connection, conversation_id: str) -> None:
+        conn.execute("DELETE FROM messages WHERE conversation_id = ?", (conversation_id,))
+
+    await lazy_store._write(forget, charlie.message.conversation_id)  # never indexed
+    await lazy_store._write(forget, bravo.message.conversation_id)  # indexed: the newest left
+    assert indexed(db_path, "bravo") == []
+    assert watermark(db_path) == alpha.message.id  # bravo's ids may be handed out again
+    delta = await say(lazy_store, site, "delta words")
+    assert delta.message.id <= bravo.message.id  # SQLite did reuse a rowid
+    hits = await lazy_store.search([site.id], "delta")
+    assert [hit.ticket.id for hit in hits] == [delta.ticket.id if delta.ticket else None]
+    assert indexed(db_path, "words") == [alpha.message.id, delta.message.id]
+    assert indexed(db_path, "charlie") == []
+    plain(db_path, "INSERT INTO messages_fts (messages_fts, rank) VALUES ('integrity-check', 1)")
+
+
+async def test_the_migration_counts_the_messages_already_indexed(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """On a database from before bulk indexing the old trigger had indexed every message."""
+    monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)
+    every = schema.available_migrations()
+    monkeypatch.setattr(schema, "available_migrations",
+                        lambda: [m for m in every if m[0] < 8])
+    old = SQLiteStore(str(db_path))
+    await old.open()
+    site = await shop(old)
+    posted = await say(old, site, "legacy words")
+    await old.close()
+    assert indexed(db_path, "legacy") == [posted.message.id]  # by the trigger of 0002
+
+    monkeypatch.setattr(schema, "available_migrations", lambda: every)
+    new = SQLiteStore(str(db_path))
+    await new.open()
+    try:
+        assert watermark(db_path) == posted.message.id
+        later = await say(new, site, "legacy again")
+        hits = await new.search([site.id], "legacy")
+        assert {hit.ticket.id for hit in hits} == {
+            r.ticket.id for r in (posted, later) if r.ticket}
+        assert indexed(db_path, "legacy") == [posted.message.id, later.message.id]
+    finally:
+        await new.close()
