@@ -35,14 +35,13 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bench import chat_load
-from bench.chat_load import BENCH_LIMITS, HOST, Server, Site
+from bench import server_process
+from bench.report import chat_summary, table
 from bench.scenarios import (
     AgentWatcher,
     Fleet,
@@ -52,6 +51,7 @@ from bench.scenarios import (
     open_levels,
     run_phases,
 )
+from bench.server_process import BENCH_LIMITS, HOST, Server, Site
 from bench.stall_probe import StallProbe, summary
 
 BENCH = Path(__file__).resolve().parent
@@ -117,7 +117,7 @@ class LimitedServer(Server):
         command = [*SERVER_CPU, *command]
         with self.log.open("ab") as out:
             self.process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT,
-                                            env=self.env, cwd=chat_load.CODE,
+                                            env=self.env, cwd=server_process.CODE,
                                             start_new_session=True)
         wait_healthy(self, timeout)
 
@@ -183,7 +183,7 @@ def bench_relay(plan: dict[str, Any]) -> dict[str, Any]:
 def sign_in_agent(server: Server, site: Site, env: dict[str, str]) -> str:
     """Create an admin agent with the CLI and sign in; return the Cookie header."""
     email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-    chat_load.run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password",
+    server_process.run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password",
                       AGENT_PASSWORD, "--role", "admin", "--site", site.key, env=env)
     with httpx.Client(base_url=server.url, timeout=30) as client:
         form = client.get("/console/login").text
@@ -198,7 +198,7 @@ def sign_in_agent(server: Server, site: Site, env: dict[str, str]) -> str:
 
 
 def api_token(server: Server, env: dict[str, str]) -> str:
-    out = chat_load.run_cli("token", "create", "--db", str(server.db), "--name", "bench-agent",
+    out = server_process.run_cli("token", "create", "--db", str(server.db), "--name", "bench-agent",
                             env=env)
     return out.strip().splitlines()[-1].strip()
 
@@ -213,7 +213,7 @@ def bench_chat(plan: dict[str, Any]) -> dict[str, Any]:
     fleet: Fleet | None = None
     ok = False
     try:
-        site = chat_load.init_site(server.db, env)
+        site = server_process.init_site(server.db, env)
         server.start()
         cookie = sign_in_agent(server, site, env)
         token = api_token(server, env)
@@ -247,11 +247,11 @@ def bench_chat(plan: dict[str, Any]) -> dict[str, Any]:
         fleet.close()
         fleet = None
         server.stop()
-        stored = chat_load.count_visitor_messages(server.db)
+        stored = server_process.count_visitor_messages(server.db)
         acked = sum(p["acked"] for p in result["phases"]) + plan["visitors"]  # + the openings
         result["stored"] = stored
         result["persistence_ok"] = stored["visitor_messages"] == acked
-        result["server_log"] = chat_load.log_problems(server.log_text())
+        result["server_log"] = server_process.log_problems(server.log_text())
         ok = result["persistence_ok"] and not result["server_log"]["flagged_lines"]
         return result
     finally:
@@ -271,7 +271,7 @@ def bench_connect(plan: dict[str, Any], levels: list[int], name: str) -> dict[st
     server.nofile = max(levels) + 1000
     fleet: Fleet | None = None
     try:
-        site = chat_load.init_site(server.db, env)
+        site = server_process.init_site(server.db, env)
         server.start()
         fleet = Fleet(plan["workers"], server.port, site)
         out = asyncio.run(asyncio.wait_for(open_levels(
@@ -296,7 +296,7 @@ def bench_http(plan: dict[str, Any]) -> dict[str, Any]:
     server = LimitedServer(workdir / "bench.db", workdir / "server.log", env)
     fleet: Fleet | None = None
     try:
-        site = chat_load.init_site(server.db, env)
+        site = server_process.init_site(server.db, env)
         server.start()
         token = api_token(server, env)
         fleet = Fleet(plan["workers"], server.port, site)
@@ -312,7 +312,7 @@ def bench_http(plan: dict[str, Any]) -> dict[str, Any]:
         fleet.close()
         fleet = None
         server.stop()
-        result["help_form"]["tickets_stored"] = chat_load.count_visitor_messages(
+        result["help_form"]["tickets_stored"] = server_process.count_visitor_messages(
             server.db)["tickets"]
         return result
     finally:
@@ -326,7 +326,7 @@ def bench_cold_start(times: int) -> dict[str, Any]:
     workdir = new_workdir("cold")
     env = server_env()
     db = workdir / "bench.db"
-    chat_load.init_site(db, env)
+    server_process.init_site(db, env)
     durations: list[float] = []
     rss: list[float] = []
     try:
@@ -368,93 +368,6 @@ def widget_weight() -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- report
-
-
-TARGETS: list[tuple[str, Callable[[dict[str, Any]], Any], str, Callable[[Any], bool]]] = [
-    # (label, value getter, target text, test)
-    ("idle sockets held", lambda r: r["idle"]["sockets"], ">= 10000", lambda v: v >= 10000),
-    ("KiB per idle socket", lambda r: r["idle"]["kib_per_socket"], "<= 32", lambda v: v <= 32),
-    ("persisted msg/s", lambda r: r["chat"]["msgs_per_s"], ">= 3000", lambda v: v >= 3000),
-    ("ratio to relay", lambda r: r["chat"]["ratio_to_relay"], ">= 0.40", lambda v: v >= 0.40),
-    ("ack p99 ms at 1000/s", lambda r: r["chat"]["ack_p99_ms_at_1000_per_s"], "<= 25",
-     lambda v: v <= 25),
-    ("cold start s", lambda r: r["cold_start_s"], "<= 1", lambda v: v <= 1),
-    ("idle RSS MB", lambda r: r["idle_rss_mb"], "<= 60", lambda v: v <= 60),
-]
-
-
-def _get(report: dict[str, Any], *path: Any) -> Any:
-    value: Any = report
-    for key in path:
-        if not isinstance(value, dict):
-            return None
-        value = value.get(key)
-    return value
-
-
-def _stalls(stalls: dict[str, Any] | None) -> str:
-    if not stalls:
-        return "n/a"
-    return (f"{stalls['count']}, {100 * stalls['stalled_share']:.1f} %, "
-            f"{stalls['longest_ms']}")
-
-
-def table(report: dict[str, Any]) -> str:
-    chat = report.get("chat", {})
-    rows: list[tuple[str, Any]] = [
-        ("relay msg/s (closed loop)", _get(report, "relay", "msgs_per_s")),
-        ("relay ack p99 ms", _get(report, "relay", "p99_ms")),
-        ("relay ack p99 ms at 1000/s", _get(report, "relay", "ack_p99_ms_at_1000_per_s")),
-        ("machine stalls idle: count, share, longest ms",
-         _stalls(_get(report, "machine", "stalls_idle"))),
-        ("chat persisted msg/s (closed)", chat.get("msgs_per_s")),
-        ("chat ack p50 / p99 ms (closed)", f"{chat.get('ack_p50_ms')} / {chat.get('ack_p99_ms')}"),
-        ("chat delivery p99 ms (closed)", chat.get("delivery_p99_ms")),
-        ("chat / relay", chat.get("ratio_to_relay")),
-    ]
-    for rate, phase in (chat.get("open_loop") or {}).items():
-        rows.append((f"chat at {rate}/s: msg/s, ack p50/p99, delivery p50/p99 ms",
-                     f"{phase.get('msgs_per_s')}, {phase.get('ack_p50_ms')}/"
-                     f"{phase.get('p99_ms')}, {phase.get('delivery_p50_ms')}/"
-                     f"{phase.get('delivery_p99_ms')}"))
-        rows.append((f"chat at {rate}/s: machine stalls; ack p99 ms outside them",
-                     f"{_stalls(phase.get('machine_stalls'))}; "
-                     f"{phase.get('ack_p99_outside_stalls_ms')}"))
-    replies = _get(report, "chat", "details", "phases")
-    if replies:
-        closed = replies[0].get("agent_replies") or {}
-        rows.append(("agent REST replies/s (closed), POST p99 ms, to widget p99 ms",
-                     f"{closed.get('per_s')}, {closed.get('rest_p99_ms')}, "
-                     f"{closed.get('widget_delivery_p99_ms')}"))
-    for n, level in (report.get("storm") or {}).items():
-        rows.append((f"connect storm {n}: connects/s, ready p50/p99 ms",
-                     f"{level.get('connects_per_s')}, {level.get('ready_p50_ms')}/"
-                     f"{level.get('ready_p99_ms')}"))
-    for level in _get(report, "idle", "details", "levels") or []:
-        rows.append((f"idle {level.get('target')}: open, KiB per socket",
-                     f"{level.get('open')}, {level.get('kib_per_socket')}"))
-    rows += [
-        ("Help Form posts/s (GET + POST), p99 ms",
-         f"{_get(report, 'help_form', 'posts_per_s')}, {_get(report, 'help_form', 'p99_ms')}"),
-        ("REST ticket listing req/s, p99 ms",
-         f"{_get(report, 'rest_list', 'requests_per_s')}, {_get(report, 'rest_list', 'p99_ms')}"),
-        ("cold start s (median)", report.get("cold_start_s")),
-        ("idle RSS MB", report.get("idle_rss_mb")),
-        ("widget loader gz bytes", _get(report, "widget_gz_bytes", "loader")),
-        ("widget first open gz bytes", _get(report, "widget_gz_bytes", "first_open")),
-    ]
-    width = max(len(name) for name, _ in rows)
-    lines = [f"{'figure'.ljust(width)}  value", "-" * (width + 12)]
-    lines += [f"{name.ljust(width)}  {'n/a' if value is None else value}" for name, value in rows]
-    lines += ["", "targets (issue 8):"]
-    for label, get, target, test in TARGETS:
-        try:
-            value = get(report)
-            verdict = "n/a" if value is None else ("met" if test(value) else "NOT met")
-        except (KeyError, TypeError):
-            value, verdict = None, "n/a"
-        lines.append(f"  {label.ljust(22)} {str(value).rjust(10)}  target {target:9} {verdict}")
-    return "\n".join(lines)
 
 
 def step(report: dict[str, Any], errors: dict[str, str], name: str, fn: Any, *args: Any) -> Any:
@@ -501,33 +414,14 @@ def main(argv: list[str] | None = None) -> int:
     snapshot: Path | None = None
     if args.ref is not None:
         snapshot = Path(tempfile.mkdtemp(prefix="widget-bench-code-"))
-        chat_load.SNAPSHOT_COMMIT = chat_load.export_snapshot(args.ref, snapshot)
-        chat_load.CODE = snapshot
-        log(f"server code: {args.ref} = {chat_load.SNAPSHOT_COMMIT}")
+        server_process.SNAPSHOT_COMMIT = server_process.export_snapshot(args.ref, snapshot)
+        server_process.CODE = snapshot
+        log(f"server code: {args.ref} = {server_process.SNAPSHOT_COMMIT}")
     try:
         return run_suite(args)
     finally:
         if snapshot is not None:
             shutil.rmtree(snapshot, ignore_errors=True)
-
-
-def _chat_summary(chat: dict[str, Any], relay: dict[str, Any]) -> dict[str, Any]:
-    phases = chat.get("phases") or []
-    closed = phases[0] if phases else {}
-    opened = {f"{p['rate']:g}": p for p in phases[1:]}
-    ratio = (round(closed["msgs_per_s"] / relay["msgs_per_s"], 3)
-             if closed.get("msgs_per_s") and relay.get("msgs_per_s") else None)
-    return {"msgs_per_s": closed.get("msgs_per_s"), "ack_p50_ms": closed.get("ack_p50_ms"),
-            "ack_p99_ms": closed.get("p99_ms"), "delivery_p50_ms": closed.get("delivery_p50_ms"),
-            "delivery_p99_ms": closed.get("delivery_p99_ms"), "ratio_to_relay": ratio,
-            "ack_p99_ms_at_1000_per_s": opened.get("1000", {}).get("p99_ms"),
-            "ack_p99_outside_stalls_ms_at_1000_per_s":
-                opened.get("1000", {}).get("ack_p99_outside_stalls_ms"),
-            "open_loop": {rate: {k: p.get(k) for k in (
-                "msgs_per_s", "ack_p50_ms", "p99_ms", "delivery_p50_ms", "delivery_p99_ms",
-                "server_cpu_percent", "machine_stalls", "ack_p99_outside_stalls_ms")}
-                for rate, p in opened.items()},
-            "details": chat}
 
 
 def run_suite(args: argparse.Namespace) -> int:
@@ -537,7 +431,7 @@ def run_suite(args: argparse.Namespace) -> int:
     errors: dict[str, str] = {}
     report: dict[str, Any] = {"mode": "quick" if args.quick else "full",
                               "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                              "machine": chat_load.machine_info(),
+                              "machine": server_process.machine_info(),
                               "loadavg_before": [round(x, 2) for x in os.getloadavg()],
                               "plan": plan, "server_env": BENCH_LIMITS}
     report["machine"]["stalls_idle"] = step(report, errors, "machine stalls (idle)",
@@ -549,7 +443,7 @@ def run_suite(args: argparse.Namespace) -> int:
     report["relay"] = {"msgs_per_s": relay.get("msgs_per_s"), "p99_ms": relay.get("p99_ms"),
                        "ack_p99_ms_at_1000_per_s": reference.get("p99_ms"),
                        "details": relay}
-    report["chat"] = _chat_summary(chat, relay)
+    report["chat"] = chat_summary(chat, relay)
     report["storm"] = {}
     idle_levels: list[dict[str, Any]] = []
     for n in plan["storm"]:

@@ -30,38 +30,39 @@ import argparse
 import asyncio
 import contextlib
 import datetime as dt
-import io
 import json
 import os
-import platform
 import resource
 import shlex
 import shutil
 import signal
-import socket
-import sqlite3
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
-import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
-import websockets
-from websockets.asyncio.client import ClientConnection
 
-REPO = Path(__file__).resolve().parent.parent
-# Where the server code comes from: the repository's working tree, or (--ref) an exported
-# snapshot of one commit. `python -m widget_server` runs with this as its working
-# directory, so the package found there is imported before the installed (editable) one.
-CODE = REPO
-SNAPSHOT_COMMIT: str | None = None
-HOST = "127.0.0.1"
+if not __package__:  # run as `python bench/chat_load.py`: make the `bench` package importable
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench import server_process
+from bench.server_process import (
+    BENCH_LIMITS,
+    Server,
+    Site,
+    count_visitor_messages,
+    cpu_pressure_us,
+    export_snapshot,
+    git_info,
+    init_site,
+    log_problems,
+    machine_info,
+    system_cpu_seconds,
+)
+from bench.visitors import Tally, Visitor, closed_loop, ms, open_loop, percentile
 
 # Hard bounds, so that a typo cannot turn the benchmark into a flood.
 MAX_VISITORS = 2000
@@ -81,444 +82,6 @@ SUITE: list[dict[str, Any]] = [
     {"visitors": 100, "rate": 1500.0, "duration": 10.0},  # near saturation on 2 cores
     {"visitors": 100, "rate": 2000.0, "duration": 10.0},  # overload: watch the queueing
 ]
-
-
-# --------------------------------------------------------------------------- server
-
-
-# The server under test runs with the abuse limits off (0): all the load comes from one
-# address and a few visitors send far more than a person would. Unknown names are ignored
-# by servers that predate them (--ref).
-BENCH_LIMITS = {name: "0" for name in (
-    "WIDGET_SESSIONS_PER_IP_HOUR", "WIDGET_REQUESTS_PER_VISITOR_HOUR",
-    "WIDGET_MESSAGES_PER_VISITOR_MINUTE", "WIDGET_HELP_FORM_POSTS_PER_IP_HOUR",
-    "WIDGET_WS_CONNECTS_PER_IP_MINUTE", "WIDGET_WS_OPEN_PER_IP", "WIDGET_WS_FRAMES_PER_MINUTE")}
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return int(sock.getsockname()[1])
-
-
-def run_cli(*args: str, env: dict[str, str]) -> str:
-    result = subprocess.run(
-        [sys.executable, "-m", "widget_server", *args],
-        capture_output=True, text=True, timeout=60, env=env, cwd=CODE,
-    )
-    if result.returncode != 0:
-        raise RuntimeError(f"widget-server {' '.join(args)} failed:\n{result.stderr}")
-    return result.stdout
-
-
-@dataclass
-class Site:
-    key: str
-    origin: str
-
-
-def init_site(db: Path, env: dict[str, str]) -> Site:
-    origin = "https://bench-shop.test"
-    out = run_cli("init", "--db", str(db), "--site-name", "Bench shop", "--origin", origin,
-                  env=env)
-    for line in out.splitlines():
-        if line.startswith("site key: "):
-            return Site(key=line.split(": ", 1)[1].strip(), origin=origin)
-    raise RuntimeError(f"`widget-server init` printed no site key:\n{out}")
-
-
-class Server:
-    """`widget-server serve` as a real subprocess on a free loopback port."""
-
-    def __init__(self, db: Path, log: Path, env: dict[str, str]) -> None:
-        self.db, self.log, self.env = db, log, env
-        self.port = free_port()
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://{HOST}:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://{HOST}:{self.port}/ws/widget"
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def start(self, timeout: float = 30.0) -> None:
-        with self.log.open("ab") as log:
-            # Own session: a Ctrl-C on the terminal reaches us, and we stop the server.
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "widget_server", "serve", "--db", str(self.db),
-                 "--host", HOST, "--port", str(self.port)],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=CODE,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_text()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("server did not answer /healthz in time")
-
-    def stop(self) -> int | None:
-        """SIGTERM (graceful), SIGKILL after 15 s; return the exit code."""
-        if self.process is None:
-            return None
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
-        return self.process.returncode
-
-    def cpu_seconds(self) -> float | None:
-        """utime + stime of the server process (all threads), from /proc."""
-        try:
-            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-            return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (OSError, ValueError, IndexError, AssertionError):
-            return None
-
-    def rss_mb(self) -> float | None:
-        try:
-            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1]) / 1024
-        except OSError:
-            pass
-        return None
-
-    def log_text(self) -> str:
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
-
-
-def system_cpu_seconds() -> tuple[float, float] | None:
-    """(busy, total) CPU seconds of the whole machine, all cores, from /proc/stat."""
-    try:
-        values = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-    except (OSError, ValueError, IndexError):
-        return None
-    ticks = os.sysconf("SC_CLK_TCK")
-    idle = values[3] + (values[4] if len(values) > 4 else 0)  # idle + iowait
-    total = sum(values[:8])  # without guest time, already counted in user
-    return (total - idle) / ticks, total / ticks
-
-
-def cpu_pressure_us() -> int | None:
-    """Total microseconds some task waited for a CPU (PSI), if the kernel reports it."""
-    try:
-        for line in Path("/proc/pressure/cpu").read_text().splitlines():
-            if line.startswith("some"):
-                return int(line.rsplit("total=", 1)[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
-
-
-# --------------------------------------------------------------------------- visitors
-
-
-class Visitor:
-    """One widget tab: a session token, a websocket, and a reader task matching acks."""
-
-    def __init__(self, index: int, server: Server, site: Site) -> None:
-        self.index, self.server, self.site = index, server, site
-        self.ws: ClientConnection | None = None
-        self.reader: asyncio.Task[None] | None = None
-        self.pending: dict[str, asyncio.Future[tuple[float, dict[str, Any]]]] = {}
-        self.conversation: str | None = None
-        self.frames: dict[str, int] = {}
-        self.errors: list[dict[str, Any]] = []
-        self.closed: str | None = None
-        self.received: dict[str, float] | None = None  # set: note message frames by body
-
-    async def connect(self, http: httpx.AsyncClient, timeout: float) -> None:
-        response = await http.post("/api/widget/v1/session",
-                                   json={"site": self.site.key, "token": None, "user": None},
-                                   headers={"Origin": self.site.origin})
-        if response.status_code != 200:
-            raise RuntimeError(f"session: {response.status_code} {response.text}")
-        token = response.json()["token"]
-        self.ws = await websockets.connect(
-            self.server.ws_url, origin=self.site.origin,  # type: ignore[arg-type]
-            open_timeout=timeout, max_queue=None, compression=None,
-        )
-        await self.ws.send(json.dumps({"type": "hello", "site": self.site.key,
-                                       "token": token, "resume": {}}))
-        ready = json.loads(await asyncio.wait_for(self.ws.recv(), timeout))
-        if ready.get("type") != "ready":
-            raise RuntimeError(f"expected ready, got {ready}")
-        self.reader = asyncio.create_task(self._read(), name=f"reader-{self.index}")
-
-    async def _read(self) -> None:
-        assert self.ws is not None
-        try:
-            async for raw in self.ws:
-                now = time.perf_counter()
-                frame = json.loads(raw)
-                kind = frame.get("type", "?")
-                self.frames[kind] = self.frames.get(kind, 0) + 1
-                if kind == "ack":
-                    future = self.pending.pop(frame.get("client_msg_id"), None)
-                    if future is not None and not future.done():
-                        future.set_result((now, frame))
-                elif kind == "message" and self.received is not None:
-                    self.received.setdefault(str(frame.get("body")), now)
-                elif kind == "error":
-                    self.errors.append(frame)
-                    future = self.pending.pop(frame.get("ref"), None)
-                    if future is not None and not future.done():
-                        future.set_exception(RuntimeError(f"error frame: {frame}"))
-        except websockets.ConnectionClosed as exc:
-            self.closed = f"{exc.rcvd.code if exc.rcvd else '?'} {exc}"
-        finally:
-            if self.closed is None and self.ws.close_code is not None:
-                self.closed = f"{self.ws.close_code} {self.ws.close_reason}"
-            for future in self.pending.values():
-                if not future.done():
-                    future.set_exception(ConnectionError(f"socket closed: {self.closed}"))
-            self.pending.clear()
-
-    async def send(self, body: str, conversation: str | None
-                   ) -> tuple[float, asyncio.Future[tuple[float, dict[str, Any]]]]:
-        """Send one message; return the send time and a future of (ack time, ack frame)."""
-        assert self.ws is not None
-        client_msg_id = str(uuid.uuid4())
-        future: asyncio.Future[tuple[float, dict[str, Any]]] = (
-            asyncio.get_running_loop().create_future())
-        if self.reader is None or self.reader.done():
-            future.set_exception(ConnectionError(f"socket closed: {self.closed}"))
-            return time.perf_counter(), future
-        self.pending[client_msg_id] = future
-        frame = json.dumps({"type": "send", "conversation": conversation,
-                            "client_msg_id": client_msg_id, "body": body})
-        sent = time.perf_counter()
-        await self.ws.send(frame)
-        return sent, future
-
-    async def open_request(self, timeout: float) -> float:
-        sent, future = await self.send(f"Visitor {self.index}: export to CSV fails", None)
-        acked, ack = await asyncio.wait_for(future, timeout)
-        self.conversation = ack["conversation"]
-        return acked - sent
-
-    async def close(self) -> None:
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(), 5)
-        if self.reader is not None:
-            self.reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self.reader
-
-
-@dataclass
-class Tally:
-    latencies: list[float] = field(default_factory=list)   # seconds, send -> ack
-    sent_times: list[float] = field(default_factory=list)  # perf_counter at each send, same order
-    lag: list[float] = field(default_factory=list)         # open loop: schedule -> send
-    sent: int = 0
-    acked: int = 0
-    timeouts: int = 0
-    errors: int = 0
-    failures: list[str] = field(default_factory=list)
-    first_send: float | None = None
-    last_ack: float | None = None
-
-    def record(self, sent: float, outcome: tuple[float, dict[str, Any]]) -> None:
-        acked, _ = outcome
-        self.acked += 1
-        self.latencies.append(acked - sent)
-        self.sent_times.append(sent)
-        self.last_ack = acked if self.last_ack is None else max(self.last_ack, acked)
-
-    def fail(self, exc: BaseException) -> None:
-        if isinstance(exc, TimeoutError):
-            self.timeouts += 1
-        else:
-            self.errors += 1
-            if len(self.failures) < 20:
-                self.failures.append(repr(exc))
-
-
-async def closed_loop(visitors: list[Visitor], messages: int, ack_timeout: float,
-                      tally: Tally) -> None:
-    async def one(visitor: Visitor) -> None:
-        for number in range(messages):
-            sent, future = await visitor.send(f"message {number} from visitor {visitor.index}",
-                                              visitor.conversation)
-            tally.sent += 1
-            try:
-                tally.record(sent, await asyncio.wait_for(future, ack_timeout))
-            except (TimeoutError, ConnectionError, RuntimeError) as exc:
-                tally.fail(exc)
-                if isinstance(exc, ConnectionError):
-                    return
-
-    tally.first_send = time.perf_counter()
-    await asyncio.gather(*(one(visitor) for visitor in visitors))
-
-
-async def open_loop(visitors: Sequence[Visitor], rate: float, duration: float,
-                    ack_timeout: float, tally: Tally, *, start: float | None = None,
-                    total: int | None = None) -> None:
-    """Offer ``rate`` msg/s in total: visitor i sends at start + (k * N + i) / rate.
-
-    ``total`` is N when these visitors are a part of a larger fleet (bench/fleet.py), whose
-    processes share ``start``."""
-    count = total or len(visitors)
-    start = time.perf_counter() + 0.2 if start is None else start
-    tally.first_send = start
-    waits: list[asyncio.Task[None]] = []
-
-    async def wait_ack(sent: float, future: asyncio.Future[tuple[float, dict[str, Any]]]
-                       ) -> None:
-        try:
-            tally.record(sent, await asyncio.wait_for(future, ack_timeout))
-        except (TimeoutError, ConnectionError, RuntimeError) as exc:
-            tally.fail(exc)
-
-    async def one(visitor: Visitor) -> None:
-        number = 0
-        while True:
-            offset = (number * count + visitor.index) / rate
-            if offset >= duration:
-                return
-            due = start + offset
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            sent, future = await visitor.send(f"message {number} from visitor {visitor.index}",
-                                              visitor.conversation)
-            tally.sent += 1
-            tally.lag.append(max(0.0, sent - due))
-            waits.append(asyncio.create_task(wait_ack(sent, future)))
-            number += 1
-
-    await asyncio.gather(*(one(visitor) for visitor in visitors))
-    await asyncio.gather(*waits)
-
-
-# --------------------------------------------------------------------------- reporting
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    """Nearest-rank percentile."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, min(len(ordered), int(-(-fraction * len(ordered) // 1))))
-    return ordered[rank - 1]
-
-
-def ms(value: float | None) -> float | None:
-    return None if value is None else round(value * 1000, 2)
-
-
-def git(*args: str) -> str | None:
-    try:
-        result = subprocess.run(["git", *args], cwd=REPO, capture_output=True, text=True,
-                                timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return result.stdout.strip() if result.returncode == 0 else None
-
-
-def export_snapshot(ref: str, dest: Path) -> str:
-    """Extract the tree of ``ref`` into ``dest`` (read-only for the repository)."""
-    commit = git("rev-parse", "--verify", f"{ref}^{{commit}}")
-    if not commit:
-        raise SystemExit(f"--ref {ref}: not a commit of {REPO}")
-    archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=REPO,
-                             capture_output=True, timeout=60, check=True).stdout
-    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-        tar.extractall(dest, filter="data")
-    where = subprocess.run(
-        [sys.executable, "-c", "import widget_server; print(widget_server.__file__)"],
-        cwd=dest, capture_output=True, text=True, timeout=60,
-    ).stdout.strip()
-    if not Path(where).resolve().is_relative_to(dest.resolve()):
-        raise SystemExit(f"the snapshot is not what gets imported ({where}); cannot use --ref")
-    return commit
-
-
-def git_info() -> dict[str, Any]:
-    if CODE != REPO:
-        return {"commit": SNAPSHOT_COMMIT, "source": "snapshot (--ref)",
-                "server_code_dirty": False, "server_code_changes": []}
-    status = git("status", "--porcelain", "--", "widget_server")
-    return {"commit": git("rev-parse", "HEAD"), "source": "working tree",
-            # uncommitted changes to the server code: the run did not measure `commit` alone
-            "server_code_dirty": None if status is None else bool(status),
-            "server_code_changes": None if status is None else status.splitlines()[:20]}
-
-
-def machine_info() -> dict[str, Any]:
-    from importlib import metadata
-
-    def version(name: str) -> str | None:
-        try:
-            return metadata.version(name)
-        except metadata.PackageNotFoundError:
-            return None
-
-    cpu_model = None
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu_model = line.split(":", 1)[1].strip()
-                break
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        affinity = None
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "cpus_usable": affinity,
-        "cpu_model": cpu_model,
-        "packages": {**{name: version(name) for name in
-                        ("widget-server", "websockets", "uvicorn", "starlette", "uvloop",
-                         "httpx")},
-                     "sqlite": sqlite3.sqlite_version},
-        "git": git_info(),
-    }
-
-
-def count_visitor_messages(db: Path) -> dict[str, int]:
-    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
-    try:
-        visitor, distinct = conn.execute(
-            "SELECT COUNT(*), COUNT(DISTINCT client_msg_id) FROM messages "
-            "WHERE author_type = 'visitor'").fetchone()
-        system = conn.execute(
-            "SELECT COUNT(*) FROM messages WHERE author_type = 'system'").fetchone()[0]
-        tickets = conn.execute("SELECT COUNT(*) FROM tickets").fetchone()[0]
-    finally:
-        conn.close()
-    return {"visitor_messages": visitor, "distinct_client_msg_ids": distinct,
-            "system_messages": system, "tickets": tickets}
-
-
-def log_problems(text: str) -> dict[str, Any]:
-    lines = text.splitlines()
-    flagged = [line for line in lines
-               if any(word in line for word in ("ERROR", "CRITICAL", "Traceback", "WARNING",
-                                                "Exception"))]
-    return {"lines": len(lines), "flagged_lines": len(flagged), "first_flagged": flagged[:10]}
 
 
 TABLE_COLUMNS = [
@@ -811,13 +374,12 @@ def main(argv: list[str] | None = None) -> int:
     pyspy = {"out": args.pyspy, "extra": args.pyspy_args} if args.pyspy else None
     signal.signal(signal.SIGTERM, _interrupt)
 
-    global CODE, SNAPSHOT_COMMIT
     snapshot_dir: Path | None = None
     if args.ref is not None:
         snapshot_dir = Path(tempfile.mkdtemp(prefix="widget-bench-code-"))
-        SNAPSHOT_COMMIT = export_snapshot(args.ref, snapshot_dir)
-        CODE = snapshot_dir
-        print(f"server code: {args.ref} = {SNAPSHOT_COMMIT} (snapshot in {snapshot_dir})",
+        commit = server_process.SNAPSHOT_COMMIT = export_snapshot(args.ref, snapshot_dir)
+        server_process.CODE = snapshot_dir
+        print(f"server code: {args.ref} = {commit} (snapshot in {snapshot_dir})",
               file=sys.stderr)
 
     runs: list[dict[str, Any]] = []
@@ -871,3 +433,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -7,7 +7,7 @@ command over a pipe and waits for every answer:
 
 * ``connect``: open this worker's visitors (session + hello, or the bare relay socket) and
   open a request each; answers the ticket numbers;
-* ``closed`` / ``open``: one measured phase (chat_load's closed loop, or an open loop at a
+* ``closed`` / ``open``: one measured phase (visitors.closed_loop, or an open loop at a
   share of the offered rate on a schedule common to all workers);
 * ``idle`` / ``close_idle``: open idle widget sockets (a connect storm) and hold them;
 * ``http``: a fixed-duration HTTP load (Help Form posts or REST ticket listing);
@@ -33,22 +33,23 @@ from typing import Any
 import httpx
 import websockets
 
-from bench import chat_load
-from bench.chat_load import Site, Tally, Visitor
+from bench import visitors
+from bench.server_process import HOST, Site
+from bench.visitors import Tally, Visitor
 
 STORM_CONCURRENCY = 100  # connects in flight per worker
 
 
 class Target:
-    """Where the workers connect (the part of chat_load.Server a Visitor uses)."""
+    """Where the workers connect (the part of server_process.Server a Visitor uses)."""
 
     def __init__(self, port: int, ws_path: str = "/ws/widget") -> None:
-        self.url = f"http://{chat_load.HOST}:{port}"
-        self.ws_url = f"ws://{chat_load.HOST}:{port}{ws_path}"
+        self.url = f"http://{HOST}:{port}"
+        self.ws_url = f"ws://{HOST}:{port}{ws_path}"
 
 
 class TimedVisitor(Visitor):
-    """chat_load's visitor, noting when each (unique) body was sent and when agent replies
+    """bench.visitors' Visitor, noting when each (unique) body was sent and when agent replies
     arrived on its socket."""
 
     def __init__(self, index: int, server: Any, site: Site) -> None:
@@ -134,7 +135,7 @@ class Worker:
     async def open_loop(self, rate: float, total: int, duration: float, start: float,
                         tally: Tally) -> None:
         """Visitor i (of ``total`` in the whole fleet) sends at start + (k * total + i) / rate."""
-        await chat_load.open_loop(self.visitors, rate, duration, 30, tally, start=start,
+        await visitors.open_loop(self.visitors, rate, duration, 30, tally, start=start,
                                   total=total)
 
     async def idle(self, count: int, concurrency: int) -> dict[str, Any]:
@@ -244,7 +245,7 @@ class Worker:
             return await self.connect(**args)
         if command == "closed":
             messages = args["messages"]
-            return await self.phase(lambda tally: chat_load.closed_loop(
+            return await self.phase(lambda tally: visitors.closed_loop(
                 self.visitors, messages, 30, tally))  # type: ignore[arg-type]
         if command == "open":
             rate, total, duration, start = (args[k] for k in ("rate", "total", "duration",

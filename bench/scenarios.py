@@ -21,11 +21,11 @@ from typing import Any
 
 import websockets
 
-from bench import chat_load
-from bench.chat_load import HOST, Server, Site, ms, percentile
 from bench.fleet import Fleet, merge
 from bench.raw_http import KeepAlivePool
+from bench.server_process import HOST, Server, Site
 from bench.stall_probe import StallProbe, Window, outside, summary
+from bench.visitors import ms, percentile
 
 WARM_UP_SOCKETS = 20
 
@@ -296,5 +296,5 @@ def keep_or_remove(workdir: Path, ok: bool, log: Any) -> None:
         log(f"  kept {workdir} (database, server.log)")
 
 
-__all__ = ["HOST", "AgentWatcher", "Fleet", "Site", "chat_load", "http_load", "new_workdir",
+__all__ = ["HOST", "AgentWatcher", "Fleet", "Site", "http_load", "new_workdir",
            "open_levels", "run_phases"]
