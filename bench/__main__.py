@@ -51,7 +51,7 @@ from bench.scenarios import (
     open_levels,
     run_phases,
 )
-from bench.server_process import BENCH_LIMITS, HOST, Server, Site
+from bench.server_process import BENCH_LIMITS, HOST, Server, Site, wait_healthy
 from bench.stall_probe import StallProbe, summary
 
 BENCH = Path(__file__).resolve().parent
@@ -130,21 +130,6 @@ class RelayServer(Server):
                  str(self.port)],
                 stdout=out, stderr=subprocess.STDOUT, env=self.env, start_new_session=True)
         wait_healthy(self, timeout)
-
-
-def wait_healthy(server: Server, timeout: float, poll: float = 0.05) -> None:
-    assert server.process is not None
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise RuntimeError(f"server exited early:\n{server.log_text()[-2000:]}")
-        try:
-            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(poll)
-    raise RuntimeError("server did not answer /healthz in time")
 
 
 # --------------------------------------------------------------------------- scenarios

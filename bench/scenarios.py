@@ -25,7 +25,7 @@ from bench.fleet import Fleet, merge
 from bench.raw_http import KeepAlivePool
 from bench.server_process import HOST, Server, Site
 from bench.stall_probe import StallProbe, Window, outside, summary
-from bench.visitors import ms, percentile
+from bench.visitors import close_socket, ms, percentile
 
 WARM_UP_SOCKETS = 20
 
@@ -79,13 +79,7 @@ class AgentWatcher:
             await asyncio.sleep(0.05)
 
     async def close(self) -> None:
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(), 5)
-        if self.task is not None:
-            self.task.cancel()
-            with contextlib.suppress(BaseException):
-                await self.task
+        await close_socket(self.ws, self.task)
 
 
 class Replier:

@@ -105,17 +105,7 @@ class Server:
                 stdout=log, stderr=subprocess.STDOUT, env=self.env, cwd=CODE,
                 start_new_session=True,
             )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"server exited early:\n{self.log_text()}")
-            try:
-                if httpx.get(self.url + "/healthz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            time.sleep(0.05)
-        raise RuntimeError("server did not answer /healthz in time")
+        wait_healthy(self, timeout)
 
     def stop(self) -> int | None:
         """SIGTERM (graceful), SIGKILL after 15 s; return the exit code."""
@@ -149,6 +139,22 @@ class Server:
 
     def log_text(self) -> str:
         return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+def wait_healthy(server: Server, timeout: float, poll: float = 0.05) -> None:
+    """Until the server's /healthz answers 200; raise if it exits or takes too long."""
+    assert server.process is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            raise RuntimeError(f"server exited early:\n{server.log_text()[-2000:]}")
+        try:
+            if httpx.get(server.url + "/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(poll)
+    raise RuntimeError("server did not answer /healthz in time")
 
 
 def system_cpu_seconds() -> tuple[float, float] | None:

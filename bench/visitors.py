@@ -112,13 +112,18 @@ class Visitor:
         return acked - sent
 
     async def close(self) -> None:
-        if self.ws is not None:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(self.ws.close(), 5)
-        if self.reader is not None:
-            self.reader.cancel()
-            with contextlib.suppress(BaseException):
-                await self.reader
+        await close_socket(self.ws, self.reader)
+
+
+async def close_socket(ws: ClientConnection | None, reader: asyncio.Task[Any] | None) -> None:
+    """Close a client websocket (within 5 s) and end the task that read it."""
+    if ws is not None:
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(ws.close(), 5)
+    if reader is not None:
+        reader.cancel()
+        with contextlib.suppress(BaseException):
+            await reader
 
 
 @dataclass
