@@ -34,6 +34,7 @@ import httpx
 import websockets
 
 from bench import visitors
+from bench.raw_http import KeepAlivePool
 from bench.server_process import HOST, Site
 from bench.visitors import Tally, Visitor
 
@@ -44,6 +45,7 @@ class Target:
     """Where the workers connect (the part of server_process.Server a Visitor uses)."""
 
     def __init__(self, port: int, ws_path: str = "/ws/widget") -> None:
+        self.port = port
         self.url = f"http://{HOST}:{port}"
         self.ws_url = f"ws://{HOST}:{port}{ws_path}"
 
@@ -146,29 +148,33 @@ class Worker:
         retries: list[str] = []
         cpu = _cpu()
 
-        async def session(http: httpx.AsyncClient) -> httpx.Response:
-            payload = {"site": self.site.key, "token": None, "user": None}
-            origin = {"Origin": self.site.origin}
+        payload = {"site": self.site.key, "token": None, "user": None}
+
+        async def session(http: KeepAlivePool) -> str:
             try:
-                return await http.post("/api/widget/v1/session", json=payload, headers=origin)
-            except (httpx.ReadError, httpx.RemoteProtocolError) as exc:
+                status, body = await asyncio.wait_for(
+                    http.post_json("/api/widget/v1/session", payload), 30)
+            except (asyncio.IncompleteReadError, ConnectionError) as exc:
                 # a pooled keep-alive connection the server had just closed (its 5 s idle
                 # timeout, reached while the storm's tail waits): a browser retries it too
                 retries.append(f"{type(exc).__name__}: {exc}"[:200])
-                return await http.post("/api/widget/v1/session", json=payload, headers=origin)
+                status, body = await asyncio.wait_for(
+                    http.post_json("/api/widget/v1/session", payload), 30)
+            if status != 200:
+                raise RuntimeError(f"session: {status} {body[:100]!r}")
+            return str(json.loads(body)["token"])
 
-        async def one(http: httpx.AsyncClient) -> None:
+        async def one(http: KeepAlivePool) -> None:
             async with gate:
                 started = time.perf_counter()
                 try:
-                    response = await session(http)
-                    response.raise_for_status()
+                    token = await session(http)
                     ws = await websockets.connect(
                         self.target.ws_url, origin=self.site.origin,  # type: ignore[arg-type]
                         open_timeout=30, compression=None, ping_interval=None)
                     self.held.append(ws)
                     await ws.send(json.dumps({"type": "hello", "site": self.site.key,
-                                              "token": response.json()["token"], "resume": {}}))
+                                              "token": token, "resume": {}}))
                     frame = json.loads(await asyncio.wait_for(ws.recv(), 30))
                     if frame.get("type") != "ready":
                         raise RuntimeError(f"expected ready, got {str(frame)[:120]}")
@@ -176,10 +182,14 @@ class Worker:
                 except Exception as exc:  # counted and reported; the others go on
                     errors.append(f"{type(exc).__name__}: {exc}"[:200])
 
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        # the session POSTs through the bench's own keep-alive client: with httpx the
+        # workers spent 11-19 ms of CPU per connect, so the storm measured them
+        http = KeepAlivePool(HOST, self.target.port, concurrency, {"Origin": self.site.origin})
         started = time.perf_counter()
-        async with httpx.AsyncClient(base_url=self.target.url, timeout=30, limits=limits) as http:
+        try:
             await asyncio.gather(*(one(http) for _ in range(count)))
+        finally:
+            await http.close()
         return {"ready_s": ready, "errors": len(errors), "first_errors": errors[:5],
                 "session_retries": len(retries),
                 "started": started, "ended": time.perf_counter(),
