@@ -22,10 +22,17 @@ class KeepAlivePool:
         self._opened = 0
 
     async def post_json(self, path: str, payload: Any) -> tuple[int, bytes]:
-        body = json.dumps(payload).encode()
-        request = (f"POST {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n{self._head}"
-                   f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                   ).encode() + body
+        return await self.request("POST", path, json.dumps(payload).encode(),
+                                  {"Content-Type": "application/json"})
+
+    async def request(self, method: str, path: str, body: bytes = b"",
+                      headers: dict[str, str] | None = None) -> tuple[int, bytes]:
+        """One request on a pooled connection: (status, body). ``path`` is sent as given,
+        query included."""
+        extra = "".join(f"{name}: {value}\r\n" for name, value in (headers or {}).items())
+        length = f"Content-Length: {len(body)}\r\n" if body or method == "POST" else ""
+        request = (f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
+                   f"{self._head}{extra}{length}\r\n").encode() + body
         reader, writer = await self._take()
         try:
             writer.write(request)
