@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from tests.store.test_sqlite_store import plain
-from widget_server.models import PostResult, Site, Visitor
+from tests.store.helpers import plain, say, shop
 from widget_server.store import sqlite_schema as schema
 from widget_server.store import sqlite_writer
-from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
 from widget_server.store.sqlite_writer import SQLiteWriter
 
@@ -33,25 +29,6 @@ async def lazy_store(db_path: Path, monkeypatch: pytest.MonkeyPatch
         yield opened
     finally:
         await opened.close()
-
-
-async def shop(store: SQLiteStore) -> Site:
-    site, _ = await store.ensure_site("Shop", ["https://shop.test"])
-    return site
-
-
-async def say(store: SQLiteStore, site: Site, body: str) -> PostResult:
-    """A new request, then ``body`` as a follow-up in it (so only the message holds the
-    words, not the ticket's subject)."""
-    who = Visitor(id="v_" + uuid.uuid4().hex[:24], site_id=site.id, user_id=None,
-                  name="Visitor", email=None, verified=False)
-    opened = await store.post_visitor_message(VisitorPost(
-        visitor=who, conversation_id=None, client_msg_id=str(uuid.uuid4()), body="Help",
-        severity="normal", subject=None), datetime.now(UTC))
-    return await store.post_visitor_message(VisitorPost(
-        visitor=who, conversation_id=opened.message.conversation_id,
-        client_msg_id=str(uuid.uuid4()), body=body, severity="normal", subject=None),
-        datetime.now(UTC))
 
 
 def indexed(db_path: Path, word: str) -> list[int]:

@@ -9,10 +9,10 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.store.helpers import plain
 from widget_server.errors import NotFound
 from widget_server.models import Agent, PostResult, Site, Visitor
 from widget_server.store.base import VisitorPost
@@ -25,12 +25,6 @@ pytestmark = pytest.mark.anyio
 
 def now() -> datetime:
     return datetime.now(UTC)
-
-
-def plain(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """A query on a connection of our own, outside the store."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 def visitor(site: Site) -> Visitor:

@@ -54,6 +54,7 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._all_readers: list[aiosqlite.Connection] = []
         self._sites = SiteCache(self._read_sites, site_cache_seconds)
+        self._tickets = rows.TicketMemo(2048)  # for reads, on the event loop's thread
 
     # -- lifecycle
     async def open(self) -> None:
@@ -244,7 +245,7 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
             " ORDER BY t.number DESC LIMIT ?",
             (*params, limit),
         )
-        return [rows.ticket(row) for row in found]
+        return [self._tickets(row) for row in found]
 
     async def get_ticket(self, site_id: int, number: int) -> tuple[Ticket, str] | None:
         row = await self._fetchone(

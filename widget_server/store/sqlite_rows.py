@@ -93,6 +93,26 @@ def ticket(row: sqlite3.Row) -> Ticket:
     )
 
 
+class TicketMemo:
+    """Ticket records by the row they were built from. Tickets change rarely and are read
+    often (a message returns its ticket; a REST page lists 50), and building one, parsing its
+    instants, was the larger part of either. The key is the whole row, so a changed ticket is
+    a new entry, never a stale one. One memo per thread that uses it; bounded."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._found: dict[tuple[object, ...], Ticket] = {}
+        self._size = size
+
+    def __call__(self, row: sqlite3.Row) -> Ticket:
+        key = (*row.keys(), *row)
+        found = self._found.get(key)
+        if found is None:
+            if len(self._found) >= self._size:
+                self._found.clear()
+            found = self._found[key] = ticket(row)
+        return found
+
+
 def _maybe_time(value: str | None) -> datetime | None:
     return parse_iso(value) if value else None
 

@@ -21,7 +21,6 @@ from widget_server.models import (
     Message,
     PostResult,
     Site,
-    Ticket,
     TicketChange,
     Visitor,
 )
@@ -171,21 +170,9 @@ def _next_seq(conn: sqlite3.Connection, conversation_id: str, now: datetime) -> 
     return int(row[0])
 
 
-# Ticket records by the row they were built from: a message in a conversation returns its
-# ticket, which rarely changes, and building one (parsing its instants) was ~15-20 us of
-# the writer's time under the GIL per message. Only the writer thread uses it; bounded.
-_TICKETS: dict[tuple[object, ...], Ticket] = {}
-_TICKETS_MAX = 4096
-
-
-def _ticket_record(row: sqlite3.Row) -> Ticket:
-    key = (*row.keys(), *row)
-    found = _TICKETS.get(key)
-    if found is None:
-        if len(_TICKETS) >= _TICKETS_MAX:
-            _TICKETS.clear()
-        found = _TICKETS[key] = rows.ticket(row)
-    return found
+# A message in a conversation returns its ticket: building the record was ~15-20 us of the
+# writer's time under the GIL per message. Only the writer thread uses this memo.
+_ticket_record = rows.TicketMemo()
 
 
 def _ticket_for_conversation(conn: sqlite3.Connection, conversation_id: str) -> sqlite3.Row | None:
