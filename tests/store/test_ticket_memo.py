@@ -1,16 +1,14 @@
-"""Ticket records and their API JSON kept by the row they came from (rows.TicketMemo,
-web.api.api_ticket): an unchanged ticket is not built again, a changed one never stale."""
+"""Ticket records kept by the row they came from (rows.TicketMemo): an unchanged ticket is
+not built again, a changed one is never stale."""
 
 from __future__ import annotations
 
-import dataclasses
 import sqlite3
 
 import pytest
 
 from tests.store.helpers import say, shop
 from widget_server.store.sqlite import SQLiteStore
-from widget_server.web.api import api_ticket
 
 pytestmark = pytest.mark.anyio
 
@@ -34,16 +32,3 @@ async def test_an_unchanged_ticket_is_the_same_record_and_a_changed_one_a_new_on
     assert [t.subject for t in later] == [first[0].subject, "Renamed", first[2].subject]
     assert later[0] is first[0] and later[2] is first[2]
     assert later[1] is not changed
-
-
-async def test_the_api_json_follows_the_record(store: SQLiteStore) -> None:
-    site = await shop(store)
-    await say(store, site, "hello")
-    (ticket,) = await store.list_tickets(site.id, limit=10)
-    encoded = api_ticket(ticket)
-    assert api_ticket(ticket) is encoded  # the same record: the same JSON, not built again
-    copy = dataclasses.replace(ticket)
-    assert api_ticket(copy) == encoded and api_ticket(copy) is not encoded
-    solved = dataclasses.replace(ticket, status="solved", subject="Other")
-    assert (api_ticket(solved)["status"], api_ticket(solved)["subject"]) == ("solved", "Other")
-    assert (encoded["status"], encoded["subject"]) == (ticket.status, ticket.subject)

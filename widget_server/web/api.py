@@ -47,25 +47,7 @@ async def authenticate(request: Request) -> tuple[int, Agent]:
     return found
 
 
-# The store hands out the same Ticket object for an unchanged row (rows.TicketMemo), so its
-# JSON is kept by that object: a page of 50 tickets was 50 dicts and ~250 timestamps to
-# format, for tickets that had not changed since the last page. Keyed by identity, holding
-# the ticket itself, so an id is never reused while its entry lives; bounded.
-_API_TICKETS: dict[int, tuple[Ticket, dict[str, Any]]] = {}
-_API_TICKETS_MAX = 1024
-
-
 def api_ticket(ticket: Ticket) -> dict[str, Any]:
-    found = _API_TICKETS.get(id(ticket))
-    if found is not None and found[0] is ticket:
-        return found[1]
-    if len(_API_TICKETS) >= _API_TICKETS_MAX:
-        _API_TICKETS.clear()
-    encoded = _API_TICKETS[id(ticket)] = (ticket, _api_ticket(ticket))
-    return encoded[1]
-
-
-def _api_ticket(ticket: Ticket) -> dict[str, Any]:
     erased = ticket.erased_at is not None  # a tombstone: number, status, dates (privacy.md)
     return {**ticket_json(ticket), "conversation": None if erased else ticket.conversation_id,
             "channel": ticket.channel, "assignee_id": ticket.assignee_id,
