@@ -77,9 +77,9 @@ async def test_a_busy_writer_runs_its_upkeep_after_every_so_many_jobs(
             await writer.run(lambda conn: conn.execute("SELECT 1"))
         await writer.run(lambda conn: conn.execute("SELECT 1"))  # after the upkeep
         assert upkeeps == [1]
-        for _ in range(2):
+        for _ in range(3):  # the 4th, 5th and 6th jobs make the next one due ...
             await writer.run(lambda conn: conn.execute("SELECT 1"))
-        assert upkeeps == [1, 1]  # the 4th, 5th and 6th jobs made the next one due
+        assert upkeeps == [1, 1]  # ... and it runs before the 7th job is taken
     finally:
         await writer.close()
 
