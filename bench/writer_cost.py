@@ -32,7 +32,7 @@ from widget_server.store import sqlite_message_index as message_index
 from widget_server.store import sqlite_schema as schema
 from widget_server.store import sqlite_writes as writes
 from widget_server.store.base import VisitorPost
-from widget_server.store.sqlite_writer import Item, _run_batch
+from widget_server.store.sqlite_writer import Job, _run_batch
 
 VISITORS = 100
 
@@ -64,14 +64,14 @@ def measure(batch_size: int, rounds: int) -> dict[str, Any]:
         def job(post: VisitorPost) -> Any:
             return lambda c: writes.post_visitor_message(c, post, datetime.now(UTC))
 
-        batches: list[list[Item]] = []
+        batches: list[list[Job]] = []
         for r in range(rounds):
-            batch: list[Item] = []
+            batch: list[Job] = []
             for i in range(batch_size):
                 n = (r * batch_size + i) % VISITORS
                 post = VisitorPost(visitors[n], conversations[n], str(uuid.uuid4()),
                                    f"message {r}.{i} from visitor {n}", None, None)
-                batch.append((job(post), None))  # type: ignore[arg-type]
+                batch.append(job(post))
             batches.append(batch)
         cpu, wall = thread_cpu(), time.perf_counter()
         since_upkeep = 0
@@ -81,9 +81,7 @@ def measure(batch_size: int, rounds: int) -> dict[str, Any]:
             since_upkeep += len(batch)
             if since_upkeep >= message_index.INDEX_EVERY:  # as the writer does while busy
                 since_upkeep = 0
-                conn.execute("BEGIN IMMEDIATE")
-                message_index.index_pending(conn)
-                conn.execute("COMMIT")
+                _run_batch(conn, [message_index.index_pending])
         cpu, wall = thread_cpu() - cpu, time.perf_counter() - wall
         messages = batch_size * rounds
         stored = conn.execute("SELECT COUNT(*) FROM messages WHERE author_type = 'visitor'"

@@ -140,7 +140,7 @@ class SQLiteWriter:
                     self._run_upkeep(conn)
                 continue
             try:
-                outcomes = _run_batch(conn, batch)
+                outcomes = _run_batch(conn, [job for job, _ in batch])
             except Exception as exc:  # the commit itself failed: nothing of the batch is stored
                 log.exception("sqlite writer batch failed")
                 outcomes = [(False, exc)] * len(batch)
@@ -160,15 +160,11 @@ class SQLiteWriter:
         assert self._upkeep is not None
         self._since_upkeep = 0
         try:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._upkeep(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            _commit(conn)
-        except Exception:  # the upkeep's work stays pending; the writes go on
-            log.exception("sqlite writer upkeep failed")
+            [(done, error)] = _run_batch(conn, [self._upkeep])
+        except Exception as exc:  # the commit itself failed
+            done, error = False, exc
+        if not done:  # the upkeep's work stays pending; the writes go on
+            log.error("sqlite writer upkeep failed", exc_info=error)
 
     def _take(self, busy: bool, idle: float | None = None) -> tuple[list[Item], bool]:
         """The next batch: every job waiting; while busy, also those that come within LINGER
@@ -214,7 +210,7 @@ def _settle(batch: list[Item], outcomes: list[Outcome]) -> None:
             future.set_exception(value)
 
 
-def _run_batch(conn: sqlite3.Connection, batch: list[Item]) -> list[Outcome]:
+def _run_batch(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
     """Run the jobs in one transaction. Jobs rarely fail, so they first run together; when one
     raises, the whole transaction is rolled back and the batch runs again with a SAVEPOINT
     around each job, so that only the failing job fails. A savepoint per job, always, cost
@@ -222,25 +218,25 @@ def _run_batch(conn: sqlite3.Connection, batch: list[Item]) -> list[Outcome]:
     segment at every one of them (docs/performance.md)."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        values = [job(conn) for job, _ in batch]
+        values = [job(conn) for job in jobs]
     except BaseException as exc:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         if not isinstance(exc, Exception):
             raise
-        if len(batch) == 1:
+        if len(jobs) == 1:
             return [(False, exc)]
-        return _run_isolated(conn, batch)
+        return _run_isolated(conn, jobs)
     _commit(conn)
     return [(True, value) for value in values]
 
 
-def _run_isolated(conn: sqlite3.Connection, batch: list[Item]) -> list[Outcome]:
+def _run_isolated(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
     """Each job inside its own savepoint: a job that raises is rolled back alone."""
     conn.execute("BEGIN IMMEDIATE")
     outcomes: list[Outcome] = []
     try:
-        for job, _ in batch:
+        for job in jobs:
             conn.execute("SAVEPOINT job")
             try:
                 value = job(conn)
