@@ -18,7 +18,7 @@ from widget_server.models import Agent, PostResult, Site, Visitor
 from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
 from widget_server.store.sqlite_schema import available_migrations
-from widget_server.store.sqlite_writer import GROUP, MAX_BATCH, SQLiteWriter, WriterClosed
+from widget_server.store.sqlite_writer import MAX_BATCH, SQLiteWriter, WriterClosed
 
 pytestmark = pytest.mark.anyio
 
@@ -234,32 +234,55 @@ async def test_duplicate_client_msg_id_stores_once(store: SQLiteStore, site: Sit
     assert [t.number for t in await store.list_tickets(site.id)] == [1]
 
 
-def _queued(writer: SQLiteWriter, count: int) -> None:
-    for n in range(count):
-        writer._jobs.put((lambda conn, n=n: n, None))  # type: ignore[arg-type]
+def _file_writer(path: Path) -> SQLiteWriter:
+    return SQLiteWriter(lambda: sqlite3.connect(str(path), isolation_level=None,
+                                                check_same_thread=False))
 
 
-def test_a_quiet_writer_takes_what_is_waiting_and_does_not_linger() -> None:
-    writer = SQLiteWriter(lambda: sqlite3.connect(":memory:"))
-    _queued(writer, 1)
-    batch, stopping = writer._take(busy=False)
-    assert len(batch) == 1 and not stopping
-    _queued(writer, 3)
-    writer._jobs.put(None)  # close() queues None after the last job: they still run
-    batch, stopping = writer._take(busy=False)
-    assert len(batch) == 3 and stopping
+async def test_jobs_handed_over_in_one_loop_iteration_share_one_batch(db_path: Path) -> None:
+    writer = _file_writer(db_path)
+    await writer.start()
+    try:
+        assert await writer.run(lambda conn: "alone") == "alone"  # a quiet writer: at once
+        assert (writer.batches, writer.jobs) == (1, 1)
+        together = await asyncio.gather(*(writer.run(lambda conn, n=n: n) for n in range(10)))
+        assert together == list(range(10))
+        assert (writer.batches, writer.jobs) == (2, 11)
+        many = await asyncio.gather(*(writer.run(lambda conn, n=n: n)
+                                      for n in range(MAX_BATCH + 5)))
+        assert many == list(range(MAX_BATCH + 5))
+        assert writer.batches == 4  # a full batch, then the 5 left
+    finally:
+        await writer.close()
 
 
-def test_a_busy_writer_takes_a_full_group_at_once_and_at_most_a_full_batch() -> None:
-    writer = SQLiteWriter(lambda: sqlite3.connect(":memory:"))
-    _queued(writer, GROUP)
-    batch, _ = writer._take(busy=True)
-    assert len(batch) == GROUP
-    _queued(writer, MAX_BATCH + 5)
-    batch, _ = writer._take(busy=True)
-    assert len(batch) == MAX_BATCH
-    batch, _ = writer._take(busy=True)  # the 5 left are fewer than a group: they wait LINGER
-    assert len(batch) == 5
+async def test_a_locked_database_is_waited_for_off_the_event_loop(db_path: Path) -> None:
+    writer = _file_writer(db_path)
+    await writer.start()
+    await writer.run(lambda conn: conn.execute("CREATE TABLE notes (body TEXT)"))
+    other = sqlite3.connect(str(db_path), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another process, say the CLI, holds the write lock
+    try:
+        first = asyncio.ensure_future(writer.run(
+            lambda conn: conn.execute("INSERT INTO notes VALUES ('first')").rowcount))
+        for _ in range(500):  # until the batch found the lock and went to the helper thread
+            if writer._away is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert writer._away is not None and not first.done()
+        second = asyncio.ensure_future(writer.run(
+            lambda conn: conn.execute("INSERT INTO notes VALUES ('second')").rowcount))
+        await asyncio.sleep(0)  # the loop keeps serving; nothing is written meanwhile
+        assert not first.done() and not second.done()
+        other.execute("COMMIT")
+        assert await asyncio.wait_for(asyncio.gather(first, second), 10) == [1, 1]
+        # back on the loop, the writer's connection fails at once on a lock again
+        assert await writer.run(
+            lambda conn: conn.execute("PRAGMA busy_timeout").fetchone()[0]) == 0
+    finally:
+        other.close()
+        await writer.close()
+    assert plain(db_path, "SELECT body FROM notes ORDER BY rowid") == [("first",), ("second",)]
 
 
 async def test_a_writer_that_cannot_connect_fails_to_start_and_closes_at_once() -> None:
@@ -274,14 +297,14 @@ async def test_a_writer_that_cannot_connect_fails_to_start_and_closes_at_once() 
         await writer.run(lambda conn: None)
 
 
-async def test_callers_are_refused_not_left_waiting_when_the_writer_thread_dies(
+async def test_callers_are_refused_not_left_waiting_when_a_job_ends_the_writer(
     db_path: Path,
 ) -> None:
-    writer = SQLiteWriter(lambda: sqlite3.connect(str(db_path), check_same_thread=False))
+    writer = _file_writer(db_path)
     await writer.start()
 
     def die(conn: sqlite3.Connection) -> None:
-        raise SystemExit("the writer thread ends")
+        raise SystemExit("the writer ends")
 
     with pytest.raises(WriterClosed):
         await asyncio.wait_for(writer.run(die), 5)

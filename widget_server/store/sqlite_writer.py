@@ -1,33 +1,34 @@
-"""The single SQLite writer: one connection, one thread, batches of whole transactions.
+"""The single SQLite writer: one connection, driven from the event loop, batches of whole
+transactions.
 
-Concurrent callers enqueue a job (a plain function over a ``sqlite3.Connection``). The
-writer's own thread takes every job waiting, runs them in one ``BEGIN IMMEDIATE``
-transaction, commits once, and only then hands the outcomes back to the event loop, which
-resolves the callers' futures. One fsync per batch, instead of one per statement, is what
-lets a small box persist thousands of messages per second while never acknowledging
-anything that is not on disk. A job that raises fails alone: the batch is rolled back and
-run again with a SAVEPOINT around each job. A job may therefore run twice (the first run
-rolled back), so it must only touch the database.
+Callers hand over a job (a plain function over a ``sqlite3.Connection``). Every job handed
+over during one iteration of the event loop runs in the next, together, in one
+``BEGIN IMMEDIATE`` transaction with one commit, and only then are the callers' futures
+resolved. One commit (an fsync with ``synchronous=full``) per batch, instead of one per
+statement, is what lets a small box persist thousands of messages per second while never
+acknowledging anything that is not on disk. A job that raises fails alone: the batch is
+rolled back and run again with a SAVEPOINT around each job. A job may therefore run twice
+(the first run rolled back), so it must only touch the database.
 
-The thread pulls its next batch itself, straight after a commit (when the event loop chose
-the batches, the writer sat idle for a loop iteration after every commit), and while the
-server is busy it groups commits (``LINGER``).
-
-Work that may lag behind the writes (``upkeep``: indexing messages for search) runs in its
-own transaction between batches: once no job has come for ``UPKEEP_IDLE``, or after
-``upkeep_every`` jobs when none of those pauses come. A failing upkeep is logged and tried
-again later; it never fails a caller.
+The batches run on the event loop's own thread. A writer thread cost a wake-up of that
+thread and a hand-over of the GIL in each direction for every batch, which was most of a
+message's cost at 1,000 messages/s; the statements of a batch take about 0.1 ms per message
+and the commit's fsync about as long as the hand-overs did (docs/performance.md, item 22).
+Whatever may wait longer than that runs in the writer's helper thread instead, with new jobs
+held until it is done: a batch that finds the database locked by another process (the
+connection fails at once on the loop and waits ``busy_timeout`` in the thread), and the
+``upkeep``: work that may lag behind the writes (indexing messages for search), run once no
+job has come for ``UPKEEP_IDLE``, or after ``upkeep_every`` jobs when none of those pauses
+come. A failing upkeep is logged and tried again later; it never fails a caller.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import sqlite3
-import threading
-import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 T = TypeVar("T")
@@ -38,12 +39,6 @@ Outcome = tuple[bool, Any]
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 256
-# Group commit: while commits follow each other within BUSY_WINDOW, a batch of fewer than
-# GROUP jobs waits up to LINGER for more. Each commit is an fsync and a wake-up of the event
-# loop; at 1,000 messages/s most batches were a single message.
-GROUP = 8
-LINGER = 0.001
-BUSY_WINDOW = 0.005
 UPKEEP_IDLE = 0.05
 
 
@@ -58,34 +53,50 @@ class SQLiteWriter:
         self._upkeep = upkeep
         self._upkeep_every = upkeep_every
         self._since_upkeep = 0  # jobs committed since the upkeep last ran
-        self._jobs: queue.SimpleQueue[Item | None] = queue.SimpleQueue()
-        self._thread: threading.Thread | None = None
+        self._conn: sqlite3.Connection | None = None
+        self._busy_timeout_ms = 0  # the connection's own, used only in the helper thread
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._stopped: asyncio.Future[None] | None = None
+        self._helper: ThreadPoolExecutor | None = None
+        self._pending: list[Item] = []
+        self._flush_due = False  # a flush is scheduled for the next loop iteration
+        self._away: asyncio.Future[Any] | None = None  # work in the helper thread
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._last_batch = 0.0
         self._open = False
         self.batches = 0
         self.jobs = 0
 
     async def start(self) -> None:
-        loop = self._loop = asyncio.get_running_loop()
-        ready: asyncio.Future[None] = loop.create_future()
-        self._stopped = loop.create_future()
-        self._thread = threading.Thread(target=self._main, args=(ready,),
-                                        name="sqlite-writer", daemon=True)
-        self._thread.start()
-        await ready
+        self._loop = asyncio.get_running_loop()
+        conn = self._connect()
+        # On the loop a locked database must fail at once, not hold every socket for the
+        # busy timeout: such a batch goes to the helper thread, which waits as configured.
+        self._busy_timeout_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
+        conn.execute("PRAGMA busy_timeout = 0")
+        self._conn = conn
+        self._helper = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._open = True
 
     async def close(self) -> None:
-        """Refuse new jobs, finish every job already queued, then close the connection."""
-        if self._thread is None:
-            return
+        """Refuse new jobs, finish every job already handed over, then close the connection."""
         self._open = False
-        self._jobs.put(None)
-        assert self._stopped is not None
-        await self._stopped
-        self._thread.join()
-        self._thread = None
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        while self._away is not None or self._pending:
+            if self._away is not None:
+                await asyncio.wait([self._away])
+            elif self._conn is not None:
+                self._flush()
+            else:  # never started: nobody waits forever
+                batch, self._pending = self._pending, []
+                _settle(batch, [(False, WriterClosed("the store is closed"))] * len(batch))
+        if self._helper is not None:
+            self._helper.shutdown()
+            self._helper = None
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
 
     async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
         """Run ``job`` as one whole transaction; return once it is committed."""
@@ -93,111 +104,123 @@ class SQLiteWriter:
             raise WriterClosed("the store is closed")
         assert self._loop is not None
         future: asyncio.Future[T] = self._loop.create_future()
-        self._jobs.put((job, future))
+        self._pending.append((job, future))
+        if not self._flush_due and self._away is None:
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
         return await future
 
-    # -- the writer thread
+    # -- batches, on the event loop
 
-    def _main(self, ready: asyncio.Future[None]) -> None:
-        loop, stopped = self._loop, self._stopped
-        assert loop is not None and stopped is not None
-        try:
-            conn = self._connect()
-        except BaseException as exc:
-            loop.call_soon_threadsafe(_settle_one, ready, exc)
-            loop.call_soon_threadsafe(_settle_one, stopped, None)
+    def _flush(self) -> None:
+        self._flush_due = False
+        conn, loop = self._conn, self._loop
+        if self._away is not None or not self._pending or conn is None or loop is None:
             return
-        loop.call_soon_threadsafe(_settle_one, ready, None)
+        batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        jobs = [job for job, _ in batch]
         try:
-            self._serve(conn, loop)
-        except BaseException:  # ends only this thread: say so, and refuse what comes next
-            log.exception("the sqlite writer stopped")
-        finally:  # normally after close(); also if the thread itself failed
-            self._open = False
-            conn.close()
-            left = []
-            while not self._jobs.empty():
-                item = self._jobs.get_nowait()
-                if item is not None:
-                    left.append(item)
-            if left:  # nobody waits forever: these were never run
-                loop.call_soon_threadsafe(
-                    _settle, left, [(False, WriterClosed("the store is closed"))] * len(left))
-            loop.call_soon_threadsafe(_settle_one, stopped, None)
-
-    def _serve(self, conn: sqlite3.Connection, loop: asyncio.AbstractEventLoop) -> None:
-        stopping = False
-        last_commit = 0.0
-        while not stopping:
-            due = self._upkeep is not None and self._since_upkeep > 0
-            if due and self._since_upkeep >= self._upkeep_every:
-                self._run_upkeep(conn)
-                continue
-            batch, stopping = self._take(time.monotonic() - last_commit < BUSY_WINDOW,
-                                         idle=UPKEEP_IDLE if due else None)
-            if not batch:
-                if due and not stopping:
-                    self._run_upkeep(conn)
-                continue
-            try:
-                outcomes = _run_batch(conn, [job for job, _ in batch])
-            except Exception as exc:  # the commit itself failed: nothing of the batch is stored
+            outcomes = _run_batch(conn, jobs)
+        except sqlite3.OperationalError as exc:
+            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
+            if not busy or conn.in_transaction:
                 log.exception("sqlite writer batch failed")
                 outcomes = [(False, exc)] * len(batch)
-            except BaseException:  # the thread is going down: refuse, never leave a caller
-                self._open = False
-                loop.call_soon_threadsafe(
-                    _settle, batch, [(False, WriterClosed("the writer stopped"))] * len(batch))
-                raise
-            else:
-                self.batches += 1
-                self.jobs += len(batch)
-                self._since_upkeep += len(batch)
-            last_commit = time.monotonic()
-            loop.call_soon_threadsafe(_settle, batch, outcomes)
+            else:  # another process holds the lock: wait for it off the loop
+                self._send_away(lambda conn: _run_batch(conn, jobs),
+                                lambda outcomes: self._done(batch, outcomes),
+                                lambda exc: self._done(batch, [(False, exc)] * len(batch)))
+                return
+        except Exception as exc:  # the commit itself failed: nothing of the batch is stored
+            log.exception("sqlite writer batch failed")
+            outcomes = [(False, exc)] * len(batch)
+        except BaseException:  # a job ended the writer: refuse, never leave a caller waiting
+            log.exception("the sqlite writer stopped")
+            self._open = False
+            left, self._pending = batch + self._pending, []
+            _settle(left, [(False, WriterClosed("the writer stopped"))] * len(left))
+            return
+        self._done(batch, outcomes)
 
-    def _run_upkeep(self, conn: sqlite3.Connection) -> None:
-        assert self._upkeep is not None
+    def _done(self, batch: list[Item], outcomes: list[Outcome]) -> None:
+        assert self._loop is not None
+        self.batches += 1
+        self.jobs += len(batch)
+        self._since_upkeep += len(batch)
+        self._last_batch = self._loop.time()
+        _settle(batch, outcomes)
+        if self._upkeep is None or self._since_upkeep == 0:
+            pass
+        elif self._since_upkeep >= self._upkeep_every:
+            self._run_upkeep()
+        elif self._idle_timer is None:
+            self._idle_timer = self._loop.call_at(self._last_batch + UPKEEP_IDLE,
+                                                  self._upkeep_when_idle)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if self._pending and not self._flush_due and self._away is None:
+            assert self._loop is not None
+            self._flush_due = True
+            self._loop.call_soon(self._flush)
+
+    # -- the upkeep and waits for the lock, in the helper thread
+
+    def _upkeep_when_idle(self) -> None:
+        assert self._loop is not None
+        self._idle_timer = None
+        if self._since_upkeep == 0 or self._conn is None:
+            return
+        quiet_since = self._last_batch + UPKEEP_IDLE
+        if self._away is None and not self._pending and self._loop.time() >= quiet_since:
+            self._run_upkeep()
+        else:
+            self._idle_timer = self._loop.call_at(max(quiet_since, self._loop.time()
+                                                      + UPKEEP_IDLE), self._upkeep_when_idle)
+
+    def _run_upkeep(self) -> None:
+        upkeep = self._upkeep
+        assert upkeep is not None
         self._since_upkeep = 0
-        try:
-            [(done, error)] = _run_batch(conn, [self._upkeep])
-        except Exception as exc:  # the commit itself failed
-            done, error = False, exc
-        if not done:  # the upkeep's work stays pending; the writes go on
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+        def finished(outcomes: list[Outcome]) -> None:
+            [(done, error)] = outcomes
+            if not done:  # the upkeep's work stays pending; the writes go on
+                log.error("sqlite writer upkeep failed", exc_info=error)
+
+        def failed(error: BaseException) -> None:  # the commit itself failed
             log.error("sqlite writer upkeep failed", exc_info=error)
 
-    def _take(self, busy: bool, idle: float | None = None) -> tuple[list[Item], bool]:
-        """The next batch: every job waiting; while busy, also those that come within LINGER
-        (group commit). A lone write on a quiet server is not held back. With ``idle``, an
-        empty batch once no job has come for that long."""
-        try:
-            item = self._jobs.get(timeout=idle)
-        except queue.Empty:
-            return [], False
-        batch: list[Item] = []
-        deadline = time.monotonic() + LINGER if busy else 0.0
-        while item is not None:
-            batch.append(item)
-            if len(batch) >= MAX_BATCH:
-                break
+        self._send_away(lambda conn: _run_batch(conn, [upkeep]), finished, failed)
+
+    def _send_away(self, work: Callable[[sqlite3.Connection], list[Outcome]],
+                   finished: Callable[[list[Outcome]], None],
+                   failed: Callable[[BaseException], None]) -> None:
+        """Run ``work`` on the connection in the helper thread; hold new jobs until then."""
+        assert self._loop is not None and self._helper is not None and self._conn is not None
+        conn, wait_ms = self._conn, self._busy_timeout_ms
+
+        def waiting() -> list[Outcome]:
+            conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
             try:
-                item = self._jobs.get_nowait()
-            except queue.Empty:
-                wait = deadline - time.monotonic()
-                if len(batch) >= GROUP or wait <= 0:
-                    break
-                try:
-                    item = self._jobs.get(timeout=wait)
-                except queue.Empty:
-                    break
-        return batch, item is None
+                return work(conn)
+            finally:
+                conn.execute("PRAGMA busy_timeout = 0")
 
+        def back(away: asyncio.Future[list[Outcome]]) -> None:
+            self._away = None
+            error = away.exception()
+            if error is None:
+                finished(away.result())
+            else:
+                failed(error)
+            self._schedule_flush()
 
-def _settle_one(future: asyncio.Future[None], error: BaseException | None) -> None:
-    if error is None:
-        future.set_result(None)
-    else:
-        future.set_exception(error)
+        self._away = self._loop.run_in_executor(self._helper, waiting)
+        self._away.add_done_callback(back)
 
 
 def _settle(batch: list[Item], outcomes: list[Outcome]) -> None:
