@@ -15,10 +15,11 @@ import pytest
 from tests.store.helpers import plain
 from widget_server.errors import NotFound
 from widget_server.models import Agent, PostResult, Site, Visitor
+from widget_server.store import sqlite_writer
 from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
 from widget_server.store.sqlite_schema import available_migrations
-from widget_server.store.sqlite_writer import MAX_BATCH, SQLiteWriter, WriterClosed
+from widget_server.store.sqlite_writer import GROUP, MAX_BATCH, SQLiteWriter, WriterClosed
 
 pytestmark = pytest.mark.anyio
 
@@ -252,6 +253,25 @@ async def test_jobs_handed_over_in_one_loop_iteration_share_one_batch(db_path: P
                                       for n in range(MAX_BATCH + 5)))
         assert many == list(range(MAX_BATCH + 5))
         assert writer.batches == 4  # a full batch, then the 5 left
+    finally:
+        await writer.close()
+
+
+async def test_a_busy_writer_waits_briefly_for_a_group_and_a_full_group_goes_at_once(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_writer, "BUSY_WINDOW", 3600.0)  # every batch counts as busy
+    monkeypatch.setattr(sqlite_writer, "LINGER", 3600.0)  # only a full group ends the wait
+    writer = _file_writer(db_path)
+    await writer.start()
+    try:
+        await writer.run(lambda conn: None)  # the first batch: nothing came before it
+        first = asyncio.ensure_future(writer.run(lambda conn: 0))
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        assert writer._linger is not None and not first.done()  # waiting for more
+        rest = [writer.run(lambda conn, n=n: n) for n in range(1, GROUP)]
+        assert await asyncio.wait_for(asyncio.gather(first, *rest), 10) == list(range(GROUP))
+        assert (writer.batches, writer.jobs) == (2, 1 + GROUP)
     finally:
         await writer.close()
 
