@@ -42,12 +42,12 @@ class SiteCache:
         self._by_id: dict[int, Site] = {}
         self._expires = 0.0  # monotonic instant; 0 = read again
         self._generation = 0  # bumped by every change, so a read racing one is not kept
-        self._touched = False  # set in the writer thread by a trigger, before the commit
+        self._touched = False  # set by a trigger in a write job, before the commit
         self._loading = asyncio.Lock()  # a connect storm reads the table once, not per connect
         self._started = 0  # reads begun
 
     def watch(self, conn: sqlite3.Connection) -> None:
-        """Install the triggers on the writer's connection (run on the writer's thread)."""
+        """Install the triggers on the writer's connection (run as a write job)."""
         conn.create_function(_FUNCTION, 0, self._touch)
         for statement in _TRIGGERS:
             conn.execute(statement)

@@ -171,7 +171,7 @@ def _next_seq(conn: sqlite3.Connection, conversation_id: str, now: datetime) -> 
 
 
 # A message in a conversation returns its ticket: building the record was ~15-20 us of the
-# writer's time under the GIL per message. Only the writer thread uses this memo.
+# writer's time per message. Only the writer's jobs use this memo, one batch at a time.
 _ticket_record = rows.TicketMemo()
 
 
