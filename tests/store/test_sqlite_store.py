@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import sqlite3
+import threading
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -273,6 +274,34 @@ async def test_a_busy_writer_waits_briefly_for_a_group_and_a_full_group_goes_at_
         assert await asyncio.wait_for(asyncio.gather(first, *rest), 10) == list(range(GROUP))
         assert (writer.batches, writer.jobs) == (2, 1 + GROUP)
     finally:
+        await writer.close()
+
+
+async def test_a_job_that_may_run_long_runs_off_the_loop_while_the_loop_serves(
+        db_path: Path) -> None:
+    writer = _file_writer(db_path)
+    await writer.start()
+    loop_thread, release = threading.get_ident(), threading.Event()
+
+    def long_job(conn: sqlite3.Connection) -> int:
+        release.wait(10)  # a retention batch, say
+        return threading.get_ident()
+
+    try:
+        long = asyncio.ensure_future(writer.run(long_job, off_loop=True))
+        for _ in range(500):  # until it is in the helper thread
+            if writer._away is not None:
+                break
+            await asyncio.sleep(0.01)
+        assert writer._away is not None and not long.done()  # and this test still runs
+        short = asyncio.ensure_future(writer.run(lambda conn: threading.get_ident()))
+        await asyncio.sleep(0)
+        assert not short.done()  # the connection is the helper's until the long job commits
+        release.set()
+        helper, on_loop = await asyncio.wait_for(asyncio.gather(long, short), 10)
+        assert helper != loop_thread and on_loop == loop_thread
+    finally:
+        release.set()
         await writer.close()
 
 

@@ -49,7 +49,7 @@ class StoreMixin:
     async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         raise NotImplementedError
 
-    async def _write(self, job: Callable[..., T], *args: Any) -> T:
+    async def _write(self, job: Callable[..., T], *args: Any, off_loop: bool = False) -> T:
         raise NotImplementedError
 
 
@@ -232,7 +232,7 @@ class ConsoleQueries(StoreMixin):
         marks = _marks(site_ids)
         indexed_upto, last_message = await self._fetchone(message_index.PENDING_SQL)
         if last_message > indexed_upto:  # messages are indexed in bulk: catch up first
-            await self._write(message_index.index_pending)
+            await self._write(message_index.index_pending, off_loop=True)
         # snippet() cannot run under GROUP BY: rank the matching rows, then pick per ticket
         matches = await self._fetchall(
             "SELECT t.id, f.rank, snippet(tickets_fts, 0, char(2), char(3), '…', 12)"

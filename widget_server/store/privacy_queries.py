@@ -30,7 +30,8 @@ class PrivacyQueries(StoreMixin):
 
     async def retention_batch(self, holder: str, now: datetime, lease: timedelta, limit: int,
                               actor: str) -> RetentionBatch:
-        return await self._write(jobs.retention_batch, holder, now, lease, limit, actor)
+        return await self._write(jobs.retention_batch, holder, now, lease, limit, actor,
+                                 off_loop=True)  # up to BATCH conversations with their rows
 
     async def release_retention_lease(self, holder: str, now: datetime) -> None:
         await self._write(jobs.release_lease, holder, now)
@@ -91,7 +92,7 @@ class PrivacyQueries(StoreMixin):
         """Erase every matching visitor of the site in one transaction; 404
         ``visitor_not_found`` when none matches."""
         return await self._write(jobs.erase_visitor, site_id, selector, actor, agent_id,
-                                 reference, self._clock.now())
+                                 reference, self._clock.now(), off_loop=True)
 
     async def privacy_audit(self, site_id: int, limit: int = 100) -> list[AuditEntry]:
         found = await self._fetchall(

@@ -100,9 +100,9 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
             found = await reader.execute_fetchall(sql, params)
         return next(iter(found), None)
 
-    async def _write(self, job: Callable[..., T], *args: Any) -> T:
+    async def _write(self, job: Callable[..., T], *args: Any, off_loop: bool = False) -> T:
         try:
-            return await self._writer.run(lambda conn: job(conn, *args))
+            return await self._writer.run(lambda conn: job(conn, *args), off_loop=off_loop)
         finally:
             self._sites.committed()  # a write that changed a site: read the sites again
 

@@ -14,13 +14,14 @@ rolled back and run again with a SAVEPOINT around each job. A job may therefore 
 The batches run on the event loop's own thread. A writer thread cost a wake-up of that
 thread and a hand-over of the GIL in each direction for every batch; on the loop, a batch's
 statements take about 0.1 ms per message and its commit's fsync about as long, and the chat
-benchmark persisted 18 % more messages per second (docs/performance.md, item 22).
+benchmark persisted 8-19 % more messages per second (docs/performance.md, item 22).
 Whatever may wait longer than that runs in the writer's helper thread instead, with new jobs
 held until it is done: a batch that finds the database locked by another process (the
-connection fails at once on the loop and waits ``busy_timeout`` in the thread), and the
-``upkeep``: work that may lag behind the writes (indexing messages for search), run once no
-job has come for ``UPKEEP_IDLE``, or after ``upkeep_every`` jobs when none of those pauses
-come. A failing upkeep is logged and tried again later; it never fails a caller.
+connection fails at once on the loop and waits ``busy_timeout`` in the thread), a job its
+caller marks ``off_loop`` because it may run long, and the ``upkeep``: work that may lag
+behind the writes (indexing messages for search), run once no job has come for
+``UPKEEP_IDLE``, or after ``upkeep_every`` jobs when none of those pauses come. A failing
+upkeep is logged and tried again later; it never fails a caller.
 """
 
 from __future__ import annotations
@@ -65,6 +66,7 @@ class SQLiteWriter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._helper: ThreadPoolExecutor | None = None
         self._pending: list[Item] = []
+        self._off_loop: list[Item] = []  # jobs that may run long: one at a time, in the helper
         self._flush_due = False  # a flush is scheduled: soon, or after LINGER
         self._linger: asyncio.TimerHandle | None = None
         self._away: asyncio.Future[Any] | None = None  # work in the helper thread
@@ -91,14 +93,13 @@ class SQLiteWriter:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        while self._away is not None or self._pending:
+        while self._away is not None or self._pending or self._off_loop:
             if self._away is not None:
                 await asyncio.wait([self._away])
             elif self._conn is not None:
                 self._flush()
             else:  # never started: nobody waits forever
-                batch, self._pending = self._pending, []
-                _settle(batch, [(False, WriterClosed("the store is closed"))] * len(batch))
+                self._refuse_all(WriterClosed("the store is closed"))
         if self._helper is not None:
             self._helper.shutdown()
             self._helper = None
@@ -106,13 +107,15 @@ class SQLiteWriter:
             self._conn.close()
             self._conn = None
 
-    async def run(self, job: Callable[[sqlite3.Connection], T]) -> T:
-        """Run ``job`` as one whole transaction; return once it is committed."""
+    async def run(self, job: Callable[[sqlite3.Connection], T], *, off_loop: bool = False) -> T:
+        """Run ``job`` as one whole transaction; return once it is committed. A job that may
+        take long (a retention batch, an erasure, indexing a backlog) says ``off_loop``: it
+        runs alone in the helper thread, so the loop goes on serving meanwhile."""
         if not self._open:
             raise WriterClosed("the store is closed")
         assert self._loop is not None
         future: asyncio.Future[T] = self._loop.create_future()
-        self._pending.append((job, future))
+        (self._off_loop if off_loop else self._pending).append((job, future))
         if not self._flush_due:
             self._schedule_flush()
         elif len(self._pending) == GROUP and self._linger is not None:
@@ -129,7 +132,11 @@ class SQLiteWriter:
             self._linger.cancel()
             self._linger = None
         conn, loop = self._conn, self._loop
-        if self._away is not None or not self._pending or conn is None or loop is None:
+        if self._away is not None or conn is None or loop is None:
+            return
+        if not self._pending:
+            if self._off_loop:
+                self._send_batch_away([self._off_loop.pop(0)])
             return
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         jobs = [job for job, _ in batch]
@@ -141,9 +148,7 @@ class SQLiteWriter:
                 log.exception("sqlite writer batch failed")
                 outcomes = [(False, exc)] * len(batch)
             else:  # another process holds the lock: wait for it off the loop
-                self._send_away(lambda conn: _run_batch(conn, jobs),
-                                lambda outcomes: self._done(batch, outcomes),
-                                lambda exc: self._done(batch, [(False, exc)] * len(batch)))
+                self._send_batch_away(batch)
                 return
         except Exception as exc:  # the commit itself failed: nothing of the batch is stored
             log.exception("sqlite writer batch failed")
@@ -151,10 +156,20 @@ class SQLiteWriter:
         except BaseException:  # a job ended the writer: refuse, never leave a caller waiting
             log.exception("the sqlite writer stopped")
             self._open = False
-            left, self._pending = batch + self._pending, []
-            _settle(left, [(False, WriterClosed("the writer stopped"))] * len(left))
+            self._pending = batch + self._pending
+            self._refuse_all(WriterClosed("the writer stopped"))
             return
         self._done(batch, outcomes)
+
+    def _send_batch_away(self, batch: list[Item]) -> None:
+        jobs = [job for job, _ in batch]
+        self._send_away(lambda conn: _run_batch(conn, jobs),
+                        lambda outcomes: self._done(batch, outcomes),
+                        lambda exc: self._done(batch, [(False, exc)] * len(batch)))
+
+    def _refuse_all(self, error: WriterClosed) -> None:
+        left, self._pending, self._off_loop = self._pending + self._off_loop, [], []
+        _settle(left, [(False, error)] * len(left))
 
     def _done(self, batch: list[Item], outcomes: list[Outcome]) -> None:
         assert self._loop is not None
@@ -174,11 +189,12 @@ class SQLiteWriter:
 
     def _schedule_flush(self) -> None:
         loop = self._loop
-        if not self._pending or self._flush_due or self._away is not None or loop is None:
+        waiting = self._pending or self._off_loop
+        if not waiting or self._flush_due or self._away is not None or loop is None:
             return
         self._flush_due = True
         busy = loop.time() - self._last_batch < BUSY_WINDOW
-        if busy and len(self._pending) < GROUP:
+        if busy and 0 < len(self._pending) < GROUP:
             self._linger = loop.call_later(LINGER, self._flush)
         else:  # a lone write on a quiet server is not held back
             loop.call_soon(self._flush)
