@@ -277,7 +277,7 @@ async def test_a_busy_writer_waits_briefly_for_a_group_and_a_full_group_goes_at_
         await writer.close()
 
 
-async def test_a_job_that_may_run_long_runs_off_the_loop_while_the_loop_serves(
+async def test_a_job_that_may_run_long_runs_off_the_loop_first_while_the_loop_serves(
         db_path: Path) -> None:
     writer = _file_writer(db_path)
     await writer.start()
@@ -288,14 +288,15 @@ async def test_a_job_that_may_run_long_runs_off_the_loop_while_the_loop_serves(
         return threading.get_ident()
 
     try:
+        # handed over together: the long job goes first, so that a steady stream of small
+        # writes cannot starve it
+        short = asyncio.ensure_future(writer.run(lambda conn: threading.get_ident()))
         long = asyncio.ensure_future(writer.run(long_job, off_loop=True))
         for _ in range(500):  # until it is in the helper thread
             if writer._away is not None:
                 break
             await asyncio.sleep(0.01)
         assert writer._away is not None and not long.done()  # and this test still runs
-        short = asyncio.ensure_future(writer.run(lambda conn: threading.get_ident()))
-        await asyncio.sleep(0)
         assert not short.done()  # the connection is the helper's until the long job commits
         release.set()
         helper, on_loop = await asyncio.wait_for(asyncio.gather(long, short), 10)

@@ -134,9 +134,10 @@ class SQLiteWriter:
         conn, loop = self._conn, self._loop
         if self._away is not None or conn is None or loop is None:
             return
+        if self._off_loop:  # first, or a steady stream of small writes would starve it
+            self._send_batch_away([self._off_loop.pop(0)])
+            return
         if not self._pending:
-            if self._off_loop:
-                self._send_batch_away([self._off_loop.pop(0)])
             return
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         jobs = [job for job, _ in batch]
