@@ -9,6 +9,7 @@ from collections import Counter
 import pytest
 
 from tests.support import ServerProcess, VisitorClient, create_site, start_session
+from widget_server.store.sqlite_schema import BUSY_TIMEOUT_MS
 
 pytestmark = pytest.mark.anyio
 
@@ -96,3 +97,32 @@ async def test_seq_stays_gap_free_across_a_kill(fresh_server: ServerProcess) -> 
     await again.send("after the crash", conversation=ack["conversation"])
     assert (await again.recv_type("ack"))["seq"] == 3
     await again.close()
+
+
+async def test_a_write_lock_held_by_another_process_holds_the_write_not_the_server(
+    fresh_server: ServerProcess,
+) -> None:
+    site = create_site(fresh_server.db)
+    fresh_server.start()
+    visitor = await VisitorClient.connect(fresh_server, site)
+    ack, _ = await visitor.open_request("before the lock")
+    bystander = await VisitorClient.connect(fresh_server, site)
+    lock = sqlite3.connect(fresh_server.db, isolation_level=None)
+    lock.execute("BEGIN IMMEDIATE")  # what a CLI command writing to the database does
+    try:
+        client_msg_id = await visitor.send("sent while another process writes",
+                                           conversation=ack["conversation"])
+        # the write waits for the lock off the event loop: other sockets and HTTP go on. A
+        # loop that waited itself would answer only once SQLite gave up, after busy_timeout.
+        answered = bystander.frames_until_pong()
+        assert await asyncio.wait_for(answered, BUSY_TIMEOUT_MS / 1000 / 2) == []
+        assert (await start_session(fresh_server, site))["token"]
+        assert stored_client_msg_ids(fresh_server.db)[client_msg_id] == 0
+    finally:
+        lock.execute("COMMIT")
+        lock.close()
+    late = await visitor.recv_type("ack")
+    assert late["client_msg_id"] == client_msg_id and late["seq"] == 3
+    assert stored_client_msg_ids(fresh_server.db)[client_msg_id] == 1
+    await visitor.close()
+    await bystander.close()
