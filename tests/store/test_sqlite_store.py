@@ -306,6 +306,31 @@ async def test_a_job_that_may_run_long_runs_off_the_loop_first_while_the_loop_se
         await writer.close()
 
 
+async def test_the_upkeep_checkpoints_the_wal_in_the_helper_thread(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)  # only every 10 jobs
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
+        return conn
+
+    writer = SQLiteWriter(connect, upkeep_every=10)
+    await writer.start()
+    try:  # SQLite's own checkpoint would copy and fsync on the event loop
+        assert await writer.run(
+            lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 0
+        await writer.run(lambda conn: conn.execute("CREATE TABLE blobs (data BLOB)"))
+        for _ in range(200):  # about 3 pages each: 600 frames if nothing checkpointed
+            await writer.run(
+                lambda conn: conn.execute("INSERT INTO blobs VALUES (randomblob(8000))"))
+        wal_bytes = Path(f"{db_path}-wal").stat().st_size
+    finally:
+        await writer.close()
+    # checkpointed every 10 jobs, so the WAL started over and never held more than ~40 frames
+    assert wal_bytes < 100 * (4096 + 24)
+
+
 async def test_a_locked_database_is_waited_for_off_the_event_loop(db_path: Path) -> None:
     writer = _file_writer(db_path)
     await writer.start()

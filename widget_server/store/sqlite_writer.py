@@ -18,9 +18,11 @@ benchmark persisted 8-19 % more messages per second (docs/performance.md, item 2
 Whatever may wait longer than that runs in the writer's helper thread instead, with new jobs
 held until it is done: a batch that finds the database locked by another process (the
 connection fails at once on the loop and waits ``busy_timeout`` in the thread), a job its
-caller marks ``off_loop`` because it may run long, and the ``upkeep``: work that may lag
-behind the writes (indexing messages for search), run once no job has come for
-``UPKEEP_IDLE``, or after ``upkeep_every`` jobs when none of those pauses come. A failing
+caller marks ``off_loop`` because it may run long, and the upkeep, run once no job has
+come for ``UPKEEP_IDLE``, or after ``upkeep_every`` jobs when none of those pauses come: the
+``upkeep`` job (work that may lag behind the writes: indexing messages for search), then a
+passive WAL checkpoint. SQLite's own checkpoint after a commit is turned off on this
+connection, because it would copy pages and fsync the database file on the loop. A failing
 upkeep is logged and tried again later; it never fails a caller.
 """
 
@@ -83,6 +85,7 @@ class SQLiteWriter:
         # busy timeout: such a batch goes to the helper thread, which waits as configured.
         self._busy_timeout_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
         conn.execute("PRAGMA busy_timeout = 0")
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the upkeep checkpoints, off the loop
         self._conn = conn
         self._helper = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._open = True
@@ -179,9 +182,7 @@ class SQLiteWriter:
         self._since_upkeep += len(batch)
         self._last_batch = self._loop.time()
         _settle(batch, outcomes)
-        if self._upkeep is None or self._since_upkeep == 0:
-            pass
-        elif self._since_upkeep >= self._upkeep_every:
+        if self._since_upkeep >= self._upkeep_every:
             self._run_upkeep()
         elif self._idle_timer is None:
             self._idle_timer = self._loop.call_at(self._last_batch + UPKEEP_IDLE,
@@ -216,21 +217,25 @@ class SQLiteWriter:
 
     def _run_upkeep(self) -> None:
         upkeep = self._upkeep
-        assert upkeep is not None
         self._since_upkeep = 0
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
 
-        def finished(outcomes: list[Outcome]) -> None:
-            [(done, error)] = outcomes
-            if not done:  # the upkeep's work stays pending; the writes go on
-                log.error("sqlite writer upkeep failed", exc_info=error)
+        def work(conn: sqlite3.Connection) -> list[Outcome]:
+            outcomes = _run_batch(conn, [upkeep]) if upkeep is not None else []
+            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for readers or writers
+            return outcomes
 
-        def failed(error: BaseException) -> None:  # the commit itself failed
+        def finished(outcomes: list[Outcome]) -> None:
+            for done, error in outcomes:
+                if not done:  # the upkeep's work stays pending; the writes go on
+                    log.error("sqlite writer upkeep failed", exc_info=error)
+
+        def failed(error: BaseException) -> None:  # a commit or the checkpoint failed
             log.error("sqlite writer upkeep failed", exc_info=error)
 
-        self._send_away(lambda conn: _run_batch(conn, [upkeep]), finished, failed)
+        self._send_away(work, finished, failed)
 
     def _send_away(self, work: Callable[[sqlite3.Connection], list[Outcome]],
                    finished: Callable[[list[Outcome]], None],
