@@ -208,12 +208,11 @@ class SQLiteWriter:
         self._idle_timer = None
         if self._since_upkeep == 0 or self._conn is None:
             return
-        quiet_since = self._last_batch + UPKEEP_IDLE
-        if self._away is None and not self._pending and self._loop.time() >= quiet_since:
+        quiet = self._loop.time() >= self._last_batch + UPKEEP_IDLE
+        if quiet and self._away is None and not self._pending:
             self._run_upkeep()
-        else:
-            self._idle_timer = self._loop.call_at(max(quiet_since, self._loop.time()
-                                                      + UPKEEP_IDLE), self._upkeep_when_idle)
+        else:  # look again one pause from now
+            self._idle_timer = self._loop.call_later(UPKEEP_IDLE, self._upkeep_when_idle)
 
     def _run_upkeep(self) -> None:
         upkeep = self._upkeep
