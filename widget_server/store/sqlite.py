@@ -204,8 +204,8 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         if row is None:
             return None
         ticket_row = await self._fetchone(
-            f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM} WHERE t.conversation_id = ?"
-            " ORDER BY t.id DESC LIMIT 1",
+            f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM}"
+            f" WHERE t.id = {rows.LATEST_TICKET.format('?')}",
             (conversation_id,),
         )
         return Conversation(id=row["id"], site_id=row["site_id"], visitor_id=row["visitor_id"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime
 
 from widget_server.clock import parse_iso
@@ -19,6 +20,9 @@ TICKET_COLUMNS = (
     " t.closed_at, t.erased_at, t.erased_reason"
 )
 TICKET_FROM = "tickets t JOIN sites s ON s.id = t.site_id"
+# A conversation's latest ticket: one seek in the index on tickets (conversation_id), where
+# ORDER BY t.id DESC LIMIT 1 over a join sorted the rows in a temporary b-tree.
+LATEST_TICKET = "(SELECT MAX(id) FROM tickets WHERE conversation_id = {})"
 MESSAGE_COLUMNS = (
     "id, conversation_id, seq, author_type, author_visitor_id, author_agent_id, author_name,"
     " body, internal, client_msg_id, created_at"
@@ -110,6 +114,39 @@ class TicketMemo:
             if len(self._found) >= self._size:
                 self._found.clear()
             found = self._found[key] = ticket(row)
+        return found
+
+
+# What identifies the contents of a ticket row without reading them: its id and version (a
+# trigger bumps the version on every update, migration 0009), its creation instant and
+# conversation (SQLite may hand a deleted row's id to a new row, whose version starts at 0
+# again), and its site's reference prefix, the one part of the record from another table.
+TICKET_VERSION_COLUMNS = (
+    "t.id AS ticket_id, t.version AS ticket_version, t.created_at AS ticket_created_at,"
+    " t.conversation_id AS ticket_conversation_id, s.reference_prefix AS ticket_prefix"
+)
+
+
+class TicketVersions:
+    """Ticket records by ``TICKET_VERSION_COLUMNS``: a caller that reads those five columns
+    gets the record without reading the thirty of the whole row (a message returns its
+    ticket, which rarely changed since the last message). One memo per thread; bounded."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._found: dict[tuple[object, ...], Ticket] = {}
+        self._size = size
+
+    def __call__(self, versioned: sqlite3.Row, read: Callable[[], sqlite3.Row]) -> Ticket:
+        """The record of the ticket ``versioned`` names; ``read`` fetches its whole row (with
+        ``TICKET_COLUMNS``) when this version was not built yet."""
+        key = (versioned["ticket_id"], versioned["ticket_version"],
+               versioned["ticket_created_at"], versioned["ticket_conversation_id"],
+               versioned["ticket_prefix"])
+        found = self._found.get(key)
+        if found is None:
+            if len(self._found) >= self._size:
+                self._found.clear()
+            found = self._found[key] = ticket(read())
         return found
 
 

@@ -170,17 +170,25 @@ def _next_seq(conn: sqlite3.Connection, conversation_id: str, now: datetime) -> 
     return int(row[0])
 
 
-# A message in a conversation returns its ticket: building the record was ~15-20 us of the
-# writer's time per message. Only the writer's jobs use this memo, one batch at a time.
-_ticket_record = rows.TicketMemo()
+# A message in a conversation returns its ticket: reading its whole row and building the
+# record cost more than the rest of storing the message. Only the writer's jobs use this memo.
+_ticket_record = rows.TicketVersions()
 
 
 def _ticket_for_conversation(conn: sqlite3.Connection, conversation_id: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
-        f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM} WHERE t.conversation_id = ?"
-        " ORDER BY t.id DESC LIMIT 1",
+        f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM}"
+        f" WHERE t.id = {rows.LATEST_TICKET.format('?')}",
         (conversation_id,),
     ).fetchone()
+    return row
+
+
+def _found_ticket(conn: sqlite3.Connection, conversation_id: str) -> sqlite3.Row:
+    """The whole row of the latest ticket of a conversation this transaction found one in."""
+    row = _ticket_for_conversation(conn, conversation_id)
+    if row is None:  # the write lock is held: nothing can have deleted it since
+        raise RuntimeError(f"the ticket of {conversation_id} vanished within a transaction")
     return row
 
 
@@ -232,20 +240,22 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
             return earlier
         _upsert_visitor(conn, visitor, now)
         return _open_request(conn, post, now)
+    conversation_id = post.conversation_id
 
     # One read answers whether this is a resend, and finds the conversation, its visitor row
-    # and its latest ticket (the fast path of a message in an existing conversation: this,
-    # the seq and the insert). It always returns one row: the conversation may be missing.
+    # and its latest ticket's status and version (the fast path of a message in an existing
+    # conversation: this, the seq and the insert; the ticket's record is the memo's). It
+    # always returns one row: the conversation may be missing.
     found = conn.execute(
         "SELECT (SELECT 1 FROM messages WHERE author_visitor_id = ? AND client_msg_id = ?)"
         " AS resent, c.id AS found_conversation, v.name AS visitor_name,"
-        f" v.email AS visitor_email, {rows.TICKET_COLUMNS}"
+        f" v.email AS visitor_email, t.status AS ticket_status, {rows.TICKET_VERSION_COLUMNS}"
         " FROM (SELECT 1) AS one"
         " LEFT JOIN conversations c ON c.id = ? AND c.visitor_id = ?"
         " LEFT JOIN visitors v ON v.id = c.visitor_id"
-        " LEFT JOIN tickets t ON t.conversation_id = c.id"
-        " LEFT JOIN sites s ON s.id = t.site_id ORDER BY t.id DESC LIMIT 1",
-        (visitor.id, post.client_msg_id, post.conversation_id, visitor.id),
+        f" LEFT JOIN tickets t ON t.id = {rows.LATEST_TICKET.format('c.id')}"
+        " LEFT JOIN sites s ON s.id = t.site_id",
+        (visitor.id, post.client_msg_id, conversation_id, visitor.id),
     ).fetchone()
     if found["resent"] is not None:  # a resend, in whichever conversation it was stored
         earlier = _duplicate(conn, visitor.id, post.client_msg_id)
@@ -256,31 +266,30 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
     if ((visitor.name is not None and visitor.name != found["visitor_name"])
             or (visitor.email is not None and visitor.email != found["visitor_email"])):
         _upsert_visitor(conn, visitor, now)  # the upsert only when it would change something
-    ticket_row: sqlite3.Row | None = found if found["id"] is not None else None
-    if ticket_row is not None and ticket_row["status"] == "closed":
+    status = found["ticket_status"]  # None: no ticket
+    if status == "closed":
         raise Conflict("this request is closed; please open a new one",
                        code="conversation_closed")
-    seq = _next_seq(conn, post.conversation_id, now)
+    seq = _next_seq(conn, conversation_id, now)
     message = _insert_message(
-        conn, post.conversation_id, seq, "visitor", post.body, now,
+        conn, conversation_id, seq, "visitor", post.body, now,
         visitor_id=visitor.id, author_name=visitor.name, client_msg_id=post.client_msg_id,
     )
     ticket, changed = None, False
-    if ticket_row is not None:
-        status = rules.status_after_visitor_message(ticket_row["status"])
-        if status != ticket_row["status"]:
-            sla.on_status_change(conn, ticket_row, status, now,
-                                 sla.site_policy(conn, visitor.site_id))
+    if status is not None:
+        after = rules.status_after_visitor_message(status)
+        if after == status:
+            ticket = _ticket_record(found, lambda: _found_ticket(conn, conversation_id))
+        else:  # e.g. reopened by this message: the whole row, before and after the change
+            before = _found_ticket(conn, conversation_id)
+            sla.on_status_change(conn, before, after, now, sla.site_policy(conn, visitor.site_id))
             conn.execute(
                 "UPDATE tickets SET status = ?, solved_at = NULL, updated_at = ? WHERE id = ?",
-                (status, isoformat(now), ticket_row["id"]),
+                (after, isoformat(now), before["id"]),
             )
-            _event(conn, ticket_row["id"], "status_changed", "visitor", visitor.id,
-                   {"from": ticket_row["status"], "to": status}, now)
-            changed = True
-        # read the ticket again only if this message moved it
-        latest = _ticket_for_conversation(conn, post.conversation_id) if changed else ticket_row
-        ticket = _ticket_record(latest)  # type: ignore[arg-type]
+            _event(conn, before["id"], "status_changed", "visitor", visitor.id,
+                   {"from": status, "to": after}, now)
+            ticket, changed = rows.ticket(_found_ticket(conn, conversation_id)), True
     return PostResult(message=message, ticket=ticket, created=[message], duplicate=False,
                       ticket_changed=changed)
 

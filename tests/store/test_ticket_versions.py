@@ -1,0 +1,101 @@
+"""A visitor message returns its ticket from the writer's memo, by the ticket's id and version
+(sqlite_rows.TicketVersions, migration 0009): never a stale one, whoever changed the row."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from tests.store.helpers import plain, shop
+from widget_server.models import Agent, Site, Ticket, Visitor
+from widget_server.store.base import VisitorPost
+from widget_server.store.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.anyio
+
+
+def elsewhere(path: Path, sql: str, params: tuple[object, ...] = ()) -> None:
+    """A write on a connection of our own, as another process (a CLI command) would make."""
+    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
+        conn.execute(sql, params)
+
+
+class Chat:
+    """One visitor's request and its follow-ups; each returns the ticket the store answered."""
+
+    def __init__(self, store: SQLiteStore, site: Site) -> None:
+        self.store = store
+        self.visitor = Visitor(id="v_" + uuid.uuid4().hex[:24], site_id=site.id, user_id=None,
+                               name="Visitor", email=None, verified=False)
+        self.conversation_id: str | None = None
+
+    async def say(self, body: str) -> tuple[Ticket, bool]:
+        result = await self.store.post_visitor_message(VisitorPost(
+            visitor=self.visitor, conversation_id=self.conversation_id,
+            client_msg_id=str(uuid.uuid4()), body=body, severity="normal", subject=None),
+            datetime.now(UTC))
+        self.conversation_id = result.message.conversation_id
+        assert result.ticket is not None
+        return result.ticket, result.ticket_changed
+
+
+async def test_every_update_of_a_ticket_bumps_its_version_once(
+        store: SQLiteStore, db_path: Path) -> None:
+    site = await shop(store)
+    first, second = Chat(store, site), Chat(store, site)
+    await first.say("Help")
+    await second.say("Help too")
+    versions = "SELECT version FROM tickets ORDER BY id"
+    [(a,), (b,)] = plain(db_path, versions)
+    elsewhere(db_path, "UPDATE tickets SET subject = 'Renamed' WHERE number = 1")
+    assert plain(db_path, versions) == [(a + 1,), (b,)]
+    elsewhere(db_path, "UPDATE tickets SET sla_warned_at = '2026-01-01T00:00:00.000Z'")
+    assert plain(db_path, versions) == [(a + 2,), (b + 1,)]
+    elsewhere(db_path, "UPDATE tickets SET version = 70 WHERE number = 2")  # not bumped again
+    assert plain(db_path, versions) == [(a + 2,), (70,)]
+
+
+async def test_a_message_returns_its_ticket_as_changed_since_by_anyone(
+        store: SQLiteStore, db_path: Path) -> None:
+    site = await shop(store)
+    chat = Chat(store, site)
+    opened, _ = await chat.say("My order did not arrive")
+    built, _ = await chat.say("Any news?")
+    again, changed = await chat.say("Hello?")
+    assert again is built and again == opened and not changed  # the memo's record
+
+    elsewhere(db_path, "UPDATE tickets SET subject = 'Lost parcel'")  # another process
+    renamed, changed = await chat.say("Still waiting")
+    assert (renamed.subject, renamed.number, changed) == ("Lost parcel", opened.number, False)
+
+    # the reference is built from the site's prefix, a column of another table
+    elsewhere(db_path, "UPDATE sites SET reference_prefix = 'SHOP-'")
+    prefixed, _ = await chat.say("Anyone?")
+    assert prefixed.reference == f"#SHOP-{opened.number}"
+    assert prefixed.subject == "Lost parcel"
+
+
+async def test_a_message_that_reopens_its_ticket_returns_the_reopened_ticket(
+        store: SQLiteStore, agent: Agent, db_path: Path) -> None:
+    site = await shop(store)
+    chat = Chat(store, site)
+    opened, _ = await chat.say("Broken login")
+    await store.post_agent_message(site.id, opened.number, agent, "Fixed, try again", False,
+                                   datetime.now(UTC))
+    elsewhere(db_path, "UPDATE tickets SET status = 'solved'")
+    reopened, changed = await chat.say("Still broken")
+    assert (reopened.status, changed) == ("open", True)
+    same, changed = await chat.say("Really")
+    assert (same.status, same.subject, changed) == ("open", opened.subject, False)
+    assert plain(db_path, "SELECT status FROM tickets") == [("open",)]
+
+
+@pytest.fixture
+async def agent(store: SQLiteStore) -> Agent:
+    created, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
+    return created
