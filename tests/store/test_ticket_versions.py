@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import uuid
@@ -12,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.store.helpers import plain, shop
-from widget_server.models import Agent, Site, Ticket, Visitor
+from widget_server.models import Agent, PostResult, Site, Ticket, Visitor
 from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
 
@@ -44,20 +45,58 @@ class Chat:
         return result.ticket, result.ticket_changed
 
 
-async def test_every_update_of_a_ticket_bumps_its_version_once(
+async def test_every_update_of_a_ticket_gives_it_a_new_version(
         store: SQLiteStore, db_path: Path) -> None:
     site = await shop(store)
     first, second = Chat(store, site), Chat(store, site)
     await first.say("Help")
     await second.say("Help too")
     versions = "SELECT version FROM tickets ORDER BY id"
-    [(a,), (b,)] = plain(db_path, versions)
+    seen = plain(db_path, versions)
     elsewhere(db_path, "UPDATE tickets SET subject = 'Renamed' WHERE number = 1")
-    assert plain(db_path, versions) == [(a + 1,), (b,)]
+    renamed = plain(db_path, versions)
+    assert renamed[0] != seen[0] and renamed[1] == seen[1]
     elsewhere(db_path, "UPDATE tickets SET sla_warned_at = '2026-01-01T00:00:00.000Z'")
-    assert plain(db_path, versions) == [(a + 2,), (b + 1,)]
-    elsewhere(db_path, "UPDATE tickets SET version = 70 WHERE number = 2")  # not bumped again
-    assert plain(db_path, versions) == [(a + 2,), (70,)]
+    warned = plain(db_path, versions)
+    assert warned[0] not in (seen[0], renamed[0]) and warned[1] != seen[1]
+    elsewhere(db_path, "UPDATE tickets SET version = 70 WHERE number = 2")  # not changed again
+    assert plain(db_path, versions) == [warned[0], (70,)]
+
+
+async def test_a_version_rolled_back_never_names_another_state_of_the_ticket(
+        store: SQLiteStore, db_path: Path) -> None:
+    """A follow-up memoises its ticket as changed by an earlier job of its batch; a later job
+    fails, the batch runs again job by job, and this time the change fails: the version that
+    was rolled back must not come back for a different row."""
+    site = await shop(store)
+    chat = Chat(store, site)
+    await chat.say("Where is my order?")
+    await chat.say("Hello?")
+    runs = 0
+
+    def rename_once(conn: sqlite3.Connection) -> None:
+        nonlocal runs
+        runs += 1
+        conn.execute("UPDATE tickets SET subject = 'Rolled back'")
+        if runs == 2:  # the second run, job by job, fails: the rename is rolled back
+            raise RuntimeError("not this time")
+
+    def fail(conn: sqlite3.Connection) -> None:
+        raise RuntimeError("this job fails")
+
+    post = VisitorPost(visitor=chat.visitor, conversation_id=chat.conversation_id,
+                       client_msg_id=str(uuid.uuid4()), body="Any news?", severity="normal",
+                       subject=None)
+    renamed, followed, failed = await asyncio.gather(
+        store._write(rename_once), store.post_visitor_message(post, datetime.now(UTC)),
+        store._write(fail), return_exceptions=True)
+    assert runs == 2 and isinstance(renamed, RuntimeError) and isinstance(failed, RuntimeError)
+    assert isinstance(followed, PostResult) and followed.ticket is not None
+    assert followed.ticket.subject == "Where is my order?"
+
+    elsewhere(db_path, "UPDATE tickets SET subject = 'Lost parcel'")
+    ticket, _ = await chat.say("Still waiting")
+    assert ticket.subject == "Lost parcel"
 
 
 async def test_a_message_returns_its_ticket_as_changed_since_by_anyone(

@@ -118,9 +118,10 @@ class TicketMemo:
 
 
 # What identifies the contents of a ticket row without reading them: its id and version (a
-# trigger bumps the version on every update, migration 0009), its creation instant and
-# conversation (SQLite may hand a deleted row's id to a new row, whose version starts at 0
-# again), and its site's reference prefix, the one part of the record from another table.
+# trigger gives it a new random version on every update, migration 0009, so a version rolled
+# back never names another state), its creation instant and conversation (SQLite may hand a
+# deleted row's id to a new row, whose version starts at 0 again), and its site's reference
+# prefix, the one part of the record from another table.
 TICKET_VERSION_COLUMNS = (
     "t.id AS ticket_id, t.version AS ticket_version, t.created_at AS ticket_created_at,"
     " t.conversation_id AS ticket_conversation_id, s.reference_prefix AS ticket_prefix"
