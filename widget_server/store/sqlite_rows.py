@@ -98,10 +98,11 @@ def ticket(row: sqlite3.Row) -> Ticket:
 
 
 class TicketMemo:
-    """Ticket records by the row they were built from. Tickets change rarely and are read
-    often (a message returns its ticket; a REST page lists 50), and building one, parsing its
-    instants, was the larger part of either. The key is the whole row, so a changed ticket is
-    a new entry, never a stale one. One memo per thread that uses it; bounded."""
+    """Ticket records by the row they were built from, for reads (the writer's jobs use
+    TicketVersions). Tickets change rarely and are read often (a REST page lists 50), and
+    building one, parsing its instants, was the larger part of such a read. The key is the
+    whole row, so a changed ticket is a new entry, never a stale one. One memo per thread
+    that uses it; bounded."""
 
     def __init__(self, size: int = 4096) -> None:
         self._found: dict[tuple[object, ...], Ticket] = {}
