@@ -97,25 +97,31 @@ def ticket(row: sqlite3.Row) -> Ticket:
     )
 
 
-class TicketMemo:
+class _Bounded:
+    """Ticket records by a key, at most ``size`` of them: when full, it starts over."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self._found: dict[tuple[object, ...], Ticket] = {}
+        self._size = size
+
+    def _keep(self, key: tuple[object, ...], record: Ticket) -> Ticket:
+        if len(self._found) >= self._size:
+            self._found.clear()
+        self._found[key] = record
+        return record
+
+
+class TicketMemo(_Bounded):
     """Ticket records by the row they were built from, for reads (the writer's jobs use
     TicketVersions). Tickets change rarely and are read often (a REST page lists 50), and
     building one, parsing its instants, was the larger part of such a read. The key is the
     whole row, so a changed ticket is a new entry, never a stale one. One memo per thread
     that uses it; bounded."""
 
-    def __init__(self, size: int = 4096) -> None:
-        self._found: dict[tuple[object, ...], Ticket] = {}
-        self._size = size
-
     def __call__(self, row: sqlite3.Row) -> Ticket:
         key = (*row.keys(), *row)
         found = self._found.get(key)
-        if found is None:
-            if len(self._found) >= self._size:
-                self._found.clear()
-            found = self._found[key] = ticket(row)
-        return found
+        return found if found is not None else self._keep(key, ticket(row))
 
 
 # What identifies the contents of a ticket row without reading them: its id and version (a
@@ -129,14 +135,10 @@ TICKET_VERSION_COLUMNS = (
 )
 
 
-class TicketVersions:
+class TicketVersions(_Bounded):
     """Ticket records by ``TICKET_VERSION_COLUMNS``: a caller that reads those five columns
     gets the record without reading the thirty of the whole row (a message returns its
     ticket, which rarely changed since the last message). One memo per thread; bounded."""
-
-    def __init__(self, size: int = 4096) -> None:
-        self._found: dict[tuple[object, ...], Ticket] = {}
-        self._size = size
 
     def __call__(self, versioned: sqlite3.Row, read: Callable[[], sqlite3.Row]) -> Ticket:
         """The record of the ticket ``versioned`` names; ``read`` fetches its whole row (with
@@ -145,11 +147,7 @@ class TicketVersions:
                versioned["ticket_created_at"], versioned["ticket_conversation_id"],
                versioned["ticket_prefix"])
         found = self._found.get(key)
-        if found is None:
-            if len(self._found) >= self._size:
-                self._found.clear()
-            found = self._found[key] = ticket(read())
-        return found
+        return found if found is not None else self._keep(key, ticket(read()))
 
 
 def _maybe_time(value: str | None) -> datetime | None:
