@@ -1,0 +1,101 @@
+"""Reads by key on the event loop's own connection (``SQLiteStore._read_now``): an API token
+and a visitor's conversations, without a trip to a reader thread."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import uuid
+from datetime import UTC, datetime
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from tests.store.helpers import shop
+from widget_server.api_tokens import hash_api_token
+from widget_server.models import Visitor
+from widget_server.store import sqlite as sqlite_store
+from widget_server.store.base import VisitorPost
+from widget_server.store.sqlite import SQLiteStore
+
+pytestmark = pytest.mark.anyio
+
+
+def take_every_reader(store: SQLiteStore) -> list[aiosqlite.Connection]:
+    """Hold every reader connection, so a read that needs one waits until they are back."""
+    taken = []
+    while not store._readers.empty():
+        taken.append(store._readers.get_nowait())
+    assert taken
+    return taken
+
+
+def give_back(store: SQLiteStore, readers: list[aiosqlite.Connection]) -> None:
+    for reader in readers:
+        store._readers.put_nowait(reader)
+
+
+async def open_requests(store: SQLiteStore, count: int) -> tuple[Visitor, list[str]]:
+    site = await shop(store)
+    who = Visitor(id="v_" + uuid.uuid4().hex[:24], site_id=site.id, user_id=None,
+                  name="Visitor", email=None, verified=False)
+    opened = []
+    for n in range(count):
+        result = await store.post_visitor_message(VisitorPost(
+            visitor=who, conversation_id=None, client_msg_id=str(uuid.uuid4()),
+            body=f"request {n}", severity="normal", subject=None), datetime.now(UTC))
+        opened.append(result.message.conversation_id)
+    return who, opened
+
+
+async def test_a_token_is_found_on_the_loop_and_its_revocation_elsewhere_counts_at_once(
+    store: SQLiteStore, db_path: Path
+) -> None:
+    site = await shop(store)
+    agent, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
+    token = await store.create_api_token("ci", hash_api_token("secret"), site.id, agent.id)
+    readers = take_every_reader(store)
+    try:  # no reader is free: this could only be answered on the loop
+        found = await asyncio.wait_for(store.find_api_agent(hash_api_token("secret")), 5)
+        assert found is not None and found[0] == site.id and found[1].id == agent.id
+        other = sqlite3.connect(db_path, isolation_level=None)  # say, the CLI revoking it
+        try:
+            other.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ?",
+                          (datetime.now(UTC).isoformat(), token.id))
+        finally:
+            other.close()
+        assert await asyncio.wait_for(store.find_api_agent(hash_api_token("secret")), 5) is None
+    finally:
+        give_back(store, readers)
+
+
+async def test_a_visitor_with_a_few_conversations_is_read_on_the_loop(
+    store: SQLiteStore,
+) -> None:
+    who, opened = await open_requests(store, 3)
+    readers = take_every_reader(store)
+    try:
+        found = await asyncio.wait_for(store.visitor_conversations(who.id), 5)
+    finally:
+        give_back(store, readers)
+    assert sorted(c.id for c in found) == sorted(opened)
+    assert all(c.ticket is not None and c.ticket.conversation_id == c.id for c in found)
+
+
+async def test_a_visitor_with_a_long_history_is_read_on_a_reader_thread(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(sqlite_store, "QUICK_CONVERSATIONS", 2)
+    who, opened = await open_requests(store, 3)
+    readers = take_every_reader(store)
+    reading = asyncio.ensure_future(store.visitor_conversations(who.id))
+    try:
+        for _ in range(20):  # the loop goes on; the read waits for a reader
+            await asyncio.sleep(0)
+        assert not reading.done()
+    finally:
+        give_back(store, readers)
+    found = await asyncio.wait_for(reading, 5)
+    assert sorted(c.id for c in found) == sorted(opened)  # every one, not the first two
+    assert all(c.ticket is not None and c.ticket.conversation_id == c.id for c in found)
