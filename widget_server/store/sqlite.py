@@ -113,11 +113,12 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         return next(iter(found), None)
 
     def _read_now(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row] | None:
-        """A read of a few rows found by key, on the loop's thread; None if it cannot start
-        at once (a checkpoint resetting the WAL, a database being recovered): the caller
-        then reads on a reader thread. A trip to a reader costs the loop about 50 us of CPU
-        and a thread hand-off each way; a read like this costs 5-10 us, and in WAL mode it
-        never waits for the writer. Only for reads whose size is bounded by their key."""
+        """A read of a few rows found by key, on the loop's thread; None when SQLite says
+        the database is busy or locked (with ``busy_timeout = 0`` it does not wait: say, a
+        database being recovered after a crash): the caller then reads on a reader thread.
+        A trip to a reader costs the loop about 50 us of CPU and a thread hand-off each way;
+        a read like this costs 5-10 us, and in WAL mode no writer's lock holds it up. Only
+        for reads whose size is bounded by their key."""
         assert self._quick is not None
         try:
             return self._quick.execute(sql, params).fetchall()
