@@ -1,12 +1,12 @@
-"""Reads by key on the event loop's own connection (``SQLiteStore._read_now``): an API token
-and a visitor's conversations, without a trip to a reader thread."""
+"""Reads by key on the event loop's own connection (``SQLiteStore._read_now``): an API token,
+a console session and a visitor's conversations, without a trip to a reader thread."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiosqlite
@@ -66,6 +66,25 @@ async def test_a_token_is_found_on_the_loop_and_its_revocation_elsewhere_counts_
         finally:
             other.close()
         assert await asyncio.wait_for(store.find_api_agent(hash_api_token("secret")), 5) is None
+    finally:
+        give_back(store, readers)
+
+
+async def test_a_console_session_is_found_on_the_loop_and_its_revocation_elsewhere_counts(
+    store: SQLiteStore, db_path: Path
+) -> None:
+    agent, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
+    session_id = await store.create_agent_session(agent.id, "csrf", timedelta(hours=1))
+    readers = take_every_reader(store)
+    try:
+        found = await asyncio.wait_for(store.agent_session(session_id), 5)
+        assert found is not None and found.agent.id == agent.id
+        other = sqlite3.connect(db_path, isolation_level=None)  # say, an admin disabling the agent
+        try:
+            other.execute("UPDATE agents SET active = 0 WHERE id = ?", (agent.id,))
+        finally:
+            other.close()
+        assert await asyncio.wait_for(store.agent_session(session_id), 5) is None
     finally:
         give_back(store, readers)
 

@@ -1,6 +1,7 @@
 """Reads and writes of the agent console, mixed into the SQLite store.
 
-The mixin needs ``_fetchall``, ``_fetchone`` and ``_write`` from its host class.
+The mixin needs ``_fetchall``, ``_fetchone``, ``_fetchone_now`` and ``_write`` from its host
+class.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ class StoreMixin:
     async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
         raise NotImplementedError
 
+    async def _fetchone_now(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        """A read of one row by key, on the loop's thread when it can (no reader trip)."""
+        raise NotImplementedError
+
     async def _write(self, job: Callable[..., T], *args: Any, off_loop: bool = False) -> T:
         raise NotImplementedError
 
@@ -64,7 +69,7 @@ class ConsoleQueries(StoreMixin):
         return await self._write(jobs.create_session, agent_id, csrf, now, now + lifetime)
 
     async def agent_session(self, session_id: str) -> AgentSession | None:
-        row = await self._fetchone(
+        row = await self._fetchone_now(
             "SELECT s.id AS session_id, s.csrf_token, s.expires_at, a.* FROM agent_sessions s"
             " JOIN agents a ON a.id = s.agent_id WHERE s.id = ? AND s.revoked_at IS NULL"
             " AND s.expires_at > ? AND a.active = 1",
