@@ -9,7 +9,6 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import aiosqlite
 import pytest
 
 from tests.store.helpers import shop
@@ -18,22 +17,24 @@ from widget_server.models import Visitor
 from widget_server.store import sqlite as sqlite_store
 from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
+from widget_server.store.sqlite_readers import Lane, Reader
 
 pytestmark = pytest.mark.anyio
 
 
-def take_every_reader(store: SQLiteStore) -> list[aiosqlite.Connection]:
-    """Hold every reader connection, so a read that needs one waits until they are back."""
+def take_every_reader(store: SQLiteStore) -> list[tuple[Lane, Reader]]:
+    """Hold every reader of both lanes, so a read that needs one waits until they are back."""
     taken = []
-    while not store._readers.empty():
-        taken.append(store._readers.get_nowait())
+    for lane in (store._readers._quick, store._readers._slow):
+        while not lane._free.empty():
+            taken.append((lane, lane._free.get_nowait()))
     assert taken
     return taken
 
 
-def give_back(store: SQLiteStore, readers: list[aiosqlite.Connection]) -> None:
-    for reader in readers:
-        store._readers.put_nowait(reader)
+def give_back(store: SQLiteStore, readers: list[tuple[Lane, Reader]]) -> None:
+    for lane, reader in readers:
+        lane._free.put_nowait(reader)
 
 
 async def open_requests(store: SQLiteStore, count: int) -> tuple[Visitor, list[str]]:

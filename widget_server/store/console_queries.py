@@ -44,10 +44,12 @@ class StoreMixin:
 
     _clock: Clock
 
-    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    async def _fetchall(self, sql: str, params: tuple[Any, ...] = (), *,
+                        slow: bool = False) -> list[Any]:
         raise NotImplementedError
 
-    async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    async def _fetchone(self, sql: str, params: tuple[Any, ...] = (), *,
+                        slow: bool = False) -> Any:
         raise NotImplementedError
 
     async def _fetchone_now(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
@@ -243,13 +245,13 @@ class ConsoleQueries(StoreMixin):
             "SELECT t.id, f.rank, snippet(tickets_fts, 0, char(2), char(3), '…', 12)"
             " FROM tickets_fts f JOIN tickets t ON t.id = f.rowid"
             f" WHERE tickets_fts MATCH ? AND t.site_id IN ({marks}) ORDER BY f.rank LIMIT 500",
-            (query, *site_ids))
+            (query, *site_ids), slow=True)
         matches += await self._fetchall(
             "SELECT t.id, f.rank, snippet(messages_fts, 0, char(2), char(3), '…', 12)"
             " FROM messages_fts f JOIN messages m ON m.id = f.rowid"
             " JOIN tickets t ON t.conversation_id = m.conversation_id"
             f" WHERE messages_fts MATCH ? AND t.site_id IN ({marks}) ORDER BY f.rank LIMIT 500",
-            (query, *site_ids))
+            (query, *site_ids), slow=True)
         best: dict[int, tuple[float, str]] = {}
         for ticket_id, rank, snippet in matches:
             if ticket_id not in best or rank < best[ticket_id][0]:
@@ -301,14 +303,14 @@ class ReportQueries(StoreMixin):
                 "  AND e.type = 'sla_breached'"
                 "  AND json_extract(e.data, '$.clock') = 'first_response')"
                 f" FROM tickets t WHERE t.site_id IN ({marks}) AND t.created_at >= ?",
-                (*site_ids, isoformat(since)))
+                (*site_ids, isoformat(since)), slow=True)
         ]
         solved = [parse_iso(row[0]) for row in await self._fetchall(
             "SELECT e.created_at FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id"
             f" WHERE t.site_id IN ({marks}) AND e.type = 'status_changed'"
             " AND json_extract(e.data, '$.to') = 'solved' AND e.created_at >= ?",
-            (*site_ids, isoformat(since)))]
+            (*site_ids, isoformat(since)), slow=True)]
         backlog = {row[0]: int(row[1]) for row in await self._fetchall(
             f"SELECT status, COUNT(*) FROM tickets WHERE site_id IN ({marks}) GROUP BY status",
-            tuple(site_ids))}
+            tuple(site_ids), slow=True)}
         return facts, solved, backlog

@@ -148,18 +148,19 @@ class HelpQueries(StoreMixin):
         events = " FROM article_events WHERE site_id = ? AND created_at >= ? AND created_at <= ?"
         totals = await self._fetchone(
             "SELECT COALESCE(SUM(type = 'view'), 0), COALESCE(SUM(type = 'search'), 0),"
-            f" COALESCE(SUM(type = 'search' AND results = 0), 0){events}", window)
+            f" COALESCE(SUM(type = 'search' AND results = 0), 0){events}", window, slow=True)
         empty = await self._fetchall(
             f"SELECT lower(trim(query)) AS q, COUNT(*) AS n{events} AND type = 'search'"
-            " AND results = 0 GROUP BY q ORDER BY n DESC, q LIMIT ?", (*window, TOP_QUERIES))
+            " AND results = 0 GROUP BY q ORDER BY n DESC, q LIMIT ?", (*window, TOP_QUERIES),
+            slow=True)
         closed = isoformat(max(since, now - DEFLECTION_WINDOW))  # windows that are over
         deflection = await self._fetchone(
             "SELECT COUNT(*), COALESCE(SUM(followed = 0), 0) FROM article_events"
             " WHERE site_id = ? AND tracked = 1 AND created_at >= ? AND created_at < ?",
-            (site_id, start, closed))
+            (site_id, start, closed), slow=True)
         pending = await self._fetchone(
             "SELECT COUNT(*) FROM article_events WHERE site_id = ? AND tracked = 1"
-            " AND created_at >= ? AND created_at <= ?", (site_id, closed, end))
+            " AND created_at >= ? AND created_at <= ?", (site_id, closed, end), slow=True)
         return SiteMetrics(
             since=since, until=now, views=int(totals[0]), searches=int(totals[1]),
             searches_without_results=int(totals[2]),
@@ -184,12 +185,13 @@ class HelpQueries(StoreMixin):
             f" (SELECT COUNT(*) FROM article_comments c WHERE c.article_id = a.id"
             f"  AND {span('c')})"
             " FROM articles a WHERE a.site_id = ?",
-            (start, end, start, end, start, end, start, end, site_id))
+            (start, end, start, end, start, end, start, end, site_id), slow=True)
         reasons: dict[int, dict[str, int]] = {}
         for row in await self._fetchall(
                 "SELECT f.article_id, f.reason, COUNT(*) FROM article_feedback f"
                 " JOIN articles a ON a.id = f.article_id WHERE a.site_id = ? AND f.helpful = 0"
-                f" AND {span('f')} GROUP BY f.article_id, f.reason", (site_id, start, end)):
+                f" AND {span('f')} GROUP BY f.article_id, f.reason", (site_id, start, end),
+                slow=True):
             reasons.setdefault(row[0], {})[row[1]] = int(row[2])
         metrics = [
             ArticleMetrics(id=row[0], slug=row[1], title=row[2], status=row[3], views=row[4],

@@ -40,7 +40,8 @@ class PrivacyQueries(StoreMixin):
         """Tickets not closed whose last change is older than ``before``: the job keeps them."""
         row = await self._fetchone(
             "SELECT COUNT(*) FROM tickets WHERE site_id = ? AND status != 'closed'"
-            " AND erased_at IS NULL AND updated_at < ?", (site_id, isoformat(before)))
+            " AND erased_at IS NULL AND updated_at < ?", (site_id, isoformat(before)),
+            slow=True)
         return int(row[0])
 
     async def erasure_preview(self, site_id: int, selector: ErasureSelector) -> ErasurePreview:

@@ -1,17 +1,14 @@
-"""The SQLite backend: reads on their own aiosqlite connections, writes through one writer."""
+"""The SQLite backend: reads on reader threads (by key: on the loop), writes through one writer."""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import sqlite3
-from collections.abc import AsyncIterator, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
-
-import aiosqlite
 
 from widget_server.clock import Clock, SystemClock
 from widget_server.models import (
@@ -35,11 +32,11 @@ from widget_server.store.grant_queries import GrantQueries
 from widget_server.store.help_queries import HelpQueries
 from widget_server.store.privacy_queries import PrivacyQueries
 from widget_server.store.site_cache import SiteCache
+from widget_server.store.sqlite_readers import Readers
 from widget_server.store.sqlite_sweep import sweep
 from widget_server.store.sqlite_writer import SQLiteWriter
 
 T = TypeVar("T")
-READERS = 3
 # A visitor's conversations are read on the loop (every session and hello) while there are
 # at most this many; more go to a reader thread, so no visitor's history holds the loop.
 QUICK_CONVERSATIONS = 20
@@ -55,8 +52,7 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         self._writer = SQLiteWriter(partial(schema.connect, path, synchronous=synchronous),
                                     upkeep=message_index.index_pending,
                                     upkeep_every=message_index.INDEX_EVERY)
-        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
-        self._all_readers: list[aiosqlite.Connection] = []
+        self._readers = Readers(partial(schema.connect_reader, path))
         self._quick: sqlite3.Connection | None = None  # reads by key, on the loop's thread
         self._sites = SiteCache(self._read_sites, site_cache_seconds)
         self._tickets = rows.TicketMemo(2048)  # for reads, on the event loop's thread
@@ -70,14 +66,7 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
             await asyncio.to_thread(conn.close)
         await self._writer.start()
         await self._writer.run(self._sites.watch)
-        for _ in range(READERS):
-            reader = await aiosqlite.connect(self.path, isolation_level=None)
-            reader.row_factory = aiosqlite.Row
-            await reader.execute(f"PRAGMA busy_timeout = {schema.BUSY_TIMEOUT_MS}")
-            await reader.execute("PRAGMA foreign_keys = ON")
-            await reader.execute("PRAGMA query_only = ON")
-            self._all_readers.append(reader)
-            self._readers.put_nowait(reader)
+        await self._readers.open()
         self._quick = sqlite3.connect(self.path, isolation_level=None)
         self._quick.row_factory = sqlite3.Row
         self._quick.execute("PRAGMA busy_timeout = 0")  # never wait on the loop
@@ -88,29 +77,17 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         if self._quick is not None:
             self._quick.close()
             self._quick = None
-        for reader in self._all_readers:
-            await reader.close()
-        self._all_readers.clear()
+        await self._readers.close()
 
-    @asynccontextmanager
-    async def _reader(self) -> AsyncIterator[aiosqlite.Connection]:
-        reader = await self._readers.get()
-        try:
-            yield reader
-        finally:
-            self._readers.put_nowait(reader)
+    async def _fetchall(self, sql: str, params: tuple[Any, ...] = (), *,
+                        slow: bool = False) -> list[Any]:
+        """Rows from a reader thread; ``slow``: a read that may take long (sqlite_readers)."""
+        return await self._readers.fetchall(sql, params, slow=slow)
 
-    # One trip to the reader's thread per query (execute and fetch together): a cursor
-    # opened, fetched from and closed from here was three, each a thread hand-off.
-    async def _fetchall(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
-        async with self._reader() as reader:
-            return list(await reader.execute_fetchall(sql, params))
-
-    async def _fetchone(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+    async def _fetchone(self, sql: str, params: tuple[Any, ...] = (), *,
+                        slow: bool = False) -> Any:
         """The first row of a query that finds one row (a key, an aggregate): all are read."""
-        async with self._reader() as reader:
-            found = await reader.execute_fetchall(sql, params)
-        return next(iter(found), None)
+        return next(iter(await self._readers.fetchall(sql, params, slow=slow)), None)
 
     def _read_now(self, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row] | None:
         """A read of a few rows found by key, on the loop's thread; None when SQLite says

@@ -24,6 +24,13 @@ def connect(path: str, *, synchronous: str = "full") -> sqlite3.Connection:
     return conn
 
 
+def connect_reader(path: str) -> sqlite3.Connection:
+    """A connection that cannot write: for the readers (sqlite_readers.py)."""
+    conn = connect(path)
+    conn.execute("PRAGMA query_only = ON")
+    return conn
+
+
 def configure(conn: sqlite3.Connection, *, synchronous: str = "full") -> None:
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     conn.execute("PRAGMA foreign_keys = ON")
