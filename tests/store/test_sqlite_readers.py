@@ -34,7 +34,7 @@ async def test_a_short_read_is_answered_by_the_quick_reader(store: SQLiteStore) 
 
 
 async def test_a_read_that_outlasts_the_budget_is_finished_in_the_slow_lane(
-    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
     monkeypatch.setattr(sqlite_readers, "QUICK_BUDGET", 0.01)
     before = dict(store._readers.stats)
@@ -43,6 +43,11 @@ async def test_a_read_that_outlasts_the_budget_is_finished_in_the_slow_lane(
     assert row[0] == 3_000_000  # the whole answer, from the slow lane
     assert store._readers.stats["moved"] == before["moved"] + 1
     assert store._readers.stats["slow"] == before["slow"] + 1
+    # the operator hears of it, with the statement (its parameters are not in it)
+    moved = [r for r in caplog.records if r.name == "widget_server.store.sqlite_readers"]
+    assert len(moved) == 1 and moved[0].levelname == "WARNING"
+    assert "outlasted 10 ms" in moved[0].getMessage()
+    assert "WITH RECURSIVE c(x)" in moved[0].getMessage()
     # and the quick reader, interrupted, answers the next read
     assert (await store._fetchone("SELECT 41 + 1"))[0] == 42
     assert store._readers.stats["quick"] == before["quick"] + 1

@@ -2,9 +2,9 @@
 
 Every read runs on a thread so that it never holds the event loop, and every such thread
 competes with the loop for the GIL (SQLite releases it while it steps; the rows are built
-holding it). On a two-core machine three reader threads busy at once made the REST ticket
-listing a third slower than one thread did (docs/performance.md, item 26): the GIL went
-back and forth between them and the loop across the cores. So the reads go to the
+holding it). On a two-core machine, with three reader threads busy at once, the REST ticket
+listing served about half the requests it serves with one (docs/performance.md, item 26):
+the GIL went back and forth between them and the loop across the cores. So the reads go to the
 **quick lane**, one connection, first. A read that is still running there after
 ``QUICK_BUDGET`` is interrupted (``sqlite3_interrupt``, called from the loop) and run again
 in the **slow lane** (``SLOW_READERS`` connections): no read holds the quick one for longer
@@ -17,11 +17,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import queue
 import sqlite3
 import threading
 from collections.abc import Callable
 from typing import Any
+
+log = logging.getLogger(__name__)
 
 QUICK_BUDGET = 0.05
 SLOW_READERS = 2
@@ -80,8 +83,10 @@ class Reader:
 
     def interrupt(self) -> None:
         """Stop the statement running now, if any (SQLite allows this from any thread)."""
-        if self._conn is not None:
-            self._conn.interrupt()
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(sqlite3.ProgrammingError):  # closed meanwhile: no read
+                conn.interrupt()
 
     def _serve(self) -> None:
         loop = self._loop
@@ -174,6 +179,11 @@ class Readers:
                 if getattr(exc, "sqlite_errorcode", 0) != sqlite3.SQLITE_INTERRUPT:
                     raise
                 self.stats["moved"] += 1
+                # the operator's slow-query log: such a read lost its budget before it began
+                # again (an index, or slow=True, would spare that); no parameters are shown
+                log.warning("a read outlasted %d ms on the quick reader; running it in the "
+                            "slow lane: %s", round(QUICK_BUDGET * 1000),
+                            " ".join(sql.split())[:300])
             else:
                 self.stats["quick"] += 1
                 return found
