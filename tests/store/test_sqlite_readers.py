@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from tests.store.helpers import shop
 from widget_server.store import sqlite_readers
 from widget_server.store.sqlite import SQLiteStore
-from widget_server.store.sqlite_readers import Reader
+from widget_server.store.sqlite_readers import Reader, Readers
 
 pytestmark = pytest.mark.anyio
 
@@ -54,22 +55,57 @@ async def test_a_read_that_outlasts_the_budget_is_finished_in_the_slow_lane(
 
 
 async def test_a_long_read_in_the_slow_lane_holds_no_quick_read_and_ends_when_abandoned(
-    store: SQLiteStore,
+    db_path: Path,
 ) -> None:
-    endless = asyncio.create_task(store._fetchall(ENDLESS, slow=True))
-    while store._readers.stats["slow"] == 0:  # until it has been handed to a slow reader
+    started = threading.Event()
+
+    def connect() -> sqlite3.Connection:  # a reader that can say when a read has begun
+        conn = sqlite3.connect(db_path)
+        conn.create_function("began", 0, lambda: started.set())
+        return conn
+
+    readers = Readers(connect)
+    await readers.open()
+    try:
+        endless = asyncio.create_task(readers.fetchall(f"SELECT began(), ({ENDLESS})",
+                                                       slow=True))
+        assert await asyncio.to_thread(started.wait, 5)  # counting, in a slow reader
+        assert await asyncio.wait_for(readers.fetchall("SELECT 42"), 5) == [(42,)]
+        assert not endless.done()  # still counting: the quick read did not wait for it
+        endless.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await endless
+        # the abandoned read was interrupted: both slow readers answer again (a reader still
+        # counting would hold the second read forever)
+        answers = await asyncio.wait_for(asyncio.gather(
+            *(readers.fetchall("SELECT ?", (n,), slow=True) for n in range(4))), 5)
+        assert [rows[0][0] for rows in answers] == [0, 1, 2, 3]
+    finally:
+        await readers.close()
+
+
+async def test_a_read_abandoned_while_it_waits_is_not_run(db_path: Path) -> None:
+    ran = []
+
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(db_path)
+        conn.create_function("ran", 1, lambda n: ran.append(n))
+        return conn
+
+    reader = Reader(connect, "test-reader")
+    await reader.open()
+    try:
+        gate = threading.Event()
+        held = reader.call(lambda conn: gate.wait(5))  # the thread is busy with this
+        waiting = asyncio.ensure_future(reader.fetchall("SELECT ran(1)", ()))
         await asyncio.sleep(0)
-    await store.set_setting("greeting", "hello")
-    assert await asyncio.wait_for(store.get_setting("greeting"), 5) == "hello"
-    assert not endless.done()  # still counting: the quick read did not wait for it
-    endless.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await endless
-    # the abandoned read was interrupted: both slow readers answer again (a reader still
-    # counting would hold the second read forever)
-    answers = await asyncio.wait_for(asyncio.gather(
-        *(store._fetchone("SELECT ?", (n,), slow=True) for n in range(4))), 5)
-    assert [row[0] for row in answers] == [0, 1, 2, 3]
+        waiting.cancel()  # gone before its turn came
+        gate.set()
+        assert await held is True
+        assert await reader.fetchall("SELECT ran(2)", ()) == [(None,)]
+        assert ran == [2]
+    finally:
+        await reader.close()
 
 
 async def test_known_long_reads_skip_the_quick_lane(store: SQLiteStore) -> None:

@@ -94,6 +94,8 @@ class Reader:
         try:
             while (item := self._jobs.get()) is not None:
                 work, future = item
+                if future.done():  # its caller went away while it waited: not worth a read
+                    continue  # (a read of the future's state; only the loop changes it)
                 try:
                     if self._conn is None:  # a connect that fails fails this read alone
                         self._conn = self._connect()
