@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from widget_server.access_grants import (
@@ -30,6 +30,7 @@ from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessabl
 from widget_server.models import Site, Visitor
 from widget_server.web.api import authenticate
 from widget_server.web.errors import read_json_object, runtime
+from widget_server.web.responses import JSONResponse
 from widget_server.web.session import identity_required, preflight, with_cors
 
 MAX_USER_ID = 200

@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from widget_server.api_tokens import hash_api_token
@@ -22,6 +22,7 @@ from widget_server.store import TicketPatch
 from widget_server.tickets import STATUSES
 from widget_server.web.errors import read_json_object, runtime
 from widget_server.web.openapi import openapi_json
+from widget_server.web.responses import JSONResponse
 
 MAX_PAGE = 200
 MAX_INT = 2**63 - 1  # SQLite's integers; anything larger cannot name a row

@@ -6,11 +6,12 @@ import logging
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
 from widget_server.abuse import RateLimited
 from widget_server.errors import WidgetError
 from widget_server.runtime import Runtime
+from widget_server.web.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from widget_server.web.errors import runtime
+from widget_server.web.responses import JSONResponse
 
 
 async def healthz(request: Request) -> JSONResponse:

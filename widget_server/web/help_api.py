@@ -12,7 +12,7 @@ from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from widget_server.abuse import RateLimited
@@ -32,6 +32,7 @@ from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessabl
 from widget_server.models import Site
 from widget_server.rate_limit import RateLimiter
 from widget_server.web.errors import json_error, read_json_object, runtime
+from widget_server.web.responses import JSONResponse
 from widget_server.web.session import Endpoint, preflight, with_cors
 
 SEARCH_LIMIT = 10

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from widget_server.articles import DEFLECTION_WINDOW, ArticleMetrics, SiteMetrics
@@ -18,6 +18,7 @@ from widget_server.clock import isoformat
 from widget_server.errors import Unprocessable
 from widget_server.web.console.auth import console_page, site_for_agent
 from widget_server.web.errors import runtime
+from widget_server.web.responses import JSONResponse
 
 MAX_DAYS = 366
 

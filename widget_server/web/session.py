@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
 from widget_server.abuse import enforce
@@ -31,6 +31,7 @@ from widget_server.realtime.protocol import (
 from widget_server.runtime import Runtime
 from widget_server.visitor_tokens import anonymous_visitor, hash_matches, verified_visitor
 from widget_server.web.errors import error_headers, json_error, read_json_object, runtime
+from widget_server.web.responses import JSONResponse
 
 MAX_FIELD = 200
 
