@@ -191,7 +191,7 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
             "SELECT id, site_id, visitor_id, last_seq FROM conversations WHERE visitor_id = ?"
             " ORDER BY created_at DESC")
         tickets_sql = (
-            f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM}"
+            f"SELECT {rows.TICKET_READ_COLUMNS} FROM {rows.TICKET_FROM}"
             " JOIN conversations c ON c.id = t.conversation_id"
             " WHERE c.visitor_id = ? ORDER BY t.id")
         found = self._read_now(f"{conversations_sql} LIMIT {QUICK_CONVERSATIONS + 1}",
@@ -252,12 +252,22 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         if after_number is not None:
             where.append("t.number < ?")
             params.append(after_number)
-        found = await self._fetchall(
-            f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM} WHERE {' AND '.join(where)}"
-            " ORDER BY t.number DESC LIMIT ?",
-            (*params, limit),
-        )
-        return [self._tickets(row) for row in found]
+        page = f"FROM {rows.TICKET_FROM} WHERE {' AND '.join(where)} ORDER BY t.number DESC LIMIT ?"
+        # first only the columns that identify each ticket's contents: a page of tickets that
+        # did not change since they were last read comes from the memo, at a third of the
+        # cost of reading their thirty columns (docs/performance.md, item 28)
+        keys = await self._fetchall(f"SELECT {rows.TICKET_KEY_COLUMNS} {page}", (*params, limit))
+        found = [self._tickets.known(key) for key in keys]
+        missing = [key[0] for key, ticket in zip(keys, found, strict=True) if ticket is None]
+        if missing:
+            read = {row["id"]: self._tickets(row) for row in await self._fetchall(
+                f"SELECT {rows.TICKET_READ_COLUMNS} FROM {rows.TICKET_FROM}"
+                f" WHERE t.id IN ({','.join('?' * len(missing))})", tuple(missing))}
+            if len(read) < len(missing):  # deleted in between: read the page whole, once
+                return [self._tickets(row) for row in await self._fetchall(
+                    f"SELECT {rows.TICKET_READ_COLUMNS} {page}", (*params, limit))]
+            found = [ticket or read[key[0]] for key, ticket in zip(keys, found, strict=True)]
+        return [ticket for ticket in found if ticket is not None]
 
     async def get_ticket(self, site_id: int, number: int) -> tuple[Ticket, str] | None:
         row = await self._fetchone(
