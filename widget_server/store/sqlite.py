@@ -67,10 +67,8 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         await self._writer.start()
         await self._writer.run(self._sites.watch)
         await self._readers.open()
-        self._quick = sqlite3.connect(self.path, isolation_level=None)
-        self._quick.row_factory = sqlite3.Row
+        self._quick = schema.connect_reader(self.path)
         self._quick.execute("PRAGMA busy_timeout = 0")  # never wait on the loop
-        self._quick.execute("PRAGMA query_only = ON")
 
     async def close(self) -> None:
         await self._writer.close()
