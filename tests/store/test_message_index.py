@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -13,6 +14,7 @@ import pytest
 
 from tests.store.helpers import plain, say, shop
 from widget_server.models import Visitor
+from widget_server.store import sqlite_message_index as message_index
 from widget_server.store import sqlite_schema as schema
 from widget_server.store import sqlite_writer
 from widget_server.store.base import VisitorPost
@@ -163,3 +165,108 @@ async def test_the_migration_counts_the_messages_already_indexed(
         assert indexed(db_path, "legacy") == [posted.message.id, later.message.id]
     finally:
         await new.close()
+
+
+async def test_an_upkeep_indexes_a_backlog_a_bounded_step_at_a_time(
+        lazy_store: SQLiteStore, db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = await shop(lazy_store)
+    posted = [await say(lazy_store, site, f"walrus number {n}") for n in range(5)]
+    monkeypatch.setattr(message_index, "UPKEEP_MESSAGES", 2)
+    conn = schema.connect(str(db_path))
+    try:  # the upkeep runs on the event loop: never a whole backlog at once
+        start = watermark(db_path)
+        assert message_index.index_some(conn) is True
+        assert watermark(db_path) == start + 2
+        while message_index.index_some(conn):
+            pass
+    finally:
+        conn.close()
+    assert indexed(db_path, "walrus") == [p.message.id for p in posted]
+
+
+async def test_an_upkeep_with_more_to_do_runs_again_without_new_jobs(
+        tmp_path: Path) -> None:
+    calls: list[int] = []
+
+    def upkeep(conn: sqlite3.Connection) -> bool:
+        calls.append(1)
+        return len(calls) < 4  # more remains after the first three
+
+    writer = SQLiteWriter(lambda: sqlite3.connect(str(tmp_path / "w.db"), isolation_level=None,
+                                                  check_same_thread=False),
+                          upkeep=upkeep, upkeep_every=1)
+    await writer.start()
+    try:
+        await writer.run(lambda conn: None)
+        for _ in range(400):  # idle from now on: each next step comes after UPKEEP_IDLE
+            if len(calls) >= 4:
+                break
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(3 * sqlite_writer.UPKEEP_IDLE)
+        assert len(calls) == 4  # and no fifth once it said it was done
+    finally:
+        await writer.close()
+
+
+async def test_the_upkeep_runs_on_the_loop_and_waits_out_another_writer_quietly(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = str(tmp_path / "w.db")
+    threads: list[int] = []
+    writer = SQLiteWriter(lambda: sqlite3.connect(path, isolation_level=None,
+                                                  check_same_thread=False),
+                          upkeep=lambda conn: threads.append(threading.get_ident()),
+                          upkeep_every=1)
+    await writer.start()
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        await writer.run(lambda conn: conn.execute("CREATE TABLE notes (body TEXT)"))
+        for _ in range(200):
+            if threads:
+                break
+            await asyncio.sleep(0.01)
+        assert threads == [threading.get_ident()]  # on the event loop's thread
+        await writer.run(lambda conn: None)
+        other.execute("BEGIN IMMEDIATE")  # before the upkeep due now gets its turn
+        await asyncio.sleep(3 * sqlite_writer.UPKEEP_IDLE)
+        assert len(threads) == 1  # the lock was taken: not run, and not an error
+        other.execute("COMMIT")
+        for _ in range(200):
+            if len(threads) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert len(threads) == 2  # tried again once the lock was free
+    finally:
+        other.close()
+        await writer.close()
+    assert "upkeep failed" not in caplog.text
+
+
+async def test_the_writes_go_on_while_a_checkpoint_runs(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    started, release = threading.Event(), threading.Event()
+    checkpoint = SQLiteWriter._checkpoint_now
+
+    def slow_checkpoint(self: SQLiteWriter) -> None:  # a large WAL on a slow disk
+        started.set()
+        release.wait(10)
+        checkpoint(self)
+
+    monkeypatch.setattr(SQLiteWriter, "_checkpoint_now", slow_checkpoint)
+    writer = SQLiteWriter(lambda: schema.connect(str(db_path)), upkeep_every=2)
+    await writer.start()
+    try:
+        await writer.run(lambda conn: conn.execute("CREATE TABLE notes (body TEXT)"))
+        await writer.run(lambda conn: conn.execute("INSERT INTO notes VALUES ('a')"))
+        for _ in range(200):
+            if started.is_set():
+                break
+            await asyncio.sleep(0.01)
+        assert started.is_set()
+        for n in range(10):  # committed while the checkpoint is still running
+            await asyncio.wait_for(writer.run(
+                lambda conn, n=n: conn.execute("INSERT INTO notes VALUES (?)", (str(n),))), 5)
+        assert not release.is_set()
+    finally:
+        release.set()
+        await writer.close()
+    assert plain(db_path, "SELECT COUNT(*) FROM notes")[0][0] == 11

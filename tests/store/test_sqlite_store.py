@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ import pytest
 from tests.store.helpers import plain
 from widget_server.errors import NotFound
 from widget_server.models import Agent, PostResult, Site, Visitor
+from widget_server.store import sqlite_schema as schema
 from widget_server.store import sqlite_writer
 from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
@@ -306,7 +308,7 @@ async def test_a_job_that_may_run_long_runs_off_the_loop_first_while_the_loop_se
         await writer.close()
 
 
-async def test_the_upkeep_checkpoints_the_wal_in_the_helper_thread(
+async def test_the_upkeep_checkpoints_the_wal(
         db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)  # only every 10 jobs
 
@@ -329,6 +331,30 @@ async def test_the_upkeep_checkpoints_the_wal_in_the_helper_thread(
         await writer.close()
     # checkpointed every 10 jobs, so the WAL started over and never held more than ~40 frames
     assert wal_bytes < 100 * (4096 + 24)
+
+
+async def test_the_wal_starts_over_while_writes_keep_coming_during_checkpoints(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    checkpoint = SQLiteWriter._checkpoint_now
+
+    def slow_checkpoint(self: SQLiteWriter) -> bool:  # so that writes always come meanwhile
+        time.sleep(0.02)
+        return checkpoint(self)
+
+    monkeypatch.setattr(SQLiteWriter, "_checkpoint_now", slow_checkpoint)
+    monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)  # only every 10 jobs
+    writer = SQLiteWriter(lambda: schema.connect(str(db_path)), upkeep_every=10)
+    await writer.start()
+    try:
+        await writer.run(lambda conn: conn.execute("CREATE TABLE blobs (data BLOB)"))
+        for _ in range(200):  # 1,000 jobs of about 3 pages: 12 MB if the WAL never restarted
+            await asyncio.gather(*(writer.run(
+                lambda conn: conn.execute("INSERT INTO blobs VALUES (randomblob(8000))"))
+                for _ in range(5)))
+        wal_bytes = Path(f"{db_path}-wal").stat().st_size
+    finally:
+        await writer.close()
+    assert wal_bytes < 3_000_000
 
 
 async def test_a_locked_database_is_waited_for_off_the_event_loop(db_path: Path) -> None:

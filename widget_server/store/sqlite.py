@@ -50,7 +50,7 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         self._synchronous = synchronous
         self._clock = clock or SystemClock()
         self._writer = SQLiteWriter(partial(schema.connect, path, synchronous=synchronous),
-                                    upkeep=message_index.index_pending,
+                                    upkeep=message_index.index_some,
                                     upkeep_every=message_index.INDEX_EVERY)
         self._readers = Readers(partial(schema.connect_reader, path))
         self._quick: sqlite3.Connection | None = None  # reads by key, on the loop's thread

@@ -17,13 +17,20 @@ statements take about 0.1 ms per message and its commit's fsync about as long, a
 benchmark persisted 8-19 % more messages per second (docs/performance.md, item 22).
 Whatever may wait longer than that runs in the writer's helper thread instead, with new jobs
 held until it is done: a batch that finds the database locked by another process (the
-connection fails at once on the loop and waits ``busy_timeout`` in the thread), a job its
-caller marks ``off_loop`` because it may run long, and the upkeep, run once no job has
-come for ``UPKEEP_IDLE``, or after ``upkeep_every`` jobs when none of those pauses come: the
-``upkeep`` job (work that may lag behind the writes: indexing messages for search), then a
-passive WAL checkpoint. SQLite's own checkpoint after a commit is turned off on this
-connection, because it would copy pages and fsync the database file on the loop. A failing
-upkeep is logged and tried again later; it never fails a caller.
+connection fails at once on the loop and waits ``busy_timeout`` in the thread), and a job its
+caller marks ``off_loop`` because it may run long.
+
+The upkeep runs once no job has come for ``UPKEEP_IDLE``, or after ``upkeep_every`` jobs when
+none of those pauses come. First the ``upkeep`` job (work that may lag behind the writes:
+indexing messages for search), on the loop in a transaction of its own, right after the acks
+of the batch before it; it must do bounded work (a few ms) and return True when more remains,
+and then it runs again at the next chance. Then a passive WAL checkpoint, on a connection and
+thread of its own: it waits for no writer, so the batches go on while it copies pages and
+syncs the database file. SQLite's own checkpoint after a commit is turned off on the writer's
+connection, because it would do that on the loop. Both used to run in the helper thread with
+the writes held: about 9 ms every 500 jobs, which set the ack p99 at 1,000 msg/s
+(docs/performance.md, item 29). A failing upkeep is logged and tried again later; it never
+fails a caller.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ from typing import Any, TypeVar
 
 T = TypeVar("T")
 Job = Callable[[sqlite3.Connection], Any]
+Upkeep = Callable[[sqlite3.Connection], bool | None]  # True: more work remains
 Item = tuple[Job, "asyncio.Future[Any]"]
 Outcome = tuple[bool, Any]
 
@@ -58,7 +66,7 @@ class WriterClosed(RuntimeError):
 
 class SQLiteWriter:
     def __init__(self, connect: Callable[[], sqlite3.Connection], *,
-                 upkeep: Job | None = None, upkeep_every: int = 500) -> None:
+                 upkeep: Upkeep | None = None, upkeep_every: int = 500) -> None:
         self._connect = connect
         self._upkeep = upkeep
         self._upkeep_every = upkeep_every
@@ -72,8 +80,12 @@ class SQLiteWriter:
         self._flush_due = False  # a flush is scheduled: soon, or after LINGER
         self._linger: asyncio.TimerHandle | None = None
         self._away: asyncio.Future[Any] | None = None  # work in the helper thread
+        self._upkeep_due = False  # scheduled to run on the loop
+        self._checkpointer: ThreadPoolExecutor | None = None
+        self._checkpointing: asyncio.Future[bool] | None = None
+        self._checkpoint_conn: sqlite3.Connection | None = None  # the checkpointer's own
         self._idle_timer: asyncio.TimerHandle | None = None
-        self._last_batch = 0.0
+        self._last_batch = float("-inf")  # no batch yet: not busy, however new the clock
         self._open = False
         self.batches = 0
         self.jobs = 0
@@ -85,9 +97,10 @@ class SQLiteWriter:
         # busy timeout: such a batch goes to the helper thread, which waits as configured.
         self._busy_timeout_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
         conn.execute("PRAGMA busy_timeout = 0")
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the upkeep checkpoints, off the loop
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer does it, off the loop
         self._conn = conn
         self._helper = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
+        self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
         self._open = True
 
     async def close(self) -> None:
@@ -106,6 +119,10 @@ class SQLiteWriter:
         if self._helper is not None:
             self._helper.shutdown()
             self._helper = None
+        if self._checkpointer is not None:
+            self._checkpointer.submit(self._close_checkpoint_conn)
+            self._checkpointer.shutdown()  # after a checkpoint still running
+            self._checkpointer = None
         if self._conn is not None:
             self._conn.close()
             self._conn = None
@@ -147,8 +164,7 @@ class SQLiteWriter:
         try:
             outcomes = _run_batch(conn, jobs)
         except sqlite3.OperationalError as exc:
-            busy = getattr(exc, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY
-            if not busy or conn.in_transaction:
+            if not _busy(exc) or conn.in_transaction:
                 log.exception("sqlite writer batch failed")
                 outcomes = [(False, exc)] * len(batch)
             else:  # another process holds the lock: wait for it off the loop
@@ -201,7 +217,7 @@ class SQLiteWriter:
         else:  # a lone write on a quiet server is not held back
             loop.call_soon(self._flush)
 
-    # -- the upkeep and waits for the lock, in the helper thread
+    # -- the upkeep, on the loop, and the checkpoint, in a thread of its own
 
     def _upkeep_when_idle(self) -> None:
         assert self._loop is not None
@@ -215,26 +231,88 @@ class SQLiteWriter:
             self._idle_timer = self._loop.call_later(UPKEEP_IDLE, self._upkeep_when_idle)
 
     def _run_upkeep(self) -> None:
-        upkeep = self._upkeep
+        assert self._loop is not None
         self._since_upkeep = 0
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
+        if not self._upkeep_due:
+            self._upkeep_due = True
+            self._loop.call_soon(self._upkeep_on_loop)  # after the acks just released
 
-        def work(conn: sqlite3.Connection) -> list[Outcome]:
-            outcomes = _run_batch(conn, [upkeep]) if upkeep is not None else []
-            conn.execute("PRAGMA wal_checkpoint(PASSIVE)")  # never waits for readers or writers
-            return outcomes
+    def _upkeep_on_loop(self) -> None:
+        self._upkeep_due = False
+        upkeep, conn = self._upkeep, self._conn
+        if conn is None:
+            return
+        if self._away is not None:  # the connection is the helper's for now
+            self._upkeep_later()
+            return
+        if upkeep is not None:
+            try:
+                (done, value), = _run_batch(conn, [upkeep])
+            except sqlite3.OperationalError as exc:
+                if _busy(exc) and not conn.in_transaction:  # another process writes
+                    self._upkeep_later()
+                else:
+                    log.error("sqlite writer upkeep failed", exc_info=exc)
+            except Exception as exc:  # the commit failed
+                log.error("sqlite writer upkeep failed", exc_info=exc)
+            else:
+                if not done:  # its work stays pending; the writes go on
+                    log.error("sqlite writer upkeep failed", exc_info=value)
+                elif value:
+                    self._upkeep_later()
+        self._checkpoint()
 
-        def finished(outcomes: list[Outcome]) -> None:
-            for done, error in outcomes:
-                if not done:  # the upkeep's work stays pending; the writes go on
-                    log.error("sqlite writer upkeep failed", exc_info=error)
+    def _upkeep_later(self) -> None:
+        """Run the upkeep again at the next chance: when idle, or after the next batches."""
+        assert self._loop is not None
+        self._since_upkeep = max(self._since_upkeep, self._upkeep_every - 1, 1)
+        if self._idle_timer is None:
+            self._idle_timer = self._loop.call_later(UPKEEP_IDLE, self._upkeep_when_idle)
 
-        def failed(error: BaseException) -> None:  # a commit or the checkpoint failed
-            log.error("sqlite writer upkeep failed", exc_info=error)
+    def _checkpoint(self) -> None:
+        """A passive checkpoint in the checkpointer's thread; one at a time (the next
+        upkeep's catches up with what one still running leaves)."""
+        if self._checkpointer is None or self._loop is None or self._checkpointing is not None:
+            return
+        self._checkpointing = self._loop.run_in_executor(self._checkpointer,
+                                                         self._checkpoint_now)
+        self._checkpointing.add_done_callback(self._checkpointed)
 
-        self._send_away(work, finished, failed)
+    def _checkpoint_now(self) -> bool:  # in the checkpointer's thread
+        try:
+            if self._checkpoint_conn is None:
+                self._checkpoint_conn = self._connect()
+            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except Exception:
+            log.exception("sqlite writer checkpoint failed")
+            return False
+        return True
+
+    def _checkpointed(self, done: asyncio.Future[bool]) -> None:
+        """Copy the frames committed during the checkpoint, on the writer's own connection
+        between batches: a few pages. SQLite starts the WAL over only when a write
+        transaction begins with every frame copied, and while writes keep coming one always
+        comes during a checkpoint in the thread: without this the WAL would grow for as long
+        as they do."""
+        self._checkpointing = None
+        conn = self._conn
+        if done.cancelled() or done.exception() or not done.result() or conn is None:
+            return
+        if self._away is None and not conn.in_transaction:
+            try:
+                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error:
+                log.exception("sqlite writer checkpoint failed")
+
+    def _close_checkpoint_conn(self) -> None:  # in the checkpointer's thread
+        if self._checkpoint_conn is not None:
+            self._checkpoint_conn.close()
+            self._checkpoint_conn = None
+
+    # -- waits for the lock, and long jobs, in the helper thread
 
     def _send_away(self, work: Callable[[sqlite3.Connection], list[Outcome]],
                    finished: Callable[[list[Outcome]], None],
@@ -261,6 +339,10 @@ class SQLiteWriter:
 
         self._away = self._loop.run_in_executor(self._helper, waiting)
         self._away.add_done_callback(back)
+
+
+def _busy(error: sqlite3.OperationalError) -> bool:
+    return bool(getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY)
 
 
 def _settle(batch: list[Item], outcomes: list[Outcome]) -> None:
