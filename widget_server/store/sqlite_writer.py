@@ -182,10 +182,26 @@ class SQLiteWriter:
         self._done(batch, outcomes)
 
     def _send_batch_away(self, batch: list[Item]) -> None:
+        """Run the batch in the helper thread, waiting for a lock as configured; hold new
+        jobs until then."""
+        assert self._loop is not None and self._helper is not None and self._conn is not None
+        conn, wait_ms = self._conn, self._busy_timeout_ms
         jobs = [job for job, _ in batch]
-        self._send_away(lambda conn: _run_batch(conn, jobs),
-                        lambda outcomes: self._done(batch, outcomes),
-                        lambda exc: self._done(batch, [(False, exc)] * len(batch)))
+
+        def waiting() -> list[Outcome]:
+            conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
+            try:
+                return _run_batch(conn, jobs)
+            finally:
+                conn.execute("PRAGMA busy_timeout = 0")
+
+        def back(away: asyncio.Future[list[Outcome]]) -> None:
+            self._away = None
+            error = away.exception()
+            self._done(batch, away.result() if error is None else [(False, error)] * len(batch))
+
+        self._away = self._loop.run_in_executor(self._helper, waiting)
+        self._away.add_done_callback(back)
 
     def _refuse_all(self, error: WriterClosed) -> None:
         left, self._pending, self._off_loop = self._pending + self._off_loop, [], []
@@ -311,34 +327,6 @@ class SQLiteWriter:
         if self._checkpoint_conn is not None:
             self._checkpoint_conn.close()
             self._checkpoint_conn = None
-
-    # -- waits for the lock, and long jobs, in the helper thread
-
-    def _send_away(self, work: Callable[[sqlite3.Connection], list[Outcome]],
-                   finished: Callable[[list[Outcome]], None],
-                   failed: Callable[[BaseException], None]) -> None:
-        """Run ``work`` on the connection in the helper thread; hold new jobs until then."""
-        assert self._loop is not None and self._helper is not None and self._conn is not None
-        conn, wait_ms = self._conn, self._busy_timeout_ms
-
-        def waiting() -> list[Outcome]:
-            conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
-            try:
-                return work(conn)
-            finally:
-                conn.execute("PRAGMA busy_timeout = 0")
-
-        def back(away: asyncio.Future[list[Outcome]]) -> None:
-            self._away = None
-            error = away.exception()
-            if error is None:
-                finished(away.result())
-            else:
-                failed(error)
-            self._schedule_flush()
-
-        self._away = self._loop.run_in_executor(self._helper, waiting)
-        self._away.add_done_callback(back)
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
