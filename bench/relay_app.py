@@ -5,7 +5,9 @@ the one agent socket (/ws/agent) and acks the sender with ``{"type": "ack", "cli
 No database, no validation, no sessions: what is left is the cost of the stack itself, so
 this is the limit of this stack on this machine. uvicorn runs with widget-server's settings
 (widget_server.cli._serve): websockets-sansio, no per-message deflate, uvloop and httptools
-when installed, no server header, log level warning.
+when installed, no server header, log level warning. Its frames go out as widget-server's
+do, through widget_server.web.ws_send (written to the transport directly while a connection
+is open), so the relay keeps every shortcut of the stack that the server has.
 
     python bench/relay_app.py --port 8765      # 127.0.0.1 only
 """
@@ -15,15 +17,19 @@ from __future__ import annotations
 import argparse
 import importlib.util
 import json
+from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from widget_server.web.ws_send import KeepAsgiSend, text_sender
+
 MAX_FRAME_BYTES = 16 * 1024  # widget-server's default WIDGET_MAX_FRAME_BYTES
 
-agents: list[WebSocket] = []
+agents: list[Callable[[str], Awaitable[None]]] = []  # each agent socket's send_text
 
 
 async def healthz(request: object) -> PlainTextResponse:
@@ -32,33 +38,36 @@ async def healthz(request: object) -> PlainTextResponse:
 
 async def agent_socket(websocket: WebSocket) -> None:
     await websocket.accept()
-    agents.append(websocket)
+    send_text = text_sender(websocket)
+    agents.append(send_text)
     try:
         while True:
             await websocket.receive_text()
     except WebSocketDisconnect:
         pass
     finally:
-        agents.remove(websocket)
+        agents.remove(send_text)
 
 
 async def visitor_socket(websocket: WebSocket) -> None:
     await websocket.accept()
+    send_text = text_sender(websocket)
     try:
         while True:
             raw = await websocket.receive_text()
             frame = json.loads(raw)  # the one decoding needed to address the ack
             if agents:
-                await agents[0].send_text(raw)
-            await websocket.send_text(json.dumps({"type": "ack",
-                                                  "client_msg_id": frame.get("client_msg_id")}))
+                await agents[0](raw)
+            await send_text(json.dumps({"type": "ack",
+                                        "client_msg_id": frame.get("client_msg_id")}))
     except WebSocketDisconnect:
         pass
 
 
 app = Starlette(routes=[Route("/healthz", healthz),
                         WebSocketRoute("/ws/widget", visitor_socket),
-                        WebSocketRoute("/ws/agent", agent_socket)])
+                        WebSocketRoute("/ws/agent", agent_socket)],
+                middleware=[Middleware(KeepAsgiSend)])
 
 
 def main() -> None:

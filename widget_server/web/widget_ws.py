@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
@@ -23,6 +22,7 @@ from widget_server.realtime import protocol
 from widget_server.realtime.events import Typing, agents_channel, visitor_channel
 from widget_server.realtime.visitor_stream import VisitorStream
 from widget_server.runtime import Runtime
+from widget_server.web.ws_send import text_sender
 
 log = logging.getLogger(__name__)
 
@@ -92,18 +92,6 @@ class _Frames:
             raise WebSocketDisconnect(message.get("code", 1000), message.get("reason"))
         text = message.get("text")
         return text if isinstance(text, str) else None
-
-
-def _sender(websocket: WebSocket) -> Callable[[str], Awaitable[None]]:
-    """Send a text frame with the ASGI ``send`` itself, past Starlette's state checks (the
-    endpoint sends only after ``accept`` and before ``close``, and the server refuses a send
-    after a close either way)."""
-    send = websocket._send
-
-    async def send_text(text: str) -> None:
-        await send({"type": "websocket.send", "text": text})
-
-    return send_text
 
 
 async def _receive_text(websocket: WebSocket) -> str | None:
@@ -193,7 +181,7 @@ async def _serve(
                 websocket.close(code=TRY_AGAIN_LATER, reason="overloaded")
             )
 
-    stream = VisitorStream(rt.store, _sender(websocket), overflow, rt.settings.ws_send_queue)
+    stream = VisitorStream(rt.store, text_sender(websocket), overflow, rt.settings.ws_send_queue)
     frames = _Frames(websocket, rt.settings.ws_idle_timeout)
     context = (hello.page, websocket.headers.get("user-agent"))
     channel = visitor_channel(visitor.id)

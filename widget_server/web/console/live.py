@@ -27,6 +27,7 @@ from widget_server.realtime.events import (
 from widget_server.runtime import Runtime
 from widget_server.web.api import api_message, api_ticket
 from widget_server.web.console.auth import current_session
+from widget_server.web.ws_send import text_sender
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 2000
@@ -141,10 +142,11 @@ async def _recheck(rt: Runtime, websocket: WebSocket, session_id: str) -> None:
 
 
 async def _send_loop(websocket: WebSocket, feed: AgentFeed) -> None:
+    send_text = text_sender(websocket)
     while True:
         event = await feed.queue.get()
         for text in await feed.encoded(event):
-            await websocket.send_text(text)
+            await send_text(text)
         if feed.overflowed.is_set():
             await websocket.close(code=1013, reason="overloaded")
             return
