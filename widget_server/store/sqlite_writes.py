@@ -248,7 +248,7 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
     # always returns one row: the conversation may be missing.
     found = conn.execute(
         "SELECT (SELECT 1 FROM messages WHERE author_visitor_id = ? AND client_msg_id = ?)"
-        " AS resent, c.id AS found_conversation, v.name AS visitor_name,"
+        " AS resent, c.id AS found_conversation, c.last_seq AS last_seq, v.name AS visitor_name,"
         f" v.email AS visitor_email, t.status AS ticket_status, {rows.TICKET_VERSION_COLUMNS}"
         " FROM (SELECT 1) AS one"
         " LEFT JOIN conversations c ON c.id = ? AND c.visitor_id = ?"
@@ -270,7 +270,11 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
     if status == "closed":
         raise Conflict("this request is closed; please open a new one",
                        code="conversation_closed")
-    seq = _next_seq(conn, conversation_id, now)
+    # the seq read above is current: this transaction holds the write lock (an UPDATE
+    # without RETURNING costs half as much as _next_seq's)
+    seq = found["last_seq"] + 1
+    conn.execute("UPDATE conversations SET last_seq = ?, updated_at = ? WHERE id = ?",
+                 (seq, isoformat(now), conversation_id))
     message = _insert_message(
         conn, conversation_id, seq, "visitor", post.body, now,
         visitor_id=visitor.id, author_name=visitor.name, client_msg_id=post.client_msg_id,
