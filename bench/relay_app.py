@@ -20,12 +20,11 @@ import json
 from collections.abc import Awaitable, Callable
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from widget_server.web.ws_send import KeepAsgiSend, text_sender
+from widget_server.web.ws_send import text_sender
 
 MAX_FRAME_BYTES = 16 * 1024  # widget-server's default WIDGET_MAX_FRAME_BYTES
 
@@ -66,8 +65,7 @@ async def visitor_socket(websocket: WebSocket) -> None:
 
 app = Starlette(routes=[Route("/healthz", healthz),
                         WebSocketRoute("/ws/widget", visitor_socket),
-                        WebSocketRoute("/ws/agent", agent_socket)],
-                middleware=[Middleware(KeepAsgiSend)])
+                        WebSocketRoute("/ws/agent", agent_socket)])
 
 
 def main() -> None:

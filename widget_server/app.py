@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 
 from widget_server.abuse import Limits
 from widget_server.clock import Clock, clock_for
@@ -40,7 +39,6 @@ from widget_server.web.console import pages as console_pages
 from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
 from widget_server.web.errors import EXCEPTION_HANDLERS
-from widget_server.web.ws_send import KeepAsgiSend
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
@@ -103,7 +101,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(KeepAsgiSend)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -17,14 +17,13 @@ import pytest
 import uvicorn
 import websockets
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.routing import WebSocketRoute
 from starlette.types import Message, Receive, Scope, Send
 from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.frames import Frame, Opcode
 
 from tests.support import free_port
-from widget_server.web.ws_send import KeepAsgiSend, frame_header, text_sender
+from widget_server.web.ws_send import frame_header, text_sender
 
 
 @pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 70000])
@@ -60,8 +59,7 @@ class Endpoint:
 
 @contextlib.contextmanager
 def serving(endpoint: Endpoint) -> Iterator[str]:
-    app = Starlette(routes=[WebSocketRoute("/ws", endpoint)],
-                    middleware=[Middleware(KeepAsgiSend)])
+    app = Starlette(routes=[WebSocketRoute("/ws", endpoint)])
     port = free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, ws="websockets-sansio",
@@ -108,7 +106,7 @@ def test_a_paused_connection_sends_through_asgi_and_loses_nothing() -> None:
     paused = threading.Event()
 
     async def body(websocket: WebSocket, send_text: Callable[[str], object]) -> None:
-        writable = websocket.scope["widget_server.asgi_send"].__self__.writable
+        writable = websocket._receive.__self__.writable
         for n in range(frames):
             if not writable.is_set():
                 paused.set()

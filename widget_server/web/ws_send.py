@@ -10,8 +10,8 @@ middle of a fragmented message, ``text_sender`` writes the frame itself; in ever
 (another server or protocol, a paused or closing connection) it sends through ASGI as
 before, which waits, raises or refuses as ASGI says.
 
-``KeepAsgiSend`` is the outermost middleware: it notes the server's own ``send`` in the
-scope, since the endpoint only sees it wrapped by Starlette.
+uvicorn's connection is found through the socket's ``receive``, which Starlette passes on
+unwrapped (its ``send`` reaches the endpoint wrapped twice).
 """
 
 from __future__ import annotations
@@ -20,23 +20,12 @@ import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from starlette.types import ASGIApp, Receive, Scope, Send
+from starlette.types import Send
 from starlette.websockets import WebSocket
 
-SCOPE_KEY = "widget_server.asgi_send"
 FIN_TEXT = 0x81  # FIN set, opcode 1 (text)
 
 TextSender = Callable[[str], Awaitable[None]]
-
-
-class KeepAsgiSend:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "websocket":
-            scope[SCOPE_KEY] = send
-        await self.app(scope, receive, send)
 
 
 def frame_header(length: int) -> bytes:
@@ -50,32 +39,46 @@ def frame_header(length: int) -> bytes:
 def text_sender(websocket: WebSocket) -> TextSender:
     """``send_text(text)`` for an accepted socket: the frame written directly when the
     connection is uvicorn's and open, else ``websocket.send`` through ASGI."""
+    connection = _sansio_connection(websocket._receive)
     asgi_send = websocket._send  # past Starlette's state checks, as the endpoints do
-
-    async def through_asgi(text: str) -> None:
-        await asgi_send({"type": "websocket.send", "text": text})
-
-    connection = _sansio_connection(websocket.scope.get(SCOPE_KEY))
     if connection is None:
-        return through_asgi
-    transport, conn, writable = connection.transport, connection.conn, connection.writable
-    open_state = type(conn.state).OPEN
+        return _AsgiSender(asgi_send).send_text
+    return _DirectSender(connection, asgi_send).send_text
 
-    async def send_text(text: str) -> None:
-        if (writable.is_set() and conn.state is open_state and not connection.close_sent
+
+class _AsgiSender:
+    __slots__ = ("_asgi_send",)  # one per open socket: slots, not closures (memory)
+
+    def __init__(self, asgi_send: Send) -> None:
+        self._asgi_send = asgi_send
+
+    async def send_text(self, text: str) -> None:
+        await self._asgi_send({"type": "websocket.send", "text": text})
+
+
+class _DirectSender(_AsgiSender):
+    __slots__ = ("_conn", "_connection", "_open", "_transport", "_writable")
+
+    def __init__(self, connection: Any, asgi_send: Send) -> None:
+        super().__init__(asgi_send)
+        self._connection, self._conn = connection, connection.conn
+        self._transport, self._writable = connection.transport, connection.writable
+        self._open = type(self._conn.state).OPEN
+
+    async def send_text(self, text: str) -> None:
+        connection, conn = self._connection, self._conn
+        if (self._writable.is_set() and conn.state is self._open and not connection.close_sent
                 and not connection.disconnected and not conn.expect_continuation_frame):
             data = text.encode()
-            transport.write(frame_header(len(data)) + data)
+            self._transport.write(frame_header(len(data)) + data)
         else:  # paused, closing or closed: ASGI waits, raises or refuses as it should
-            await through_asgi(text)
-
-    return send_text
+            await self._asgi_send({"type": "websocket.send", "text": text})
 
 
-def _sansio_connection(send: object) -> Any:
-    """uvicorn's websockets-sansio protocol object behind ``send``, when it has every part
+def _sansio_connection(receive: object) -> Any:
+    """uvicorn's websockets-sansio protocol object behind ``receive``, when it has every part
     the direct write relies on; None otherwise (another server, protocol or version)."""
-    connection = getattr(send, "__self__", None)
+    connection = getattr(receive, "__self__", None)
     if type(connection).__name__ != "WebSocketsSansIOProtocol":
         return None
     conn = getattr(connection, "conn", None)
