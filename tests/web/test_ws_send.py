@@ -23,6 +23,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.frames import Frame, Opcode
 
 from tests.support import free_port
+from widget_server.web.ws_protocol import WidgetWebSocketProtocol
 from widget_server.web.ws_send import frame_header, text_sender
 
 
@@ -58,11 +59,12 @@ class Endpoint:
 
 
 @contextlib.contextmanager
-def serving(endpoint: Endpoint) -> Iterator[str]:
+def serving(endpoint: Endpoint, ws: type[asyncio.Protocol] | str = "websockets-sansio"
+            ) -> Iterator[str]:
     app = Starlette(routes=[WebSocketRoute("/ws", endpoint)])
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, ws="websockets-sansio",
+        app, host="127.0.0.1", port=port, ws=ws,
         ws_per_message_deflate=False, lifespan="off", log_level="warning",
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
     )
@@ -80,7 +82,10 @@ def serving(endpoint: Endpoint) -> Iterator[str]:
         thread.join(10)
 
 
-def test_frames_are_written_directly_in_order_under_uvicorn() -> None:
+@pytest.mark.parametrize("ws", ["websockets-sansio", WidgetWebSocketProtocol],
+                         ids=["uvicorn", "serve's subclass"])
+def test_frames_are_written_directly_in_order_under_uvicorn(
+        ws: type[asyncio.Protocol] | str) -> None:
     sizes = [0, 10, 125, 126, 4000, 65535, 65536, 200_000]
 
     async def body(websocket: WebSocket, send_text: Callable[[str], object]) -> None:
@@ -88,10 +93,10 @@ def test_frames_are_written_directly_in_order_under_uvicorn() -> None:
             await send_text(f"{n:03d}" + "é" * (size // 2))  # type: ignore[misc]
 
     endpoint = Endpoint(body)
-    with serving(endpoint) as url:
+    with serving(endpoint, ws) as url:
         async def read() -> list[str]:
-            async with websockets.connect(url, max_size=None, compression=None) as ws:
-                return [str(await ws.recv()) for _ in sizes]
+            async with websockets.connect(url, max_size=None, compression=None) as client:
+                return [str(await client.recv()) for _ in sizes]
 
         received = asyncio.run(read())
     assert endpoint.finished.wait(10) and endpoint.failure is None

@@ -22,6 +22,7 @@ from typing import Any
 
 from starlette.types import Send
 from starlette.websockets import WebSocket
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 FIN_TEXT = 0x81  # FIN set, opcode 1 (text)
 
@@ -79,7 +80,7 @@ def _sansio_connection(receive: object) -> Any:
     """uvicorn's websockets-sansio protocol object behind ``receive``, when it has every part
     the direct write relies on; None otherwise (another server, protocol or version)."""
     connection = getattr(receive, "__self__", None)
-    if type(connection).__name__ != "WebSocketsSansIOProtocol":
+    if not isinstance(connection, WebSocketsSansIOProtocol):  # ws_protocol's class is one
         return None
     conn = getattr(connection, "conn", None)
     needed = (getattr(connection, name, None) for name in
