@@ -24,7 +24,7 @@ from websockets.frames import Frame, Opcode
 
 from tests.support import free_port
 from widget_server.web.ws_protocol import WidgetWebSocketProtocol
-from widget_server.web.ws_send import frame_header, text_sender
+from widget_server.web.ws_send import frame_header, text_sender, texts_sender
 
 
 @pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 70000])
@@ -82,15 +82,20 @@ def serving(endpoint: Endpoint, ws: type[asyncio.Protocol] | str = "websockets-s
         thread.join(10)
 
 
+@pytest.mark.parametrize("together", [False, True], ids=["one by one", "together"])
 @pytest.mark.parametrize("ws", ["websockets-sansio", WidgetWebSocketProtocol],
                          ids=["uvicorn", "serve's subclass"])
 def test_frames_are_written_directly_in_order_under_uvicorn(
-        ws: type[asyncio.Protocol] | str) -> None:
+        ws: type[asyncio.Protocol] | str, together: bool) -> None:
     sizes = [0, 10, 125, 126, 4000, 65535, 65536, 200_000]
+    texts = [f"{n:03d}" + "é" * (size // 2) for n, size in enumerate(sizes)]
 
     async def body(websocket: WebSocket, send_text: Callable[[str], object]) -> None:
-        for n, size in enumerate(sizes):
-            await send_text(f"{n:03d}" + "é" * (size // 2))  # type: ignore[misc]
+        if together:  # one write for all of them (the console feed's batches)
+            await texts_sender(websocket)(texts)
+            return
+        for text in texts:
+            await send_text(text)  # type: ignore[misc]
 
     endpoint = Endpoint(body)
     with serving(endpoint, ws) as url:
@@ -100,11 +105,12 @@ def test_frames_are_written_directly_in_order_under_uvicorn(
 
         received = asyncio.run(read())
     assert endpoint.finished.wait(10) and endpoint.failure is None
-    assert received == [f"{n:03d}" + "é" * (size // 2) for n, size in enumerate(sizes)]
+    assert received == texts
     assert endpoint.asgi_sends == 0  # every frame written directly: the fast path is in use
 
 
-def test_a_paused_connection_sends_through_asgi_and_loses_nothing() -> None:
+@pytest.mark.parametrize("together", [False, True], ids=["one by one", "in fives"])
+def test_a_paused_connection_sends_through_asgi_and_loses_nothing(together: bool) -> None:
     """A client that does not read fills the socket buffers; uvicorn pauses the connection
     (flow control) and the sends wait in ASGI until it drains, in order."""
     frames, chunk = 2000, "y" * 20_000
@@ -112,10 +118,16 @@ def test_a_paused_connection_sends_through_asgi_and_loses_nothing() -> None:
 
     async def body(websocket: WebSocket, send_text: Callable[[str], object]) -> None:
         writable = websocket._receive.__self__.writable
-        for n in range(frames):
+        send_texts = texts_sender(websocket)
+        for n in range(0, frames, 5):
             if not writable.is_set():
                 paused.set()
-            await send_text(f"{n:05d}{chunk}")  # type: ignore[misc]
+            batch = [f"{k:05d}{chunk}" for k in range(n, n + 5)]
+            if together:
+                await send_texts(batch)
+            else:
+                for text in batch:
+                    await send_text(text)  # type: ignore[misc]
 
     endpoint = Endpoint(body)
     with serving(endpoint) as url:

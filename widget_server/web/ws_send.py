@@ -17,7 +17,7 @@ unwrapped (its ``send`` reaches the endpoint wrapped twice).
 from __future__ import annotations
 
 import struct
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.types import Send
@@ -27,6 +27,7 @@ from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIO
 FIN_TEXT = 0x81  # FIN set, opcode 1 (text)
 
 TextSender = Callable[[str], Awaitable[None]]
+TextsSender = Callable[[Sequence[str]], Awaitable[None]]
 
 
 def frame_header(length: int) -> bytes:
@@ -40,11 +41,21 @@ def frame_header(length: int) -> bytes:
 def text_sender(websocket: WebSocket) -> TextSender:
     """``send_text(text)`` for an accepted socket: the frame written directly when the
     connection is uvicorn's and open, else ``websocket.send`` through ASGI."""
+    return _sender(websocket).send_text
+
+
+def texts_sender(websocket: WebSocket) -> TextsSender:
+    """``send_texts(texts)``: the frames in order, written directly in one ``write`` (one
+    system call for a whole batch of the console feed), else one by one through ASGI."""
+    return _sender(websocket).send_texts
+
+
+def _sender(websocket: WebSocket) -> _AsgiSender:
     connection = _sansio_connection(websocket._receive)
     asgi_send = websocket._send  # past Starlette's state checks, as the endpoints do
     if connection is None:
-        return _AsgiSender(asgi_send).send_text
-    return _DirectSender(connection, asgi_send).send_text
+        return _AsgiSender(asgi_send)
+    return _DirectSender(connection, asgi_send)
 
 
 class _AsgiSender:
@@ -56,6 +67,10 @@ class _AsgiSender:
     async def send_text(self, text: str) -> None:
         await self._asgi_send({"type": "websocket.send", "text": text})
 
+    async def send_texts(self, texts: Sequence[str]) -> None:
+        for text in texts:
+            await self.send_text(text)
+
 
 class _DirectSender(_AsgiSender):
     __slots__ = ("_conn", "_connection", "_open", "_transport", "_writable")
@@ -66,14 +81,28 @@ class _DirectSender(_AsgiSender):
         self._transport, self._writable = connection.transport, connection.writable
         self._open = type(self._conn.state).OPEN
 
-    async def send_text(self, text: str) -> None:
+    def _direct(self) -> bool:
         connection, conn = self._connection, self._conn
-        if (self._writable.is_set() and conn.state is self._open and not connection.close_sent
-                and not connection.disconnected and not conn.expect_continuation_frame):
+        return (self._writable.is_set() and conn.state is self._open
+                and not connection.close_sent and not connection.disconnected
+                and not conn.expect_continuation_frame)
+
+    async def send_text(self, text: str) -> None:
+        if self._direct():
             data = text.encode()
             self._transport.write(frame_header(len(data)) + data)
         else:  # paused, closing or closed: ASGI waits, raises or refuses as it should
             await self._asgi_send({"type": "websocket.send", "text": text})
+
+    async def send_texts(self, texts: Sequence[str]) -> None:
+        if not self._direct():  # each frame checks again: the connection may resume
+            await super().send_texts(texts)
+            return
+        parts: list[bytes] = []
+        for text in texts:
+            data = text.encode()
+            parts += (frame_header(len(data)), data)
+        self._transport.write(b"".join(parts))
 
 
 def _sansio_connection(receive: object) -> Any:

@@ -27,7 +27,7 @@ from widget_server.realtime.events import (
 from widget_server.runtime import Runtime
 from widget_server.web.api import api_message, api_ticket
 from widget_server.web.console.auth import current_session
-from widget_server.web.ws_send import text_sender
+from widget_server.web.ws_send import texts_sender
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 2000
@@ -142,11 +142,13 @@ async def _recheck(rt: Runtime, websocket: WebSocket, session_id: str) -> None:
 
 
 async def _send_loop(websocket: WebSocket, feed: AgentFeed) -> None:
-    send_text = text_sender(websocket)
+    send_texts = texts_sender(websocket)
     while True:
-        event = await feed.queue.get()
-        for text in await feed.encoded(event):
-            await send_text(text)
+        # what is queued goes out together: a writer batch publishes dozens of events at once
+        texts = list(await feed.encoded(await feed.queue.get()))
+        while not feed.queue.empty():
+            texts += await feed.encoded(feed.queue.get_nowait())
+        await send_texts(texts)
         if feed.overflowed.is_set():
             await websocket.close(code=1013, reason="overloaded")
             return
