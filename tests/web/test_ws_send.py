@@ -120,14 +120,16 @@ def test_a_paused_connection_sends_through_asgi_and_loses_nothing(together: bool
         writable = websocket._receive.__self__.writable
         send_texts = texts_sender(websocket)
         for n in range(0, frames, 5):
-            if not writable.is_set():
-                paused.set()
             batch = [f"{k:05d}{chunk}" for k in range(n, n + 5)]
             if together:
+                if not writable.is_set():
+                    paused.set()
                 await send_texts(batch)
-            else:
-                for text in batch:
-                    await send_text(text)  # type: ignore[misc]
+                continue
+            for text in batch:
+                if not writable.is_set():
+                    paused.set()
+                await send_text(text)  # type: ignore[misc]
 
     endpoint = Endpoint(body)
     with serving(endpoint) as url:

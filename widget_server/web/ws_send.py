@@ -6,9 +6,11 @@ sockets' copies). Through ASGI each one crosses Starlette's two exception wrappe
 needs. A server's text frame is a header of two to ten bytes and the UTF-8 payload, unmasked
 (RFC 6455 section 5.2), and with per-message deflate off no extension touches it. So while
 uvicorn's websockets-sansio connection is open, not paused by flow control and not in the
-middle of a fragmented message, ``text_sender`` writes the frame itself; in every other case
-(another server or protocol, a paused or closing connection) it sends through ASGI as
-before, which waits, raises or refuses as ASGI says.
+middle of a fragmented message, ``text_sender`` writes the frame itself, and
+``texts_sender`` a batch of frames in one write (one system call for the console feed's
+dozens of frames per writer batch); in every other case (another server or protocol, a
+paused or closing connection) each frame goes through ASGI as before, which waits, raises
+or refuses as ASGI says.
 
 uvicorn's connection is found through the socket's ``receive``, which Starlette passes on
 unwrapped (its ``send`` reaches the endpoint wrapped twice).
