@@ -11,7 +11,7 @@ import contextlib
 import importlib.util
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 
 import pytest
 import uvicorn
@@ -24,7 +24,7 @@ from websockets.frames import Frame, Opcode
 
 from tests.support import free_port
 from widget_server.web.ws_protocol import WidgetWebSocketProtocol
-from widget_server.web.ws_send import frame_header, text_sender, texts_sender
+from widget_server.web.ws_send import TextSender, frame_header, text_sender, texts_sender
 
 
 @pytest.mark.parametrize("length", [0, 1, 125, 126, 127, 65535, 65536, 70000])
@@ -36,7 +36,7 @@ def test_the_header_is_the_one_websockets_writes(length: int) -> None:
 class Endpoint:
     """A websocket endpoint whose sends through ASGI are counted; ``body`` runs on it."""
 
-    def __init__(self, body: Callable[[WebSocket, Callable[[str], object]], object]) -> None:
+    def __init__(self, body: Callable[[WebSocket, TextSender], Awaitable[None]]) -> None:
         self.body = body
         self.asgi_sends = 0
         self.failure: BaseException | None = None
@@ -51,7 +51,7 @@ class Endpoint:
         websocket = WebSocket(scope, receive, counting)
         await websocket.accept()
         try:
-            await self.body(websocket, text_sender(websocket))  # type: ignore[misc]
+            await self.body(websocket, text_sender(websocket))
         except BaseException as exc:  # handed to the test thread
             self.failure = exc
         finally:
@@ -90,12 +90,12 @@ def test_frames_are_written_directly_in_order_under_uvicorn(
     sizes = [0, 10, 125, 126, 4000, 65535, 65536, 200_000]
     texts = [f"{n:03d}" + "é" * (size // 2) for n, size in enumerate(sizes)]
 
-    async def body(websocket: WebSocket, send_text: Callable[[str], object]) -> None:
+    async def body(websocket: WebSocket, send_text: TextSender) -> None:
         if together:  # one write for all of them (the console feed's batches)
             await texts_sender(websocket)(texts)
             return
         for text in texts:
-            await send_text(text)  # type: ignore[misc]
+            await send_text(text)
 
     endpoint = Endpoint(body)
     with serving(endpoint, ws) as url:
@@ -116,8 +116,8 @@ def test_a_paused_connection_sends_through_asgi_and_loses_nothing(together: bool
     frames, chunk = 2000, "y" * 20_000
     paused = threading.Event()
 
-    async def body(websocket: WebSocket, send_text: Callable[[str], object]) -> None:
-        writable = websocket._receive.__self__.writable
+    async def body(websocket: WebSocket, send_text: TextSender) -> None:
+        writable = websocket._receive.__self__.writable  # type: ignore[attr-defined]  # uvicorn's protocol
         send_texts = texts_sender(websocket)
         for n in range(0, frames, 5):
             batch = [f"{k:05d}{chunk}" for k in range(n, n + 5)]
@@ -129,7 +129,7 @@ def test_a_paused_connection_sends_through_asgi_and_loses_nothing(together: bool
             for text in batch:
                 if not writable.is_set():
                     paused.set()
-                await send_text(text)  # type: ignore[misc]
+                await send_text(text)
 
     endpoint = Endpoint(body)
     with serving(endpoint) as url:
@@ -148,11 +148,11 @@ def test_a_paused_connection_sends_through_asgi_and_loses_nothing(together: bool
 
 @pytest.mark.parametrize("abrupt", [False, True], ids=["close-frame", "dropped"])
 def test_a_send_after_the_client_left_raises_as_through_asgi(abrupt: bool) -> None:
-    async def body(websocket: WebSocket, send_text: Callable[[str], object]) -> None:
+    async def body(websocket: WebSocket, send_text: TextSender) -> None:
         with contextlib.suppress(WebSocketDisconnect):
             while True:
                 await websocket.receive_text()
-        await send_text("too late")  # type: ignore[misc]
+        await send_text("too late")
 
     endpoint = Endpoint(body)
     with serving(endpoint) as url:
