@@ -22,7 +22,13 @@ from widget_server.store import sqlite_writer
 from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
 from widget_server.store.sqlite_schema import available_migrations
-from widget_server.store.sqlite_writer import GROUP, MAX_BATCH, SQLiteWriter, WriterClosed
+from widget_server.store.sqlite_writer import (
+    COMMIT_AWAY,
+    GROUP,
+    MAX_BATCH,
+    SQLiteWriter,
+    WriterClosed,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -384,6 +390,84 @@ async def test_a_locked_database_is_waited_for_off_the_event_loop(db_path: Path)
         other.close()
         await writer.close()
     assert plain(db_path, "SELECT body FROM notes ORDER BY rowid") == [("first",), ("second",)]
+
+
+def _commit_watching_writer(path: Path, on_commit: Callable[[], None]) -> SQLiteWriter:
+    """A writer whose connection calls ``on_commit`` in the thread that runs each COMMIT,
+    before SQLite commits (and syncs)."""
+    def connect() -> sqlite3.Connection:
+        conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.set_trace_callback(lambda statement: on_commit() if statement == "COMMIT" else None)
+        return conn
+    return SQLiteWriter(connect)
+
+
+def _insert_note(conn: sqlite3.Connection, body: str) -> int:
+    return int(conn.execute("INSERT INTO notes (body) VALUES (?)", (body,)).rowcount)
+
+
+async def test_a_large_batch_commits_off_the_loop_while_the_loop_serves(db_path: Path) -> None:
+    loop_thread, release = threading.get_ident(), threading.Event()
+    committed_in: list[int] = []
+
+    def on_commit() -> None:
+        committed_in.append(threading.get_ident())
+        if threading.get_ident() != loop_thread:
+            release.wait(10)  # an fsync on a slow disk
+
+    writer = _commit_watching_writer(db_path, on_commit)
+    await writer.start()
+    try:
+        await writer.run(lambda conn: conn.execute(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        assert committed_in == [loop_thread]  # a small batch commits on the loop
+        large = [asyncio.ensure_future(writer.run(lambda conn, n=n: _insert_note(conn, f"{n}")))
+                 for n in range(COMMIT_AWAY)]
+        for _ in range(500):  # until its commit is under way in the helper thread
+            if len(committed_in) == 2:
+                break
+            await asyncio.sleep(0.01)
+        assert committed_in[1:] != [loop_thread] and len(committed_in) == 2
+        assert not any(future.done() for future in large)  # no ack before the commit
+        assert plain(db_path, "SELECT count(*) FROM notes") == [(0,)]
+        late = asyncio.ensure_future(writer.run(lambda conn: _insert_note(conn, "late")))
+        for _ in range(5):  # the loop goes on; the connection is the helper's till it is done
+            await asyncio.sleep(0)
+        assert not late.done() and len(committed_in) == 2
+        release.set()
+        assert await asyncio.wait_for(asyncio.gather(*large, late), 10) == [1] * (COMMIT_AWAY + 1)
+        assert committed_in[2:] == [loop_thread]  # the late job alone: on the loop again
+    finally:
+        release.set()
+        await writer.close()
+    assert plain(db_path, "SELECT count(*) FROM notes") == [(COMMIT_AWAY + 1,)]
+
+
+async def test_a_commit_failing_off_the_loop_fails_its_whole_batch_and_the_writer_goes_on(
+        db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    committed_in: list[int] = []
+    writer = _commit_watching_writer(db_path, lambda: committed_in.append(threading.get_ident()))
+    await writer.start()
+    try:
+        await writer.run(lambda conn: conn.execute(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        await writer.run(lambda conn: conn.execute(
+            "CREATE TABLE replies (note INTEGER REFERENCES notes (id)"
+            " DEFERRABLE INITIALLY DEFERRED)"))
+        # every statement succeeds; the deferred foreign key fails the COMMIT itself
+        jobs = [lambda conn, n=n: _insert_note(conn, f"{n}") for n in range(COMMIT_AWAY - 1)]
+        jobs.append(lambda conn: conn.execute("INSERT INTO replies VALUES (999)").rowcount)
+        outcomes = await asyncio.wait_for(asyncio.gather(*(writer.run(job) for job in jobs),
+                                                         return_exceptions=True), 10)
+        assert committed_in[-1] != threading.get_ident()  # the batch's commit: off the loop
+        assert [type(o) for o in outcomes] == [sqlite3.IntegrityError] * COMMIT_AWAY, outcomes
+        assert "sqlite writer commit failed" in caplog.text
+        assert await writer.run(lambda conn: _insert_note(conn, "after")) == 1
+    finally:
+        await writer.close()
+    assert plain(db_path, "SELECT body FROM notes") == [("after",)]
+    assert plain(db_path, "SELECT count(*) FROM replies") == [(0,)]
 
 
 async def test_a_writer_that_cannot_connect_fails_to_start_and_closes_at_once() -> None:

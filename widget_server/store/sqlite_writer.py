@@ -17,8 +17,12 @@ statements take about 0.1 ms per message and its commit's fsync about as long, a
 benchmark persisted 8-19 % more messages per second (docs/performance.md, item 22).
 Whatever may wait longer than that runs in the writer's helper thread instead, with new jobs
 held until it is done: a batch that finds the database locked by another process (the
-connection fails at once on the loop and waits ``busy_timeout`` in the thread), and a job its
-caller marks ``off_loop`` because it may run long.
+connection fails at once on the loop and waits ``busy_timeout`` in the thread), a job its
+caller marks ``off_loop`` because it may run long, and the commit of a batch of at least
+``COMMIT_AWAY`` jobs. Such a batch means a busy server, whose loop has sockets to read and
+frames to send while the commit's fsync (0.3-0.4 ms on the benchmark VM's disk) waits on the
+disk; a small batch's commit stays on the loop, where it costs no thread hand-over
+(docs/performance.md, item 34).
 
 The upkeep runs once no job has come for ``UPKEEP_IDLE``, or after ``upkeep_every`` jobs when
 none of those pauses come. First the ``upkeep`` job (work that may lag behind the writes:
@@ -58,6 +62,7 @@ GROUP = 8
 LINGER = 0.001
 BUSY_WINDOW = 0.005
 UPKEEP_IDLE = 0.05
+COMMIT_AWAY = 16  # a batch this large commits in the helper thread
 
 
 class WriterClosed(RuntimeError):
@@ -162,7 +167,7 @@ class SQLiteWriter:
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         jobs = [job for job, _ in batch]
         try:
-            outcomes = _run_batch(conn, jobs)
+            outcomes = _run_batch(conn, jobs, commit=len(jobs) < COMMIT_AWAY)
         except sqlite3.OperationalError as exc:
             if not _busy(exc) or conn.in_transaction:
                 log.exception("sqlite writer batch failed")
@@ -179,7 +184,26 @@ class SQLiteWriter:
             self._pending = batch + self._pending
             self._refuse_all(WriterClosed("the writer stopped"))
             return
-        self._done(batch, outcomes)
+        if conn.in_transaction:  # a large batch: committed in the helper thread
+            self._commit_away(batch, outcomes)
+        else:
+            self._done(batch, outcomes)
+
+    def _commit_away(self, batch: list[Item], outcomes: list[Outcome]) -> None:
+        """Commit in the helper thread: the commit's fsync is most of a batch's time and
+        needs no GIL, so the loop reads and answers meanwhile; new jobs wait for it."""
+        assert self._loop is not None and self._helper is not None and self._conn is not None
+        conn = self._conn
+
+        def back(away: asyncio.Future[None]) -> None:
+            self._away = None
+            error = away.exception()
+            if error is not None:  # nothing of the batch is stored
+                log.error("sqlite writer commit failed", exc_info=error)
+            self._done(batch, outcomes if error is None else [(False, error)] * len(batch))
+
+        self._away = self._loop.run_in_executor(self._helper, _commit, conn)
+        self._away.add_done_callback(back)
 
     def _send_batch_away(self, batch: list[Item]) -> None:
         """Run the batch in the helper thread, waiting for a lock as configured; hold new
@@ -343,7 +367,8 @@ def _settle(batch: list[Item], outcomes: list[Outcome]) -> None:
             future.set_exception(value)
 
 
-def _run_batch(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
+def _run_batch(conn: sqlite3.Connection, jobs: list[Job], *, commit: bool = True
+               ) -> list[Outcome]:
     """Run the jobs in one transaction. Jobs rarely fail, so they first run together; when one
     raises, the whole transaction is rolled back and the batch runs again with a SAVEPOINT
     around each job, so that only the failing job fails. A savepoint per job, always, cost
@@ -359,12 +384,14 @@ def _run_batch(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
             raise
         if len(jobs) == 1:
             return [(False, exc)]
-        return _run_isolated(conn, jobs)
-    _commit(conn)
+        return _run_isolated(conn, jobs, commit=commit)
+    if commit:
+        _commit(conn)
     return [(True, value) for value in values]
 
 
-def _run_isolated(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
+def _run_isolated(conn: sqlite3.Connection, jobs: list[Job], *, commit: bool
+                  ) -> list[Outcome]:
     """Each job inside its own savepoint: a job that raises is rolled back alone."""
     conn.execute("BEGIN IMMEDIATE")
     outcomes: list[Outcome] = []
@@ -384,7 +411,8 @@ def _run_isolated(conn: sqlite3.Connection, jobs: list[Job]) -> list[Outcome]:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
-    _commit(conn)
+    if commit:
+        _commit(conn)
     return outcomes
 
 
