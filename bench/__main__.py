@@ -41,7 +41,7 @@ from typing import Any
 import httpx
 
 from bench import server_process
-from bench.report import chat_summary, table
+from bench.report import chat_summary, median_loop, table
 from bench.scenarios import (
     AgentWatcher,
     Fleet,
@@ -58,13 +58,15 @@ BENCH = Path(__file__).resolve().parent
 RESULTS = BENCH / "results"
 
 QUICK: dict[str, Any] = {
-    "visitors": 100, "messages": 50, "rates": [500.0, 1000.0, 2000.0], "rate_s": 2.0,
-    "storm": [500], "idle": [], "http_s": 2.0, "cold_starts": 3}
+    "visitors": 100, "messages": 50, "closed_loops": 1, "rates": [500.0, 1000.0, 2000.0],
+    "rate_s": 2.0, "storm": [500], "idle": [], "http_s": 2.0, "cold_starts": 3}
 # 300 messages each: with 100, the relay's closed loop lasted 0.8-1.5 s and its figure swung
 # from 6,751 to 13,156 msg/s within two hours (docs/performance.md, item 24).
+# Three closed loops each for the relay and the chat, the median one reported: one loop's
+# figure moved by a tenth from run to run of the same code (docs/performance.md, item 35).
 FULL: dict[str, Any] = {
-    "visitors": 100, "messages": 300, "rates": [500.0, 1000.0, 2000.0], "rate_s": 10.0,
-    "storm": [1000], "idle": [5000, 10000], "http_s": 10.0, "cold_starts": 3}
+    "visitors": 100, "messages": 300, "closed_loops": 3, "rates": [500.0, 1000.0, 2000.0],
+    "rate_s": 10.0, "storm": [1000], "idle": [5000, 10000], "http_s": 10.0, "cold_starts": 3}
 WORKERS = 2                # load-generator processes (--workers)
 MAX_IDLE = 10_000
 STORM_CONCURRENCY = 100    # connects in flight per worker
@@ -151,10 +153,12 @@ def bench_relay(plan: dict[str, Any]) -> dict[str, Any]:
             try:
                 await fleet.acall("connect", [{"first": f, "count": c, "relay": True}
                                               for f, c in fleet.split(plan["visitors"])])
-                closed, reference = await run_phases(server, fleet, agent, plan["visitors"], [
-                    {"mode": "closed", "messages": plan["messages"]},
+                *closed, reference = await run_phases(server, fleet, agent, plan["visitors"], [
+                    *[{"mode": "closed", "messages": plan["messages"]}] * plan["closed_loops"],
                     {"mode": "open", "rate": RELAY_REFERENCE_RATE, "duration": plan["rate_s"]}])
-                return {"visitors": plan["visitors"], "workers": fleet.size, **closed,
+                return {"visitors": plan["visitors"], "workers": fleet.size,
+                        **median_loop(closed),
+                        "closed_loops_msgs_per_s": [loop["msgs_per_s"] for loop in closed],
                         "open_loop": {f"{RELAY_REFERENCE_RATE:g}": reference}}
             finally:
                 await agent.close()
@@ -206,7 +210,7 @@ def bench_chat(plan: dict[str, Any]) -> dict[str, Any]:
         token = api_token(server, env)
         fleet = Fleet(plan["workers"], server.port, site)
         phases: list[dict[str, Any]] = [{"mode": "closed", "messages": plan["messages"],
-                                         "reply_rate": CLOSED_REPLY_RATE}]
+                                         "reply_rate": CLOSED_REPLY_RATE}] * plan["closed_loops"]
         phases += [{"mode": "open", "rate": rate, "duration": plan["rate_s"],
                     "reply_rate": rate * REPLY_SHARE} for rate in plan["rates"]]
 
