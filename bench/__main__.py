@@ -7,7 +7,8 @@ by ``--workers`` forked processes (bench/fleet.py), this process drives them and
    closed loop: the limit of this stack with this generator on this machine;
 2. chat: ``widget-server serve`` on a fresh SQLite file, N visitors sending while an agent
    watches on /ws/console and agents reply through the REST API: closed loop (saturation),
-   then open loops at 500, 1,000 and 2,000 msg/s;
+   then open loops at 500, 1,000 and 2,000 msg/s. Relay and chat run side by side, their
+   closed loops in turns (bench/side_by_side.py);
 3. connect storm: N visitors doing session + hello at once (connects/s, time to ready);
 4. idle hold: the storm's sockets held open, server RSS delta per socket;
 5. http: Help Form posts (GET + POST /help/new) and REST ticket listing, requests/s;
@@ -25,7 +26,6 @@ import contextlib
 import datetime as dt
 import json
 import os
-import re
 import resource
 import shutil
 import signal
@@ -34,24 +34,20 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
-import httpx
-
 from bench import server_process
-from bench.report import chat_summary, median_loop, table
+from bench.report import chat_summary, table
 from bench.scenarios import (
-    AgentWatcher,
     Fleet,
     http_load,
     keep_or_remove,
     new_workdir,
     open_levels,
-    run_phases,
 )
-from bench.server_process import BENCH_LIMITS, HOST, Server, Site, wait_healthy
+from bench.server_process import BENCH_LIMITS, HOST, Server, wait_healthy
+from bench.side_by_side import RELAY_REFERENCE_RATE, relay_and_chat
 from bench.stall_probe import StallProbe, summary
 
 BENCH = Path(__file__).resolve().parent
@@ -62,8 +58,9 @@ QUICK: dict[str, Any] = {
     "rate_s": 2.0, "storm": [500], "idle": [], "http_s": 2.0, "cold_starts": 3}
 # 300 messages each: with 100, the relay's closed loop lasted 0.8-1.5 s and its figure swung
 # from 6,751 to 13,156 msg/s within two hours (docs/performance.md, item 24).
-# Three closed loops each for the relay and the chat, the median one reported: one loop's
-# figure moved by a tenth from run to run of the same code (docs/performance.md, item 35).
+# Three closed loops each for the relay and the chat, in turns, the median one reported: one
+# loop's figure moved by a tenth from run to run of the same code (docs/performance.md,
+# items 35 and 36).
 FULL: dict[str, Any] = {
     "visitors": 100, "messages": 300, "closed_loops": 3, "rates": [500.0, 1000.0, 2000.0],
     "rate_s": 10.0, "storm": [1000], "idle": [5000, 10000], "http_s": 10.0, "cold_starts": 3}
@@ -71,13 +68,7 @@ WORKERS = 2                # load-generator processes (--workers)
 MAX_IDLE = 10_000
 STORM_CONCURRENCY = 100    # connects in flight per worker
 HTTP_CONCURRENCY = 10      # HTTP clients per worker
-CLOSED_REPLY_RATE = 100.0  # agent replies/s through the REST API during the closed loop
-REPLY_SHARE = 0.1          # ... and during an open loop, as a share of the offered rate
-# The relay also runs an open loop at the rate of the ack-p99 target: the stack's own tail at
-# that load, on this machine, in this run.
-RELAY_REFERENCE_RATE = 1000.0
 MACHINE_PROBE_S = {"quick": 2.0, "full": 5.0}  # the idle machine's stalls, before the scenarios
-AGENT_PASSWORD = "bench-agent-pw-1"
 SERVER_CPU: list[str] = []  # --pin: ["taskset", "-c", "0"] before every server command
 
 
@@ -139,117 +130,21 @@ class RelayServer(Server):
 # --------------------------------------------------------------------------- scenarios
 
 
-def bench_relay(plan: dict[str, Any]) -> dict[str, Any]:
-    workdir = new_workdir("relay")
-    server = RelayServer(workdir / "unused.db", workdir / "relay.log", server_env())
-    fleet: Fleet | None = None
-    try:
-        server.start()
-        fleet = Fleet(plan["workers"], server.port, Site(key="relay", origin=""))
-
-        async def go() -> dict[str, Any]:
-            agent = AgentWatcher()
-            await agent.connect(f"ws://{HOST}:{server.port}/ws/agent")
-            try:
-                await fleet.acall("connect", [{"first": f, "count": c, "relay": True}
-                                              for f, c in fleet.split(plan["visitors"])])
-                *closed, reference = await run_phases(server, fleet, agent, plan["visitors"], [
-                    *[{"mode": "closed", "messages": plan["messages"]}] * plan["closed_loops"],
-                    {"mode": "open", "rate": RELAY_REFERENCE_RATE, "duration": plan["rate_s"]}])
-                return {"visitors": plan["visitors"], "workers": fleet.size,
-                        **median_loop(closed),
-                        "closed_loops_msgs_per_s": [loop["msgs_per_s"] for loop in closed],
-                        "open_loop": {f"{RELAY_REFERENCE_RATE:g}": reference}}
-            finally:
-                await agent.close()
-
-        return asyncio.run(asyncio.wait_for(go(), 180))
-    finally:
-        if fleet is not None:
-            fleet.close()
-        server.stop()
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def sign_in_agent(server: Server, site: Site, env: dict[str, str]) -> str:
-    """Create an admin agent with the CLI and sign in; return the Cookie header."""
-    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
-    server_process.run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password",
-                      AGENT_PASSWORD, "--role", "admin", "--site", site.key, env=env)
-    with httpx.Client(base_url=server.url, timeout=30) as client:
-        form = client.get("/console/login").text
-        token = re.search(r'name="login_token" value="([^"]+)"', form)
-        if token is None:
-            raise RuntimeError("the sign-in form has no login_token")
-        response = client.post("/console/login", data={
-            "email": email, "password": AGENT_PASSWORD, "login_token": token.group(1)})
-        if response.status_code != 303:
-            raise RuntimeError(f"console sign-in: {response.status_code}")
-        return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
-
-
-def api_token(server: Server, env: dict[str, str]) -> str:
-    out = server_process.run_cli("token", "create", "--db", str(server.db), "--name", "bench-agent",
-                            env=env)
-    return out.strip().splitlines()[-1].strip()
-
-
-def bench_chat(plan: dict[str, Any]) -> dict[str, Any]:
-    """Closed loop (saturation), then each open-loop rate; agents reply through the REST API
-    (``reply_share`` of the offered rate, 100/s in the closed loop) while one agent watches on
-    /ws/console; persisted messages read back from SQLite at the end."""
-    workdir = new_workdir("chat")
+def bench_relay_and_chat(plan: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The relay and the chat side by side (bench/side_by_side.py); the chat's database and
+    log are kept when a step failed or the stored messages do not match the acks."""
+    relay_dir, chat_dir = new_workdir("relay"), new_workdir("chat")
     env = server_env()
-    server = LimitedServer(workdir / "bench.db", workdir / "server.log", env)
-    fleet: Fleet | None = None
     ok = False
     try:
-        site = server_process.init_site(server.db, env)
-        server.start()
-        cookie = sign_in_agent(server, site, env)
-        token = api_token(server, env)
-        fleet = Fleet(plan["workers"], server.port, site)
-        phases: list[dict[str, Any]] = [{"mode": "closed", "messages": plan["messages"],
-                                         "reply_rate": CLOSED_REPLY_RATE}] * plan["closed_loops"]
-        phases += [{"mode": "open", "rate": rate, "duration": plan["rate_s"],
-                    "reply_rate": rate * REPLY_SHARE} for rate in plan["rates"]]
-
-        async def go() -> dict[str, Any]:
-            assert fleet is not None
-            agent = AgentWatcher()
-            await agent.connect(f"ws://{HOST}:{server.port}/ws/console",
-                                headers={"Cookie": cookie},
-                                origin=f"http://{HOST}:{server.port}", expect_ready=True)
-            try:
-                answers = await fleet.acall("connect", [
-                    {"first": f, "count": c, "relay": False}
-                    for f, c in fleet.split(plan["visitors"])])
-                tickets = sorted(n for a in answers for n in a["tickets"].values())
-                results = await run_phases(server, fleet, agent, plan["visitors"], phases,
-                                           token, tickets)
-                return {"visitors": plan["visitors"], "workers": fleet.size,
-                        "messages_per_visitor": plan["messages"],
-                        "setup_s": round(max(a["setup_s"] for a in answers), 2),
-                        "phases": results, "agent_socket_closed": agent.closed}
-            finally:
-                await agent.close()
-
-        result = asyncio.run(asyncio.wait_for(go(), 300))
-        fleet.close()
-        fleet = None
-        server.stop()
-        stored = server_process.count_visitor_messages(server.db)
-        acked = sum(p["acked"] for p in result["phases"]) + plan["visitors"]  # + the openings
-        result["stored"] = stored
-        result["persistence_ok"] = stored["visitor_messages"] == acked
-        result["server_log"] = server_process.log_problems(server.log_text())
-        ok = result["persistence_ok"] and not result["server_log"]["flagged_lines"]
-        return result
+        relay, chat = relay_and_chat(
+            plan, RelayServer(relay_dir / "unused.db", relay_dir / "relay.log", env),
+            LimitedServer(chat_dir / "bench.db", chat_dir / "server.log", env), log)
+        ok = chat["persistence_ok"] and not chat["server_log"]["flagged_lines"]
+        return relay, chat
     finally:
-        if fleet is not None:
-            fleet.close()
-        server.stop()
-        keep_or_remove(workdir, ok, log)
+        shutil.rmtree(relay_dir, ignore_errors=True)
+        keep_or_remove(chat_dir, ok, log)
 
 
 def bench_connect(plan: dict[str, Any], levels: list[int], name: str) -> dict[str, Any]:
@@ -289,7 +184,7 @@ def bench_http(plan: dict[str, Any]) -> dict[str, Any]:
     try:
         site = server_process.init_site(server.db, env)
         server.start()
-        token = api_token(server, env)
+        token = server_process.api_token(server, env)
         fleet = Fleet(plan["workers"], server.port, site)
 
         async def go() -> dict[str, Any]:
@@ -428,8 +323,7 @@ def run_suite(args: argparse.Namespace) -> int:
     report["machine"]["stalls_idle"] = step(report, errors, "machine stalls (idle)",
                                             machine_stalls, MACHINE_PROBE_S[report["mode"]])
     report["widget_gz_bytes"] = step(report, errors, "widget weight", widget_weight) or {}
-    relay = step(report, errors, "relay", bench_relay, plan) or {}
-    chat = step(report, errors, "chat", bench_chat, plan) or {}
+    relay, chat = step(report, errors, "relay and chat", bench_relay_and_chat, plan) or ({}, {})
     reference = (relay.get("open_loop") or {}).get(f"{RELAY_REFERENCE_RATE:g}", {})
     report["relay"] = {"msgs_per_s": relay.get("msgs_per_s"), "p99_ms": relay.get("p99_ms"),
                        "ack_p99_ms_at_1000_per_s": reference.get("p99_ms"),

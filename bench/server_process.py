@@ -2,8 +2,9 @@
 
 Used by the suite (``python -m bench``) and by ``chat_load.py``: the server (``widget-server
 serve`` on a free loopback port, started from the working tree or from a ``--ref``
-snapshot), the CLI calls that prepare its database, its CPU time and memory from /proc,
-what is stored once it has stopped, and the machine and git state a result belongs to.
+snapshot), the CLI calls that prepare its database, an agent signed in and an API token,
+its CPU time and memory from /proc, what is stored once it has stopped, and the machine
+and git state a result belongs to.
 """
 
 from __future__ import annotations
@@ -12,12 +13,14 @@ import contextlib
 import io
 import os
 import platform
+import re
 import socket
 import sqlite3
 import subprocess
 import sys
 import tarfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -275,3 +278,30 @@ def log_problems(text: str) -> dict[str, Any]:
                                                 "Exception"))]
     return {"lines": len(lines), "flagged_lines": len(flagged), "first_flagged": flagged[:10]}
 
+
+# --------------------------------------------------------------------------- agents
+
+
+AGENT_PASSWORD = "bench-agent-pw-1"
+
+
+def sign_in_agent(server: Server, site: Site, env: dict[str, str]) -> str:
+    """Create an admin agent with the CLI and sign in; return the Cookie header."""
+    email = f"bench-{uuid.uuid4().hex[:8]}@example.com"
+    run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password",
+            AGENT_PASSWORD, "--role", "admin", "--site", site.key, env=env)
+    with httpx.Client(base_url=server.url, timeout=30) as client:
+        form = client.get("/console/login").text
+        token = re.search(r'name="login_token" value="([^"]+)"', form)
+        if token is None:
+            raise RuntimeError("the sign-in form has no login_token")
+        response = client.post("/console/login", data={
+            "email": email, "password": AGENT_PASSWORD, "login_token": token.group(1)})
+        if response.status_code != 303:
+            raise RuntimeError(f"console sign-in: {response.status_code}")
+        return "; ".join(f"{name}={value}" for name, value in client.cookies.items())
+
+
+def api_token(server: Server, env: dict[str, str]) -> str:
+    out = run_cli("token", "create", "--db", str(server.db), "--name", "bench-agent", env=env)
+    return out.strip().splitlines()[-1].strip()
