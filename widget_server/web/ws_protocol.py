@@ -67,7 +67,10 @@ def _between_frames(parser: object) -> bool:
 
 class WidgetWebSocketProtocol(WebSocketsSansIOProtocol):
     def data_received(self, data: bytes) -> None:
-        texts = self._whole_texts(data)
+        try:
+            texts = self._whole_texts(data)
+        except AttributeError:  # a websockets or uvicorn without a part read there (before
+            texts = None        # websockets 16, ``current_size``): the stock path, always
         if texts is None:
             super().data_received(data)
             return
