@@ -175,7 +175,7 @@ class SQLiteWriter:
             else:  # another process holds the lock: wait for it off the loop
                 self._send_batch_away(batch)
                 return
-        except Exception as exc:  # the commit itself failed: nothing of the batch is stored
+        except Exception as exc:  # a small batch's commit failed: nothing of it is stored
             log.exception("sqlite writer batch failed")
             outcomes = [(False, exc)] * len(batch)
         except BaseException:  # a job ended the writer: refuse, never leave a caller waiting
@@ -184,10 +184,11 @@ class SQLiteWriter:
             self._pending = batch + self._pending
             self._refuse_all(WriterClosed("the writer stopped"))
             return
-        if conn.in_transaction:  # a large batch: committed in the helper thread
-            self._commit_away(batch, outcomes)
         else:
-            self._done(batch, outcomes)
+            if conn.in_transaction:  # a large batch, run: committed in the helper thread
+                self._commit_away(batch, outcomes)
+                return
+        self._done(batch, outcomes)
 
     def _commit_away(self, batch: list[Item], outcomes: list[Outcome]) -> None:
         """Commit in the helper thread: the commit's fsync is most of a batch's time and
