@@ -36,12 +36,16 @@ class _Side:
         self.server, self.plan = server, plan
         self.fleet: Fleet | None = None
         self.agent = AgentWatcher()
+        self.token: str | None = None  # an API token: agents reply through the REST API
+        self.tickets: list[int] = []    # ... to these tickets
 
     async def phase(self, phase: dict[str, Any]) -> dict[str, Any]:
         return (await self.phases([phase]))[0]
 
     async def phases(self, phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        raise NotImplementedError
+        assert self.fleet is not None
+        return await run_phases(self.server, self.fleet, self.agent, self.plan["visitors"],
+                                phases, self.token, self.tickets)
 
     def close(self) -> None:
         if self.fleet is not None:
@@ -61,11 +65,6 @@ class RelaySide(_Side):
         await self.fleet.acall("connect", [{"first": f, "count": c, "relay": True}
                                            for f, c in self.fleet.split(self.plan["visitors"])])
 
-    async def phases(self, phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        assert self.fleet is not None
-        return await run_phases(self.server, self.fleet, self.agent, self.plan["visitors"],
-                                phases)
-
 
 class ChatSide(_Side):
     """``widget-server serve`` on a fresh database: an admin agent watching on /ws/console,
@@ -74,8 +73,6 @@ class ChatSide(_Side):
     def __init__(self, server: Server, plan: dict[str, Any]) -> None:
         super().__init__(server, plan)
         self.cookie = ""  # the signed-in agent's, for /ws/console
-        self.token = ""   # an API token, for the REST replies
-        self.tickets: list[int] = []
         self.setup_s = 0.0
 
     def start(self) -> None:
@@ -95,11 +92,6 @@ class ChatSide(_Side):
             for f, c in self.fleet.split(self.plan["visitors"])])
         self.tickets = sorted(n for a in answers for n in a["tickets"].values())
         self.setup_s = round(max(a["setup_s"] for a in answers), 2)
-
-    async def phases(self, phases: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        assert self.fleet is not None
-        return await run_phases(self.server, self.fleet, self.agent, self.plan["visitors"],
-                                phases, self.token, self.tickets)
 
 
 def relay_and_chat(plan: dict[str, Any], relay_server: Server, chat_server: Server,

@@ -462,7 +462,7 @@ async def test_a_commit_failing_off_the_loop_fails_its_whole_batch_and_the_write
                                                          return_exceptions=True), 10)
         assert committed_in[-1] != threading.get_ident()  # the batch's commit: off the loop
         assert [type(o) for o in outcomes] == [sqlite3.IntegrityError] * COMMIT_AWAY, outcomes
-        assert "sqlite writer commit failed" in caplog.text
+        assert "sqlite writer batch failed in the helper thread" in caplog.text
         assert await writer.run(lambda conn: _insert_note(conn, "after")) == 1
     finally:
         await writer.close()

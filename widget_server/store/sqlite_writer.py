@@ -192,24 +192,19 @@ class SQLiteWriter:
 
     def _commit_away(self, batch: list[Item], outcomes: list[Outcome]) -> None:
         """Commit in the helper thread: the commit's fsync is most of a batch's time and
-        needs no GIL, so the loop reads and answers meanwhile; new jobs wait for it."""
-        assert self._loop is not None and self._helper is not None and self._conn is not None
+        needs no GIL, so the loop reads and answers meanwhile."""
+        assert self._conn is not None
         conn = self._conn
 
-        def back(away: asyncio.Future[None]) -> None:
-            self._away = None
-            error = away.exception()
-            if error is not None:  # nothing of the batch is stored
-                log.error("sqlite writer commit failed", exc_info=error)
-            self._done(batch, outcomes if error is None else [(False, error)] * len(batch))
+        def commit() -> list[Outcome]:
+            _commit(conn)
+            return outcomes
 
-        self._away = self._loop.run_in_executor(self._helper, _commit, conn)
-        self._away.add_done_callback(back)
+        self._in_helper(batch, commit)
 
     def _send_batch_away(self, batch: list[Item]) -> None:
-        """Run the batch in the helper thread, waiting for a lock as configured; hold new
-        jobs until then."""
-        assert self._loop is not None and self._helper is not None and self._conn is not None
+        """Run the batch in the helper thread, waiting for a lock as configured."""
+        assert self._conn is not None
         conn, wait_ms = self._conn, self._busy_timeout_ms
         jobs = [job for job, _ in batch]
 
@@ -220,12 +215,22 @@ class SQLiteWriter:
             finally:
                 conn.execute("PRAGMA busy_timeout = 0")
 
+        self._in_helper(batch, waiting)
+
+    def _in_helper(self, batch: list[Item], work: Callable[[], list[Outcome]]) -> None:
+        """Run ``work``, which gives the batch's outcomes, in the helper thread, holding new
+        jobs until it is done. If it raises, nothing of the batch is stored: every job fails
+        with that error."""
+        assert self._loop is not None and self._helper is not None
+
         def back(away: asyncio.Future[list[Outcome]]) -> None:
             self._away = None
             error = away.exception()
+            if error is not None:
+                log.error("sqlite writer batch failed in the helper thread", exc_info=error)
             self._done(batch, away.result() if error is None else [(False, error)] * len(batch))
 
-        self._away = self._loop.run_in_executor(self._helper, waiting)
+        self._away = self._loop.run_in_executor(self._helper, work)
         self._away.add_done_callback(back)
 
     def _refuse_all(self, error: WriterClosed) -> None:
