@@ -1,10 +1,13 @@
 """Reads by key on the event loop's own connection (``SQLiteStore._read_now``): an API token,
-a console session and a visitor's conversations, without a trip to a reader thread."""
+a console session and a visitor's conversations, without a trip to a reader thread, and on
+a reader thread when SQLite answers busy."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
+import subprocess
+import sys
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,6 +23,27 @@ from widget_server.store.sqlite import SQLiteStore
 from widget_server.store.sqlite_readers import Lane, Reader
 
 pytestmark = pytest.mark.anyio
+
+# Another process that is recovering the database's WAL index, say after a crash: it holds
+# SQLite's WAL write and recovery locks (fcntl locks on bytes 120 and 122 of the -shm file,
+# sqlite/src/wal.c) and the two copies of the index header it is rewriting differ. Every
+# connection that begins a read meanwhile gets SQLITE_BUSY_RECOVERY: at once with
+# busy_timeout 0, as the loop's own connection has, after waiting with a busy timeout.
+RECOVERING = """
+import fcntl, mmap, os, sys
+fd = os.open(sys.argv[1] + "-shm", os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 120)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, 122)
+index = mmap.mmap(fd, 96)
+header = index[48:96]
+index[48:52] = bytes(byte ^ 0xFF for byte in header[:4])
+print("recovering", flush=True)
+sys.stdin.readline()
+index[48:96] = header
+fcntl.lockf(fd, fcntl.LOCK_UN, 1, 122)
+fcntl.lockf(fd, fcntl.LOCK_UN, 1, 120)
+print("recovered", flush=True)
+"""
 
 
 def take_every_reader(store: SQLiteStore) -> list[tuple[Lane, Reader]]:
@@ -119,3 +143,35 @@ async def test_a_visitor_with_a_long_history_is_read_on_a_reader_thread(
     found = await asyncio.wait_for(reading, 5)
     assert sorted(c.id for c in found) == sorted(opened)  # every one, not the first two
     assert all(c.ticket is not None and c.ticket.conversation_id == c.id for c in found)
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SQLite's unix locks are what is held")
+async def test_a_read_the_loop_finds_busy_is_made_on_a_reader_thread_that_waits(
+    store: SQLiteStore, db_path: Path
+) -> None:
+    site = await shop(store)
+    agent, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
+    await store.create_api_token("ci", hash_api_token("secret"), site.id, agent.id)
+    who, opened = await open_requests(store, 2)
+    with subprocess.Popen([sys.executable, "-c", RECOVERING, str(db_path)], text=True,
+                          stdin=subprocess.PIPE, stdout=subprocess.PIPE) as recovering:
+        assert recovering.stdin is not None and recovering.stdout is not None
+        try:
+            assert recovering.stdout.readline() == "recovering\n"
+            assert store._read_now("SELECT id FROM sites") is None  # busy, and not waited for
+            token = asyncio.ensure_future(store.find_api_agent(hash_api_token("secret")))
+            conversations = asyncio.ensure_future(store.visitor_conversations(who.id))
+            for _ in range(20):  # the loop goes on; both reads wait on reader threads
+                await asyncio.sleep(0)
+            assert not token.done() and not conversations.done()
+        finally:
+            recovering.stdin.write("\n")
+            recovering.stdin.flush()
+            assert recovering.stdout.readline() == "recovered\n"
+    assert recovering.returncode == 0
+    found = await asyncio.wait_for(token, 10)
+    assert found is not None and found[0] == site.id and found[1].id == agent.id
+    read = await asyncio.wait_for(conversations, 10)
+    assert sorted(c.id for c in read) == sorted(opened)
+    again = store._read_now("SELECT id FROM sites")  # the loop's own connection reads again
+    assert again is not None and [tuple(row) for row in again] == [(site.id,)]
