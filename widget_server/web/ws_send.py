@@ -94,7 +94,7 @@ class _DirectSender(_AsgiSender):
             data = text.encode()
             self._transport.write(frame_header(len(data)) + data)
         else:  # paused, closing or closed: ASGI waits, raises or refuses as it should
-            await self._asgi_send({"type": "websocket.send", "text": text})
+            await super().send_text(text)
 
     async def send_texts(self, texts: Sequence[str]) -> None:
         if not self._direct():  # each frame checks again: the connection may resume
