@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from widget_server.models import Author, Message, Ticket
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per message: not frozen, see models.py
 class MessagesAdded:
     conversation_id: str
     messages: list[Message]

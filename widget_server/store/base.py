@@ -55,7 +55,7 @@ class TicketPatch:
     unassign: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # made per message: not frozen, see models.py
 class VisitorPost:
     visitor: Visitor
     conversation_id: str | None
