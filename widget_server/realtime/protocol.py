@@ -112,15 +112,34 @@ _TICKET_JSON: dict[int, tuple[Ticket, dict[str, Any]]] = {}
 _TICKET_JSON_MAX = 4096
 
 
+# Every ack carries its ticket: kept encoded too, by identity, and spliced in whole.
+_TICKET_RAW: dict[int, tuple[Ticket, msgspec.Raw]] = {}
+
+
 def ticket_json(ticket: Ticket) -> dict[str, Any]:
+    return dict(_built_ticket_json(ticket))
+
+
+def _built_ticket_json(ticket: Ticket) -> dict[str, Any]:
     cached = _TICKET_JSON.get(id(ticket))
     if cached is not None and cached[0] is ticket:
-        return dict(cached[1])
+        return cached[1]
     if len(_TICKET_JSON) >= _TICKET_JSON_MAX:
         _TICKET_JSON.clear()
     built = _ticket_json(ticket)
     _TICKET_JSON[id(ticket)] = (ticket, built)
-    return dict(built)
+    return built
+
+
+def _ticket_raw(ticket: Ticket) -> msgspec.Raw:
+    cached = _TICKET_RAW.get(id(ticket))
+    if cached is not None and cached[0] is ticket:
+        return cached[1]
+    if len(_TICKET_RAW) >= _TICKET_JSON_MAX:
+        _TICKET_RAW.clear()
+    raw = msgspec.Raw(_encoder.encode(_built_ticket_json(ticket)))
+    _TICKET_RAW[id(ticket)] = (ticket, raw)
+    return raw
 
 
 def _ticket_json(ticket: Ticket) -> dict[str, Any]:
@@ -172,6 +191,19 @@ def ack_frame(message: Message, ticket: Ticket | None) -> dict[str, Any]:
         "created_at": isoformat(message.created_at),
         "ticket": ticket_json(ticket) if ticket else None,
     }
+
+
+def ack_text(message: Message, ticket: Ticket | None) -> str:
+    """``ack_frame`` encoded, the ticket's JSON encoded once per version of the ticket."""
+    return encode({
+        "type": "ack",
+        "client_msg_id": message.client_msg_id,
+        "conversation": message.conversation_id,
+        "seq": message.seq,
+        "message_id": message.id,
+        "created_at": isoformat(message.created_at),
+        "ticket": _ticket_raw(ticket) if ticket else None,
+    })
 
 
 def ticket_frame(ticket: Ticket) -> dict[str, Any]:

@@ -103,7 +103,7 @@ class VisitorStream:
             newly_known = conversation_id not in self._known
             self._known.add(conversation_id)
             if result.duplicate:
-                await self._send(protocol.ack_frame(message, result.ticket))
+                await self._send_text(protocol.ack_text(message, result.ticket))
                 baseline = self._baseline.pop(conversation_id, 0)
                 if newly_known and baseline > message.seq:
                     # its first ack was lost: send what followed it before this connection
@@ -113,7 +113,7 @@ class VisitorStream:
             self.last_sent.setdefault(conversation_id, 0)
             if self.last_sent[conversation_id] + 1 < message.seq:  # usually nothing is missing
                 await self._fill(conversation_id, before=message.seq)
-            await self._send(protocol.ack_frame(message, result.ticket))
+            await self._send_text(protocol.ack_text(message, result.ticket))
             self.last_sent[conversation_id] = max(self.last_sent[conversation_id], message.seq)
 
     def start(self) -> None:
