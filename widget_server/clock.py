@@ -72,7 +72,9 @@ def clock_for(offset_file: str | None) -> Clock:
 @lru_cache(maxsize=64)  # one write formats the same few instants many times
 def isoformat(moment: datetime) -> str:
     """UTC ISO 8601 with millisecond precision and a Z suffix, as every frame carries it."""
-    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:  # the clock's instants are UTC already: no new object
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # "+00:00" -> "Z"
 
 
 def parse_iso(text: str) -> datetime:

@@ -156,9 +156,12 @@ def _insert_message(
 
 
 def _stored_instant(now: datetime) -> datetime:
-    """``now`` as it reads back from a stored ISO 8601 text (UTC, milliseconds)."""
-    moment = now.astimezone(UTC)
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    """``now`` as it reads back from a stored ISO 8601 text (UTC, milliseconds); ``now``
+    itself when it is that already."""
+    moment = now if now.tzinfo is UTC else now.astimezone(UTC)
+    if moment.microsecond % 1000:
+        moment = moment.replace(microsecond=moment.microsecond // 1000 * 1000)
+    return moment
 
 
 def _next_seq(conn: sqlite3.Connection, conversation_id: str, now: datetime) -> int:
@@ -241,6 +244,9 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
         _upsert_visitor(conn, visitor, now)
         return _open_request(conn, post, now)
     conversation_id = post.conversation_id
+    # the instant as stored, once: the message record, its ack and the statements then share
+    # one object, and clock.isoformat formats it once (stored texts have milliseconds anyway)
+    now = _stored_instant(now)
 
     # One read answers whether this is a resend, and finds the conversation, its visitor row
     # and its latest ticket's status and version (the fast path of a message in an existing
