@@ -134,6 +134,27 @@ async def test_a_message_that_reopens_its_ticket_returns_the_reopened_ticket(
     assert plain(db_path, "SELECT status FROM tickets") == [("open",)]
 
 
+async def test_the_next_message_returns_the_record_an_agent_reply_built(
+        store: SQLiteStore, agent: Agent, db_path: Path) -> None:
+    """A reply changes its ticket (first response, status): the job that made the change
+    keeps the record it built, and the visitor's next message finds that one by its version
+    instead of reading the whole row and building it again."""
+    site = await shop(store)
+    chat = Chat(store, site)
+    opened, _ = await chat.say("Broken login")
+    reply = await store.post_agent_message(site.id, opened.number, agent, "Try again", False,
+                                           datetime.now(UTC))
+    assert reply.ticket.first_response_at is not None and opened.first_response_at is None
+    followed, changed = await chat.say("Still broken")
+    assert followed is reply.ticket and not changed
+
+    # a change the writer did not make is a new version: read and built again
+    elsewhere(db_path, "UPDATE tickets SET subject = 'Login loop'")
+    renamed, _ = await chat.say("Hello?")
+    assert renamed is not reply.ticket and renamed.subject == "Login loop"
+    assert renamed.first_response_at == reply.ticket.first_response_at
+
+
 @pytest.fixture
 async def agent(store: SQLiteStore) -> Agent:
     created, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)

@@ -20,6 +20,7 @@ from widget_server.store.sqlite_writes import (
     _event,
     _insert_message,
     _next_seq,
+    _record_of,
     _ticket_by_number,
     _visitor_of,
     new_id,
@@ -218,8 +219,8 @@ def split_ticket(conn: sqlite3.Connection, site_id: int, number: int, message_id
     _event(conn, new_ticket_id, "created", "agent", actor,
            {"split_from": int(source["number"]), "first_message_at": isoformat(first.created_at)},
            now)
-    old = rows.ticket(_ticket_by_number(conn, site_id, number))
-    new = rows.ticket(_ticket_by_number(conn, site_id, new_number))
+    old = _record_of(_ticket_by_number(conn, site_id, number))
+    new = _record_of(_ticket_by_number(conn, site_id, new_number))
     return (TicketChange(old, visitor_id, [notes_old]),
             TicketChange(new, visitor_id, [*copied, notes_new]))
 
@@ -246,9 +247,9 @@ def merge_ticket(conn: sqlite3.Connection, site_id: int, number: int, into_numbe
     _event(conn, source["id"], "merged", "agent", actor, {"into": into_number}, now)
     _event(conn, target["id"], "merged_from", "agent", actor, {"from": number}, now)
     return (
-        TicketChange(rows.ticket(_ticket_by_number(conn, site_id, number)),
+        TicketChange(_record_of(_ticket_by_number(conn, site_id, number)),
                      _visitor_of(conn, source["conversation_id"]), [note_source]),
-        TicketChange(rows.ticket(_ticket_by_number(conn, site_id, into_number)),
+        TicketChange(_record_of(_ticket_by_number(conn, site_id, into_number)),
                      _visitor_of(conn, target["conversation_id"]), [note_target]),
     )
 
@@ -268,5 +269,5 @@ def move_tier(conn: sqlite3.Connection, site_id: int, number: int, agent: Agent,
                  (tier, isoformat(now), row["id"]))
     _event(conn, row["id"], "escalated" if step > 0 else "returned", "agent", str(agent.id),
            {"from": int(row["tier"]), "to": tier, "reason": reason.strip()}, now)
-    return TicketChange(rows.ticket(_ticket_by_number(conn, site_id, number)),
+    return TicketChange(_record_of(_ticket_by_number(conn, site_id, number)),
                         _visitor_of(conn, row["conversation_id"]), [])

@@ -21,6 +21,7 @@ from widget_server.models import (
     Message,
     PostResult,
     Site,
+    Ticket,
     TicketChange,
     Visitor,
 )
@@ -176,11 +177,20 @@ def _next_seq(conn: sqlite3.Connection, conversation_id: str, now: datetime) -> 
 # A message in a conversation returns its ticket: reading its whole row and building the
 # record cost more than the rest of storing the message. Only the writer's jobs use this memo.
 _ticket_record = rows.TicketVersions()
+# The whole rows the jobs read carry the version columns too, so that the record of a ticket
+# a job changed is the one the next message in its conversation finds (after an agent's
+# reply, say, instead of reading and building it again there).
+_WHOLE_TICKET = f"{rows.TICKET_COLUMNS}, {rows.TICKET_VERSION_COLUMNS}"
+
+
+def _record_of(row: sqlite3.Row) -> Ticket:
+    """The record of a whole ticket row a job read: built once per version of the ticket."""
+    return _ticket_record(row, lambda: row)
 
 
 def _ticket_for_conversation(conn: sqlite3.Connection, conversation_id: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
-        f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM}"
+        f"SELECT {_WHOLE_TICKET} FROM {rows.TICKET_FROM}"
         f" WHERE t.id = {rows.LATEST_TICKET.format('?')}",
         (conversation_id,),
     ).fetchone()
@@ -197,7 +207,7 @@ def _found_ticket(conn: sqlite3.Connection, conversation_id: str) -> sqlite3.Row
 
 def _ticket_by_number(conn: sqlite3.Connection, site_id: int, number: int) -> sqlite3.Row:
     row = conn.execute(
-        f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM}"
+        f"SELECT {_WHOLE_TICKET} FROM {rows.TICKET_FROM}"
         " WHERE t.site_id = ? AND t.number = ?",
         (site_id, number),
     ).fetchone()
@@ -231,7 +241,7 @@ def _duplicate(conn: sqlite3.Connection, visitor_id: str, client_msg_id: str) ->
         return None
     message = rows.message(row)
     ticket_row = _ticket_for_conversation(conn, message.conversation_id)
-    ticket = rows.ticket(ticket_row) if ticket_row else None
+    ticket = _record_of(ticket_row) if ticket_row else None
     return PostResult(message=message, ticket=ticket, created=[], duplicate=True)
 
 
@@ -299,7 +309,7 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
             )
             _event(conn, before["id"], "status_changed", "visitor", visitor.id,
                    {"from": status, "to": after}, now)
-            ticket, changed = rows.ticket(_found_ticket(conn, conversation_id)), True
+            ticket, changed = _record_of(_found_ticket(conn, conversation_id)), True
     return PostResult(message=message, ticket=ticket, created=[message], duplicate=False,
                       ticket_changed=changed)
 
@@ -359,7 +369,7 @@ def _open_request(conn: sqlite3.Connection, post: VisitorPost, now: datetime) ->
         rules.acknowledgement(reference, level.label, due), now,
     )
     _event(conn, ticket_id, "acknowledged", "system", None, {"message_id": receipt.id}, now)
-    ticket = rows.ticket(_ticket_for_conversation(conn, conversation_id))  # type: ignore[arg-type]
+    ticket = _record_of(_found_ticket(conn, conversation_id))
     return PostResult(message=message, ticket=ticket, created=[message, receipt], duplicate=False)
 
 
@@ -403,7 +413,7 @@ def post_agent_message(
                    {"from": ticket_row["status"], "to": status}, now)
         conn.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?",
                      (status, isoformat(now), ticket_id))
-    ticket = rows.ticket(_ticket_by_number(conn, site_id, number))
+    ticket = _record_of(_ticket_by_number(conn, site_id, number))
     return TicketChange(ticket=ticket, visitor_id=_visitor_of(conn, conversation_id),
                         messages=[message], changed=changed)
 
@@ -454,7 +464,7 @@ def update_ticket(
                 continue
             _event(conn, row["id"], f"{column}_changed", "agent", str(agent.id),
                    {"from": row[column], "to": value}, now)
-    ticket = rows.ticket(_ticket_by_number(conn, site_id, number))
+    ticket = _record_of(_ticket_by_number(conn, site_id, number))
     return TicketChange(ticket=ticket, visitor_id=_visitor_of(conn, row["conversation_id"]),
                         messages=[], changed=bool(changes))
 
