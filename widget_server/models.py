@@ -7,10 +7,6 @@ from datetime import datetime
 from typing import Literal
 
 AuthorType = Literal["visitor", "agent", "system"]
-# Records made for every message (Author, Message, PostResult; store.VisitorPost and
-# realtime.events.MessagesAdded too) are slotted and not frozen: a frozen dataclass sets each
-# field through object.__setattr__, which cost about 4 us of the server's 120 per message in
-# the chat benchmark (docs/performance.md, item 37). Nothing changes them once built.
 IDENTITY_MODES = ("optional", "required")
 
 
@@ -80,14 +76,18 @@ class Visitor:
     verified: bool
 
 
-@dataclass(slots=True)  # made per message: see the top
+# Records made for every message (Author, Message, PostResult; store.VisitorPost and
+# realtime.events.MessagesAdded too) are slotted and not frozen: a frozen dataclass sets each
+# field through object.__setattr__, which cost about 4 us of the server's 120 per message in
+# the chat benchmark (docs/performance.md, item 37). Nothing changes them once built.
+@dataclass(slots=True)
 class Author:
     type: AuthorType
     name: str | None
     id: str | None = None
 
 
-@dataclass(slots=True)  # made per message: see the top
+@dataclass(slots=True)  # made per message: see Author
 class Message:
     id: int
     conversation_id: str
@@ -140,7 +140,7 @@ class Conversation:
     ticket: Ticket | None
 
 
-@dataclass(slots=True)  # made per message: see the top
+@dataclass(slots=True)  # made per message: see Author
 class PostResult:
     """What a stored visitor message produced, or what it had produced the first time."""
 

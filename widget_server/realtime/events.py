@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from widget_server.models import Author, Message, Ticket
 
 
-@dataclass(slots=True)  # made per message: not frozen, see models.py
+@dataclass(slots=True)  # made per message: not frozen, see models.Author
 class MessagesAdded:
     conversation_id: str
     messages: list[Message]

@@ -6,7 +6,8 @@ and lengths as it parses; everything behind this module works with those structs
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 
@@ -106,40 +107,34 @@ def visitor_json(visitor: Visitor) -> dict[str, Any]:
 
 
 # The writer hands out the same Ticket object while a ticket does not change (one per row),
-# so every ack of a conversation would rebuild the same object (four instants formatted):
-# keep the last ones by identity. Callers get a copy, free to add their own keys.
+# so every ack of a conversation would rebuild the same object (four instants formatted) and
+# encode it again: keep the last ones by identity, built and encoded. ticket_json's callers
+# get a copy, free to add their own keys; acks splice the encoded text in whole.
 _TICKET_JSON: dict[int, tuple[Ticket, dict[str, Any]]] = {}
-_TICKET_JSON_MAX = 4096
-
-
-# Every ack carries its ticket: kept encoded too, by identity, and spliced in whole.
 _TICKET_RAW: dict[int, tuple[Ticket, msgspec.Raw]] = {}
+_TICKET_KEPT_MAX = 4096
+T = TypeVar("T")
 
 
 def ticket_json(ticket: Ticket) -> dict[str, Any]:
-    return dict(_built_ticket_json(ticket))
-
-
-def _built_ticket_json(ticket: Ticket) -> dict[str, Any]:
-    cached = _TICKET_JSON.get(id(ticket))
-    if cached is not None and cached[0] is ticket:
-        return cached[1]
-    if len(_TICKET_JSON) >= _TICKET_JSON_MAX:
-        _TICKET_JSON.clear()
-    built = _ticket_json(ticket)
-    _TICKET_JSON[id(ticket)] = (ticket, built)
-    return built
+    built: dict[str, Any] = _kept(_TICKET_JSON, ticket, _ticket_json)
+    return dict(built)
 
 
 def _ticket_raw(ticket: Ticket) -> msgspec.Raw:
-    cached = _TICKET_RAW.get(id(ticket))
-    if cached is not None and cached[0] is ticket:
-        return cached[1]
-    if len(_TICKET_RAW) >= _TICKET_JSON_MAX:
-        _TICKET_RAW.clear()
-    raw = msgspec.Raw(_encoder.encode(_built_ticket_json(ticket)))
-    _TICKET_RAW[id(ticket)] = (ticket, raw)
-    return raw
+    return _kept(_TICKET_RAW, ticket, lambda same: msgspec.Raw(
+        _encoder.encode(_kept(_TICKET_JSON, same, _ticket_json))))
+
+
+def _kept(kept: dict[int, tuple[Ticket, T]], ticket: Ticket, build: Callable[[Ticket], T]) -> T:
+    found = kept.get(id(ticket))
+    if found is not None and found[0] is ticket:  # the entry keeps the object: no reused id
+        return found[1]
+    if len(kept) >= _TICKET_KEPT_MAX:
+        kept.clear()
+    value = build(ticket)
+    kept[id(ticket)] = (ticket, value)
+    return value
 
 
 def _ticket_json(ticket: Ticket) -> dict[str, Any]:
@@ -182,6 +177,15 @@ def message_frame(message: Message) -> dict[str, Any]:
 
 
 def ack_frame(message: Message, ticket: Ticket | None) -> dict[str, Any]:
+    return _ack(message, ticket_json(ticket) if ticket else None)
+
+
+def ack_text(message: Message, ticket: Ticket | None) -> str:
+    """``ack_frame`` encoded, the ticket's JSON encoded once per version of the ticket."""
+    return encode(_ack(message, _ticket_raw(ticket) if ticket else None))
+
+
+def _ack(message: Message, ticket: dict[str, Any] | msgspec.Raw | None) -> dict[str, Any]:
     return {
         "type": "ack",
         "client_msg_id": message.client_msg_id,
@@ -189,21 +193,8 @@ def ack_frame(message: Message, ticket: Ticket | None) -> dict[str, Any]:
         "seq": message.seq,
         "message_id": message.id,
         "created_at": isoformat(message.created_at),
-        "ticket": ticket_json(ticket) if ticket else None,
+        "ticket": ticket,
     }
-
-
-def ack_text(message: Message, ticket: Ticket | None) -> str:
-    """``ack_frame`` encoded, the ticket's JSON encoded once per version of the ticket."""
-    return encode({
-        "type": "ack",
-        "client_msg_id": message.client_msg_id,
-        "conversation": message.conversation_id,
-        "seq": message.seq,
-        "message_id": message.id,
-        "created_at": isoformat(message.created_at),
-        "ticket": _ticket_raw(ticket) if ticket else None,
-    })
 
 
 def ticket_frame(ticket: Ticket) -> dict[str, Any]:

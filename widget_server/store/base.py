@@ -55,7 +55,7 @@ class TicketPatch:
     unassign: bool = False
 
 
-@dataclass(slots=True)  # made per message: not frozen, see models.py
+@dataclass(slots=True)  # made per message: not frozen, see models.Author
 class VisitorPost:
     visitor: Visitor
     conversation_id: str | None
