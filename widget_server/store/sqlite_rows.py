@@ -21,7 +21,7 @@ TICKET_COLUMNS = (
     " t.closed_at, t.erased_at, t.erased_reason"
 )
 # The rows TicketMemo builds records from: with the version (migration 0009), which
-# TICKET_COLUMNS lacks so that the write jobs also run on a database before it (tests).
+# TICKET_COLUMNS lacks (the writer's jobs add TICKET_VERSION_COLUMNS, for TicketVersions).
 TICKET_READ_COLUMNS = f"{TICKET_COLUMNS}, t.version"
 # What identifies the contents of a ticket row (why: TICKET_VERSION_COLUMNS below), in the
 # order of TicketMemo's keys.
