@@ -5,7 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import ServerProcess, Site, TimeShift, create_site
+from tests.clocked import TimeShift
+from tests.inprocess import InProcess, in_process
+from tests.support import ServerProcess, Site, create_site
 from widget_server.clock import Clock, SystemClock
 from widget_server.store.sqlite import SQLiteStore
 
@@ -22,6 +24,14 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture
 def site(server: ServerProcess) -> Site:
     return create_site(server.db)
+
+
+@pytest.fixture
+async def inprocess(tmp_path: Path) -> AsyncIterator[InProcess]:
+    """The app in this process, on a database of the test's own (its own sites, agents and
+    sign-in throttle); ``inprocess.clock.advance(...)`` moves its time (tests/inprocess.py)."""
+    async with in_process(tmp_path / "widget.db") as running:
+        yield running
 
 
 @pytest.fixture
@@ -42,7 +52,8 @@ def shift(tmp_path_factory: pytest.TempPathFactory) -> TimeShift:
 def clocked(tmp_path_factory: pytest.TempPathFactory, shift: TimeShift
             ) -> Iterator[ServerProcess]:
     """A server of the test module's own whose clock only ever moves forward."""
-    process = ServerProcess(tmp_path_factory.mktemp("clocked") / "widget.db", env=shift.env)
+    process = ServerProcess(tmp_path_factory.mktemp("clocked") / "widget.db",
+                            launcher=shift.launcher)
     process.start()
     yield process
     process.stop()

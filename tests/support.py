@@ -17,13 +17,26 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+if TYPE_CHECKING:
+    from tests.inprocess import InProcess, InProcessWebSocket
+
 RECV_TIMEOUT = 10.0  # generous: the whole suite may run beside other load
+ROOT = Path(__file__).resolve().parents[1]
+WIDGET_SERVER = [sys.executable, "-m", "widget_server"]
+
+
+def launcher_env(launcher: list[str]) -> dict[str, str]:
+    """The environment a launcher needs: tests.clocked imports from the repository's root."""
+    if launcher == WIDGET_SERVER:
+        return {}
+    path = os.environ.get("PYTHONPATH")
+    return {"PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
 
 
 def free_port() -> int:
@@ -32,11 +45,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True,
+            launcher: list[str] = WIDGET_SERVER) -> subprocess.CompletedProcess[str]:
+    """``widget-server ARGS``; ``launcher`` may be a TimeShift's (tests/clocked.py)."""
     result = subprocess.run(
-        [sys.executable, "-m", "widget_server", *args],
-        capture_output=True, text=True, timeout=60, env={**os.environ, **(env or {})},
+        [*launcher, *args], capture_output=True, text=True, timeout=60,
+        env={**os.environ, **launcher_env(launcher), **(env or {})},
     )
     if check and result.returncode != 0:
         raise AssertionError(f"widget-server {' '.join(args)} failed:\n{result.stderr}")
@@ -77,15 +91,18 @@ def create_site(db: Path, origin: str | None = None, name: str | None = None) ->
 
 
 class ServerProcess:
-    """`widget-server serve` on a free loopback port, as a real subprocess."""
+    """`widget-server serve` on a free loopback port, as a real subprocess; ``launcher`` may
+    be a TimeShift's, for a server whose clock the test moves (tests/clocked.py)."""
 
-    def __init__(self, db: Path, env: dict[str, str] | None = None) -> None:
+    def __init__(self, db: Path, env: dict[str, str] | None = None,
+                 launcher: list[str] = WIDGET_SERVER) -> None:
         self.db = db
         self.port = free_port()
+        self.launcher = launcher
         # tests change sites from other processes and expect it at once: no site cache
         # (tests/web/test_site_cache.py runs it on)
         self.env = {**os.environ, "WIDGET_LOG_LEVEL": "warning",
-                    "WIDGET_SITE_CACHE_SECONDS": "0", **(env or {})}
+                    "WIDGET_SITE_CACHE_SECONDS": "0", **launcher_env(launcher), **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = db.with_suffix(".log")
 
@@ -97,11 +114,28 @@ class ServerProcess:
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.port}/ws/widget"
 
+    def client(self, **kwargs: Any) -> httpx.AsyncClient:
+        """An httpx client of the server (close it, or use it with ``async with``)."""
+        return httpx.AsyncClient(base_url=self.url, **kwargs)
+
+    async def ws_connect(self, origin: str | None, path: str = "/ws/widget"
+                         ) -> ClientConnection:
+        url = f"ws://127.0.0.1:{self.port}{path}"
+        return await websockets.connect(url, origin=origin)  # type: ignore[arg-type]
+
+    async def add_agent(self, email: str, password: str, role: str = "agent",
+                        sites: tuple[str, ...] = (), tier: int | None = None) -> None:
+        """`widget-server agent add`, as an operator runs it."""
+        args = [arg for key in sites for arg in ("--site", key)]
+        if tier is not None:
+            args += ["--tier", str(tier)]
+        run_cli("agent", "add", "--db", str(self.db), "--email", email, "--password", password,
+                "--role", role, *args)
+
     def start(self, timeout: float = 20.0) -> ServerProcess:
         with self.log.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "widget_server", "serve", "--db", str(self.db),
-                 "--port", str(self.port)],
+                [*self.launcher, "serve", "--db", str(self.db), "--port", str(self.port)],
                 stdout=log, stderr=subprocess.STDOUT, env=self.env,
             )
         deadline = time.monotonic() + timeout
@@ -134,26 +168,13 @@ class ServerProcess:
         return self.log.read_text() if self.log.exists() else ""
 
 
-class TimeShift:
-    """Moves a running server's clock forward through WIDGET_CLOCK_OFFSET_FILE."""
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        self.seconds = 0.0
-        path.write_text("0")
-
-    @property
-    def env(self) -> dict[str, str]:
-        return {"WIDGET_CLOCK_OFFSET_FILE": str(self.path)}
-
-    def advance(self, seconds: float) -> None:
-        self.seconds += seconds
-        self.path.write_text(repr(self.seconds))
+if TYPE_CHECKING:
+    Server = ServerProcess | InProcess  # what the helpers below take
 
 
-async def start_session(server: ServerProcess, site: Site, token: str | None = None,
+async def start_session(server: Server, site: Site, token: str | None = None,
                         user: dict[str, Any] | None = None) -> dict[str, Any]:
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with server.client() as client:
         response = await client.post("/api/widget/v1/session",
                                      json={"site": site.key, "token": token, "user": user},
                                      headers={"Origin": site.origin})
@@ -165,13 +186,13 @@ async def start_session(server: ServerProcess, site: Site, token: str | None = N
 class VisitorClient:
     """One browser tab of a visitor: a real websocket speaking protocol v1."""
 
-    def __init__(self, server: ServerProcess, site: Site, token: str) -> None:
+    def __init__(self, server: Server, site: Site, token: str) -> None:
         self.server, self.site, self.token = server, site, token
-        self.ws: ClientConnection | None = None
+        self.ws: ClientConnection | InProcessWebSocket | None = None
         self.ready: dict[str, Any] = {}
 
     @classmethod
-    async def connect(cls, server: ServerProcess, site: Site, token: str | None = None,
+    async def connect(cls, server: Server, site: Site, token: str | None = None,
                       resume: dict[str, int] | None = None) -> VisitorClient:
         if token is None:
             token = (await start_session(server, site))["token"]
@@ -180,7 +201,7 @@ class VisitorClient:
         return client
 
     async def open(self, resume: dict[str, int] | None = None) -> dict[str, Any]:
-        self.ws = await websockets.connect(self.server.ws_url, origin=self.site.origin)  # type: ignore[arg-type]
+        self.ws = await self.server.ws_connect(self.site.origin)
         await self.send_frame({"type": "hello", "site": self.site.key, "token": self.token,
                                "resume": resume or {}})
         self.ready = await self.recv()
@@ -237,9 +258,8 @@ class VisitorClient:
 class Api:
     """The REST API with a bearer token."""
 
-    def __init__(self, server: ServerProcess, token: str) -> None:
-        self.client = httpx.AsyncClient(base_url=server.url,
-                                        headers={"Authorization": f"Bearer {token}"})
+    def __init__(self, server: Server, token: str) -> None:
+        self.client = server.client(headers={"Authorization": f"Bearer {token}"})
 
     async def reply(self, number: int, body: str, internal: bool = False) -> dict[str, Any]:
         response = await self.client.post(f"/api/v1/tickets/{number}/messages",
@@ -252,13 +272,12 @@ class Api:
         await self.client.aclose()
 
 
-async def console_client(server: ServerProcess, site: Site, role: str = "admin"
+async def console_client(server: Server, site: Site, role: str = "admin"
                          ) -> httpx.AsyncClient:
     """An httpx client signed in to the console as a new agent of ``site``."""
     email = f"agent-{uuid.uuid4().hex[:8]}@example.com"
-    run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password",
-            "pw-console-1", "--role", role, "--site", site.key)
-    client = httpx.AsyncClient(base_url=server.url)
+    await server.add_agent(email, "pw-console-1", role, (site.key,))
+    client = server.client()
     form = (await client.get("/console/login")).text
     token = re.search(r'name="login_token" value="([^"]+)"', form)
     assert token, "the sign-in form carries a login token"

@@ -1,5 +1,5 @@
-"""Data retention end to end: a real server whose clock is moved forward through
-WIDGET_CLOCK_OFFSET_FILE, real SQLite, the CLI, the REST API, the console and the widget's
+"""Data retention end to end: a real server whose clock is moved forward (the test-only
+launcher tests/clocked.py), real SQLite, the CLI, the REST API, the console and the widget's
 websocket (docs/privacy.md). Nothing sleeps a fixed time: the server job is awaited by
 polling the condition it brings about."""
 
@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.clocked import TimeShift
 from tests.support import (
     Api,
     ServerProcess,
@@ -38,19 +39,16 @@ def query_db(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any
 
 
 @pytest.fixture
-def offset(tmp_path: Path) -> Path:
-    path = tmp_path / "clock-offset"
-    path.write_text("0")
-    return path
+def offset(tmp_path: Path) -> TimeShift:
+    return TimeShift(tmp_path / "clock-offset")
 
 
 @pytest.fixture
-def clocked_server(tmp_path: Path, offset: Path) -> Iterator[ServerProcess]:
+def clocked_server(tmp_path: Path, offset: TimeShift) -> Iterator[ServerProcess]:
     """A server of the test's own whose clock the test moves forward."""
-    process = ServerProcess(tmp_path / "widget.db",
-                            env={"WIDGET_CLOCK_OFFSET_FILE": str(offset),
-                                 # the visitor's token outlives the month the test skips
-                                 "WIDGET_TOKEN_MAX_AGE": str(90 * DAY)})
+    process = ServerProcess(tmp_path / "widget.db", launcher=offset.launcher,
+                            # the visitor's token outlives the month the test skips
+                            env={"WIDGET_TOKEN_MAX_AGE": str(90 * DAY)})
     yield process
     process.stop()
 
@@ -61,7 +59,7 @@ async def close_ticket(api: Api, number: int) -> None:
 
 
 async def test_a_closed_conversation_expires_after_the_period_and_leaves_a_tombstone(
-    clocked_server: ServerProcess, offset: Path
+    clocked_server: ServerProcess, offset: TimeShift
 ) -> None:
     db = clocked_server.db
     site = create_site(db)
@@ -93,13 +91,12 @@ async def test_a_closed_conversation_expires_after_the_period_and_leaves_a_tombs
         before = await console.get(f"/console/search?q=Lovelace&site={site.key}")
         assert f"{site.key}/{expiring}\"" in before.text  # found while it exists
 
-        offset.write_text(str(31 * DAY))  # a month later, on the server and in the CLI
+        offset.advance(31 * DAY)  # a month later, on the server and in the CLI
         recent_client = await VisitorClient.connect(server, site)
         recent = (await recent_client.open_request("A new problem"))[0]["ticket"]["number"]
         await recent_client.close()
 
-        ran = run_cli("retention", "run", "--db", str(db),
-                      env={"WIDGET_CLOCK_OFFSET_FILE": str(offset)})
+        ran = run_cli("retention", "run", "--db", str(db), launcher=offset.launcher)
         assert f"30 days: 1 tickets kept as tombstones (#{expiring}); deleted 1 " \
                "conversations, 3 messages, 1 visitors" in ran.stdout
         assert "kept 1 tickets that are not closed" in ran.stdout
@@ -169,19 +166,19 @@ async def test_a_closed_conversation_expires_after_the_period_and_leaves_a_tombs
             await console.aclose()
 
 
-async def test_the_server_runs_the_job_by_itself(tmp_path: Path, offset: Path) -> None:
+async def test_the_server_runs_the_job_by_itself(tmp_path: Path, offset: TimeShift) -> None:
     db = tmp_path / "widget.db"
     site = create_site(db)
     run_cli("site", "set-retention", "--db", str(db), "--site", site.key, "--days", "7")
-    server = ServerProcess(db, env={"WIDGET_CLOCK_OFFSET_FILE": str(offset),
-                                    "WIDGET_RETENTION_INTERVAL": "0.2"}).start()
+    server = ServerProcess(db, launcher=offset.launcher,
+                           env={"WIDGET_RETENTION_INTERVAL": "0.2"}).start()
     api = Api(server, site.api_token())
     try:
         visitor = await VisitorClient.connect(server, site)
         number = (await visitor.open_request())[0]["ticket"]["number"]
         await visitor.close()
         await close_ticket(api, number)
-        offset.write_text(str(8 * DAY))
+        offset.advance(8 * DAY)
         deadline = time.monotonic() + 30
         while True:  # polling the condition the job brings about, not sleeping a fixed time
             ticket = (await api.client.get(f"/api/v1/tickets/{number}")).json()["ticket"]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 
 from widget_server.abuse import Limits
-from widget_server.clock import Clock, clock_for
+from widget_server.clock import Clock, SystemClock
 from widget_server.config import Settings
 from widget_server.help_tokens import HelpTokens
 from widget_server.messaging import Messaging
@@ -43,7 +43,7 @@ from widget_server.web.errors import EXCEPTION_HANDLERS
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
     settings = settings or Settings.from_env()
-    clock = clock or clock_for(settings.clock_offset_file)
+    clock = clock or SystemClock()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

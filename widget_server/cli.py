@@ -22,7 +22,7 @@ from widget_server.article_import import (
     sample_articles,
 )
 from widget_server.cli_privacy import DB_HELP, SITE_HELP
-from widget_server.clock import isoformat
+from widget_server.clock import Clock, SystemClock, isoformat
 from widget_server.config import DEMO_SITE_SETTING, ConfigError, Settings
 from widget_server.errors import WidgetError
 from widget_server.models import Site, normalize_origin
@@ -188,8 +188,9 @@ def snippet(site: Site, base_url: str) -> str:
     )
 
 
-async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[Any]]) -> Any:
-    store = open_store(settings)
+async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[Any]],
+                      clock: Clock) -> Any:
+    store = open_store(settings, clock)
     await store.open()
     try:
         return await work(store)
@@ -366,7 +367,7 @@ async def _prepare_demo(store: Store, settings: Settings) -> list[str]:
     ]
 
 
-def _serve(settings: Settings) -> None:
+def _serve(settings: Settings, clock: Clock) -> None:
     import uvicorn
 
     from widget_server.app import create_app
@@ -374,7 +375,7 @@ def _serve(settings: Settings) -> None:
     from widget_server.web.ws_protocol import WidgetWebSocketProtocol
 
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, clock),
         host=settings.host,
         port=settings.port,
         ws=WidgetWebSocketProtocol,  # uvicorn's websockets-sansio, reading text frames itself
@@ -407,8 +408,10 @@ def _serve(settings: Settings) -> None:
         raise CommandError(f"the server could not start on {settings.host}:{settings.port}")
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
+    """The command line; ``clock`` lets a test-only launcher move a real server's time."""
     args = build_parser().parse_args(argv)
+    clock = clock or SystemClock()
     try:
         db = args.db
         if args.command == "demo" and db is None and not os.environ.get("WIDGET_DB"):
@@ -417,31 +420,32 @@ def main(argv: Sequence[str] | None = None) -> int:
             db=db, host=getattr(args, "host", None), port=getattr(args, "port", None),
             public_url=getattr(args, "public_url", None))
         if args.command == "serve":
-            asyncio.run(_with_store(settings, lambda store: store.ping()))  # fail early, clearly
-            _serve(settings)
+            # fail early, clearly
+            asyncio.run(_with_store(settings, lambda store: store.ping(), clock))
+            _serve(settings, clock)
         elif args.command == "agent":
-            asyncio.run(_with_store(settings, lambda store: _agent(store, args)))
+            asyncio.run(_with_store(settings, lambda store: _agent(store, args), clock))
         elif args.command == "policy":
-            asyncio.run(_with_store(settings, lambda store: _policy(store, args)))
+            asyncio.run(_with_store(settings, lambda store: _policy(store, args), clock))
         elif args.command == "articles":
-            asyncio.run(_with_store(settings, lambda store: _articles_import(store, args)))
+            asyncio.run(_with_store(settings, lambda store: _articles_import(store, args), clock))
         elif args.command in {"retention", "visitor"} or (
                 args.command == "site" and args.site_command == "set-retention"):
-            asyncio.run(_with_store(settings, lambda store: cli_privacy.run(store, args,
-                                                                            settings)))
+            asyncio.run(_with_store(settings, lambda store: cli_privacy.run(store, args, clock),
+                                    clock))
         elif args.command == "site":
             if args.site_command == "rotate-secret":
-                asyncio.run(_with_store(settings, lambda store: _rotate_secret(store, args)))
+                asyncio.run(_with_store(settings, lambda store: _rotate_secret(store, args), clock))
             else:
-                asyncio.run(_with_store(settings, _site_show))
+                asyncio.run(_with_store(settings, _site_show, clock))
         elif args.command == "init":
-            asyncio.run(_with_store(settings, lambda store: _init(store, args, settings)))
+            asyncio.run(_with_store(settings, lambda store: _init(store, args, settings), clock))
         elif args.command == "token":
-            asyncio.run(_with_store(settings, lambda store: _token_create(store, args)))
+            asyncio.run(_with_store(settings, lambda store: _token_create(store, args), clock))
         elif args.command == "demo":
-            lines = asyncio.run(_with_store(settings, lambda s: _prepare_demo(s, settings)))
+            lines = asyncio.run(_with_store(settings, lambda s: _prepare_demo(s, settings), clock))
             print("\n".join(lines), flush=True)
-            _serve(settings)
+            _serve(settings, clock)
     except (CommandError, ConfigError, WidgetError, ArticleImportError) as exc:
         print(f"widget-server: error: {exc}", file=sys.stderr)
         return 1

@@ -6,8 +6,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from widget_server.clock import clock_for
-from widget_server.config import Settings
+from widget_server.clock import Clock
 from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import Site
 from widget_server.retention import (
@@ -103,9 +102,9 @@ async def _site(store: Store, key: str | None) -> Site:
     return sites[0]
 
 
-async def run(store: Store, args: argparse.Namespace, settings: Settings) -> None:
+async def run(store: Store, args: argparse.Namespace, clock: Clock) -> None:
     if args.command == "retention":
-        await _retention_run(store, args, settings)
+        await _retention_run(store, args, clock)
     elif args.command == "visitor":
         await _erase(store, args)
     else:
@@ -122,8 +121,7 @@ async def _set_retention(store: Store, args: argparse.Namespace) -> None:
               "last activity of a closed conversation")
 
 
-async def _retention_run(store: Store, args: argparse.Namespace, settings: Settings) -> None:
-    clock = clock_for(settings.clock_offset_file)
+async def _retention_run(store: Store, args: argparse.Namespace, clock: Clock) -> None:
     report = await run_retention(store, clock, "cli", batch=args.batch)
     if not report.acted:
         raise Conflict("another process is running the retention job; try again in a minute",

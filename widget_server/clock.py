@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from typing import Protocol
@@ -31,42 +30,6 @@ class FakeClock:
 
     def set(self, moment: datetime) -> None:
         self._now = moment
-
-
-class OffsetClock:
-    """The system clock plus a number of seconds read from a file, re-read when it changes.
-
-    For end-to-end tests and drills only (``WIDGET_CLOCK_OFFSET_FILE``): another process moves
-    a running server's time forward (a grant expiring after 7 days, a retention period) without
-    anyone waiting. A missing or unreadable file means no offset.
-    """
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._stamp: tuple[int, int] | None = None
-        self._offset = timedelta(0)
-
-    def now(self) -> datetime:
-        try:
-            info = os.stat(self.path)
-        except OSError:
-            self._stamp, self._offset = None, timedelta(0)
-        else:
-            stamp = (info.st_mtime_ns, info.st_size)
-            if stamp != self._stamp:
-                self._stamp, self._offset = stamp, self._read()
-        return datetime.now(UTC) + self._offset
-
-    def _read(self) -> timedelta:
-        try:
-            with open(self.path, encoding="utf-8") as file:
-                return timedelta(seconds=float(file.read().strip() or 0))
-        except (OSError, ValueError):
-            return timedelta(0)
-
-
-def clock_for(offset_file: str | None) -> Clock:
-    return OffsetClock(offset_file) if offset_file else SystemClock()
 
 
 @lru_cache(maxsize=64)  # one write formats the same few instants many times

@@ -132,8 +132,6 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "WIDGET_LOG_LEVEL", _log_level, "Server log level."),
     Setting("scheduler", "WIDGET_SCHEDULER", _on_off,
             "Run the SLA scheduler in this process (on/off). Safe on several processes."),
-    Setting("clock_offset_file", "WIDGET_CLOCK_OFFSET_FILE", str,
-            "Tests and drills only: a file of seconds added to the system clock."),
     Setting("retention_interval", "WIDGET_RETENTION_INTERVAL", _positive_float,
             "Seconds between retention runs of the scheduler (docs/privacy.md)."),
     # abuse limits (widget_server/abuse.py); 0 turns a limit off
@@ -183,7 +181,6 @@ class Settings:
     sqlite_synchronous: str = "full"
     log_level: str = "info"
     scheduler: bool = True
-    clock_offset_file: str | None = None
     retention_interval: float = 3600.0
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
     sessions_per_ip_hour: int = 2000

@@ -10,10 +10,11 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Locator, Page, expect
 
+from tests.clocked import TimeShift
 from tests.e2e.conftest import HostPages, host_page
 from tests.e2e.steps import open_request
 from tests.e2e.test_widget_a11y import serious_widget_violations
-from tests.support import ServerProcess, Site, TimeShift, create_site, identity_secret, user_hash
+from tests.support import ServerProcess, Site, create_site, identity_secret, user_hash
 
 HOST_API = "/api/v1/access-grants"
 

@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.clocked import TimeShift
 from tests.support import (
     ServerProcess,
     Site,
-    TimeShift,
     VisitorClient,
     console_client,
     create_site,
