@@ -1,4 +1,4 @@
-"""The REST API under /api/v1 against a real server (DESIGN sections 4.2 and 4.5)."""
+"""The REST API under /api/v1, the app in process (DESIGN sections 4.2 and 4.5)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ import httpx
 import pytest
 from starlette.routing import Route
 
-from tests.support import Api, ServerProcess, Site, VisitorClient, create_site, run_cli
+from tests.inprocess import InProcess
+from tests.support import Api, Site, VisitorClient, run_cli
 from widget_server.clock import parse_iso
 
 pytestmark = pytest.mark.anyio
@@ -41,16 +42,21 @@ def assert_error(response: httpx.Response, status: int, code: str | None = None)
 
 
 @pytest.fixture
-async def api(server: ServerProcess, site: Site) -> AsyncIterator[Api]:
-    client = Api(server, site.api_token())
+async def site(inprocess: InProcess) -> Site:
+    return await inprocess.create_site()
+
+
+@pytest.fixture
+async def api(inprocess: InProcess, site: Site) -> AsyncIterator[Api]:
+    client = Api(inprocess, await inprocess.api_token(site))
     yield client
     await client.aclose()
 
 
-async def open_tickets(server: ServerProcess, site: Site, *bodies: str,
+async def open_tickets(inprocess: InProcess, site: Site, *bodies: str,
                        severity: str | None = None) -> list[dict[str, Any]]:
     """Open one request per body through the widget; return their acks."""
-    visitor = await VisitorClient.connect(server, site)
+    visitor = await VisitorClient.connect(inprocess, site)
     acks = []
     extra = {"severity": severity} if severity else {}
     for body in bodies:
@@ -73,8 +79,8 @@ def add_admin(site_db: Path) -> tuple[str, int]:
 # -- authentication
 
 
-async def test_missing_token(server: ServerProcess) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as client:
+async def test_missing_token(inprocess: InProcess) -> None:
+    async with inprocess.client() as client:
         assert_error(await client.get("/api/v1/tickets"), 401, "missing_token")
         assert_error(await client.get("/api/v1/tickets",
                                       headers={"Authorization": "Basic abc"}), 401, "missing_token")
@@ -82,9 +88,9 @@ async def test_missing_token(server: ServerProcess) -> None:
                      401, "missing_token")
 
 
-async def test_wrong_token(server: ServerProcess, site: Site) -> None:
-    real = site.api_token()
-    async with httpx.AsyncClient(base_url=server.url) as client:
+async def test_wrong_token(inprocess: InProcess, site: Site) -> None:
+    real = await inprocess.api_token(site)
+    async with inprocess.client() as client:
         for wrong in ("wst_nope", real + "x", real[:-1]):
             response = await client.get("/api/v1/tickets",
                                         headers={"Authorization": f"Bearer {wrong}"})
@@ -93,10 +99,11 @@ async def test_wrong_token(server: ServerProcess, site: Site) -> None:
         assert ok.status_code == 200, ok.text
 
 
-async def test_a_token_sees_only_its_own_site(server: ServerProcess) -> None:
-    site_a, site_b = create_site(server.db), create_site(server.db)
-    await open_tickets(server, site_b, "Site B's private problem")
-    api_a, api_b = Api(server, site_a.api_token()), Api(server, site_b.api_token())
+async def test_a_token_sees_only_its_own_site(inprocess: InProcess) -> None:
+    site_a, site_b = await inprocess.create_site(), await inprocess.create_site()
+    await open_tickets(inprocess, site_b, "Site B's private problem")
+    api_a = Api(inprocess, await inprocess.api_token(site_a))
+    api_b = Api(inprocess, await inprocess.api_token(site_b))
     try:
         assert_error(await api_a.client.get("/api/v1/tickets/1"), 404, "ticket_not_found")
         assert_error(await api_a.client.patch("/api/v1/tickets/1", json={"status": "open"}),
@@ -116,10 +123,10 @@ async def test_a_token_sees_only_its_own_site(server: ServerProcess) -> None:
 # -- listing
 
 
-async def test_list_newest_first_with_filters(server: ServerProcess, site: Site, api: Api) -> None:
-    await open_tickets(server, site, "one", "two")
-    await open_tickets(server, site, "three", severity="high")
-    await open_tickets(server, site, "four", severity="low")
+async def test_list_newest_first_with_filters(inprocess: InProcess, site: Site, api: Api) -> None:
+    await open_tickets(inprocess, site, "one", "two")
+    await open_tickets(inprocess, site, "three", severity="high")
+    await open_tickets(inprocess, site, "four", severity="low")
     assert (await api.client.patch("/api/v1/tickets/2", json={"status": "pending"})).status_code \
         == 200
 
@@ -145,8 +152,8 @@ async def test_list_newest_first_with_filters(server: ServerProcess, site: Site,
     assert await numbers(severity="normal", status="new") == [1]
 
 
-async def test_pagination(server: ServerProcess, site: Site, api: Api) -> None:
-    await open_tickets(server, site, *(f"request {n}" for n in range(1, 6)))
+async def test_pagination(inprocess: InProcess, site: Site, api: Api) -> None:
+    await open_tickets(inprocess, site, *(f"request {n}" for n in range(1, 6)))
     seen: list[int] = []
     pages = 0
     params: dict[str, Any] = {"limit": 2}
@@ -185,9 +192,9 @@ async def test_invalid_list_parameters(api: Api, params: dict[str, str], code: s
 
 
 async def test_ticket_has_thread_with_internal_notes_and_events(
-    server: ServerProcess, site: Site, api: Api
+    inprocess: InProcess, site: Site, api: Api
 ) -> None:
-    (ack,) = await open_tickets(server, site, "The export button does nothing")
+    (ack,) = await open_tickets(inprocess, site, "The export button does nothing")
     await api.reply(1, "Customer is on the legacy plan", internal=True)
     await api.reply(1, "Which browser do you use?")
 
@@ -199,7 +206,7 @@ async def test_ticket_has_thread_with_internal_notes_and_events(
     assert ticket["conversation"] == ack["conversation"]
     assert ticket["status"] == "open"
     assert ticket["visitor_id"] == query_db(
-        server.db, "SELECT visitor_id FROM conversations WHERE id = ?",
+        inprocess.db, "SELECT visitor_id FROM conversations WHERE id = ?",
         (ack["conversation"],))[0][0]
 
     messages = data["messages"]
@@ -229,9 +236,9 @@ HUGE = 10**20  # beyond SQLite's signed 64-bit integers
 
 @pytest.mark.parametrize("where", ["path", "before", "assignee"])
 async def test_huge_integers_are_client_errors(
-    server: ServerProcess, site: Site, api: Api, where: str
+    inprocess: InProcess, site: Site, api: Api, where: str
 ) -> None:
-    await open_tickets(server, site, "Something")
+    await open_tickets(inprocess, site, "Something")
     if where == "path":
         response = await api.client.get(f"/api/v1/tickets/{HUGE}")
     elif where == "before":
@@ -246,10 +253,10 @@ async def test_huge_integers_are_client_errors(
 
 
 async def test_patch_status_stage_severity_and_assignee(
-    server: ServerProcess, site: Site, api: Api
+    inprocess: InProcess, site: Site, api: Api
 ) -> None:
-    (ack,) = await open_tickets(server, site, "Charts are empty")
-    email, agent_id = add_admin(server.db)
+    (ack,) = await open_tickets(inprocess, site, "Charts are empty")
+    email, agent_id = add_admin(inprocess.db)
 
     response = await api.client.patch("/api/v1/tickets/1", json={
         "status": "open", "stage": "replicated", "assignee": email})
@@ -283,9 +290,9 @@ async def test_patch_status_stage_severity_and_assignee(
 
 
 async def test_severity_change_recomputes_the_due_time(
-    server: ServerProcess, site: Site, api: Api
+    inprocess: InProcess, site: Site, api: Api
 ) -> None:
-    await open_tickets(server, site, "Data looks wrong", severity="low")
+    await open_tickets(inprocess, site, "Data looks wrong", severity="low")
     before = (await api.client.get("/api/v1/tickets/1")).json()["ticket"]
     created = parse_iso(before["created_at"])
     assert parse_iso(before["first_response_due"]) - created == TWELVE_HOURS
@@ -318,9 +325,9 @@ async def test_severity_change_recomputes_the_due_time(
     ({"assignee": ["x"]}, "invalid_assignee"),
 ])
 async def test_invalid_patch(
-    server: ServerProcess, site: Site, api: Api, body: dict[str, Any], code: str
+    inprocess: InProcess, site: Site, api: Api, body: dict[str, Any], code: str
 ) -> None:
-    await open_tickets(server, site, "Something")
+    await open_tickets(inprocess, site, "Something")
     assert_error(await api.client.patch("/api/v1/tickets/1", json=body), 422, code)
     ticket = (await api.client.get("/api/v1/tickets/1")).json()["ticket"]
     assert (ticket["status"], ticket["severity"], ticket["stage"], ticket["assignee_id"]) == (
@@ -328,9 +335,9 @@ async def test_invalid_patch(
 
 
 async def test_a_patch_with_one_bad_field_changes_nothing(
-    server: ServerProcess, site: Site, api: Api
+    inprocess: InProcess, site: Site, api: Api
 ) -> None:
-    await open_tickets(server, site, "Atomic please")
+    await open_tickets(inprocess, site, "Atomic please")
     response = await api.client.patch("/api/v1/tickets/1",
                                       json={"status": "pending", "severity": "urgent"})
     assert_error(response, 422, "invalid_severity")
@@ -341,9 +348,9 @@ async def test_a_patch_with_one_bad_field_changes_nothing(
 
 @pytest.mark.parametrize("content", [b"{", b"[]", b'"status"'])
 async def test_patch_body_must_be_a_json_object(
-    server: ServerProcess, site: Site, api: Api, content: bytes
+    inprocess: InProcess, site: Site, api: Api, content: bytes
 ) -> None:
-    await open_tickets(server, site, "Something")
+    await open_tickets(inprocess, site, "Something")
     response = await api.client.patch("/api/v1/tickets/1", content=content,
                                       headers={"Content-Type": "application/json"})
     assert_error(response, 400, "invalid_json")
@@ -352,8 +359,8 @@ async def test_patch_body_must_be_a_json_object(
 # -- replying
 
 
-async def test_reply_validation(server: ServerProcess, site: Site, api: Api) -> None:
-    await open_tickets(server, site, "Something")
+async def test_reply_validation(inprocess: InProcess, site: Site, api: Api) -> None:
+    await open_tickets(inprocess, site, "Something")
     url = "/api/v1/tickets/1/messages"
     assert_error(await api.client.post(url, json={}), 422)
     assert_error(await api.client.post(url, json={"internal": True}), 422)
@@ -371,9 +378,9 @@ async def test_reply_validation(server: ServerProcess, site: Site, api: Api) -> 
 
 
 async def test_first_public_reply_sets_first_response_and_opens(
-    server: ServerProcess, site: Site, api: Api
+    inprocess: InProcess, site: Site, api: Api
 ) -> None:
-    await open_tickets(server, site, "Login loops")
+    await open_tickets(inprocess, site, "Login loops")
     note = await api.reply(1, "Looks like the SSO bug", internal=True)
     assert note["message"]["internal"] is True
     assert note["message"]["seq"] is None
@@ -398,11 +405,11 @@ async def test_first_public_reply_sets_first_response_and_opens(
 # -- the error shape and the description
 
 
-async def test_unknown_routes_answer_json_errors(server: ServerProcess, api: Api) -> None:
+async def test_unknown_routes_answer_json_errors(inprocess: InProcess, api: Api) -> None:
     assert_error(await api.client.get("/api/v1/nothing-here"), 404, "not_found")
     assert_error(await api.client.get("/api/v1/tickets/abc"), 404, "not_found")
     assert_error(await api.client.delete("/api/v1/tickets/1"), 405, "method_not_allowed")
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with inprocess.client() as client:
         assert_error(await client.get("/no/such/page"), 404, "not_found")
 
 
@@ -417,8 +424,8 @@ def app_api_routes() -> list[tuple[str, set[str]]]:
     return found
 
 
-async def test_openapi_describes_every_api_route(server: ServerProcess) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as client:
+async def test_openapi_describes_every_api_route(inprocess: InProcess) -> None:
+    async with inprocess.client() as client:
         response = await client.get("/api/v1/openapi.json")  # public: no token needed
     assert response.status_code == 200
     spec = response.json()
@@ -442,9 +449,9 @@ async def test_openapi_describes_every_api_route(server: ServerProcess) -> None:
     assert refs and set(refs) <= set(spec["components"]["schemas"])
 
 
-async def test_errors_never_carry_a_stack_trace(server: ServerProcess, site: Site,
+async def test_errors_never_carry_a_stack_trace(inprocess: InProcess, site: Site,
                                                 api: Api) -> None:
-    await open_tickets(server, site, "Something")
+    await open_tickets(inprocess, site, "Something")
     attempts = [
         api.client.patch("/api/v1/tickets/1", content=b"\xff\xfe",
                          headers={"Content-Type": "application/json"}),
