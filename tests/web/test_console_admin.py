@@ -1,9 +1,9 @@
-"""Admin pages of the console against a real server: sites, agents, API tokens (issue 4,
-items 1, 6, 7 and 8), and the sign-in throttling admins rely on."""
+"""Admin pages of the console, the app in process: sites, agents, API tokens (issue 4,
+items 1, 6, 7 and 8), and the sign-in throttling admins rely on. Each test has an app and
+database of its own, so no sign-in throttle carries over from one test to another."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import hashlib
 import hmac
@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ServerProcess, run_cli
+from tests.inprocess import InProcess
+from tests.support import run_cli
+from widget_server.passwords import hash_password
 
 pytestmark = pytest.mark.anyio
 
@@ -69,22 +71,17 @@ def field_error(response: httpx.Response, field_id: str) -> str:
 class Console:
     """One browser of an agent: cookies kept, the CSRF token read from each page."""
 
-    def __init__(self, server: ServerProcess) -> None:
-        self.client = httpx.AsyncClient(base_url=server.url)
+    def __init__(self, inprocess: InProcess) -> None:
+        self.client = inprocess.client()
         self.csrf = ""
 
     async def sign_in(self, email: str, password: str) -> httpx.Response:
-        for _ in range(5):  # other tests may have left the shared client address throttled
-            form = await self.client.get("/console/login")
-            token = re.search(r'name="login_token" value="([^"]+)"', form.text)
-            assert token, form.text
-            response = await self.client.post("/console/login", data={
-                "email": email, "password": password, "login_token": token.group(1),
-                "next": "/console/admin/sites"})
-            if response.status_code != 429:
-                return response
-            await asyncio.sleep(float(response.headers["retry-after"]))
-        return response
+        form = await self.client.get("/console/login")
+        token = re.search(r'name="login_token" value="([^"]+)"', form.text)
+        assert token, form.text
+        return await self.client.post("/console/login", data={
+            "email": email, "password": password, "login_token": token.group(1),
+            "next": "/console/admin/sites"})
 
     async def get(self, path: str) -> httpx.Response:
         response = await self.client.get(path)
@@ -112,8 +109,8 @@ class Console:
 
 
 @contextlib.asynccontextmanager
-async def console(server: ServerProcess, email: str, password: str) -> AsyncIterator[Console]:
-    browser = Console(server)
+async def console(inprocess: InProcess, email: str, password: str) -> AsyncIterator[Console]:
+    browser = Console(inprocess)
     try:
         response = await browser.sign_in(email, password)
         assert response.status_code == 303, response.text
@@ -124,22 +121,18 @@ async def console(server: ServerProcess, email: str, password: str) -> AsyncIter
         await browser.aclose()
 
 
-def make_admin(server: ServerProcess) -> tuple[str, str, str]:
-    """An admin made the documented way, and the key of the site made with it."""
+async def make_admin(inprocess: InProcess) -> tuple[str, str, str]:
+    """An admin and the key of the site made with it, as `widget-server init --site-name
+    NAME --origin ORIGIN --admin-email EMAIL --admin-password PASSWORD` makes them."""
     email, password = f"{unique('admin')}@x.test", unique("pw")
-    out = run_cli("init", "--db", str(server.db), "--site-name", unique("Admin site"),
-                  "--origin", f"https://{unique('admin')}.test", "--admin-email", email,
-                  "--admin-password", password).stdout
-    key = next(line.split(": ", 1)[1] for line in out.splitlines()
-               if line.startswith("site key: "))
-    return email, password, key
+    site = await inprocess.create_site(f"https://{unique('admin')}.test", unique("Admin site"))
+    await inprocess.store.ensure_agent(email, email.split("@")[0], "admin", hash_password(password))
+    return email, password, site.key
 
 
-def make_agent(server: ServerProcess, *sites: str) -> tuple[str, str]:
+async def make_agent(inprocess: InProcess, *sites: str) -> tuple[str, str]:
     email, password = f"{unique('agent')}@x.test", unique("pw")
-    args = [arg for key in sites for arg in ("--site", key)]
-    run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password", password,
-            *args)
+    await inprocess.add_agent(email, password, "agent", sites)
     return email, password
 
 
@@ -155,9 +148,9 @@ def identity(secret: str, user_id: str) -> str:
     return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
-async def widget_session(server: ServerProcess, key: str, origin: str,
+async def widget_session(inprocess: InProcess, key: str, origin: str,
                          user: dict[str, Any] | None = None) -> httpx.Response:
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with inprocess.client() as client:
         return await client.post("/api/widget/v1/session", headers={"Origin": origin},
                                  json={"site": key, "token": None, "user": user})
 
@@ -165,9 +158,9 @@ async def widget_session(server: ServerProcess, key: str, origin: str,
 # -- sites
 
 
-async def test_admin_adds_a_site_and_edits_its_origins_and_tiers(server: ServerProcess) -> None:
-    email, password, _ = make_admin(server)
-    async with console(server, email, password) as admin:
+async def test_admin_adds_a_site_and_edits_its_origins_and_tiers(inprocess: InProcess) -> None:
+    email, password, _ = await make_admin(inprocess)
+    async with console(inprocess, email, password) as admin:
         name = unique("Shop")
         key = await add_site(admin, name, "https://Shop.Example.test/\nhttp://localhost:3000")
         page = await admin.get(f"/console/admin/sites/{key}?done=site-added")
@@ -185,7 +178,7 @@ async def test_admin_adds_a_site_and_edits_its_origins_and_tiers(server: ServerP
         message = field_error(bad, "site-origins")
         assert "https://shop.test/path" in message and "ftp://x.test" in message
         assert "https://shop.test/path" in bad.text  # the typed text is kept for correcting
-        assert query_db(server.db, "SELECT allowed_origins FROM sites WHERE key = ?",
+        assert query_db(inprocess.db, "SELECT allowed_origins FROM sites WHERE key = ?",
                         (key,)) == [('["http://localhost:3000", "https://shop.example.test"]',)]
         for origins in ("", "https://user@x.test", "https://*.x.test", "https://x.test?q"):
             response = await admin.post(f"/console/admin/sites/{key}", {
@@ -200,11 +193,11 @@ async def test_admin_adds_a_site_and_edits_its_origins_and_tiers(server: ServerP
         assert saved.headers["location"] == f"/console/admin/sites/{key}?done=site-saved"
         page = await admin.get(saved.headers["location"])
         assert "The site was saved" in page.text and name + " renamed" in page.text
-        assert query_db(server.db, "SELECT allowed_origins, tier_names FROM sites WHERE key = ?",
+        assert query_db(inprocess.db, "SELECT allowed_origins, tier_names FROM sites WHERE key = ?",
                         (key,)) == [('["https://b.test", "https://new.example.test"]',
                                      '["Front desk", "Product team", "Engineering"]')]
-        assert (await widget_session(server, key, "https://new.example.test")).status_code == 200
-        assert (await widget_session(server, key, "https://shop.example.test")).status_code \
+        assert (await widget_session(inprocess, key, "https://new.example.test")).status_code == 200
+        assert (await widget_session(inprocess, key, "https://shop.example.test")).status_code \
             == 403
 
         agents = await admin.get("/console/admin/agents")  # tiers offered by their names
@@ -220,9 +213,9 @@ async def test_admin_adds_a_site_and_edits_its_origins_and_tiers(server: ServerP
         assert unknown.status_code == 404
 
 
-async def test_snippet_is_ready_to_copy(server: ServerProcess) -> None:
-    email, password, key = make_admin(server)
-    async with console(server, email, password) as admin:
+async def test_snippet_is_ready_to_copy(inprocess: InProcess) -> None:
+    email, password, key = await make_admin(inprocess)
+    async with console(inprocess, email, password) as admin:
         page = await admin.get(f"/console/admin/sites/{key}")
         found = re.search(r'<pre class="admin-code"><code id="embed-snippet">(.*?)</code></pre>',
                           page.text, re.DOTALL)
@@ -232,7 +225,7 @@ async def test_snippet_is_ready_to_copy(server: ServerProcess) -> None:
         assert snippet == (
             "<script>window.HelpWidget=window.HelpWidget||function(){(HelpWidget.q=HelpWidget.q"
             "||[]).push(arguments)};</script>\n"
-            f'<script async src="{server.url}/widget.js" data-site="{key}"></script>')
+            f'<script async src="{inprocess.url}/widget.js" data-site="{key}"></script>')
         assert 'src="/console/static/console-admin.js"' in page.text
         script = await admin.client.get("/console/static/console-admin.js")
         assert script.status_code == 200
@@ -246,9 +239,9 @@ async def test_snippet_is_ready_to_copy(server: ServerProcess) -> None:
 
 
 async def test_rotating_the_identity_secret_keeps_old_hashes_for_a_grace_period(
-        server: ServerProcess) -> None:
-    email, password, _ = make_admin(server)
-    async with console(server, email, password) as admin:
+        inprocess: InProcess) -> None:
+    email, password, _ = await make_admin(inprocess)
+    async with console(inprocess, email, password) as admin:
         origin = f"https://{unique('rotate')}.test"
         key = await add_site(admin, unique("Rotate"), origin)
 
@@ -261,7 +254,7 @@ async def test_rotating_the_identity_secret_keeps_old_hashes_for_a_grace_period(
         old = await secret()
         user = {"id": "user-42", "name": "Ana", "email": "ana@x.test",
                 "hash": identity(old, "user-42")}
-        signed = await widget_session(server, key, origin, user)
+        signed = await widget_session(inprocess, key, origin, user)
         assert signed.status_code == 200 and signed.json()["visitor"]["verified"] is True
 
         unconfirmed = await admin.post(f"/console/admin/sites/{key}/rotate-secret")
@@ -275,17 +268,17 @@ async def test_rotating_the_identity_secret_keeps_old_hashes_for_a_grace_period(
         assert new != old and len(new) == 64
         page = await admin.get(f"/console/admin/sites/{key}")
         assert 'id="previous-secret"' in page.text and "still accepted until" in page.text
-        graced = await widget_session(server, key, origin, user)
+        graced = await widget_session(inprocess, key, origin, user)
         assert graced.status_code == 200 and graced.json()["visitor"]["verified"] is True
-        run_cli("site", "rotate-secret", "--db", str(server.db), "--site", key,
+        run_cli("site", "rotate-secret", "--db", str(inprocess.db), "--site", key,
                 "--grace-hours", "0")
         newest = await secret()
-        refused = await widget_session(server, key, origin, user)
+        refused = await widget_session(inprocess, key, origin, user)
         assert refused.status_code == 403
         assert refused.json()["error"]["code"] == "invalid_identity"
         assert 'id="previous-secret"' not in (await admin.get(f"/console/admin/sites/{key}")).text
         new = newest
-        renewed = await widget_session(server, key, origin, {**user, "hash": identity(new,
+        renewed = await widget_session(inprocess, key, origin, {**user, "hash": identity(new,
                                                                                       "user-42")})
         assert renewed.status_code == 200
 
@@ -293,18 +286,18 @@ async def test_rotating_the_identity_secret_keeps_old_hashes_for_a_grace_period(
 # -- agents
 
 
-async def test_admin_manages_an_agent(server: ServerProcess) -> None:
-    email, password, key = make_admin(server)
-    async with console(server, email, password) as admin:
+async def test_admin_manages_an_agent(inprocess: InProcess) -> None:
+    email, password, key = await make_admin(inprocess)
+    async with console(inprocess, email, password) as admin:
         other = await add_site(admin, unique("Second"), f"https://{unique('second')}.test")
-        first_id, second_id = site_id(server.db, key), site_id(server.db, other)
+        first_id, second_id = site_id(inprocess.db, key), site_id(inprocess.db, other)
         new_email = f"{unique('new')}@x.test"
         added = await admin.post("/console/admin/agents", {
             "email": new_email, "name": "Nia", "role": "agent", "tier": "2",
             "sites": str(first_id)})
         first_password = shown_once(added)
         assert new_email in added.text
-        agent_id, role, tier, active, sites = agent_row(server.db, new_email)
+        agent_id, role, tier, active, sites = agent_row(inprocess.db, new_email)
         assert (role, tier, active, sites) == ("agent", 2, True, [first_id])
         listing = await admin.get("/console/admin/agents")
         assert new_email in listing.text and first_password not in listing.text
@@ -321,13 +314,13 @@ async def test_admin_manages_an_agent(server: ServerProcess) -> None:
                               "sites": "999999"}, "sites")):
             field_error(await admin.post("/console/admin/agents", data), f"new-{field}")
 
-        async with console(server, new_email, first_password) as nia:
+        async with console(inprocess, new_email, first_password) as nia:
             assert (await nia.client.get("/console/admin/sites")).status_code == 403
 
             changed = await admin.post(f"/console/admin/agents/{agent_id}", {
                 "role": "agent", "tier": "1", "sites": [str(first_id), str(second_id)]})
             assert changed.status_code == 303
-            assert agent_row(server.db, new_email)[1:] == ("agent", 1, True,
+            assert agent_row(inprocess.db, new_email)[1:] == ("agent", 1, True,
                                                            [first_id, second_id])
             bad_tier = await admin.post(f"/console/admin/agents/{agent_id}", {
                 "role": "agent", "tier": "99"})
@@ -336,7 +329,7 @@ async def test_admin_manages_an_agent(server: ServerProcess) -> None:
             reset = await admin.post(f"/console/admin/agents/{agent_id}/password")
             second_password = shown_once(reset)
             assert second_password != first_password
-            stale = Console(server)
+            stale = Console(inprocess)
             assert (await stale.sign_in(new_email, first_password)).status_code == 401
             await stale.aclose()
             assert not await nia.signed_in()  # a reset ends sessions of the old password
@@ -345,39 +338,39 @@ async def test_admin_manages_an_agent(server: ServerProcess) -> None:
             disabled = await admin.post(f"/console/admin/agents/{agent_id}/active",
                                         {"active": "0"})
             assert disabled.status_code == 303
-            assert agent_row(server.db, new_email)[3] is False
+            assert agent_row(inprocess.db, new_email)[3] is False
             assert not await nia.signed_in()  # the existing session ends at once
             gone = await nia.client.get("/console")
             assert gone.status_code in {303, 401}
             if gone.status_code == 303:
                 assert gone.headers["location"].startswith("/console/login")
-            refused = Console(server)
+            refused = Console(inprocess)
             assert (await refused.sign_in(new_email, second_password)).status_code == 401
             await refused.aclose()
 
         enabled = await admin.post(f"/console/admin/agents/{agent_id}/active", {"active": "1"})
         assert enabled.status_code == 303
-        async with console(server, new_email, second_password) as back:
+        async with console(inprocess, new_email, second_password) as back:
             assert await back.signed_in()
 
 
-async def test_admin_cannot_lock_themself_out(server: ServerProcess) -> None:
-    email, password, key = make_admin(server)
-    async with console(server, email, password) as admin:
-        me = agent_row(server.db, email)[0]
+async def test_admin_cannot_lock_themself_out(inprocess: InProcess) -> None:
+    email, password, key = await make_admin(inprocess)
+    async with console(inprocess, email, password) as admin:
+        me = agent_row(inprocess.db, email)[0]
         refused = await admin.post(f"/console/admin/agents/{me}/active", {"active": "0"})
         assert "cannot disable yourself" in field_error(refused, f"agent-{me}-active")
         demoted = await admin.post(f"/console/admin/agents/{me}", {"role": "agent", "tier": "1"})
         assert "own admin role" in field_error(demoted, f"agent-{me}-role")
-        assert agent_row(server.db, email)[1:4] == ("admin", 1, True)
+        assert agent_row(inprocess.db, email)[1:4] == ("admin", 1, True)
         assert await admin.signed_in()
         # another admin may be demoted and disabled
-        other, _ = make_agent(server, key)
-        other_id = agent_row(server.db, other)[0]
+        other, _ = await make_agent(inprocess, key)
+        other_id = agent_row(inprocess.db, other)[0]
         promoted = await admin.post(f"/console/admin/agents/{other_id}",
                                     {"role": "admin", "tier": "2"})
         assert promoted.status_code == 303
-        assert agent_row(server.db, other)[1:3] == ("admin", 2)
+        assert agent_row(inprocess.db, other)[1:3] == ("admin", 2)
         assert (await admin.post(f"/console/admin/agents/{other_id}/active",
                                  {"active": "0"})).status_code == 303
         unknown = await admin.post("/console/admin/agents/999999", {"role": "agent",
@@ -388,10 +381,10 @@ async def test_admin_cannot_lock_themself_out(server: ServerProcess) -> None:
 # -- API tokens
 
 
-async def test_admin_creates_and_revokes_an_api_token(server: ServerProcess) -> None:
-    email, password, key = make_admin(server)
-    async with console(server, email, password) as admin:
-        me = agent_row(server.db, email)[0]
+async def test_admin_creates_and_revokes_an_api_token(inprocess: InProcess) -> None:
+    email, password, key = await make_admin(inprocess)
+    async with console(inprocess, email, password) as admin:
+        me = agent_row(inprocess.db, email)[0]
         name = unique("CRM sync")
         created = await admin.post("/console/admin/tokens",
                                    {"name": name, "site": key, "agent": str(me)})
@@ -403,7 +396,7 @@ async def test_admin_creates_and_revokes_an_api_token(server: ServerProcess) -> 
 
         listing = await admin.get("/console/admin/tokens")
         assert name in listing.text and token not in listing.text
-        token_id = int(query_db(server.db, "SELECT id FROM api_tokens WHERE name = ?",
+        token_id = int(query_db(inprocess.db, "SELECT id FROM api_tokens WHERE name = ?",
                                 (name,))[0][0])
         revoked = await admin.post(f"/console/admin/tokens/{token_id}/revoke")
         assert revoked.status_code == 303
@@ -412,8 +405,8 @@ async def test_admin_creates_and_revokes_an_api_token(server: ServerProcess) -> 
         assert api.status_code == 401
         assert (await admin.post("/console/admin/tokens/999999/revoke")).status_code == 404
 
-        stranger, _ = make_agent(server)  # works on no site: cannot act for this one
-        stranger_id = agent_row(server.db, stranger)[0]
+        stranger, _ = await make_agent(inprocess)  # works on no site: cannot act for this one
+        stranger_id = agent_row(inprocess.db, stranger)[0]
         refused = await admin.post("/console/admin/tokens",
                                    {"name": "x", "site": key, "agent": str(stranger_id)})
         assert "does not work on that site" in field_error(refused, "token-agent")
@@ -421,17 +414,17 @@ async def test_admin_creates_and_revokes_an_api_token(server: ServerProcess) -> 
                                                              "agent": "abc"})
         for field in ("token-name", "token-site", "token-agent"):
             field_error(missing, field)
-        assert query_db(server.db, "SELECT COUNT(*) FROM api_tokens WHERE name = 'x'") == [(0,)]
+        assert query_db(inprocess.db, "SELECT COUNT(*) FROM api_tokens WHERE name = 'x'") == [(0,)]
 
 
 # -- who may do what
 
 
-async def test_non_admin_agents_get_403_everywhere(server: ServerProcess) -> None:
-    _, _, key = make_admin(server)
-    email, password = make_agent(server, key)
-    agent_id = agent_row(server.db, email)[0]
-    async with console(server, email, password) as agent:
+async def test_non_admin_agents_get_403_everywhere(inprocess: InProcess) -> None:
+    _, _, key = await make_admin(inprocess)
+    email, password = await make_agent(inprocess, key)
+    agent_id = agent_row(inprocess.db, email)[0]
+    async with console(inprocess, email, password) as agent:
         assert agent.csrf  # read from the 403 page, which is a console page too
         for path in [*ADMIN_GETS, f"/console/admin/sites/{key}"]:
             response = await agent.client.get(path)
@@ -453,13 +446,13 @@ async def test_non_admin_agents_get_403_everywhere(server: ServerProcess) -> Non
         for path, data in posts.items():
             response = await agent.post(path, data)
             assert response.status_code == 403, path
-        assert agent_row(server.db, email)[1] == "agent"
-        assert query_db(server.db, "SELECT COUNT(*) FROM api_tokens WHERE name = 'evil'") \
+        assert agent_row(inprocess.db, email)[1] == "agent"
+        assert query_db(inprocess.db, "SELECT COUNT(*) FROM api_tokens WHERE name = 'evil'") \
             == [(0,)]
 
 
-async def test_signed_out_visitors_are_sent_to_sign_in(server: ServerProcess) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as client:
+async def test_signed_out_visitors_are_sent_to_sign_in(inprocess: InProcess) -> None:
+    async with inprocess.client() as client:
         for path in ADMIN_GETS:
             response = await client.get(path)
             assert response.status_code == 303
@@ -468,9 +461,9 @@ async def test_signed_out_visitors_are_sent_to_sign_in(server: ServerProcess) ->
         assert response.status_code == 401
 
 
-async def test_posts_without_the_csrf_token_are_refused(server: ServerProcess) -> None:
-    email, password, _ = make_admin(server)
-    async with console(server, email, password) as admin:
+async def test_posts_without_the_csrf_token_are_refused(inprocess: InProcess) -> None:
+    email, password, _ = await make_admin(inprocess)
+    async with console(inprocess, email, password) as admin:
         name = unique("No csrf")
         for csrf in (None, "", "forged"):
             data = {"name": name, "origins": "https://nocsrf.test"}
@@ -479,23 +472,23 @@ async def test_posts_without_the_csrf_token_are_refused(server: ServerProcess) -
             response = await admin.post("/console/admin/sites", data, csrf=False)
             assert response.status_code == 403
             assert response.json()["error"]["code"] == "csrf_failed"
-        me = agent_row(server.db, email)[0]
+        me = agent_row(inprocess.db, email)[0]
         response = await admin.post(f"/console/admin/agents/{me}/password", csrf=False)
         assert response.status_code == 403
-        assert query_db(server.db, "SELECT COUNT(*) FROM sites WHERE name = ?", (name,)) \
+        assert query_db(inprocess.db, "SELECT COUNT(*) FROM sites WHERE name = ?", (name,)) \
             == [(0,)]
 
 
-async def test_html_in_names_is_shown_escaped(server: ServerProcess) -> None:
-    email, password, key = make_admin(server)
+async def test_html_in_names_is_shown_escaped(inprocess: InProcess) -> None:
+    email, password, key = await make_admin(inprocess)
     evil = "<script>alert(1)</script>"
-    async with console(server, email, password) as admin:
+    async with console(inprocess, email, password) as admin:
         evil_key = await add_site(admin, f"{evil} {unique('site')}", "https://xss.test")
         added = await admin.post("/console/admin/agents", {
             "email": f"{unique('xss')}@x.test", "name": f'{evil}"><img src=x onerror=alert(2)>',
             "role": "agent", "tier": "1"})
         shown_once(added)
-        me = agent_row(server.db, email)[0]
+        me = agent_row(inprocess.db, email)[0]
         created = await admin.post("/console/admin/tokens",
                                    {"name": evil, "site": key, "agent": str(me)})
         shown_once(created)
@@ -515,10 +508,10 @@ async def test_html_in_names_is_shown_escaped(server: ServerProcess) -> None:
 # -- sign-in throttling
 
 
-async def test_login_throttling_slows_down_exponentially(server: ServerProcess) -> None:
-    _, _, key = make_admin(server)
-    email, password = make_agent(server, key)
-    browser = Console(server)
+async def test_login_throttling_slows_down_exponentially(inprocess: InProcess) -> None:
+    _, _, key = await make_admin(inprocess)
+    email, password = await make_agent(inprocess, key)
+    browser = Console(inprocess)
     try:
         for _ in range(3):
             assert (await browser.sign_in(email, "wrong password")).status_code == 401
@@ -534,7 +527,7 @@ async def test_login_throttling_slows_down_exponentially(server: ServerProcess) 
         assert f"Try again in {wait} seconds" in html.unescape(fourth.text)
         assert "widget_console" not in fourth.cookies
 
-        await asyncio.sleep(wait + 0.1)
+        inprocess.clock.advance(wait + 0.1)  # the wait passes, without waiting
         token = re.search(r'name="login_token" value="([^"]+)"',
                           (await browser.client.get("/console/login")).text)
         assert token
@@ -548,7 +541,7 @@ async def test_login_throttling_slows_down_exponentially(server: ServerProcess) 
         assert doubled == 2  # the wait doubles with each further failure
         assert f"Try again in {doubled} seconds" in html.unescape(sixth.text)
 
-        await asyncio.sleep(doubled + 0.1)
+        inprocess.clock.advance(doubled + 0.1)
         assert (await browser.sign_in(email, password)).status_code == 303  # clears the count
     finally:
         await browser.aclose()
