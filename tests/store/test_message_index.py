@@ -210,6 +210,7 @@ async def test_an_upkeep_with_more_to_do_runs_again_without_new_jobs(
             if len(calls) >= 4:
                 break
             await asyncio.sleep(0.01)
+        # time passes on purpose: the check is that nothing more happens, not a wait for it
         await asyncio.sleep(3 * sqlite_writer.UPKEEP_IDLE)
         assert len(calls) == 4  # and no fifth once it said it was done
     finally:
@@ -235,6 +236,7 @@ async def test_the_upkeep_runs_on_the_loop_and_waits_out_another_writer_quietly(
         assert threads == [threading.get_ident()]  # on the event loop's thread
         await writer.run(lambda conn: None)
         other.execute("BEGIN IMMEDIATE")  # before the upkeep due now gets its turn
+        # time passes on purpose: the upkeep's turns come and find the lock taken
         await asyncio.sleep(3 * sqlite_writer.UPKEEP_IDLE)
         assert len(threads) == 1  # the lock was taken: not run, and not an error
         other.execute("COMMIT")
