@@ -1,4 +1,4 @@
-"""The help centre against a real server: public pages, the widget API, anonymous feedback,
+"""The help centre, the app in process: public pages, the widget API, anonymous feedback,
 comments by signed-in visitors, metric events, the importer and the demo's sample articles."""
 
 from __future__ import annotations
@@ -19,7 +19,9 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import ServerProcess, Site, create_site, free_port, run_cli, start_session
+from tests.inprocess import InProcess
+from tests.support import Site, create_site, free_port, run_cli, start_session
+from widget_server.article_import import import_articles, read_folder
 from widget_server.articles import REASONS
 
 pytestmark = pytest.mark.anyio
@@ -54,6 +56,13 @@ def import_folder(site: Site, folder: Path) -> str:
                    str(folder)).stdout
 
 
+async def import_in_process(inprocess: InProcess, site: Site, folder: Path) -> None:
+    """What `widget-server articles import` does, through the app's store."""
+    found = await inprocess.store.get_site_by_key(site.key)
+    assert found is not None
+    await import_articles(inprocess.store, found.id, read_folder(folder))
+
+
 def query(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     with contextlib.closing(sqlite3.connect(db)) as conn, conn:
         return conn.execute(sql, params).fetchall()
@@ -66,7 +75,12 @@ def article_id(site: Site, slug: str) -> int:
 
 
 @pytest.fixture
-def corpus(site: Site, tmp_path: Path) -> Site:
+async def site(inprocess: InProcess) -> Site:
+    return await inprocess.create_site()
+
+
+@pytest.fixture
+async def corpus(inprocess: InProcess, site: Site, tmp_path: Path) -> Site:
     folder = tmp_path / "articles"
     article_file(folder, "reset-password", "Reset your password",
                  "Click **Forgot your password?** on the sign-in page.", "Account")
@@ -74,21 +88,20 @@ def corpus(site: Site, tmp_path: Path) -> Site:
                  "Owners see invoices. A password is needed to open billing.", "Billing")
     article_file(folder, "xss", XSS_TITLE, XSS_BODY, "Account")
     article_file(folder, "secret", "Unreleased secret", "Not yet.", "Account", "draft")
-    import_folder(site, folder)
+    await import_in_process(inprocess, site, folder)
     return site
 
 
 @pytest.fixture
-async def browser(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=server.url) as client:
+async def browser(inprocess: InProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with inprocess.client() as client:
         yield client
 
 
 @pytest.fixture
-async def widget(server: ServerProcess, corpus: Site) -> AsyncIterator[httpx.AsyncClient]:
+async def widget(inprocess: InProcess, corpus: Site) -> AsyncIterator[httpx.AsyncClient]:
     """The widget's fetches: cross-origin from the host page."""
-    async with httpx.AsyncClient(base_url=server.url,
-                                 headers={"Origin": corpus.origin}) as client:
+    async with inprocess.client(headers={"Origin": corpus.origin}) as client:
         yield client
 
 
@@ -108,11 +121,11 @@ def title_of(page: str) -> str:
     return found.group(1)
 
 
-async def verified_token(server: ServerProcess, site: Site, name: str = "Grace") -> str:
+async def verified_token(inprocess: InProcess, site: Site, name: str = "Grace") -> str:
     secret = query(site.db, "SELECT identity_secret FROM sites WHERE key = ?", (site.key,))[0][0]
     user_id = f"user-{uuid.uuid4().hex[:8]}"
     digest = hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
-    session = await start_session(server, site, user={"id": user_id, "name": name,
+    session = await start_session(inprocess, site, user={"id": user_id, "name": name,
                                                       "hash": digest})
     assert session["visitor"]["verified"] is True
     token: str = session["token"]
@@ -186,9 +199,9 @@ async def test_submit_a_request_prefills_the_form_with_the_article(
 
 
 async def test_missing_draft_and_foreign_articles_are_404_pages(
-    browser: httpx.AsyncClient, corpus: Site, server: ServerProcess
+    browser: httpx.AsyncClient, corpus: Site, inprocess: InProcess
 ) -> None:
-    other = create_site(server.db)
+    other = await inprocess.create_site()
     for slug, key in (("nope", corpus.key), ("secret", corpus.key), ("reset-password", other.key),
                       ("Bad_Slug%00", corpus.key)):
         response = await browser.get(f"/help/articles/{slug}", params={"site": key})
@@ -232,15 +245,16 @@ async def test_feedback_form_yes_then_no_with_the_four_exact_reasons(
 
 
 async def test_pages_choose_among_several_sites_like_the_help_form(
-    browser: httpx.AsyncClient, corpus: Site
+    browser: httpx.AsyncClient, corpus: Site, inprocess: InProcess
 ) -> None:
-    page = assert_page(await browser.get("/help/articles/billing"))  # the server has many sites
+    await inprocess.create_site()  # a second site, as the shared server had many
+    page = assert_page(await browser.get("/help/articles/billing"))  # the inprocess has many sites
     assert f'href="/help/articles/billing?site={corpus.key}"' in page
 
 
 # -- the widget API
 async def test_widget_search_answers_best_first_with_plain_snippets(
-    widget: httpx.AsyncClient, corpus: Site, server: ServerProcess
+    widget: httpx.AsyncClient, corpus: Site, inprocess: InProcess
 ) -> None:
     response = await widget.get("/api/widget/v1/articles", params={"site": corpus.key,
                                                                   "q": "pass"})
@@ -251,7 +265,7 @@ async def test_widget_search_answers_best_first_with_plain_snippets(
     first = found[0]
     assert set(first) == {"id", "slug", "title", "category", "snippet", "snippet_parts", "url"}
     assert first["id"] == article_id(corpus, "reset-password")
-    assert first["url"] == f"{server.url}/help/articles/reset-password?site={corpus.key}"
+    assert first["url"] == f"{inprocess.url}/help/articles/reset-password?site={corpus.key}"
     assert "\x02" not in first["snippet"] and "password" in first["snippet"]
     assert {"text": "password", "match": True} in first["snippet_parts"]
     listing = (await widget.get("/api/widget/v1/articles", params={"site": corpus.key})).json()
@@ -262,9 +276,9 @@ async def test_widget_search_answers_best_first_with_plain_snippets(
 
 
 async def test_widget_api_checks_the_origin_and_the_site(
-    server: ServerProcess, corpus: Site
+    inprocess: InProcess, corpus: Site
 ) -> None:
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with inprocess.client() as client:
         stranger = await client.get("/api/widget/v1/articles", params={"site": corpus.key},
                                     headers={"Origin": "https://evil.test"})
         assert stranger.status_code == 403
@@ -280,7 +294,7 @@ async def test_widget_api_checks_the_origin_and_the_site(
 
 
 async def test_widget_article_has_sanitised_html_and_its_comments(
-    widget: httpx.AsyncClient, corpus: Site, server: ServerProcess
+    widget: httpx.AsyncClient, corpus: Site, inprocess: InProcess
 ) -> None:
     xss = article_id(corpus, "xss")
     response = await widget.get(f"/api/widget/v1/articles/{xss}", params={"site": corpus.key})
@@ -299,7 +313,7 @@ async def test_widget_article_has_sanitised_html_and_its_comments(
                  "/api/widget/v1/articles/99999999999999999999"):
         missing = await widget.get(path, params={"site": corpus.key})
         assert missing.status_code == 404, path
-    other = create_site(server.db)
+    other = await inprocess.create_site()
     foreign = await widget.get(f"/api/widget/v1/articles/{xss}", params={"site": other.key},
                                headers={"Origin": other.origin})
     assert foreign.status_code == 404
@@ -336,14 +350,14 @@ async def test_feedback_other_than_the_two_shapes_is_422(
 
 
 async def test_feedback_is_rate_limited_per_address_with_retry_after(
-    server: ServerProcess
+    inprocess: InProcess
 ) -> None:
-    site = create_site(server.db)  # buckets are per address and site: a site of its own
+    site = await inprocess.create_site()  # buckets are per address and site: a site of its own
     folder = Path(str(site.db) + f"-{site.key}")
     article_file(folder, "one", "One", "x")
-    import_folder(site, folder)
+    await import_in_process(inprocess, site, folder)
     url = f"/api/widget/v1/articles/{article_id(site, 'one')}/feedback"
-    async with httpx.AsyncClient(base_url=server.url, headers={"Origin": site.origin}) as client:
+    async with inprocess.client(headers={"Origin": site.origin}) as client:
         statuses = [(await client.post(url, json={"helpful": True})).status_code
                     for _ in range(30)]
         assert statuses == [201] * 30
@@ -357,12 +371,12 @@ async def test_feedback_is_rate_limited_per_address_with_retry_after(
 
 
 async def test_an_anonymous_visitors_comment_is_refused_a_verified_ones_is_shown(
-    widget: httpx.AsyncClient, corpus: Site, server: ServerProcess, browser: httpx.AsyncClient
+    widget: httpx.AsyncClient, corpus: Site, inprocess: InProcess, browser: httpx.AsyncClient
 ) -> None:
     target = article_id(corpus, "reset-password")
     url = f"/api/widget/v1/articles/{target}/comments"
-    anonymous = (await start_session(server, corpus))["token"]
-    named = (await start_session(server, corpus, user={"name": "Mallory"}))["token"]
+    anonymous = (await start_session(inprocess, corpus))["token"]
+    named = (await start_session(inprocess, corpus, user={"name": "Mallory"}))["token"]
     for token in (anonymous, named):
         refused = await widget.post(url, json={"site": corpus.key, "token": token,
                                                "body": "first!"})
@@ -371,7 +385,7 @@ async def test_an_anonymous_visitors_comment_is_refused_a_verified_ones_is_shown
     no_token = await widget.post(url, json={"site": corpus.key, "body": "x"})
     assert no_token.status_code == 401
 
-    token = await verified_token(server, corpus, name="Grace <b>")
+    token = await verified_token(inprocess, corpus, name="Grace <b>")
     posted = await widget.post(url, json={"site": corpus.key, "token": token,
                                           "body": "It worked <script>x</script>"})
     assert posted.status_code == 201, posted.text
@@ -432,7 +446,7 @@ async def test_public_pages_record_views_and_searches_without_a_browser(
 
 
 async def test_metrics_json_for_signed_in_agents_of_the_site(
-    server: ServerProcess, corpus: Site, widget: httpx.AsyncClient
+    inprocess: InProcess, corpus: Site, widget: httpx.AsyncClient
 ) -> None:
     target = article_id(corpus, "billing")
     await widget.post(f"/api/widget/v1/articles/{target}/feedback", json={"helpful": True})
@@ -440,9 +454,8 @@ async def test_metrics_json_for_signed_in_agents_of_the_site(
         "site": corpus.key, "browser": "b_" + uuid.uuid4().hex, "type": "search",
         "query": "zebra"})
     email, password = f"agent-{uuid.uuid4().hex[:8]}@example.com", "pw-" + uuid.uuid4().hex
-    run_cli("agent", "add", "--db", str(corpus.db), "--email", email, "--password", password,
-            "--site", corpus.key)
-    async with httpx.AsyncClient(base_url=server.url) as console:
+    await inprocess.add_agent(email, password, "agent", (corpus.key,))
+    async with inprocess.client() as console:
         anonymous = await console.get("/console/help/metrics.json", params={"site": corpus.key})
         assert anonymous.status_code == 303
         form = (await console.get("/console/login")).text
@@ -454,7 +467,7 @@ async def test_metrics_json_for_signed_in_agents_of_the_site(
         response = await console.get("/console/help/metrics.json",
                                      params={"site": corpus.key, "days": "7"})
         assert response.status_code == 200, response.text
-        other = create_site(server.db)
+        other = await inprocess.create_site()
         assert (await console.get("/console/help/metrics.json",
                                   params={"site": other.key})).status_code == 403
         assert (await console.get("/console/help/metrics.json",
@@ -474,7 +487,7 @@ async def test_metrics_json_for_signed_in_agents_of_the_site(
 
 # -- importing
 async def test_reimporting_a_folder_updates_and_never_duplicates(
-    server: ServerProcess, site: Site, tmp_path: Path
+    inprocess: InProcess, site: Site, tmp_path: Path
 ) -> None:
     folder = tmp_path / "docs"
     article_file(folder, "export", "Export data", "Use the **Export** button.")
@@ -490,7 +503,7 @@ async def test_reimporting_a_folder_updates_and_never_duplicates(
     article_file(folder, "export", "Export data", "Use the **Download** menu.")
     assert "0 created, 1 updated, 1 unchanged" in import_folder(site, folder)
     assert count() == 2
-    async with httpx.AsyncClient(base_url=server.url, headers={"Origin": site.origin}) as client:
+    async with inprocess.client(headers={"Origin": site.origin}) as client:
         shown = (await client.get(f"/api/widget/v1/articles/{article_id(site, 'export')}",
                                   params={"site": site.key})).json()
         assert shown["html"] == "<p>Use the <strong>Download</strong> menu.</p>\n"
@@ -499,7 +512,8 @@ async def test_reimporting_a_folder_updates_and_never_duplicates(
         assert [a["slug"] for a in found["articles"]] == ["export"]
 
 
-def test_a_broken_folder_imports_nothing_and_says_why(site: Site, tmp_path: Path) -> None:
+def test_a_broken_folder_imports_nothing_and_says_why(tmp_path: Path) -> None:
+    site = create_site(tmp_path / "widget.db")  # the command line alone: no server
     folder = tmp_path / "broken"
     article_file(folder, "good", "Good", "x")
     (folder / "bad.md").write_text("---\ntitle: Bad\nslug: Not OK\n---\n", "utf-8")
