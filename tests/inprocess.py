@@ -195,10 +195,11 @@ class InProcess:
 async def in_process(db: Path, env: Mapping[str, str] | None = None
                      ) -> AsyncIterator[InProcess]:
     """``create_app`` on ``db`` with its lifespan running. ``env`` holds WIDGET_* settings as
-    a server's environment would; as on ``ServerProcess`` the site cache is off, because
-    tests change sites and expect it at once."""
-    settings = Settings.from_env({"WIDGET_SITE_CACHE_SECONDS": "0", **(env or {})},
-                                 db=str(db))
+    a server's environment would. As on ``ServerProcess`` the site cache is off, because tests
+    change sites and expect it at once; commits skip the fsync of synchronous=full (which
+    survives power loss, not what these tests are about): a new app a test starts sooner."""
+    defaults = {"WIDGET_SITE_CACHE_SECONDS": "0", "WIDGET_SQLITE_SYNCHRONOUS": "normal"}
+    settings = Settings.from_env({**defaults, **(env or {})}, db=str(db))
     clock = MovableClock()
     app = create_app(settings, clock)
     # generous timeouts: the whole suite may run beside other load

@@ -1,4 +1,4 @@
-"""The Help Form against a real server: plain HTML pages that work without JavaScript."""
+"""The Help Form, the app in process: plain HTML pages that work without JavaScript."""
 
 from __future__ import annotations
 
@@ -13,7 +13,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support import Api, ServerProcess, Site, create_site
+from tests.inprocess import InProcess
+from tests.support import Api, Site
 from widget_server import tickets as rules
 from widget_server.clock import parse_iso
 from widget_server.models import Ticket
@@ -28,15 +29,20 @@ XSS_ESCAPED = "&lt;script&gt;alert(1)&lt;/script&gt;&lt;img src=x onerror=alert(
 
 
 @pytest.fixture
-async def browser(server: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
+async def site(inprocess: InProcess) -> Site:
+    return await inprocess.create_site()
+
+
+@pytest.fixture
+async def browser(inprocess: InProcess) -> AsyncIterator[httpx.AsyncClient]:
     """A client like a browser without JavaScript: it posts forms and follows nothing itself."""
-    async with httpx.AsyncClient(base_url=server.url) as client:
+    async with inprocess.client() as client:
         yield client
 
 
 @pytest.fixture
-async def api(server: ServerProcess, site: Site) -> AsyncIterator[Api]:
-    client = Api(server, site.api_token())
+async def api(inprocess: InProcess, site: Site) -> AsyncIterator[Api]:
+    client = Api(inprocess, await inprocess.api_token(site))
     yield client
     await client.aclose()
 
@@ -360,10 +366,10 @@ async def test_help_home_links_to_the_form(browser: httpx.AsyncClient, site: Sit
 
 
 async def test_help_home_lists_several_sites_by_name_only(
-    browser: httpx.AsyncClient, server: ServerProcess, site: Site
+    browser: httpx.AsyncClient, inprocess: InProcess, site: Site
 ) -> None:
-    other = create_site(server.db, name=f"Other shop {uuid.uuid4().hex[:6]}")
-    with sqlite3.connect(server.db) as db:
+    other = await inprocess.create_site(name=f"Other shop {uuid.uuid4().hex[:6]}")
+    with sqlite3.connect(inprocess.db) as db:
         secrets = [row[0] for row in db.execute("SELECT identity_secret FROM sites")]
     for path in ("/help", "/help/new"):
         page = (await browser.get(path)).text
@@ -372,10 +378,9 @@ async def test_help_home_lists_several_sites_by_name_only(
         assert not any(secret in page for secret in secrets)
 
 
-async def test_a_single_site_is_chosen_without_asking(fresh_server: ServerProcess) -> None:
-    only = create_site(fresh_server.db, name="Only shop")
-    fresh_server.start()
-    async with httpx.AsyncClient(base_url=fresh_server.url) as client:
+async def test_a_single_site_is_chosen_without_asking(inprocess: InProcess) -> None:
+    only = await inprocess.create_site(name="Only shop")
+    async with inprocess.client() as client:
         home = (await client.get("/help")).text
         assert "Only shop help centre" in home
         form = (await client.get("/help/new")).text
