@@ -1,6 +1,6 @@
-"""Support access grants against a real server (docs/access_grants.md): a verified visitor
-grants, the host backend checks and records use, the visitor revokes, grants expire by a
-moved clock, and nobody reaches another user's or another site's grants."""
+"""Support access grants, the app in process (docs/access_grants.md): a verified visitor
+grants, the host backend checks and records use, the visitor revokes, grants expire when the
+app's clock is moved, and nobody reaches another user's or another site's grants."""
 
 from __future__ import annotations
 
@@ -13,13 +13,11 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.clocked import TimeShift
+from tests.inprocess import InProcess
 from tests.support import (
-    ServerProcess,
     Site,
     VisitorClient,
     console_client,
-    create_site,
     csrf_of,
     identity_secret,
     run_cli,
@@ -33,13 +31,13 @@ HOST = "/api/v1/access-grants"
 
 
 @pytest.fixture
-def grant_site(clocked: ServerProcess) -> Site:
-    return create_site(clocked.db)
+async def grant_site(inprocess: InProcess) -> Site:
+    return await inprocess.create_site()
 
 
 @pytest.fixture
-async def http(clocked: ServerProcess) -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(base_url=clocked.url) as client:
+async def http(inprocess: InProcess) -> AsyncIterator[httpx.AsyncClient]:
+    async with inprocess.client() as client:
         yield client
 
 
@@ -50,7 +48,7 @@ class Visitor:
         self.http, self.site, self.token, self.user_id = http, site, token, user_id
 
     @classmethod
-    async def verified(cls, server: ServerProcess, http: httpx.AsyncClient, site: Site,
+    async def verified(cls, server: InProcess, http: httpx.AsyncClient, site: Site,
                        name: str = "Ana") -> Visitor:
         user_id = f"user-{uuid.uuid4().hex[:8]}"
         session = await start_session(server, site, user={
@@ -75,8 +73,8 @@ class Visitor:
                                     headers=self.headers)
 
 
-def bearer(site: Site) -> dict[str, str]:
-    return {"Authorization": f"Bearer {site.api_token()}"}
+async def bearer(server: InProcess, site: Site) -> dict[str, str]:
+    return {"Authorization": f"Bearer {await server.api_token(site)}"}
 
 
 def set_grant_max(site: Site, hours: int) -> None:
@@ -90,14 +88,14 @@ def error_code(response: httpx.Response) -> str:
     return code
 
 
-async def test_grant_check_use_and_revoke(clocked: ServerProcess, http: httpx.AsyncClient,
+async def test_grant_check_use_and_revoke(inprocess: InProcess, http: httpx.AsyncClient,
                                           grant_site: Site) -> None:
-    ana = await Visitor.verified(clocked, http, grant_site)
-    client = await VisitorClient.connect(clocked, grant_site, ana.token)
+    ana = await Visitor.verified(inprocess, http, grant_site)
+    client = await VisitorClient.connect(inprocess, grant_site, ana.token)
     ack, _ = await client.open_request("I cannot export my invoices")
     await client.close()
     number = ack["ticket"]["number"]
-    host = bearer(grant_site)
+    host = await bearer(inprocess, grant_site)
 
     assert (await http.get(HOST, params={"user_id": ana.user_id})).status_code == 401
     before = (await http.get(HOST, params={"user_id": ana.user_id}, headers=host)).json()
@@ -137,16 +135,16 @@ async def test_grant_check_use_and_revoke(clocked: ServerProcess, http: httpx.As
     assert len((await ana.overview()).json()["events"]) == 3
 
 
-async def test_grants_expire_by_themselves(clocked: ServerProcess, http: httpx.AsyncClient,
-                                           grant_site: Site, shift: TimeShift) -> None:
-    ana = await Visitor.verified(clocked, http, grant_site)
+async def test_grants_expire_by_themselves(inprocess: InProcess, http: httpx.AsyncClient,
+                                           grant_site: Site) -> None:
+    ana = await Visitor.verified(inprocess, http, grant_site)
     short = (await ana.grant(hours=1)).json()["grant"]
     week = (await ana.grant(hours=168, reason="Billing migration")).json()["grant"]
-    host = bearer(grant_site)
+    host = await bearer(inprocess, grant_site)
     status = (await http.get(HOST, params={"user_id": ana.user_id}, headers=host)).json()
     assert status["expires_at"] == week["expires_at"] and len(status["grants"]) == 2
 
-    shift.advance(3601)
+    inprocess.clock.advance(3601)
     status = (await http.get(HOST, params={"user_id": ana.user_id}, headers=host)).json()
     assert [g["id"] for g in status["grants"]] == [week["id"]]
     refused = await http.post(f"{HOST}/{short['id']}/events", headers=host,
@@ -158,7 +156,7 @@ async def test_grants_expire_by_themselves(clocked: ServerProcess, http: httpx.A
     assert expired[0]["created_at"] == short["expires_at"]  # when it ended, not when noticed
     assert expired[0]["actor"]["type"] == "system"
 
-    shift.advance(7 * 24 * 3600)
+    inprocess.clock.advance(7 * 24 * 3600)
     status = (await http.get(HOST, params={"user_id": ana.user_id}, headers=host)).json()
     assert status["active"] is False
     events = (await ana.overview()).json()["events"]
@@ -166,9 +164,9 @@ async def test_grants_expire_by_themselves(clocked: ServerProcess, http: httpx.A
         [short["id"], week["id"]])
 
 
-async def test_the_site_sets_the_longest_grant(clocked: ServerProcess, http: httpx.AsyncClient,
+async def test_the_site_sets_the_longest_grant(inprocess: InProcess, http: httpx.AsyncClient,
                                                grant_site: Site) -> None:
-    ana = await Visitor.verified(clocked, http, grant_site)
+    ana = await Visitor.verified(inprocess, http, grant_site)
     choices = (await ana.overview()).json()["choices"]
     assert [c["label"] for c in choices] == ["1 hour", "24 hours", "7 days"]
     set_grant_max(grant_site, 24)
@@ -184,9 +182,9 @@ async def test_the_site_sets_the_longest_grant(clocked: ServerProcess, http: htt
     assert (await ana.overview()).json()["choices"] == []
 
 
-async def test_anonymous_visitors_cannot_grant(clocked: ServerProcess, http: httpx.AsyncClient,
+async def test_anonymous_visitors_cannot_grant(inprocess: InProcess, http: httpx.AsyncClient,
                                                grant_site: Site) -> None:
-    anonymous = await start_session(clocked, grant_site)
+    anonymous = await start_session(inprocess, grant_site)
     headers = {"Origin": grant_site.origin, "Authorization": f"Bearer {anonymous['token']}"}
     for response in (
         await http.get(WIDGET, params={"site": grant_site.key}, headers=headers),
@@ -195,7 +193,7 @@ async def test_anonymous_visitors_cannot_grant(clocked: ServerProcess, http: htt
         assert response.status_code == 403
         assert error_code(response) == "verified_visitor_required"
         assert response.headers["access-control-allow-origin"] == grant_site.origin
-    claimed = await start_session(clocked, grant_site,
+    claimed = await start_session(inprocess, grant_site,
                                   user={"id": "user-1", "name": "Mallory"})  # no hash
     headers["Authorization"] = f"Bearer {claimed['token']}"
     response = await http.post(WIDGET, json={"site": grant_site.key, "hours": 1},
@@ -214,10 +212,10 @@ async def test_anonymous_visitors_cannot_grant(clocked: ServerProcess, http: htt
 
 
 async def test_nobody_reaches_another_users_or_sites_grants(
-        clocked: ServerProcess, http: httpx.AsyncClient, grant_site: Site) -> None:
-    ana = await Visitor.verified(clocked, http, grant_site)
-    bob = await Visitor.verified(clocked, http, grant_site, name="Bob")
-    client = await VisitorClient.connect(clocked, grant_site, bob.token)
+        inprocess: InProcess, http: httpx.AsyncClient, grant_site: Site) -> None:
+    ana = await Visitor.verified(inprocess, http, grant_site)
+    bob = await Visitor.verified(inprocess, http, grant_site, name="Bob")
+    client = await VisitorClient.connect(inprocess, grant_site, bob.token)
     ack, _ = await client.open_request("Bob's ticket")
     await client.close()
     stolen = await ana.grant(hours=1, ticket=ack["ticket"]["number"])
@@ -226,8 +224,8 @@ async def test_nobody_reaches_another_users_or_sites_grants(
     assert (await bob.revoke(grant["id"])).status_code == 404
     assert (await bob.overview()).json()["events"] == []
 
-    other = create_site(clocked.db)
-    other_host = bearer(other)
+    other = await inprocess.create_site()
+    other_host = await bearer(inprocess, other)
     status = (await http.get(HOST, params={"user_id": ana.user_id}, headers=other_host)).json()
     assert status["active"] is False
     assert (await http.get(f"{HOST}/{grant['id']}", headers=other_host)).status_code == 404
@@ -239,7 +237,7 @@ async def test_nobody_reaches_another_users_or_sites_grants(
         "Origin": other.origin, "Authorization": f"Bearer {ana.token}"})
     assert cross.status_code == 401
     ana_status = (await http.get(HOST, params={"user_id": ana.user_id},
-                                 headers=bearer(grant_site))).json()
+                                 headers=await bearer(inprocess, grant_site))).json()
     assert ana_status["active"] is True
 
 
@@ -248,19 +246,19 @@ async def test_nobody_reaches_another_users_or_sites_grants(
     {"action": "ok", "detail": "y" * 2001}, {"action": "ok", "actor": ["Sam"]},
 ])
 async def test_recording_a_use_needs_a_clear_action(
-        clocked: ServerProcess, http: httpx.AsyncClient, grant_site: Site,
+        inprocess: InProcess, http: httpx.AsyncClient, grant_site: Site,
         body: dict[str, Any]) -> None:
-    ana = await Visitor.verified(clocked, http, grant_site)
+    ana = await Visitor.verified(inprocess, http, grant_site)
     grant = (await ana.grant(hours=1)).json()["grant"]
     response = await http.post(f"{HOST}/{grant['id']}/events", json=body,
-                               headers=bearer(grant_site))
+                               headers=await bearer(inprocess, grant_site))
     assert response.status_code == 422, response.text
     assert (await ana.overview()).json()["events"][0]["type"] == "granted"
 
 
-async def test_host_check_rejects_bad_user_ids(clocked: ServerProcess, http: httpx.AsyncClient,
+async def test_host_check_rejects_bad_user_ids(inprocess: InProcess, http: httpx.AsyncClient,
                                                grant_site: Site) -> None:
-    host = bearer(grant_site)
+    host = await bearer(inprocess, grant_site)
     for params in ({}, {"user_id": ""}, {"user_id": "u" * 201}):
         response = await http.get(HOST, params=params, headers=host)
         assert response.status_code == 422 and error_code(response) == "invalid_user_id"
@@ -276,15 +274,15 @@ def test_visitor_tokens_never_go_in_urls() -> None:
 
 
 async def test_console_shows_grant_status_and_the_audit_to_admins(
-        clocked: ServerProcess, http: httpx.AsyncClient, grant_site: Site) -> None:
-    ana = await Visitor.verified(clocked, http, grant_site, name="Ana")
-    client = await VisitorClient.connect(clocked, grant_site, ana.token)
+        inprocess: InProcess, http: httpx.AsyncClient, grant_site: Site) -> None:
+    ana = await Visitor.verified(inprocess, http, grant_site, name="Ana")
+    client = await VisitorClient.connect(inprocess, grant_site, ana.token)
     ack, _ = await client.open_request("Please look at my account")
     await client.close()
     number = ack["ticket"]["number"]
     ticket_page = f"/console/tickets/{grant_site.key}/{number}"
-    agent = await console_client(clocked, grant_site, role="agent")
-    admin = await console_client(clocked, grant_site, role="admin")
+    agent = await console_client(inprocess, grant_site, role="agent")
+    admin = await console_client(inprocess, grant_site, role="admin")
     try:
         assert "Never granted" in (await agent.get(ticket_page)).text
         reason = "<script>alert(1)</script> billing"
@@ -292,7 +290,7 @@ async def test_console_shows_grant_status_and_the_audit_to_admins(
         shown = (await agent.get(ticket_page)).text
         assert "Granted by the visitor" in shown and f"for #{number}" in shown
         assert "&lt;script&gt;alert(1)&lt;/script&gt; billing" in shown and reason not in shown
-        await http.post(f"{HOST}/{grant['id']}/events", headers=bearer(grant_site),
+        await http.post(f"{HOST}/{grant['id']}/events", headers=await bearer(inprocess, grant_site),
                         json={"action": "<b>Reset</b> the export"})
         await ana.revoke(grant["id"])
         assert "No active grant" in (await agent.get(ticket_page)).text
@@ -321,11 +319,11 @@ async def test_console_shows_grant_status_and_the_audit_to_admins(
 
 
 async def test_unverified_visitors_tickets_say_access_is_not_possible(
-        clocked: ServerProcess, grant_site: Site) -> None:
-    client = await VisitorClient.connect(clocked, grant_site)
+        inprocess: InProcess, grant_site: Site) -> None:
+    client = await VisitorClient.connect(inprocess, grant_site)
     ack, _ = await client.open_request("Anonymous")
     await client.close()
-    agent = await console_client(clocked, grant_site, role="agent")
+    agent = await console_client(inprocess, grant_site, role="agent")
     try:
         page = await agent.get(f"/console/tickets/{grant_site.key}/{ack['ticket']['number']}")
         assert "Not possible: the visitor is not verified" in page.text
@@ -334,18 +332,18 @@ async def test_unverified_visitors_tickets_say_access_is_not_possible(
 
 
 async def test_an_erasure_request_revokes_the_users_grants(
-        clocked: ServerProcess, http: httpx.AsyncClient, grant_site: Site) -> None:
-    writer = await Visitor.verified(clocked, http, grant_site)
-    client = await VisitorClient.connect(clocked, grant_site, writer.token)
+        inprocess: InProcess, http: httpx.AsyncClient, grant_site: Site) -> None:
+    writer = await Visitor.verified(inprocess, http, grant_site)
+    client = await VisitorClient.connect(inprocess, grant_site, writer.token)
     await client.open_request("Erase me later")
     await client.close()
-    silent = await Visitor.verified(clocked, http, grant_site)  # granted, never wrote
-    keeper = await Visitor.verified(clocked, http, grant_site)
+    silent = await Visitor.verified(inprocess, http, grant_site)  # granted, never wrote
+    keeper = await Visitor.verified(inprocess, http, grant_site)
     for visitor in (writer, silent, keeper):
         assert (await visitor.grant(hours=24, reason="help me")).status_code == 201
-    host = bearer(grant_site)
+    host = await bearer(inprocess, grant_site)
     for visitor, revoked in ((writer, 1), (silent, 1)):
-        erased = run_cli("visitor", "erase", "--db", str(clocked.db), "--site", grant_site.key,
+        erased = run_cli("visitor", "erase", "--db", str(inprocess.db), "--site", grant_site.key,
                          "--user-id", visitor.user_id, "--yes")
         assert f"revoked {revoked} support access grants" in erased.stdout, erased.stdout
         status = (await http.get(HOST, params={"user_id": visitor.user_id},
@@ -356,6 +354,6 @@ async def test_an_erasure_request_revokes_the_users_grants(
         assert grant_id is not None
     kept = (await http.get(HOST, params={"user_id": keeper.user_id}, headers=host)).json()
     assert kept["active"] is True
-    again = run_cli("visitor", "erase", "--db", str(clocked.db), "--site", grant_site.key,
+    again = run_cli("visitor", "erase", "--db", str(inprocess.db), "--site", grant_site.key,
                     "--user-id", silent.user_id, "--yes", check=False)
     assert again.returncode == 1  # nothing left to erase or revoke
