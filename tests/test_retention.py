@@ -1,7 +1,8 @@
-"""Data retention end to end: a real server whose clock is moved forward (the test-only
-launcher tests/clocked.py), real SQLite, the CLI, the REST API, the console and the widget's
-websocket (docs/privacy.md). Nothing sleeps a fixed time: the server job is awaited by
-polling the condition it brings about."""
+"""Data retention end to end: a real server and the CLI whose clock is moved forward (the
+test-only launcher tests/clocked.py), real SQLite, the REST API, the console and the widget's
+websocket; the scheduler's job and the console pages with the app in process
+(docs/privacy.md). Nothing sleeps a fixed time: the server job is awaited by polling the
+condition it brings about."""
 
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import httpx
 import pytest
 
 from tests.clocked import TimeShift
+from tests.inprocess import InProcess, in_process
 from tests.support import (
     Api,
     ServerProcess,
@@ -166,19 +168,22 @@ async def test_a_closed_conversation_expires_after_the_period_and_leaves_a_tombs
             await console.aclose()
 
 
-async def test_the_server_runs_the_job_by_itself(tmp_path: Path, offset: TimeShift) -> None:
+async def test_the_server_runs_the_job_by_itself(tmp_path: Path) -> None:
     db = tmp_path / "widget.db"
     site = create_site(db)
     run_cli("site", "set-retention", "--db", str(db), "--site", site.key, "--days", "7")
-    server = ServerProcess(db, launcher=offset.launcher,
-                           env={"WIDGET_RETENTION_INTERVAL": "0.2"}).start()
-    api = Api(server, site.api_token())
+    async with in_process(db, env={"WIDGET_RETENTION_INTERVAL": "0.2"}) as server:
+        await server_runs_the_job(server, site, db)
+
+
+async def server_runs_the_job(server: InProcess, site: Site, db: Path) -> None:
+    api = Api(server, await server.api_token(site))
     try:
         visitor = await VisitorClient.connect(server, site)
         number = (await visitor.open_request())[0]["ticket"]["number"]
         await visitor.close()
         await close_ticket(api, number)
-        offset.advance(8 * DAY)
+        server.clock.advance(8 * DAY)
         deadline = time.monotonic() + 30
         while True:  # polling the condition the job brings about, not sleeping a fixed time
             ticket = (await api.client.get(f"/api/v1/tickets/{number}")).json()["ticket"]
@@ -190,10 +195,10 @@ async def test_the_server_runs_the_job_by_itself(tmp_path: Path, offset: TimeShi
             ("scheduler",)]
     finally:
         await api.aclose()
-        server.stop()
 
 
-async def test_admins_set_the_period_in_the_console(server: ServerProcess, site: Site) -> None:
+async def test_admins_set_the_period_in_the_console(inprocess: InProcess) -> None:
+    server, site = inprocess, await inprocess.create_site()
     admin = await console_client(server, site, role="admin")
     agent = await console_client(server, site, role="agent")
     path = f"/console/admin/sites/{site.key}/privacy"
@@ -243,8 +248,9 @@ def test_set_retention_on_the_command_line(tmp_path: Path) -> None:
     assert "retention off" in run_cli("retention", "run", "--db", str(db)).stdout
 
 
-async def test_the_retention_page_escapes_what_it_shows(server: ServerProcess) -> None:
-    site = create_site(server.db, name="<b>Shop</b>")
+async def test_the_retention_page_escapes_what_it_shows(inprocess: InProcess) -> None:
+    server = inprocess
+    site = await server.create_site(name="<b>Shop</b>")
     client = await VisitorClient.connect(server, site)
     await client.open_request()
     await client.close()
