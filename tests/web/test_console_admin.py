@@ -279,7 +279,7 @@ async def test_rotating_the_identity_secret_keeps_old_hashes_for_a_grace_period(
         assert 'id="previous-secret"' not in (await admin.get(f"/console/admin/sites/{key}")).text
         new = newest
         renewed = await widget_session(inprocess, key, origin, {**user, "hash": identity(new,
-                                                                                      "user-42")})
+                                                                                         "user-42")})
         assert renewed.status_code == 200
 
 
@@ -321,7 +321,7 @@ async def test_admin_manages_an_agent(inprocess: InProcess) -> None:
                 "role": "agent", "tier": "1", "sites": [str(first_id), str(second_id)]})
             assert changed.status_code == 303
             assert agent_row(inprocess.db, new_email)[1:] == ("agent", 1, True,
-                                                           [first_id, second_id])
+                                                              [first_id, second_id])
             bad_tier = await admin.post(f"/console/admin/agents/{agent_id}", {
                 "role": "agent", "tier": "99"})
             field_error(bad_tier, f"agent-{agent_id}-tier")

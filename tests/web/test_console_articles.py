@@ -1,4 +1,4 @@
-"""Console pages of the help centre against a real server: the editor with its preview,
+"""Console pages of the help centre with the app in process: the editor with its preview,
 publishing, who may save, moderation of comments, CSRF and the metrics page."""
 
 from __future__ import annotations
@@ -13,14 +13,8 @@ import uuid
 import httpx
 import pytest
 
-from tests.support import (
-    ServerProcess,
-    Site,
-    console_client,
-    create_site,
-    csrf_of,
-    start_session,
-)
+from tests.inprocess import InProcess
+from tests.support import Site, console_client, csrf_of, start_session
 
 pytestmark = pytest.mark.anyio
 
@@ -38,8 +32,13 @@ XSS_BODY = """Intro <script>alert(1)</script>
 """
 
 
-async def sign_in(server: ServerProcess, site: Site, role: str = "admin") -> httpx.AsyncClient:
-    return await console_client(server, site, role)
+@pytest.fixture
+async def site(inprocess: InProcess) -> Site:
+    return await inprocess.create_site()
+
+
+async def sign_in(inprocess: InProcess, site: Site, role: str = "admin") -> httpx.AsyncClient:
+    return await console_client(inprocess, site, role)
 
 
 def fields(site: Site, csrf: str, slug: str, status: str = "published", **extra: str
@@ -66,22 +65,22 @@ def preview_of(html: str) -> str:
     return found.group(0)
 
 
-async def verified_token(server: ServerProcess, site: Site, name: str) -> str:
+async def verified_token(inprocess: InProcess, site: Site, name: str) -> str:
     with contextlib.closing(sqlite3.connect(site.db)) as conn:
         secret = conn.execute("SELECT identity_secret FROM sites WHERE key = ?",
                               (site.key,)).fetchone()[0]
     user_id = f"user-{uuid.uuid4().hex[:8]}"
     digest = hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
-    session = await start_session(server, site, user={"id": user_id, "name": name,
-                                                      "hash": digest})
+    session = await start_session(inprocess, site, user={"id": user_id, "name": name,
+                                                         "hash": digest})
     token: str = session["token"]
     return token
 
 
 async def test_admin_previews_saves_and_publishes_an_article(
-    server: ServerProcess, site: Site
+    inprocess: InProcess, site: Site
 ) -> None:
-    client = await sign_in(server, site)
+    client = await sign_in(inprocess, site)
     new = await client.get(f"/console/help/new?site={site.key}")
     assert new.status_code == 200 and "Preview" in new.text and "Save" in new.text
     csrf = csrf_of(new.text)
@@ -122,9 +121,9 @@ async def test_admin_previews_saves_and_publishes_an_article(
 
 
 async def test_slugs_are_unique_per_site_and_can_be_changed(
-    server: ServerProcess, site: Site
+    inprocess: InProcess, site: Site
 ) -> None:
-    client = await sign_in(server, site)
+    client = await sign_in(inprocess, site)
     first = await create(client, site, "billing")
     second = await create(client, site, "invoices")
     csrf = csrf_of((await client.get(f"/console/help/articles/{first}")).text)
@@ -142,17 +141,17 @@ async def test_slugs_are_unique_per_site_and_can_be_changed(
     assert (await client.get(f"/help/articles/invoices-and-receipts?site={site.key}")
             ).status_code == 200
     assert (await client.get(f"/help/articles/invoices?site={site.key}")).status_code == 404
-    other = create_site(server.db)  # the same slug in another site is fine
+    other = await inprocess.create_site()  # the same slug in another site is fine
     await create(client, other, "billing")
     await client.aclose()
 
 
 async def test_an_agent_can_view_and_preview_but_not_save(
-    server: ServerProcess, site: Site
+    inprocess: InProcess, site: Site
 ) -> None:
-    admin = await sign_in(server, site)
+    admin = await sign_in(inprocess, site)
     article = await create(admin, site, "notifications")
-    agent = await sign_in(server, site, role="agent")
+    agent = await sign_in(inprocess, site, role="agent")
     listed = await agent.get(f"/console/help?site={site.key}")
     assert listed.status_code == 200 and "How to notifications" in listed.text
     assert "New article" not in listed.text
@@ -166,30 +165,30 @@ async def test_an_agent_can_view_and_preview_but_not_save(
             ).status_code == 403
     assert (await agent.post("/console/help/articles", data=fields(site, csrf, "new-one"))
             ).status_code == 403
-    stranger_site = create_site(server.db)
-    stranger = await sign_in(server, stranger_site, role="agent")
+    stranger_site = await inprocess.create_site()
+    stranger = await sign_in(inprocess, stranger_site, role="agent")
     assert (await stranger.get(f"/console/help?site={site.key}")).status_code == 403
     assert (await stranger.get(f"/console/help/articles/{article}")).status_code == 403
-    async with httpx.AsyncClient(base_url=server.url) as anonymous:
+    async with inprocess.client() as anonymous:
         assert (await anonymous.get(f"/console/help?site={site.key}")).status_code == 303
     for client in (admin, agent, stranger):
         await client.aclose()
 
 
 async def test_agents_comment_hide_and_delete_and_the_public_page_follows(
-    server: ServerProcess, site: Site
+    inprocess: InProcess, site: Site
 ) -> None:
-    admin = await sign_in(server, site)
+    admin = await sign_in(inprocess, site)
     article = await create(admin, site, "api-tokens")
     await admin.aclose()
-    token = await verified_token(server, site, "Grace")
-    async with httpx.AsyncClient(base_url=server.url, headers={"Origin": site.origin}) as widget:
+    token = await verified_token(inprocess, site, "Grace")
+    async with inprocess.client(headers={"Origin": site.origin}) as widget:
         posted = await widget.post(f"/api/widget/v1/articles/{article}/comments",
                                    json={"site": site.key, "token": token,
                                          "body": "Spam <b>offer</b>"})
     assert posted.status_code == 201, posted.text
     comment = posted.json()["comment"]["id"]
-    agent = await sign_in(server, site, role="agent")
+    agent = await sign_in(inprocess, site, role="agent")
     page_url = f"/console/help/articles/{article}"
     csrf = csrf_of((await agent.get(page_url)).text)
     added = await agent.post(f"{page_url}/comments", data={"csrf": csrf, "body": "Thanks all"})
@@ -223,9 +222,9 @@ async def test_agents_comment_hide_and_delete_and_the_public_page_follows(
 
 
 async def test_the_metrics_page_counts_views_and_searches_without_results(
-    server: ServerProcess, site: Site
+    inprocess: InProcess, site: Site
 ) -> None:
-    admin = await sign_in(server, site)
+    admin = await sign_in(inprocess, site)
     article = await create(admin, site, "exporting-data", title="Export your data")
     for _ in range(2):
         assert (await admin.get(f"/help/articles/exporting-data?site={site.key}")

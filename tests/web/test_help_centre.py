@@ -126,7 +126,7 @@ async def verified_token(inprocess: InProcess, site: Site, name: str = "Grace") 
     user_id = f"user-{uuid.uuid4().hex[:8]}"
     digest = hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
     session = await start_session(inprocess, site, user={"id": user_id, "name": name,
-                                                      "hash": digest})
+                                                         "hash": digest})
     assert session["visitor"]["verified"] is True
     token: str = session["token"]
     return token
