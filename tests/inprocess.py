@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,11 +22,9 @@ import httpx
 from asgi_lifespan import LifespanManager
 from starlette.applications import Starlette
 
-from tests.support import RECV_TIMEOUT, Site
-from widget_server.api_tokens import hash_api_token, new_api_token
+from tests.support import RECV_TIMEOUT, Site, store_agent, store_api_token, store_site
 from widget_server.app import create_app
 from widget_server.config import Settings
-from widget_server.passwords import hash_password
 from widget_server.runtime import Runtime
 from widget_server.store import Store
 
@@ -158,37 +155,16 @@ class InProcess:
 
     async def create_site(self, origin: str | None = None, name: str | None = None) -> Site:
         """A site, as `widget-server init --site-name NAME --origin ORIGIN` makes it."""
-        origin = origin or f"https://shop-{uuid.uuid4().hex[:8]}.test"
-        site, _ = await self.store.ensure_site(name or f"Site {uuid.uuid4().hex[:8]}", [origin])
-        return Site(key=site.key, origin=origin, db=self.db)
+        return await store_site(self.store, self.db, origin, name)
 
     async def api_token(self, site: Site, name: str = "tests") -> str:
         """As `widget-server token create --site KEY --name NAME` makes it."""
-        found = await self.store.get_site_by_key(site.key)
-        assert found is not None, site
-        slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
-        agent, _ = await self.store.ensure_agent(f"{slug}@integrations.invalid", name, "agent",
-                                                 None)
-        token = new_api_token()
-        await self.store.create_api_token(name, hash_api_token(token), found.id, agent.id)
-        return token
+        return await store_api_token(self.store, site, name)
 
     async def add_agent(self, email: str, password: str, role: str = "agent",
                         sites: tuple[str, ...] = (), tier: int | None = None) -> int:
         """As `widget-server agent add --email E --password P --role R --site KEY...`."""
-        site_ids = []
-        for key in sites:
-            found = await self.store.get_site_by_key(key)
-            assert found is not None, key
-            site_ids.append(found.id)
-        agent, created = await self.store.ensure_agent(email, email.split("@")[0], role,
-                                                       hash_password(password))
-        await self.store.update_agent(agent.id, role=role, tier=tier,
-                                      site_ids=site_ids if sites or created else None,
-                                      active=True)
-        if not created:
-            await self.store.set_agent_password(email, hash_password(password))
-        return agent.id
+        return await store_agent(self.store, email, password, role, sites, tier)
 
 
 @contextlib.asynccontextmanager

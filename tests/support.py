@@ -15,17 +15,26 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from widget_server.api_tokens import hash_api_token, new_api_token
+from widget_server.config import Settings
+from widget_server.origins import parse_origin
+from widget_server.passwords import hash_password
+from widget_server.store import Store, open_store
+
 if TYPE_CHECKING:
     from tests.inprocess import InProcess, InProcessWebSocket
 
+T = TypeVar("T")
 RECV_TIMEOUT = 10.0  # generous: the whole suite may run beside other load
 ROOT = Path(__file__).resolve().parents[1]
 WIDGET_SERVER = [sys.executable, "-m", "widget_server"]
@@ -64,8 +73,7 @@ class Site:
     db: Path
 
     def api_token(self, name: str = "tests") -> str:
-        return run_cli("token", "create", "--db", str(self.db), "--name", name,
-                       "--site", self.key).stdout.strip()
+        return with_store(self.db, lambda store: store_api_token(store, self, name))
 
 
 def identity_secret(site: Site) -> str:
@@ -82,12 +90,62 @@ def user_hash(secret: str, user_id: str) -> str:
 
 
 def create_site(db: Path, origin: str | None = None, name: str | None = None) -> Site:
+    """A site, as `widget-server init --site-name NAME --origin ORIGIN` makes it."""
+    return with_store(db, lambda store: store_site(store, db, origin, name))
+
+
+def with_store(db: Path, work: Callable[[Store], Awaitable[T]]) -> T:
+    """``work`` done on the database as a `widget-server` command does it (the store opened,
+    used and closed by another connection than the server's), without starting another
+    Python for it: on a thread with a loop of its own, so sync tests and coroutines alike
+    can call it. tests/test_cli.py runs the commands themselves."""
+    async def run() -> T:
+        store = open_store(Settings(db=str(db)))
+        await store.open()
+        try:
+            return await work(store)
+        finally:
+            await store.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+async def store_site(store: Store, db: Path, origin: str | None = None,
+                     name: str | None = None) -> Site:
+    """What `widget-server init --site-name NAME --origin ORIGIN` does."""
     origin = origin or f"https://shop-{uuid.uuid4().hex[:8]}.test"
-    name = name or f"Site {uuid.uuid4().hex[:8]}"
-    out = run_cli("init", "--db", str(db), "--site-name", name, "--origin", origin).stdout
-    key = next(line.split(": ", 1)[1] for line in out.splitlines()
-               if line.startswith("site key: "))
-    return Site(key=key, origin=origin, db=db)
+    site, _ = await store.ensure_site(name or f"Site {uuid.uuid4().hex[:8]}",
+                                      [parse_origin(origin)])
+    return Site(key=site.key, origin=origin, db=db)
+
+
+async def store_api_token(store: Store, site: Site, name: str = "tests") -> str:
+    """What `widget-server token create --site KEY --name NAME` does."""
+    found = await store.get_site_by_key(site.key)
+    assert found is not None, site
+    slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
+    agent, _ = await store.ensure_agent(f"{slug}@integrations.invalid", name, "agent", None)
+    token = new_api_token()
+    await store.create_api_token(name, hash_api_token(token), found.id, agent.id)
+    return token
+
+
+async def store_agent(store: Store, email: str, password: str, role: str = "agent",
+                      sites: tuple[str, ...] = (), tier: int | None = None) -> int:
+    """What `widget-server agent add --email E --password P --role R --site KEY...` does."""
+    site_ids = []
+    for key in sites:
+        found = await store.get_site_by_key(key)
+        assert found is not None, key
+        site_ids.append(found.id)
+    agent, created = await store.ensure_agent(email, email.split("@")[0], role,
+                                              hash_password(password))
+    await store.update_agent(agent.id, role=role, tier=tier,
+                             site_ids=site_ids if sites or created else None, active=True)
+    if not created:
+        await store.set_agent_password(email, hash_password(password))
+    return agent.id
 
 
 class ServerProcess:
@@ -124,13 +182,10 @@ class ServerProcess:
         return await websockets.connect(url, origin=origin)  # type: ignore[arg-type]
 
     async def add_agent(self, email: str, password: str, role: str = "agent",
-                        sites: tuple[str, ...] = (), tier: int | None = None) -> None:
-        """`widget-server agent add`, as an operator runs it."""
-        args = [arg for key in sites for arg in ("--site", key)]
-        if tier is not None:
-            args += ["--tier", str(tier)]
-        run_cli("agent", "add", "--db", str(self.db), "--email", email, "--password", password,
-                "--role", role, *args)
+                        sites: tuple[str, ...] = (), tier: int | None = None) -> int:
+        """As `widget-server agent add` does it, from another connection."""
+        return await asyncio.to_thread(with_store, self.db, lambda store: store_agent(
+            store, email, password, role, sites, tier))
 
     def start(self, timeout: float = 20.0) -> ServerProcess:
         with self.log.open("ab") as log:
