@@ -1,4 +1,4 @@
-"""The REST API under /api/v1 against a real server (DESIGN sections 4.2 and 4.5)."""
+"""The REST API under /api/v1 against a real server (docs/api.md)."""
 
 from __future__ import annotations
 

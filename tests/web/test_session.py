@@ -1,4 +1,4 @@
-"""POST /api/widget/v1/session against a real server (DESIGN sections 4.2 and 4.3)."""
+"""POST /api/widget/v1/session against a real server (docs/protocol.md)."""
 
 from __future__ import annotations
 

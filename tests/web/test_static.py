@@ -1,4 +1,4 @@
-"""GET /widget.js and /healthz against a real server (DESIGN section 4.2)."""
+"""GET /widget.js and /healthz against a real server (docs/api.md)."""
 
 from __future__ import annotations
 

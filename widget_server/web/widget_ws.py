@@ -1,4 +1,4 @@
-"""GET /ws/widget: the visitor's live channel (DESIGN section 4.3).
+"""GET /ws/widget: the visitor's live channel (docs/protocol.md).
 
 The origin is checked at the handshake (refused with 403) and again against the site named in
 ``hello``; the token travels in that first frame, never in the URL. Each frame is handled to
