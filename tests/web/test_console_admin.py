@@ -1,5 +1,5 @@
-"""Admin pages of the console against a real server: sites, agents, API tokens (issue 4,
-items 1, 6, 7 and 8), and the sign-in throttling admins rely on."""
+"""Admin pages of the console against a real server: sites, agents, API tokens
+(docs/console.md), and the sign-in throttling admins rely on."""
 
 from __future__ import annotations
 

@@ -9,7 +9,7 @@ uvicorn's websockets-sansio connection is open, not paused by flow control and n
 middle of a fragmented message, ``text_sender`` writes the frame itself, and
 ``texts_sender`` a batch of frames in one write (one system call for the console feed's
 dozens of frames per writer batch); in every other case (another server or protocol, a
-paused or closing connection) each frame goes through ASGI as before, which waits, raises
+paused or closing connection) each frame goes through ASGI's send, which waits, raises
 or refuses as ASGI says.
 
 uvicorn's connection is found through the socket's ``receive``, which Starlette passes on
