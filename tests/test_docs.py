@@ -233,7 +233,7 @@ PROSE_FOLDERS = ("widget_server", "widget_static", "bench", "tests")
 OUTSIDE = re.compile(r"\bDESIGN\b|\.\./shared|/work/shared")
 HISTORY = re.compile(
     r"\bitems? \d+\b|\bthis stop\b|\bstop's\b|\b(previous|last|earlier|next) stops?\b"
-    r"|\bstops? (ago|before)\b|\bearlier version\b|\bfirst version of\b|\bwas changed\b"
+    r"|\bstops? ago\b|\bearlier version\b|\bfirst version of\b|\bwas changed\b"
     r"|\bissue #?\d+\b|\bused to (be|run|index|read|write|send|hold|cost|take|go)\b",
     re.IGNORECASE)
 
