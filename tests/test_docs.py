@@ -1,6 +1,8 @@
 """The documentation keeps up with the code: these tests fail when a setting, a flag, a frame
 type, an error code, a route, a module, or a widget command, event or script attribute is
-added without being documented, and when the README loses its screenshots."""
+added without being documented, when the README loses its screenshots, and when the docs
+grow past their budgets, cite anything outside the repository or tell the history of the work
+instead of the code."""
 
 from __future__ import annotations
 
