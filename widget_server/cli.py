@@ -371,13 +371,12 @@ def _serve(settings: Settings) -> None:
 
     from widget_server.app import create_app
     from widget_server.logs import redact_private_links
-    from widget_server.web.ws_protocol import WidgetWebSocketProtocol
 
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
-        ws=WidgetWebSocketProtocol,  # uvicorn's websockets-sansio, reading text frames itself
+        ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
         # protocol pings find dead peers; one silent for a whole interval more is dropped

@@ -142,7 +142,7 @@ async def _recheck(rt: Runtime, websocket: WebSocket, session_id: str) -> None:
 
 
 async def _send_loop(websocket: WebSocket, feed: AgentFeed) -> None:
-    send_texts = texts_sender(websocket)
+    send_texts = texts_sender(websocket, feed.rt.settings.ws_fast_send)
     while True:
         # what is queued goes out together: a writer batch publishes dozens of events at once
         texts = list(await feed.encoded(await feed.queue.get()))
