@@ -25,7 +25,7 @@ from widget_server.realtime.events import (
     agents_channel,
 )
 from widget_server.runtime import Runtime
-from widget_server.web.api import api_message, api_ticket
+from widget_server.web.agent_json import api_message, api_ticket
 from widget_server.web.console.auth import current_session
 from widget_server.web.ws_send import texts_sender
 
