@@ -181,7 +181,8 @@ async def _serve(
                 websocket.close(code=TRY_AGAIN_LATER, reason="overloaded")
             )
 
-    stream = VisitorStream(rt.store, text_sender(websocket), overflow, rt.settings.ws_send_queue)
+    stream = VisitorStream(rt.store, text_sender(websocket, rt.settings.ws_fast_send), overflow,
+                           rt.settings.ws_send_queue)
     frames = _Frames(websocket, rt.settings.ws_idle_timeout)
     context = (hello.page, websocket.headers.get("user-agent"))
     channel = visitor_channel(visitor.id)
