@@ -56,11 +56,10 @@ RESULTS = BENCH / "results"
 QUICK: dict[str, Any] = {
     "visitors": 100, "messages": 50, "closed_loops": 1, "rates": [500.0, 1000.0, 2000.0],
     "rate_s": 2.0, "storm": [500], "idle": [], "http_s": 2.0, "cold_starts": 3}
-# 300 messages each: with 100, the relay's closed loop lasted 0.8-1.5 s and its figure swung
-# from 6,751 to 13,156 msg/s within two hours (docs/performance.md, item 24).
+# 300 messages each: with 100, the relay's closed loop lasts 0.8-1.5 s and its figure swings
+# from 6,751 to 13,156 msg/s within two hours.
 # Three closed loops each for the relay and the chat, in turns, the median one reported: one
-# loop's figure moved by a tenth from run to run of the same code (docs/performance.md,
-# items 35 and 36).
+# loop's figure moves by a tenth from run to run of the same code (docs/performance.md).
 FULL: dict[str, Any] = {
     "visitors": 100, "messages": 300, "closed_loops": 3, "rates": [500.0, 1000.0, 2000.0],
     "rate_s": 10.0, "storm": [1000], "idle": [5000, 10000], "http_s": 10.0, "cold_starts": 3}

@@ -5,7 +5,7 @@ Starts a real ``python -m widget_server serve`` subprocess on a free loopback po
 fresh temporary SQLite database, connects N visitors exactly as the widget does (POST
 /api/widget/v1/session with the site's Origin, then a websocket hello), has each open a
 request, and then measures how long the server takes to acknowledge messages (an ack is
-only sent after the message is committed, DESIGN 4.3 / section 3).
+only sent after the message is committed, docs/protocol.md).
 
 Two modes:
 

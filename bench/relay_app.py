@@ -4,8 +4,7 @@ Visitor sockets (/ws/widget) send JSON frames; the server forwards each frame, a
 the one agent socket (/ws/agent) and acks the sender with ``{"type": "ack", "client_msg_id"}``.
 No database, no validation, no sessions: what is left is the cost of the stack itself, so
 this is the limit of this stack on this machine. uvicorn runs with widget-server's settings
-(widget_server.cli._serve): websockets-sansio (widget_server.web.ws_protocol's subclass,
-which reads whole text frames itself), no per-message deflate, uvloop and httptools when
+(widget_server.cli._serve): websockets-sansio, no per-message deflate, uvloop and httptools when
 installed, no server header, log level warning. Its frames go out as widget-server's do,
 through widget_server.web.ws_send (written to the transport directly while a connection is
 open), so the relay keeps every shortcut of the stack that the server has.
@@ -25,7 +24,6 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from widget_server.web.ws_protocol import WidgetWebSocketProtocol
 from widget_server.web.ws_send import text_sender
 
 MAX_FRAME_BYTES = 16 * 1024  # widget-server's default WIDGET_MAX_FRAME_BYTES
@@ -78,7 +76,7 @@ def main() -> None:
     args = parser.parse_args()
     uvicorn.run(
         app, host="127.0.0.1", port=args.port,
-        ws=WidgetWebSocketProtocol, ws_max_size=MAX_FRAME_BYTES, ws_per_message_deflate=False,
+        ws="websockets-sansio", ws_max_size=MAX_FRAME_BYTES, ws_per_message_deflate=False,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http="httptools" if importlib.util.find_spec("httptools") else "h11",
         log_level="warning", server_header=False, lifespan="off",

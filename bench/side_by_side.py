@@ -2,10 +2,10 @@
 turns (relay, chat, relay, chat, ...), then the relay's open loop at the reference rate and
 the chat's open loops.
 
-Measured one after the other, the relay's and the chat's figures came from different
-stretches of the VM's time, which drifts with its neighbours: in one run the chat server
-needed 40 % more CPU per message than in the next, while the relay, measured half a minute
-earlier, did not slow down (docs/performance.md, item 36). Taken in turns, each chat loop
+Measured one after the other, the relay's and the chat's figures come from different
+stretches of the VM's time, which drifts with its neighbours: the chat server can need 40 %
+more CPU per message in one run than in the next while the relay, measured half a minute
+earlier, does not slow down (docs/performance.md). Taken in turns, each chat loop
 has a relay loop right before it. While one side runs, the other's server, sockets and load
 generator processes are idle.
 """

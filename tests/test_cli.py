@@ -1,4 +1,4 @@
-"""The `widget-server` command as a user runs it: a subprocess (DESIGN section 4.1)."""
+"""The `widget-server` command as a user runs it: a subprocess (docs/configuration.md)."""
 
 from __future__ import annotations
 

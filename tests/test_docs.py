@@ -1,11 +1,16 @@
 """The documentation keeps up with the code: these tests fail when a setting, a flag, a frame
 type, an error code, a route, a module, or a widget command, event or script attribute is
-added without being documented, and when the README loses its screenshots."""
+added without being documented, when the README loses its screenshots, and when the docs
+grow past their budgets, cite anything outside the repository or tell the history of the work
+instead of the code."""
 
 from __future__ import annotations
 
 import argparse
+import ast
+import io
 import re
+import tokenize
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -221,3 +226,95 @@ def test_readme_shows_the_screenshots() -> None:
         assert (DOCS / name).is_file(), f"docs/{name} is missing"
         assert re.search(rf"!\[[^\]]+\]\(docs/{re.escape(name)}\)", readme), (
             f"README.md must show docs/{name} as an image with alt text")
+
+
+# Docs are a reference; the history of the work lives in git.
+PERFORMANCE_MAX_LINES = 250
+ARCHITECTURE_MAX_LINES = 350
+PROSE_FOLDERS = ("widget_server", "widget_static", "bench", "tests")
+OUTSIDE = re.compile(r"\bDESIGN\b|\.\./shared|/work/shared")
+HISTORY = re.compile(
+    r"\bitems? \d+\b|\bthis stop\b|\bstop's\b|\b(previous|last|earlier|next) stops?\b"
+    r"|\bstops? ago\b|\bearlier version\b|\bfirst version of\b|\bwas changed\b"
+    r"|\bissue #?\d+\b|\bused to (be|run|index|read|write|send|hold|cost|take|go)\b",
+    re.IGNORECASE)
+
+
+def _line_count(name: str) -> int:
+    return len(_doc(name).splitlines())
+
+
+def test_the_performance_page_is_a_short_reference() -> None:
+    lines = _line_count("performance.md")
+    assert lines <= PERFORMANCE_MAX_LINES, (
+        f"docs/performance.md has {lines} lines (at most {PERFORMANCE_MAX_LINES}): a reference, "
+        "not a log of measurements")
+    text = _doc("performance.md")
+    for heading in ("## Running it", "## Targets", "## Design decisions", "## Slow disks"):
+        assert f"\n{heading}" in text, f"docs/performance.md lost its {heading!r} section"
+
+
+def test_the_architecture_page_fits() -> None:
+    lines = _line_count("architecture.md")
+    assert lines <= ARCHITECTURE_MAX_LINES, (
+        f"docs/architecture.md has {lines} lines (at most {ARCHITECTURE_MAX_LINES})")
+    text = _doc("architecture.md")
+    opening = text.split("\n## ", 2)
+    assert "```" in opening[0] and opening[1].startswith("The path of a message"), (
+        "docs/architecture.md opens with the picture, then the path of a message")
+
+
+def _prose_files() -> Iterator[Path]:
+    yield ROOT / "README.md"
+    yield from sorted(DOCS.glob("*.md"))
+    for folder in PROSE_FOLDERS:
+        for path in sorted((ROOT / folder).rglob("*")):
+            if (path.suffix in {".md", ".py", ".js", ".css", ".html", ".sql"}
+                    and "__pycache__" not in path.parts and path != Path(__file__)):
+                yield path
+
+
+def test_nothing_refers_outside_the_repository() -> None:
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()}"
+             for path in _prose_files()
+             for number, line in enumerate(path.read_text("utf-8").splitlines(), 1)
+             if OUTSIDE.search(line)]
+    assert not found, ("the repository's docs and code cite nothing outside it; restate "
+                       "what readers need in docs/:\n" + "\n".join(found))
+
+
+def _python_prose(source: str) -> Iterator[tuple[int, str]]:
+    """The comments and docstrings of a Python module, with their line numbers."""
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.COMMENT:
+            yield token.start[0], token.string
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            docstring = ast.get_docstring(node, clean=False)
+            if docstring is not None:
+                first = node.body[0].lineno
+                for offset, line in enumerate(docstring.splitlines()):
+                    yield first + offset, line
+
+
+_WEB_COMMENT = re.compile(r"//[^\n]*|/\*.*?\*/|<!--.*?-->|\{#.*?#\}|--[^\n]*", re.DOTALL)
+
+
+def _prose(path: Path) -> Iterator[tuple[int, str]]:
+    """What a file says in words: all of a Markdown file, the comments and docstrings of code."""
+    text = path.read_text("utf-8")
+    if path.suffix == ".md":
+        yield from enumerate(text.splitlines(), 1)
+    elif path.suffix == ".py":
+        yield from _python_prose(text)
+    else:
+        for match in _WEB_COMMENT.finditer(text):
+            yield text.count("\n", 0, match.start()) + 1, match.group(0)
+
+
+def test_docs_and_comments_describe_the_present() -> None:
+    found = [f"{path.relative_to(ROOT)}:{number}: {line.strip()[:100]}"
+             for path in _prose_files() for number, line in _prose(path)
+             if HISTORY.search(line)]
+    assert not found, ("describe the code as it is, not the history of the work on it "
+                       "(that lives in git):\n" + "\n".join(found))

@@ -24,6 +24,7 @@ from widget_server.article_import import (
 from widget_server.cli_privacy import DB_HELP, SITE_HELP
 from widget_server.clock import Clock, SystemClock, isoformat
 from widget_server.config import DEMO_SITE_SETTING, ConfigError, Settings
+from widget_server.embed import snippet
 from widget_server.errors import WidgetError
 from widget_server.models import Site, normalize_origin
 from widget_server.origins import parse_origin
@@ -178,14 +179,6 @@ def _grace_hours(value: str) -> float:
     if not 0 <= hours <= 24 * 365:
         raise argparse.ArgumentTypeError("between 0 and 8760 hours")
     return hours
-
-
-def snippet(site: Site, base_url: str) -> str:
-    return (
-        "<script>window.HelpWidget=window.HelpWidget||function(){(HelpWidget.q=HelpWidget.q||[])"
-        ".push(arguments)};</script>\n"
-        f'<script async src="{base_url}/widget.js" data-site="{site.key}"></script>'
-    )
 
 
 async def _with_store(settings: Settings, work: Callable[[Store], Awaitable[Any]],
@@ -372,13 +365,12 @@ def _serve(settings: Settings, clock: Clock) -> None:
 
     from widget_server.app import create_app
     from widget_server.logs import redact_private_links
-    from widget_server.web.ws_protocol import WidgetWebSocketProtocol
 
     config = uvicorn.Config(
         create_app(settings, clock),
         host=settings.host,
         port=settings.port,
-        ws=WidgetWebSocketProtocol,  # uvicorn's websockets-sansio, reading text frames itself
+        ws="websockets-sansio",
         ws_max_size=settings.max_frame_bytes,
         ws_per_message_deflate=False,
         # protocol pings find dead peers; one silent for a whole interval more is dropped

@@ -9,17 +9,14 @@ import sys
 from widget_server.clock import Clock
 from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import Site
-from widget_server.retention import (
-    BATCH,
+from widget_server.retention import BATCH, RetentionError, parse_days, run_retention
+from widget_server.store import Store
+from widget_server.store.privacy_records import (
     ErasureSelector,
-    RetentionError,
     SelectorKind,
     cutoff,
     describe_days,
-    parse_days,
-    run_retention,
 )
-from widget_server.store import Store
 
 DB_HELP = "SQLite file (default: $WIDGET_DB or ./widget.db)"
 SITE_HELP = "site key (needed when there are several sites)"

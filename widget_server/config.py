@@ -157,6 +157,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds between protocol pings; a peer silent as long again is dropped."),
     Setting("ws_send_queue", "WIDGET_WS_SEND_QUEUE", _positive_int,
             "Events queued for one slow /ws/widget connection before it is closed (1013)."),
+    Setting("ws_fast_send", "WIDGET_WS_FAST_SEND", _on_off,
+            "Write websocket text frames to uvicorn's transport directly (on/off)."),
     Setting("site_cache_seconds", "WIDGET_SITE_CACHE_SECONDS", _seconds_or_off,
             "Seconds the sites are kept in memory; changes from other processes show after."),
     Setting("login_free_failures", "WIDGET_LOGIN_FREE_FAILURES", _limit,
@@ -193,6 +195,7 @@ class Settings:
     ws_idle_timeout: float = 300.0
     ws_ping_interval: float = 20.0
     ws_send_queue: int = 1000
+    ws_fast_send: bool = True
     site_cache_seconds: float = 1.0
     login_free_failures: int = 3
     login_max_lockout: int = 900

@@ -78,8 +78,8 @@ class Visitor:
 
 # Records made for every message (Author, Message, PostResult; store.VisitorPost and
 # realtime.events.MessagesAdded too) are slotted and not frozen: a frozen dataclass sets each
-# field through object.__setattr__, which cost about 4 us of the server's 120 per message in
-# the chat benchmark (docs/performance.md, item 37). Nothing changes them once built.
+# field through object.__setattr__, which costs about 4 us of the server's 120 per message in
+# the chat benchmark (docs/performance.md). Nothing changes them once built.
 @dataclass(slots=True)
 class Author:
     type: AuthorType

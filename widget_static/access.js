@@ -3,7 +3,7 @@
 // expiry and recorded use. Loaded only when the view opens. The visitor token travels in a
 // header, never in a URL; everything shown is set with textContent.
 
-import { h } from "./panel.js";
+import { h } from "./dom.js";
 
 const WHEN = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "short" });
 const when = (iso) => WHEN.format(new Date(iso));

@@ -1,4 +1,4 @@
-"""The JS API of DESIGN section 4.4: queued calls, events, identify and logout."""
+"""The JS API of docs/embedding.md: queued calls, events, identify and logout."""
 
 from __future__ import annotations
 

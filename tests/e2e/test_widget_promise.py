@@ -1,4 +1,4 @@
-"""The widget's SLA promise in words, evaluated by the real panel module in Chromium."""
+"""The widget's SLA promise in words, evaluated by the real views module in Chromium."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ def promise(page: Page, server: ServerProcess, ticket: str) -> str:
     version = re.search(r'version: "([0-9a-f]+)"', httpx.get(server.url + "/widget.js").text)
     assert version
     result: str = page.evaluate(
-        f"async () => (await import('{server.url}/widget/{version.group(1)}/panel.js'))"
+        f"async () => (await import('{server.url}/widget/{version.group(1)}/views.js'))"
         f".promise({ticket}, {NOW})")
     return result
 

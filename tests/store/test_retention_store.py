@@ -16,8 +16,9 @@ from widget_server.articles import make_source
 from widget_server.clock import FakeClock
 from widget_server.errors import Conflict, NotFound
 from widget_server.models import Agent, Site, Ticket, Visitor
-from widget_server.retention import ErasureSelector, run_retention
+from widget_server.retention import run_retention
 from widget_server.store.base import TicketPatch, VisitorPost
+from widget_server.store.privacy_records import ErasureSelector
 from widget_server.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio

@@ -1,4 +1,4 @@
-"""The REST API under /api/v1, the app in process (DESIGN sections 4.2 and 4.5)."""
+"""The REST API under /api/v1, the app in process (docs/api.md)."""
 
 from __future__ import annotations
 

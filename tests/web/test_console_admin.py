@@ -1,5 +1,5 @@
-"""Admin pages of the console, the app in process: sites, agents, API tokens (issue 4,
-items 1, 6, 7 and 8), and the sign-in throttling admins rely on. Each test has an app and
+"""Admin pages of the console, the app in process: sites, agents, API tokens
+(docs/console.md), and the sign-in throttling admins rely on. Each test has an app and
 database of its own, so no sign-in throttle carries over from one test to another."""
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
-from tests.support import ServerProcess, Site, VisitorClient, run_cli
+from tests.support import Api, ServerProcess, Site, VisitorClient, run_cli
 
 pytestmark = pytest.mark.anyio
 
@@ -61,3 +61,37 @@ async def test_agent_socket_gets_visitor_messages_and_typing_and_refuses_strange
     assert seen["author"]["type"] == "agent"
     await agent.close()
     await visitor.close()
+
+
+async def test_console_frames_carry_the_same_ticket_and_message_json_as_the_rest_api(
+    server: ServerProcess, site: Site
+) -> None:
+    email = f"same-{uuid.uuid4().hex[:6]}@example.com"
+    run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password", "pw-same-1",
+            "--site", site.key)
+    cookie = await signed_in_cookie(server, email, "pw-same-1")
+    agent = await websockets.connect(f"ws://127.0.0.1:{server.port}/ws/console",
+                                     origin=server.url,  # type: ignore[arg-type]
+                                     additional_headers={"Cookie": f"widget_console={cookie}"})
+    visitor = await VisitorClient.connect(server, site)
+    api = Api(server, site.api_token())
+    try:
+        assert json.loads(await agent.recv())["type"] == "ready"
+        await visitor.open_request("Same JSON everywhere")
+        while (message := json.loads(await agent.recv()))["type"] != "message":
+            pass
+        patched = await api.client.patch("/api/v1/tickets/1",
+                                         json={"status": "open", "severity": "high"})
+        assert patched.status_code == 200, patched.text
+        while (frame := json.loads(await agent.recv()))["type"] != "ticket" or \
+                frame["ticket"]["severity"] != "high":
+            pass
+        rest = (await api.client.get("/api/v1/tickets/1")).json()
+    finally:
+        await api.aclose()
+        await agent.close()
+        await visitor.close()
+    assert rest["ticket"].pop("visitor_id")  # the one field only the REST detail adds
+    assert frame["ticket"] == rest["ticket"] == patched.json()["ticket"]
+    assert message["message"] == next(m for m in rest["messages"]
+                                      if m["id"] == message["message"]["id"])

@@ -248,7 +248,7 @@ async def test_pages_choose_among_several_sites_like_the_help_form(
     browser: httpx.AsyncClient, corpus: Site, inprocess: InProcess
 ) -> None:
     await inprocess.create_site()  # a second site, as the shared server had many
-    page = assert_page(await browser.get("/help/articles/billing"))  # the inprocess has many sites
+    page = assert_page(await browser.get("/help/articles/billing"))  # the app has several sites
     assert f'href="/help/articles/billing?site={corpus.key}"' in page
 
 

@@ -1,5 +1,5 @@
 """POST /api/widget/v1/session, the app in process; the expiry of a token at the websocket's
-hello against a real inprocess (DESIGN sections 4.2 and 4.3)."""
+hello against a real server (docs/protocol.md)."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ SESSION = "/api/widget/v1/session"
 
 
 def query_db(db: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """Read the inprocess's database read-only, the way an operator would inspect it."""
+    """Read the server's database read-only, the way an operator would inspect it."""
     with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
         return conn.execute(sql, params).fetchall()
 

@@ -1,4 +1,4 @@
-"""GET /widget.js and /healthz, the app in process (DESIGN section 4.2)."""
+"""GET /widget.js and /healthz, the app in process (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The widget websocket protocol v1 against a real server (DESIGN section 4.3)."""
+"""The widget websocket protocol v1 against a real server (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -23,7 +23,6 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from websockets.frames import Frame, Opcode
 
 from tests.support import free_port
-from widget_server.web.ws_protocol import WidgetWebSocketProtocol
 from widget_server.web.ws_send import TextSender, frame_header, text_sender, texts_sender
 
 
@@ -59,12 +58,11 @@ class Endpoint:
 
 
 @contextlib.contextmanager
-def serving(endpoint: Endpoint, ws: type[asyncio.Protocol] | str = "websockets-sansio"
-            ) -> Iterator[str]:
+def serving(endpoint: Endpoint) -> Iterator[str]:
     app = Starlette(routes=[WebSocketRoute("/ws", endpoint)])
     port = free_port()
     config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, ws=ws,
+        app, host="127.0.0.1", port=port, ws="websockets-sansio",
         ws_per_message_deflate=False, lifespan="off", log_level="warning",
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
     )
@@ -83,22 +81,20 @@ def serving(endpoint: Endpoint, ws: type[asyncio.Protocol] | str = "websockets-s
 
 
 @pytest.mark.parametrize("together", [False, True], ids=["one by one", "together"])
-@pytest.mark.parametrize("ws", ["websockets-sansio", WidgetWebSocketProtocol],
-                         ids=["uvicorn", "serve's subclass"])
-def test_frames_are_written_directly_in_order_under_uvicorn(
-        ws: type[asyncio.Protocol] | str, together: bool) -> None:
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "WIDGET_WS_FAST_SEND=0"])
+def test_frames_are_written_directly_in_order_under_uvicorn(fast: bool, together: bool) -> None:
     sizes = [0, 10, 125, 126, 4000, 65535, 65536, 200_000]
     texts = [f"{n:03d}" + "é" * (size // 2) for n, size in enumerate(sizes)]
 
     async def body(websocket: WebSocket, send_text: TextSender) -> None:
         if together:  # one write for all of them (the console feed's batches)
-            await texts_sender(websocket)(texts)
+            await texts_sender(websocket, fast)(texts)
             return
         for text in texts:
-            await send_text(text)
+            await text_sender(websocket, fast)(text)
 
     endpoint = Endpoint(body)
-    with serving(endpoint, ws) as url:
+    with serving(endpoint) as url:
         async def read() -> list[str]:
             async with websockets.connect(url, max_size=None, compression=None) as client:
                 return [str(await client.recv()) for _ in sizes]
@@ -106,7 +102,8 @@ def test_frames_are_written_directly_in_order_under_uvicorn(
         received = asyncio.run(read())
     assert endpoint.finished.wait(10) and endpoint.failure is None
     assert received == texts
-    assert endpoint.asgi_sends == 0  # every frame written directly: the fast path is in use
+    # fast: every frame written directly, the shortcut is in use; off: none of them
+    assert endpoint.asgi_sends == (0 if fast else len(texts))
 
 
 @pytest.mark.parametrize("together", [False, True], ids=["one by one", "in fives"])

@@ -37,7 +37,7 @@ from widget_server.models import (
     VisitorProfile,
 )
 from widget_server.reports import TicketFacts
-from widget_server.retention import (
+from widget_server.store.privacy_records import (
     AuditEntry,
     ErasurePreview,
     ErasureSelector,

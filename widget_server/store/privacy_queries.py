@@ -10,15 +10,15 @@ from datetime import datetime, timedelta
 
 from widget_server.clock import isoformat, parse_iso
 from widget_server.models import Site
-from widget_server.retention import (
+from widget_server.store import sqlite_retention as jobs
+from widget_server.store.console_queries import StoreMixin
+from widget_server.store.privacy_records import (
     AuditEntry,
     ErasurePreview,
     ErasureSelector,
     Purged,
     RetentionBatch,
 )
-from widget_server.store import sqlite_retention as jobs
-from widget_server.store.console_queries import StoreMixin
 
 
 class PrivacyQueries(StoreMixin):

@@ -89,7 +89,7 @@ class SiteCache:
         return list(by_key.values())
 
     # a key or id not in the list is looked for in the database before it is called unknown
-    # (a site just made by `widget-server init` in another process): as costly as before
+    # (a site just made by `widget-server init` in another process): one read, no cache
     async def by_key(self, key: str) -> Site | None:
         by_key, _ = await self._fresh()
         if key not in by_key:

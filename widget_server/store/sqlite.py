@@ -253,7 +253,7 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         page = f"FROM {rows.TICKET_FROM} WHERE {' AND '.join(where)} ORDER BY t.number DESC LIMIT ?"
         # first only the columns that identify each ticket's contents: a page of tickets that
         # did not change since they were last read comes from the memo, at a third of the
-        # cost of reading their thirty columns (docs/performance.md, item 28)
+        # cost of reading their thirty columns (docs/performance.md)
         keys = await self._fetchall(f"SELECT {rows.TICKET_KEY_COLUMNS} {page}", (*params, limit))
         found = [self._tickets.known(key) for key in keys]
         missing = [key[0] for key, ticket in zip(keys, found, strict=True) if ticket is None]

@@ -1,9 +1,9 @@
 """Full-text indexing of message bodies in bulk, off the path of each message.
 
-An FTS5 trigger used to index every message inside the transaction that stored it. FTS5
-then wrote a new index segment at every commit (one per writer batch) and kept merging them,
-and that cost grew with the index: about a third of the writer's CPU per message on a fresh
-database, more on a large one (docs/performance.md, item 18). Now
+An FTS5 trigger indexing every message inside the transaction that stored it would write a
+new index segment at every commit (one per writer batch) and keep merging them, a cost that
+grows with the index: about a third of the writer's CPU per message on a fresh database,
+more on a large one (docs/performance.md). Instead
 ``message_index_state.indexed_upto`` is the highest message id in ``messages_fts``, and every
 message above it is pending. The writer indexes what is pending as its upkeep, between
 batches on the event loop (sqlite_writer.SQLiteWriter): when it has been idle for a moment,

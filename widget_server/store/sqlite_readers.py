@@ -3,8 +3,8 @@
 Every read runs on a thread so that it never holds the event loop, and every such thread
 competes with the loop for the GIL (SQLite releases it while it steps; the rows are built
 holding it). On a two-core machine, with three reader threads busy at once, the REST ticket
-listing served about half the requests it serves with one (docs/performance.md, item 26):
-the GIL went back and forth between them and the loop across the cores. So the reads go to the
+listing serves about half the requests it serves with one (docs/performance.md): the
+GIL goes back and forth between them and the loop across the cores. So the reads go to the
 **quick lane**, one connection, first. A read that is still running there after
 ``QUICK_BUDGET`` is interrupted (``sqlite3_interrupt``, called from the loop) and run again
 in the **slow lane** (``SLOW_READERS`` connections): no read holds the quick one for longer

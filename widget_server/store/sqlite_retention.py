@@ -19,15 +19,15 @@ from datetime import datetime, timedelta
 from widget_server.clock import isoformat
 from widget_server.errors import NotFound
 from widget_server.models import Site
-from widget_server.retention import (
+from widget_server.store import sqlite_rows as rows
+from widget_server.store.grant_queries import revoke_user_grants
+from widget_server.store.privacy_records import (
     ErasureSelector,
     Purged,
     RetentionBatch,
     cutoff,
     describe_days,
 )
-from widget_server.store import sqlite_rows as rows
-from widget_server.store.grant_queries import revoke_user_grants
 from widget_server.store.sqlite_writes import _event
 
 LEASE_NAME = "retention"

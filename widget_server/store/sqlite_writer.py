@@ -11,10 +11,10 @@ acknowledging anything that is not on disk. A job that raises fails alone: the b
 rolled back and run again with a SAVEPOINT around each job. A job may therefore run twice
 (the first run rolled back), so it must only touch the database.
 
-The batches run on the event loop's own thread. A writer thread cost a wake-up of that
+The batches run on the event loop's own thread. A writer thread costs a wake-up of that
 thread and a hand-over of the GIL in each direction for every batch; on the loop, a batch's
 statements take about 0.1 ms per message and its commit's fsync about as long, and the chat
-benchmark persisted 8-19 % more messages per second (docs/performance.md, item 22).
+benchmark persists 8-19 % more messages per second (docs/performance.md).
 Whatever may wait longer than that runs in the writer's helper thread instead, with new jobs
 held until it is done: a batch that finds the database locked by another process (the
 connection fails at once on the loop and waits ``busy_timeout`` in the thread), a job its
@@ -22,7 +22,7 @@ caller marks ``off_loop`` because it may run long, and the commit of a batch of 
 ``COMMIT_AWAY`` jobs. Such a batch means a busy server, whose loop has sockets to read and
 frames to send while the commit's fsync (0.3-0.4 ms on the benchmark VM's disk) waits on the
 disk; a small batch's commit stays on the loop, where it costs no thread hand-over
-(docs/performance.md, item 34).
+(docs/performance.md).
 
 The upkeep runs once no job has come for ``UPKEEP_IDLE``, or after ``upkeep_every`` jobs when
 none of those pauses come. First the ``upkeep`` job (work that may lag behind the writes:
@@ -31,9 +31,9 @@ of the batch before it; it must do bounded work (a few ms) and return True when 
 and then it runs again at the next chance. Then a passive WAL checkpoint, on a connection and
 thread of its own: it waits for no writer, so the batches go on while it copies pages and
 syncs the database file. SQLite's own checkpoint after a commit is turned off on the writer's
-connection, because it would do that on the loop. Both used to run in the helper thread with
-the writes held: about 9 ms every 500 jobs, which set the ack p99 at 1,000 msg/s
-(docs/performance.md, item 29). A failing upkeep is logged and tried again later; it never
+connection, because it would do that on the loop. Run in the helper thread with the writes
+held, the two would take about 9 ms every 500 jobs, enough to set the ack p99 at 1,000 msg/s
+(docs/performance.md). A failing upkeep is logged and tried again later; it never
 fails a caller.
 """
 

@@ -6,20 +6,17 @@ visitor's widget live, like replies from the console.
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from widget_server.api_tokens import hash_api_token
-from widget_server.clock import isoformat
 from widget_server.errors import NotFound, Unauthorized, Unprocessable
-from widget_server.models import Agent, Message, Ticket
-from widget_server.realtime.protocol import ticket_json
+from widget_server.models import Agent, Ticket
 from widget_server.reports import build_report
 from widget_server.store import TicketPatch
 from widget_server.tickets import STATUSES
+from widget_server.web.agent_json import api_message, api_ticket
 from widget_server.web.errors import read_json_object, runtime
 from widget_server.web.openapi import openapi_json
 from widget_server.web.responses import JSONResponse
@@ -46,28 +43,6 @@ async def authenticate(request: Request) -> tuple[int, Agent]:
     if found is None or not found[1].active:
         raise Unauthorized("this API token is not valid", code="invalid_token")
     return found
-
-
-def api_ticket(ticket: Ticket) -> dict[str, Any]:
-    erased = ticket.erased_at is not None  # a tombstone: number, status, dates (privacy.md)
-    return {**ticket_json(ticket), "conversation": None if erased else ticket.conversation_id,
-            "channel": ticket.channel, "assignee_id": ticket.assignee_id,
-            "updated_at": isoformat(ticket.updated_at),
-            "closed_at": isoformat(ticket.closed_at) if ticket.closed_at else None,
-            "erased": erased, "erased_at": isoformat(ticket.erased_at) if erased else None,
-            "erased_reason": ticket.erased_reason}
-
-
-def api_message(message: Message) -> dict[str, Any]:
-    return {
-        "id": message.id,
-        "seq": message.seq if not message.internal else None,
-        "author": {"type": message.author.type, "name": message.author.name,
-                   "id": message.author.id},
-        "body": message.body,
-        "internal": message.internal,
-        "created_at": isoformat(message.created_at),
-    }
 
 
 def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:

@@ -1,4 +1,4 @@
-"""The Help Form: plain server-rendered pages that work without JavaScript (DESIGN 4.2).
+"""The Help Form: plain server-rendered pages that work without JavaScript (docs/api.md).
 
 GET/POST /help/new is the form (the help-centre pages around it are in help_centre.py), and
 /help/requests/{token} the requester's private page of one request (its thread and a reply

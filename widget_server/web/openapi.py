@@ -24,12 +24,19 @@ def _ok(description: str, schema: dict[str, Any]) -> dict[str, Any]:
 _NUMBER = {"name": "number", "in": "path", "required": True,
            "description": "The ticket's per-site number (#1042 is 1042).",
            "schema": {"type": "integer", "minimum": 1}}
-_SEVERITY = "A severity key of the site's support policy."
+_SEVERITY = ("A severity key of the site's support policy (by default critical, high, normal "
+             "or low).")
+_NOT_BLANK = "\\S"  # at least one character that is not white space
+MAX_INT = 2**63 - 1  # SQLite's integers: a larger number names no row
 _ERASED = ("A tombstone left by data retention or an erasure request: number, status, "
            "severity and dates only; no subject, messages or visitor (docs/privacy.md).")
 _ERRORS = {"401": _error("Missing or invalid bearer token."),
            "404": _error("No such ticket on the token's site."),
            "422": _error("Invalid input.")}
+# what any operation with a JSON body may answer (web/errors.py, read_json_object)
+_BODY_ERRORS = {"400": _error("`invalid_json`: the body is not JSON, or not a JSON object."),
+                "413": _error("`payload_too_large`: the body is larger than 64 KiB.")}
+_ERASED_409 = {"409": _error("`ticket_erased`: the ticket is a tombstone; nothing changes it.")}
 
 
 def openapi_json() -> dict[str, Any]:
@@ -39,19 +46,24 @@ def openapi_json() -> dict[str, Any]:
         "info": {"title": "widget-server REST API", "version": __version__,
                  "description": "Tickets of the site the bearer token belongs to. "
                  "Errors are {\"error\": {\"code\", \"message\"}}."},
+        "servers": [{"url": "/", "description": "The server this description came from."}],
         "security": [{"bearer": []}],
         "paths": {
             "/api/v1/tickets": {"get": {
+                "operationId": "listTickets",
                 "summary": "List tickets, newest first.",
                 "parameters": [
                     {"name": "status", "in": "query", "schema": {"enum": list(STATUSES)}},
-                    {"name": "severity", "in": "query", "description": _SEVERITY,
-                     "schema": {"type": "string", "maxLength": 40}},
-                    {"name": "limit", "in": "query",
-                     "schema": {"type": "integer", "minimum": 1, "maximum": 200, "default": 50}},
+                    {"name": "severity", "in": "query", "description": _SEVERITY
+                     + " A key no ticket has gives an empty page.",
+                     "schema": {"type": "string", "minLength": 1, "maxLength": 40}},
+                    {"name": "limit", "in": "query", "description":
+                     "Tickets per page; a value above 200 gives 200.",
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT,
+                                "default": 50}},
                     {"name": "before", "in": "query", "description":
                      "Only tickets numbered below this (the previous page's next_before).",
-                     "schema": {"type": "integer", "minimum": 1}},
+                     "schema": {"type": "integer", "minimum": 1, "maximum": MAX_INT}},
                 ],
                 "responses": {"200": _ok("A page of tickets.", {
                     "type": "object", "properties": {
@@ -61,6 +73,7 @@ def openapi_json() -> dict[str, Any]:
             }},
             "/api/v1/tickets/{number}": {
                 "get": {
+                    "operationId": "getTicket",
                     "summary": "One ticket with its whole thread (internal notes included) "
                                "and its event timeline.",
                     "parameters": [_NUMBER],
@@ -68,10 +81,11 @@ def openapi_json() -> dict[str, Any]:
                         "type": "object", "properties": {
                             "ticket": {"$ref": ref + "Ticket"},
                             "messages": {"type": "array", "items": {"$ref": ref + "Message"}},
-                            "events": {"type": "array", "items": {"type": "object"}}}}),
+                            "events": {"type": "array", "items": {"$ref": ref + "Event"}}}}),
                         **_ERRORS},
                 },
                 "patch": {
+                    "operationId": "updateTicket",
                     "summary": "Change status, stage, severity (recomputes the due time) "
                                "or assignee.",
                     "parameters": [_NUMBER],
@@ -80,16 +94,22 @@ def openapi_json() -> dict[str, Any]:
                                    "properties": {
                                        "status": {"enum": list(STATUSES)},
                                        "stage": {"enum": list(STAGES)},
-                                       "severity": {"type": "string", "description": _SEVERITY},
-                                       "assignee": {"type": ["integer", "string", "null"],
-                                                    "description": "Agent id or email; "
-                                                    "null unassigns."}}}}}},
+                                       "severity": {"type": "string", "minLength": 1,
+                                                    "description": _SEVERITY},
+                                       "assignee": {
+                                           "description": "Agent id or email; null unassigns.",
+                                           "oneOf": [
+                                               {"type": "integer", "minimum": 1,
+                                                "maximum": MAX_INT},
+                                               {"type": "string"}, {"type": "null"}]}}}}}},
                     "responses": {"200": _ok("The updated ticket.", {
-                        "type": "object", "properties": {"ticket": {"$ref": ref + "Ticket"}}}),
-                        **_ERRORS},
+                        "type": "object", "required": ["ticket"],
+                        "properties": {"ticket": {"$ref": ref + "Ticket"}}}),
+                        **_ERRORS, **_BODY_ERRORS, **_ERASED_409},
                 },
             },
             "/api/v1/reports/sla": {"get": {
+                "operationId": "getSlaReport",
                 "summary": "SLA figures of the token's site: first-response p50/p90, breach "
                            "rate per severity, opened and solved per day, backlog by status.",
                 "parameters": [{"name": "days", "in": "query", "schema": {
@@ -112,17 +132,26 @@ def openapi_json() -> dict[str, Any]:
                 }}), "401": _ERRORS["401"], "422": _ERRORS["422"]},
             }},
             "/api/v1/tickets/{number}/messages": {"post": {
+                "operationId": "postMessage",
                 "summary": "Reply as the token's agent; public replies reach the widget live.",
                 "parameters": [_NUMBER],
                 "requestBody": {"required": True, "content": {"application/json": {"schema": {
                     "type": "object", "required": ["body"], "properties": {
-                        "body": {"type": "string", "minLength": 1, "maxLength": 5000},
+                        "body": {"type": "string", "minLength": 1, "pattern": _NOT_BLANK,
+                                 "description": "At most WIDGET_MAX_BODY_CHARS characters "
+                                                "(5000 by default); longer: 413 "
+                                                "`body_too_long`."},
                         "internal": {"type": "boolean", "default": False,
                                      "description": "An internal note: never sent to the "
                                                     "visitor."}}}}}},
-                "responses": {"201": _ok("Stored.", {"type": "object", "properties": {
-                    "message": {"$ref": ref + "Message"}, "ticket": {"$ref": ref + "Ticket"}}}),
-                    "413": _error("Body too long."), **_ERRORS},
+                "responses": {"201": _ok("Stored.", {
+                    "type": "object", "required": ["message", "ticket"], "properties": {
+                        "message": {"$ref": ref + "Message"},
+                        "ticket": {"$ref": ref + "Ticket"}}}),
+                    **_ERRORS, **_BODY_ERRORS, **_ERASED_409,
+                    "413": _error("`payload_too_large`: the body is larger than 64 KiB; "
+                                  "`body_too_long`: the message is longer than "
+                                  "WIDGET_MAX_BODY_CHARS.")},
             }},
             **_grant_paths(ref),
         },
@@ -133,7 +162,7 @@ def openapi_json() -> dict[str, Any]:
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "object", "required": ["code", "message"], "properties": {
                         "code": {"type": "string"}, "message": {"type": "string"}}}}},
-                "Ticket": {"type": "object", "properties": {
+                "Ticket": {"type": "object", "required": _TICKET_REQUIRED, "properties": {
                     "number": {"type": "integer"}, "reference": {"type": "string"},
                     "status": {"enum": list(STATUSES)}, "status_label": {"type": "string"},
                     "stage": {"enum": [*STAGES, None]},
@@ -143,11 +172,20 @@ def openapi_json() -> dict[str, Any]:
                     "first_response_due": {"type": "string", "format": "date-time"},
                     "first_response_at": {"type": ["string", "null"], "format": "date-time"},
                     "created_at": {"type": "string", "format": "date-time"},
+                    "specialists": {"type": "boolean", "description":
+                                    "Escalated beyond first-level support."},
+                    "response_due": {"type": ["string", "null"], "format": "date-time",
+                                     "description": "When the running response clock is "
+                                     "due; null while none runs."},
+                    "response_kind": {"enum": ["first_response", "next_response"]},
+                    "sla_paused": {"type": "boolean"},
+                    "breached": {"type": "boolean"},
                     "updated_at": {"type": "string", "format": "date-time"},
                     "conversation": {"type": ["string", "null"]},
-                    "channel": {"type": "string"},
+                    "channel": {"enum": ["widget", "form", "api"]},
                     "assignee_id": {"type": ["integer", "null"]},
-                    "visitor_id": {"type": ["string", "null"]},
+                    "visitor_id": {"type": ["string", "null"], "description":
+                                   "Only in GET /api/v1/tickets/{number}."},
                     "closed_at": {"type": ["string", "null"], "format": "date-time"},
                     "erased": {"type": "boolean", "description": _ERASED},
                     "erased_at": {"type": ["string", "null"], "format": "date-time"},
@@ -171,7 +209,16 @@ def openapi_json() -> dict[str, Any]:
                     "action": {"type": ["string", "null"]},
                     "detail": {"type": ["string", "null"]},
                     "created_at": {"type": "string", "format": "date-time"}}},
-                "Message": {"type": "object", "properties": {
+                "Event": {"type": "object", "required": ["type", "actor", "data", "created_at"],
+                          "properties": {
+                              "type": {"type": "string"},
+                              "actor": {"type": "object", "properties": {
+                                  "type": {"type": "string"},
+                                  "id": {"type": ["string", "null"]}}},
+                              "data": {"type": "object"},
+                              "created_at": {"type": "string", "format": "date-time"}}},
+                "Message": {"type": "object", "required": [
+                    "id", "seq", "author", "body", "internal", "created_at"], "properties": {
                     "id": {"type": "integer"}, "seq": {"type": ["integer", "null"]},
                     "author": {"type": "object", "properties": {
                         "type": {"enum": ["visitor", "agent", "system"]},
@@ -184,18 +231,25 @@ def openapi_json() -> dict[str, Any]:
     }
 
 
-_GRANT_ID = {"name": "grant_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_GRANT_ID = {"name": "grant_id", "in": "path", "required": True,
+             "schema": {"type": "string", "maxLength": 64}}
+_TICKET_REQUIRED = [
+    "number", "reference", "status", "status_label", "stage", "stage_label", "severity",
+    "subject", "first_response_due", "first_response_at", "created_at", "specialists",
+    "response_due", "response_kind", "sla_paused", "breached", "updated_at", "conversation",
+    "channel", "assignee_id", "closed_at", "erased", "erased_at", "erased_reason"]
 
 
 def _grant_paths(ref: str) -> dict[str, Any]:
     """Support access grants (docs/access_grants.md): checked and used by host backends."""
     return {
         "/api/v1/access-grants": {"get": {
+            "operationId": "getAccessStatus",
             "summary": "Whether support may act in this user's account now (a visitor granted "
                        "access in the widget and it has not ended).",
             "parameters": [{"name": "user_id", "in": "query", "required": True,
                             "description": "Your product's user id, as in identify().",
-                            "schema": {"type": "string", "maxLength": 200}}],
+                            "schema": {"type": "string", "minLength": 1, "maxLength": 200}}],
             "responses": {"200": _ok("The user's access status.", {
                 "type": "object", "properties": {
                     "user_id": {"type": "string"}, "active": {"type": "boolean"},
@@ -206,6 +260,7 @@ def _grant_paths(ref: str) -> dict[str, Any]:
                 "401": _ERRORS["401"], "422": _ERRORS["422"]},
         }},
         "/api/v1/access-grants/{grant_id}": {"get": {
+            "operationId": "getAccessGrant",
             "summary": "One grant of the token's site with its audit trail, newest first.",
             "parameters": [_GRANT_ID],
             "responses": {"200": _ok("The grant.", {"type": "object", "properties": {
@@ -214,20 +269,21 @@ def _grant_paths(ref: str) -> dict[str, Any]:
                 "401": _ERRORS["401"], "404": _error("No such grant on the token's site.")},
         }},
         "/api/v1/access-grants/{grant_id}/events": {"post": {
+            "operationId": "recordAccessGrantUse",
             "summary": "Record what support did in the user's account under an active grant; "
                        "the visitor sees it in the widget.",
             "parameters": [_GRANT_ID],
             "requestBody": {"required": True, "content": {"application/json": {"schema": {
                 "type": "object", "required": ["action"], "properties": {
-                    "action": {"type": "string", "maxLength": 200,
+                    "action": {"type": "string", "maxLength": 200, "pattern": _NOT_BLANK,
                                "description": "What support did, in a line."},
-                    "detail": {"type": "string", "maxLength": 2000},
-                    "actor": {"type": "string", "maxLength": 200,
+                    "detail": {"type": ["string", "null"], "maxLength": 2000},
+                    "actor": {"type": ["string", "null"], "maxLength": 200,
                               "description": "Who did it; default: the token's agent."}}}}}},
             "responses": {"201": _ok("Recorded.", {"type": "object", "properties": {
                 "event": {"$ref": ref + "GrantEvent"}}}),
                 "401": _ERRORS["401"], "404": _error("No such grant on the token's site."),
                 "409": _error("The grant was revoked or has expired."),
-                "422": _ERRORS["422"]},
+                "422": _ERRORS["422"], **_BODY_ERRORS},
         }},
     }

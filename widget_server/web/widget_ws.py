@@ -1,4 +1,4 @@
-"""GET /ws/widget: the visitor's live channel (DESIGN section 4.3).
+"""GET /ws/widget: the visitor's live channel (docs/protocol.md).
 
 The origin is checked at the handshake (refused with 403) and again against the site named in
 ``hello``; the token travels in that first frame, never in the URL. Each frame is handled to
@@ -181,7 +181,8 @@ async def _serve(
                 websocket.close(code=TRY_AGAIN_LATER, reason="overloaded")
             )
 
-    stream = VisitorStream(rt.store, text_sender(websocket), overflow, rt.settings.ws_send_queue)
+    stream = VisitorStream(rt.store, text_sender(websocket, rt.settings.ws_fast_send), overflow,
+                           rt.settings.ws_send_queue)
     frames = _Frames(websocket, rt.settings.ws_idle_timeout)
     context = (hello.page, websocket.headers.get("user-agent"))
     channel = visitor_channel(visitor.id)

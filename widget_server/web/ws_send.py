@@ -9,11 +9,14 @@ uvicorn's websockets-sansio connection is open, not paused by flow control and n
 middle of a fragmented message, ``text_sender`` writes the frame itself, and
 ``texts_sender`` a batch of frames in one write (one system call for the console feed's
 dozens of frames per writer batch); in every other case (another server or protocol, a
-paused or closing connection) each frame goes through ASGI as before, which waits, raises
+paused or closing connection) each frame goes through ASGI's send, which waits, raises
 or refuses as ASGI says.
 
 uvicorn's connection is found through the socket's ``receive``, which Starlette passes on
-unwrapped (its ``send`` reaches the endpoint wrapped twice).
+unwrapped (its ``send`` reaches the endpoint wrapped twice). This reads uvicorn's and
+websockets' connection objects, which are not their public API: pyproject.toml caps both at
+the releases this was tested with, CI runs the websocket tests against their newest releases,
+and ``WIDGET_WS_FAST_SEND=0`` (``fast=False`` here) sends every frame through ASGI.
 """
 
 from __future__ import annotations
@@ -40,21 +43,21 @@ def frame_header(length: int) -> bytes:
     return struct.pack("!BBQ", FIN_TEXT, 127, length)
 
 
-def text_sender(websocket: WebSocket) -> TextSender:
-    """``send_text(text)`` for an accepted socket: the frame written directly when the
-    connection is uvicorn's and open, else ``websocket.send`` through ASGI."""
-    return _sender(websocket).send_text
+def text_sender(websocket: WebSocket, fast: bool = True) -> TextSender:
+    """``send_text(text)`` for an accepted socket: the frame written directly when ``fast``
+    and the connection is uvicorn's and open, else ``websocket.send`` through ASGI."""
+    return _sender(websocket, fast).send_text
 
 
-def texts_sender(websocket: WebSocket) -> TextsSender:
+def texts_sender(websocket: WebSocket, fast: bool = True) -> TextsSender:
     """``send_texts(texts)``: the frames in order, written directly in one ``write`` (one
     system call for a whole batch of the console feed), else one by one through ASGI."""
-    return _sender(websocket).send_texts
+    return _sender(websocket, fast).send_texts
 
 
-def _sender(websocket: WebSocket) -> _AsgiSender:
-    connection = _sansio_connection(websocket._receive)
+def _sender(websocket: WebSocket, fast: bool) -> _AsgiSender:
     asgi_send = websocket._send  # past Starlette's state checks, as the endpoints do
+    connection = _sansio_connection(websocket._receive) if fast else None
     if connection is None:
         return _AsgiSender(asgi_send)
     return _DirectSender(connection, asgi_send)
@@ -111,7 +114,7 @@ def _sansio_connection(receive: object) -> Any:
     """uvicorn's websockets-sansio protocol object behind ``receive``, when it has every part
     the direct write relies on; None otherwise (another server, protocol or version)."""
     connection = getattr(receive, "__self__", None)
-    if not isinstance(connection, WebSocketsSansIOProtocol):  # ws_protocol's class is one
+    if not isinstance(connection, WebSocketsSansIOProtocol):
         return None
     conn = getattr(connection, "conn", None)
     needed = (getattr(connection, name, None) for name in

@@ -20,7 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from widget_server.api_tokens import hash_api_token, new_api_token
-from widget_server.cli import snippet
+from widget_server.embed import snippet
 from widget_server.errors import NotFound
 from widget_server.models import IDENTITY_MODES, Agent, AgentSession, Site
 from widget_server.origins import parse_origin

@@ -25,7 +25,7 @@ from widget_server.realtime.events import (
     agents_channel,
 )
 from widget_server.runtime import Runtime
-from widget_server.web.api import api_message, api_ticket
+from widget_server.web.agent_json import api_message, api_ticket
 from widget_server.web.console.auth import current_session
 from widget_server.web.ws_send import texts_sender
 
@@ -142,7 +142,7 @@ async def _recheck(rt: Runtime, websocket: WebSocket, session_id: str) -> None:
 
 
 async def _send_loop(websocket: WebSocket, feed: AgentFeed) -> None:
-    send_texts = texts_sender(websocket)
+    send_texts = texts_sender(websocket, feed.rt.settings.ws_fast_send)
     while True:
         # what is queued goes out together: a writer batch publishes dozens of events at once
         texts = list(await feed.encoded(await feed.queue.get()))

@@ -11,7 +11,8 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from widget_server.models import AgentSession, Site, Ticket
-from widget_server.retention import RetentionError, describe_days, parse_days
+from widget_server.retention import RetentionError, parse_days
+from widget_server.store.privacy_records import describe_days
 from widget_server.web.console import present
 from widget_server.web.console.auth import admin_page, page, site_for_agent
 from widget_server.web.errors import runtime

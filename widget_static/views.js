@@ -1,0 +1,226 @@
+// The panel's views: home (search and the visitor's requests), a new request, a
+// conversation, and the frame around them. Each view is built once when shown; refresh()
+// only refills its live slots, so typing, focus and the caret survive incoming messages.
+// Views get the panel passed in and never import it.
+
+import { h } from "./dom.js";
+import { searchBox, suggestions } from "./articles.js";
+
+const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
+const utcDue = new Intl.DateTimeFormat("en-GB", { weekday: "short", hour: "2-digit",
+  minute: "2-digit", hour12: false, timeZone: "UTC" });
+
+// the SLA promise in words; the server's clock decides, the widget only phrases it
+export function promise(ticket, now = Date.now()) {
+  if (!ticket || ["solved", "closed"].includes(ticket.status)) return "";
+  const waiting = ticket.response_due !== undefined ? ticket.response_due
+    : (ticket.first_response_at ? null : ticket.first_response_due);
+  if (ticket.breached && waiting) return "We're late, and still on it.";
+  if (!waiting) return "";
+  const due = new Date(waiting);
+  if (due.getTime() <= now) return "We're late, and still on it.";
+  const verb = ticket.response_kind === "next_response" ? "get back to you" : "reply";
+  return `We'll ${verb} by ${utcDue.format(due).replace(",", "")} UTC`;
+}
+
+// the dialog: heading, close button, the view's body and a live region for announcements
+export function dialog(panel) {
+  panel.live = h("div", { class: "sr", "aria-live": "polite" });
+  panel.title = h("h2", { id: "hw-title", text: "Help" });
+  panel.body = h("div", { class: "body" });
+  const node = h("div", { class: "panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "hw-title", hidden: true,
+    onkeydown: (event) => { if (event.key === "Escape") { event.stopPropagation(); panel.setOpen(false); } } },
+  h("header", {}, panel.title, h("button", { type: "button", class: "icon", "aria-label": "Close help", text: "×",
+    onclick: () => panel.setOpen(false) })),
+  panel.body, panel.live);
+  node.classList.toggle("left", panel.config.side === "left");
+  return node;
+}
+
+const slot = (panel, name, tag = "div", props = {}) => (panel.slots[name] = h(tag, props));
+const back = (panel, text) => h("button", { type: "button", class: "link", text, onclick: () => panel.show({ name: "home" }) });
+
+// a view whose module loads when it is first shown (most visitors never open one): a holder
+// now, the view when the module arrives; the module gets the panel, it never imports it
+function later(panel, load) {
+  const holder = h("div", { class: "view" });
+  load().then((view) => { holder.replaceChildren(view); if (holder.isConnected) panel.focus(); })
+    .catch(() => { holder.textContent = "Could not load. Check your connection."; });
+  return holder;
+}
+
+export const views = {
+  home: (panel) => h("div", { class: "view" },
+    searchBox(panel),
+    h("button", { type: "button", class: "primary", text: "Start a new request", onclick: () => panel.show({ name: "new" }) }),
+    slot(panel, "status", "div", { role: "status" }),
+    h("h3", { text: "Your requests" }),
+    slot(panel, "list", "ul", { class: "tickets" }),
+    slot(panel, "access")),
+  new: newView,
+  conversation: conversationView,
+  article: (panel, view) => later(panel, () => import("./article.js").then((m) => m.articleView(panel, view.article))),
+  access: (panel) => later(panel, () => import("./access.js").then((m) => m.accessView(panel))),
+};
+
+// refill the live slots of the view on screen
+export function refresh(panel) {
+  panel.title.textContent = panel.site ? panel.site.name : "Help";
+  const { status, list, head, log, typing, access } = panel.slots;
+  if (status) status.replaceChildren(...statusLine(panel));
+  const verified = Boolean(panel.visitor && panel.visitor.verified);
+  // only verified visitors can grant access
+  if (access && access.childElementCount !== Number(verified)) {
+    access.replaceChildren(...(verified ? [h("button", { type: "button", class: "link", text: "Access and Security",
+      onclick: () => panel.show({ name: "access" }) })] : []));
+  }
+  if (list) list.replaceChildren(...ticketRows(panel));
+  if (head) head.replaceChildren(...ticketHead(panel));
+  if (typing) {
+    const who = panel.typing && panel.typing.conversation === panel.view.conversation && panel.typing.until > Date.now();
+    typing.textContent = who ? `${panel.typing.name || "Support"} is typing…` : "";
+  }
+  if (log) {
+    const atBottom = log.scrollHeight - log.scrollTop - log.clientHeight < 40;
+    log.replaceChildren(...messageItems(panel));
+    if (atBottom) log.scrollTop = log.scrollHeight;
+  }
+}
+
+function statusLine(panel) {
+  if (panel.link.online) return [];
+  return [h("p", { class: "status", text: panel.link.failures > 2
+    ? "Offline. Your messages are kept and will be sent when we reconnect." : "Connecting…" })];
+}
+
+function ticketRows(panel) {
+  const open = (conversation) => () => panel.show({ name: "conversation", conversation });
+  const pending = panel.outbox.items.filter((item) => item.conversation === `new:${item.client_msg_id}`).map((item) =>
+    h("li", {}, h("button", { type: "button", class: "ticket", onclick: open(item.conversation) },
+      h("span", { class: "ref", text: "New request" }), h("span", { class: "subject", text: item.body }),
+      h("span", { class: "meta", text: item.failed ? "Not sent" : "Sending…" }))));
+  const tickets = [...panel.conversations.values()].filter((c) => c.ticket)
+    .sort((a, b) => b.ticket.created_at.localeCompare(a.ticket.created_at))
+    .map((c) => {
+      const last = c.messages[c.messages.length - 1];
+      const unread = panel.unread(c);
+      return h("li", {}, h("button", { type: "button", class: "ticket", onclick: open(c.id) },
+        h("span", { class: "ref", text: c.ticket.reference }),
+        h("span", { class: "subject", text: c.ticket.subject }),
+        h("span", { class: "meta", text: c.ticket.status_label }),
+        last ? h("span", { class: "last", text: last.body }) : null,
+        unread ? h("span", { class: "unread", text: String(unread), "aria-label": `${unread} unread` }) : null));
+    });
+  const rows = [...pending, ...tickets];
+  return rows.length ? rows : [h("li", { class: "empty", text: "No requests yet." })];
+}
+
+function newView(panel) {
+  const site = panel.site;
+  const proposes = !site || site.visitor_proposes_severity !== false;
+  const severities = (proposes && site && site.severities) || [];
+  const chosen = (site && site.default_severity) || "normal";
+  const describe = composerField(panel, "hw-new-body", () => form.requestSubmit());
+  const asksContact = (panel.config.mode === "form" || panel.link.blocked) && !(panel.visitor && panel.visitor.verified);
+  const contact = panel.contact || {};
+  const form = h("form", { class: "view", onsubmit: async (event) => {
+    event.preventDefault();
+    const body = form.elements.body.value;
+    if (!body.trim()) return;
+    const severity = form.elements.severity ? form.elements.severity.value : undefined;
+    if (asksContact) {
+      panel.contact = { name: form.elements.name.value.trim(), email: form.elements.email.value.trim() };
+      panel.store.set("contact", panel.contact);
+      panel.ready = panel.begin();
+      await panel.ready;
+    }
+    const item = panel.enqueue(body, null, { severity });
+    panel.show({ name: "conversation", conversation: item.conversation });
+  } },
+  back(panel, "← Back"),
+  h("h3", { text: "New request" }),
+  severities.length ? h("fieldset", {}, h("legend", { text: "How much does it affect you?" }),
+    ...severities.map((s) => h("label", { class: "choice" },
+      h("input", { type: "radio", name: "severity", value: s.key, checked: s.key === chosen }),
+      h("span", {}, h("strong", { text: s.label }), h("span", { class: "hint", text: s.description }))))) : null,
+  asksContact ? h("p", { class: "hint", text: "Leave us a message; our answer will appear here when you come back." }) : null,
+  ...(asksContact ? [
+    h("label", { for: "hw-name", text: "Your name" }),
+    h("input", { id: "hw-name", name: "name", autocomplete: "name", required: true, maxlength: "200",
+      value: contact.name || "" }),
+    h("label", { for: "hw-email", text: "Your email" }),
+    h("input", { id: "hw-email", name: "email", type: "email", autocomplete: "email", required: true, maxlength: "254",
+      value: contact.email || "" })] : []),
+  h("label", { for: "hw-new-body", text: "Describe the problem" }),
+  describe,
+  suggestions(panel, describe),
+  h("button", { type: "submit", class: "primary", text: "Send" }),
+  slot(panel, "status", "div", { role: "status" }));
+  return form;
+}
+
+function composerField(panel, id, submit) {
+  const limit = (panel.site && panel.site.limits && panel.site.limits.max_body_chars) || 5000;
+  return h("textarea", { id, name: "body", rows: "3", required: true, maxlength: String(limit),
+    onkeydown: (event) => {
+      if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submit(); }
+    },
+    oninput: () => {
+      const id = panel.view.conversation;
+      if (!panel.link.online || !id || id.startsWith("new:") || Date.now() - panel.typingSent < 3000) return;
+      panel.typingSent = Date.now();
+      panel.link.send(JSON.stringify({ type: "typing", conversation: id }));
+    } });
+}
+
+function conversationView(panel) {
+  const form = h("form", { class: "composer", onsubmit: (event) => {
+    event.preventDefault();
+    const body = form.elements.body.value;
+    if (!body.trim()) return;
+    form.elements.body.value = "";
+    panel.enqueue(body, panel.view.conversation);
+    panel.render();
+  } },
+  h("label", { for: "hw-reply", class: "sr", text: "Your message" }),
+  composerField(panel, "hw-reply", () => form.requestSubmit()),
+  h("button", { type: "submit", class: "primary", text: "Send" }));
+  return h("div", { class: "view conversation" },
+    back(panel, "← All requests"),
+    slot(panel, "head", "div", { class: "ticket-head" }),
+    slot(panel, "status", "div", { role: "status" }),
+    slot(panel, "log", "div", { class: "log", role: "log", "aria-label": "Messages" }),
+    slot(panel, "typing", "p", { class: "typing" }),
+    form);
+}
+
+function ticketHead(panel) {
+  const conversation = panel.conversations.get(panel.view.conversation);
+  const ticket = conversation && conversation.ticket;
+  if (!ticket) return [h("h3", { text: "New request" })];
+  const facts = [ticket.status_label, ticket.stage_label, `${ticket.severity} severity`,
+    ticket.specialists ? "Our specialists are looking into it" : ""].filter(Boolean);
+  const words = promise(ticket);
+  return [h("h3", { text: `${ticket.reference} ${ticket.subject}` }), h("p", { class: "meta", text: facts.join(" · ") }),
+    words ? h("p", { class: "promise", text: words }) : null].filter(Boolean);
+}
+
+function messageItems(panel) {
+  const id = panel.view.conversation;
+  const conversation = panel.conversations.get(id);
+  const stored = conversation ? conversation.messages.map((m) => messageItem(m)) : [];
+  const queued = panel.outbox.items.filter((item) => item.conversation === id).map((item) =>
+    messageItem({ author: { type: "visitor" }, body: item.body, created_at: item.created_at },
+      item.failed ? `Not sent: ${item.failed}` : panel.link.online ? "Sending…" : "Not sent yet, will retry"));
+  return [...stored, ...queued];
+}
+
+function messageItem(message, state) {
+  const mine = message.author.type === "visitor";
+  const who = mine ? "You" : message.author.type === "system" ? "Support" : (message.author.name || "Support");
+  return h("div", { class: `message ${message.author.type}` },
+    h("span", { class: "who", text: who }),
+    h("p", { class: "text", text: message.body }),
+    h("span", { class: "meta" }, h("time", { datetime: message.created_at, text: clock(message.created_at) }),
+      mine ? h("span", { class: "state", text: state || "Sent" }) : null));
+}
