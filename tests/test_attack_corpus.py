@@ -158,7 +158,9 @@ async def test_messages_endpoint_stores_hostile_text_verbatim_and_keeps_visitors
             stored = await post(text, conversation)
             assert_clean(stored, (200,))
             bodies = [m["body"] for m in stored.json()["messages"]]
-            assert text in bodies  # stored as given: no SQL, no HTML, no path is interpreted
+            # stored as given, but for control characters (dropped at the edge): no SQL, no
+            # HTML, no path is interpreted
+            assert text.replace("\u0000", "") in bodies
         # another visitor's conversation: not found, and nothing of it comes back
         intrusion = await post("let me read this", their_conversation)
         assert assert_json_error(intrusion, 404) == "conversation_not_found"
