@@ -173,6 +173,18 @@ def test_a_stalled_body_ends_the_request_with_408(bounded: ServerProcess) -> Non
     assert status == 408 and body["error"]["code"] == "request_timeout"
 
 
+async def test_json_nested_as_deep_as_the_parser_allows_is_a_400(
+        bounded: ServerProcess, place: Site) -> None:
+    async with httpx.AsyncClient(base_url=bounded.url,
+                                 headers={"Origin": place.origin}) as client:
+        for depth in (500, 900, 990, 999, 5000):
+            nested = "[" * depth + "]" * depth
+            for body in (nested, f'{{"site": "{place.key}", "user": {nested}}}'):
+                answer = await client.post("/api/widget/v1/session", content=body,
+                                           headers={"Content-Type": "application/json"})
+                assert answer.status_code in (400, 422), (depth, answer.text[:200])
+
+
 # -- half-open connections
 
 

@@ -75,11 +75,12 @@ async def read_json_object(request: Request, limit: int = JSON_LIMIT) -> dict[st
         data = json.loads(body or b"null")
         # escaped lone surrogates ("\ud800") parse, but no UTF-8 text can hold them
         json.dumps(data, ensure_ascii=False).encode()
+        data = _without_controls(data)  # as deep as the parse: inside the same guard
     except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
         raise WidgetError("the request body is not valid JSON", code="invalid_json") from None
     if not isinstance(data, dict):
         raise WidgetError("the request body must be a JSON object", code="invalid_json")
-    cleaned: dict[str, object] = _without_controls(data)
+    cleaned: dict[str, object] = data
     return cleaned
 
 
