@@ -33,6 +33,7 @@ from tests.support import (
     run_cli,
     start_session,
 )
+from tests.web.test_abuse_limits import post_help_form
 
 pytestmark = pytest.mark.anyio
 
@@ -385,6 +386,9 @@ async def test_new_requests_per_address_across_fresh_visitors(
                                   "body": "one more"}))
         refused = json.loads(await ws.recv())
         assert refused["type"] == "error" and refused["code"] == "rate_limited"
+    # and the Help Form, whose every page is a fresh visitor
+    form = await post_help_form(bounded, place, ip, "A request by the form")
+    assert form.status_code == 429 and "A request by the form" in form.text
     # and another address is not
     async with httpx.AsyncClient(base_url=bounded.url, headers={
             "X-Forwarded-For": next(_addresses), "Origin": place.origin}) as other:
