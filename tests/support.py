@@ -159,8 +159,11 @@ class ServerProcess:
         self.launcher = launcher
         # tests change sites from other processes and expect it at once: no site cache
         # (tests/web/test_site_cache.py runs it on)
+        # nor a limit of new requests per address: every test's visitors come from 127.0.0.1
+        # (tests/web/test_bounded_input.py sets one)
         self.env = {**os.environ, "WIDGET_LOG_LEVEL": "warning",
-                    "WIDGET_SITE_CACHE_SECONDS": "0", **launcher_env(launcher), **(env or {})}
+                    "WIDGET_SITE_CACHE_SECONDS": "0", "WIDGET_REQUESTS_PER_IP_HOUR": "0",
+                    **launcher_env(launcher), **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self.log = db.with_suffix(".log")
 

@@ -8,6 +8,8 @@ import pytest
 from widget_server.abuse import Limits, RateLimited
 from widget_server.config import ConfigError, Settings
 
+IP = "192.0.2.1"
+
 
 class Ticker:
     def __init__(self) -> None:
@@ -20,21 +22,38 @@ class Ticker:
 def test_a_burst_then_an_even_refill_and_the_wait_in_whole_seconds() -> None:
     clock = Ticker()
     limits = Limits(Settings(messages_per_visitor_minute=3), clock)
-    assert [limits.send("v_1", new_request=False) for _ in range(3)] == [0.0] * 3
-    assert limits.send("v_1", new_request=False) == 20.0  # one every 60 / 3 s
-    assert limits.send("v_2", new_request=False) == 0.0  # another visitor, its own bucket
+    assert [limits.send("v_1", new_request=False, address=IP) for _ in range(3)] == [0.0] * 3
+    assert limits.send("v_1", new_request=False, address=IP) == 20.0  # one every 60 / 3 s
+    assert limits.send("v_2", new_request=False, address=IP) == 0.0  # another visitor's bucket
     clock.now = 20.0
-    assert limits.send("v_1", new_request=False) == 0.0
+    assert limits.send("v_1", new_request=False, address=IP) == 0.0
     assert RateLimited(0.2).retry_after == "1" and RateLimited(19.01).seconds == 20
 
 
 def test_a_new_request_counts_as_a_message_and_as_a_request() -> None:
     limits = Limits(Settings(messages_per_visitor_minute=3, requests_per_visitor_hour=1),
                     Ticker())
-    assert limits.send("v_1", new_request=True) == 0.0
-    assert limits.send("v_1", new_request=True) == 3600.0
-    assert limits.send("v_1", new_request=False) == 0.0  # the third message of the minute
-    assert limits.send("v_1", new_request=False) > 0
+    assert limits.send("v_1", new_request=True, address=IP) == 0.0
+    assert limits.send("v_1", new_request=True, address=IP) == 3600.0
+    assert limits.send("v_1", new_request=False, address=IP) == 0.0  # the minute's third
+    assert limits.send("v_1", new_request=False, address=IP) > 0
+
+
+def test_new_requests_from_fresh_visitors_count_against_their_address() -> None:
+    limits = Limits(Settings(requests_per_ip_hour=3), Ticker())
+    assert [limits.send(f"v_{n}", new_request=True, address=IP) for n in range(3)] == [0.0] * 3
+    assert limits.send("v_9", new_request=True, address=IP) == 1200.0  # 3 an hour: 1 per 20 min
+    assert limits.send("v_9", new_request=False, address=IP) == 0.0  # a follow-up is no ticket
+    assert limits.send("v_9", new_request=True, address="192.0.2.2") == 0.0  # another address
+
+
+def test_a_visitors_typing_goes_on_once_per_conversation_per_period() -> None:
+    clock = Ticker()
+    limits = Limits(Settings(), clock)
+    assert [limits.typing("v_1", "c_1") for _ in range(1000)].count(True) == 1
+    assert limits.typing("v_1", "c_2") and limits.typing("v_2", "c_1")
+    clock.now = 2.0
+    assert limits.typing("v_1", "c_1")
 
 
 def test_zero_turns_a_limit_off() -> None:

@@ -56,6 +56,14 @@ CORPUS = [
     "\ufeff\ufffe\uffff",
     "A" * 5000,
 ]
+
+
+def as_stored(text: str) -> str:
+    """What the server keeps of a corpus text: all of it but its control characters (NUL),
+    which are dropped at the edge (widget_server/text.py)."""
+    return text.replace("\u0000", "")
+
+
 # raw JSON bodies: lone surrogates only exist escaped, and deep nesting as text
 LONE_SURROGATE = '"\\ud800"'
 DEEP = "[" * 10_000 + "]" * 10_000
@@ -113,7 +121,7 @@ async def test_session_endpoint_corpus(server: ServerProcess, site: Site) -> Non
             named = await client.post("/api/widget/v1/session", headers={"Origin": site.origin},
                                       json={"site": site.key, "user": {"name": text[:200]}})
             assert_clean(named, (200,))
-            assert named.json()["visitor"]["name"] in {text[:200].strip() or None}
+            assert named.json()["visitor"]["name"] in {as_stored(text[:200]).strip() or None}
             if text.isprintable():  # h11 itself refuses control characters in headers
                 wrong_origin = await client.post(
                     "/api/widget/v1/session", json={"site": site.key},
@@ -159,7 +167,9 @@ async def test_messages_endpoint_stores_hostile_text_verbatim_and_keeps_visitors
             stored = await post(text, conversation)
             assert_clean(stored, (200,))
             bodies = [m["body"] for m in stored.json()["messages"]]
-            assert text in bodies  # stored as given: no SQL, no HTML, no path is interpreted
+            # stored as given, but for control characters (dropped at the edge): no SQL, no
+            # HTML, no path is interpreted
+            assert as_stored(text) in bodies
         # another visitor's conversation: not found, and nothing of it comes back
         intrusion = await post("let me read this", their_conversation)
         assert assert_json_error(intrusion, 404) == "conversation_not_found"
@@ -286,7 +296,7 @@ async def test_websocket_frame_corpus_and_isolation(server: ServerProcess, site:
     replay = VisitorClient(server, site, attacker.token)
     await replay.open({mine: 0})
     replayed = [f.get("body") for f in await replay.frames_until_pong()]
-    assert all(text in replayed for text in CORPUS)  # stored and sent back verbatim
+    assert all(as_stored(text) in replayed for text in CORPUS)  # stored and sent back
     await replay.close()
     malformed = [
         "not json", "", "[]", "null", '"string"', '{"type": 5}', '{"type": "nope"}',

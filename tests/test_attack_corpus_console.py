@@ -26,6 +26,7 @@ from tests.test_attack_corpus import (
     CORPUS,
     DEEP,
     LONE_SURROGATE,
+    as_stored,
     assert_clean,
     assert_healthy,
     assert_json_error,
@@ -60,7 +61,8 @@ async def test_grant_endpoints_corpus_and_isolation(server: ServerProcess, site:
                 response = await client.post(WIDGET, json=body, headers=headers)
                 assert_clean(response, (201, 403, 404, 409, 422))
                 if response.status_code == 201:  # stored verbatim, as JSON text
-                    assert response.json()["grant"]["reason"] == (text[:500].strip() or None)
+                    assert response.json()["grant"]["reason"] == \
+                        (as_stored(text[:500]).strip() or None)
                 else:
                     assert_json_error(response)
             if text.isprintable():

@@ -21,6 +21,7 @@ from widget_server.rate_limit import Concurrency, RateLimiter, retry_after
 
 MINUTE, HOUR = 60.0, 3600.0
 BUSY_RETRY = 30.0  # too many sockets open: we cannot know when one closes, so a guess
+TYPING_SECONDS = 2.0  # a visitor's typing reaches agents at most once per conversation per this
 
 
 class RateLimited(WidgetError):
@@ -64,11 +65,13 @@ class Limits:
                  ) -> None:
         self._sessions = _bucket(settings.sessions_per_ip_hour, HOUR, monotonic)
         self._requests = _bucket(settings.requests_per_visitor_hour, HOUR, monotonic)
+        self._address_requests = _bucket(settings.requests_per_ip_hour, HOUR, monotonic)
         self._messages = _bucket(settings.messages_per_visitor_minute, MINUTE, monotonic)
         self._forms = _bucket(settings.help_form_posts_per_ip_hour, HOUR, monotonic)
         self._connects = _bucket(settings.ws_connects_per_ip_minute, MINUTE, monotonic)
         self._frames = _bucket(settings.ws_frames_per_minute, MINUTE, monotonic)
         self._open = Concurrency(settings.ws_open_per_ip) if settings.ws_open_per_ip else None
+        self._typing = RateLimiter(1, TYPING_SECONDS, monotonic)
 
     def session(self, address: str, returning_visitor: str | None = None) -> float:
         """One call of the session endpoint. A call with a valid token counts against that
@@ -78,12 +81,24 @@ class Limits:
             return _take(self._sessions, "session-visitor", returning_visitor)
         return _take(self._sessions, "session", address)
 
-    def send(self, visitor_id: str, new_request: bool) -> float:
-        """One visitor message; ``new_request`` when it opens a ticket (counted on both)."""
+    def send(self, visitor_id: str, new_request: bool, address: str) -> float:
+        """One visitor message; ``new_request`` when it opens a ticket, which counts against
+        the visitor and against the client address too: a script that starts a fresh
+        visitor for every ticket still comes from one address."""
         wait = _take(self._messages, "message", visitor_id)
         if wait == 0.0 and new_request:
             wait = _take(self._requests, "request", visitor_id)
+            if wait == 0.0:
+                wait = _take(self._address_requests, "request-address", address)
         return wait
+
+    def typing(self, visitor_id: str, conversation_id: str) -> bool:
+        """Whether a visitor's ``typing`` goes on to the agents: the first of every
+        TYPING_SECONDS per conversation does, over all the visitor's sockets; the rest say
+        nothing new (the console shows typing for longer than that) and are dropped, so one
+        visitor's keystrokes cost every agent socket of the site one frame per period."""
+        limiter = self._typing
+        return limiter.take(limiter.key("typing", visitor_id, conversation_id)) == 0.0
 
     def help_form(self, address: str) -> float:
         """One post of the Help Form or of a reply on its request page."""

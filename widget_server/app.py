@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from widget_server.abuse import Limits
 from widget_server.clock import Clock, SystemClock
@@ -30,6 +31,7 @@ from widget_server.web import (
     static,
     widget_ws,
 )
+from widget_server.web.bodies import BodyLimit
 from widget_server.web.console import access as console_access
 from widget_server.web.console import admin as console_admin
 from widget_server.web.console import articles as console_articles
@@ -101,6 +103,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ]
     return Starlette(
         routes=routes,
+        middleware=[Middleware(BodyLimit, limit=settings.max_request_bytes,
+                               timeout=settings.http_timeout)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -19,6 +19,7 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 from widget_server.errors import Unprocessable
+from widget_server.text import multi_line, one_line
 
 STATUSES = ("draft", "published")
 DEFAULT_CATEGORY = "General"
@@ -223,7 +224,7 @@ def _unquote(value: str) -> str:
 
 
 def _one_line(value: str) -> str:
-    return " ".join("".join(c for c in value if unicodedata.category(c) != "Cc").split())
+    return one_line(value)
 
 
 # -- rendering
@@ -341,5 +342,4 @@ def clean_comment(body: object) -> str:
 
 
 def _clean_text(value: str) -> str:
-    value = value.replace("\r\n", "\n").replace("\r", "\n")
-    return "".join(c for c in value if c in "\n\t" or unicodedata.category(c) != "Cc").strip()
+    return multi_line(value).strip()

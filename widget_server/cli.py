@@ -27,10 +27,12 @@ from widget_server.config import DEMO_SITE_SETTING, ConfigError, Settings
 from widget_server.embed import snippet
 from widget_server.errors import WidgetError
 from widget_server.models import Site, normalize_origin
+from widget_server.numbers import parse_int
 from widget_server.origins import parse_origin
 from widget_server.passwords import hash_password, new_password
 from widget_server.policy import DEFAULT_POLICY_TOML, format_duration, parse_policy
 from widget_server.store import Store, open_store
+from widget_server.text import one_line
 
 DEMO_ADMIN = "admin@example.com"
 DEMO_DB = "./widget-demo.db"
@@ -38,6 +40,21 @@ DEMO_DB = "./widget-demo.db"
 
 class CommandError(Exception):
     """A clear message for the user; the command exits with status 1."""
+
+
+def _line(text: str) -> str:
+    """A name given on the command line, cleaned like one typed in the console."""
+    value = one_line(text)
+    if not value:
+        raise argparse.ArgumentTypeError("a name needs some text")
+    return value
+
+
+def _whole_number(text: str) -> int:
+    value = parse_int(text)
+    if value is None:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}")
+    return value
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create the schema, a site allowed on ORIGIN and optionally an admin "
         "agent; print the site key and the embed snippet. Safe to run again.")
     init.add_argument("--db", help=DB_HELP)
-    init.add_argument("--site-name", required=True, help="name of the site")
+    init.add_argument("--site-name", required=True, type=_line, help="name of the site")
     init.add_argument("--origin", required=True, action="append",
                       help="origin the widget is embedded on, e.g. https://app.example.com "
                       "(repeat for more)")
@@ -71,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Create a bearer token for /api/v1 and print it (it is stored hashed; "
         "it cannot be shown again).")
     create.add_argument("--db", help=DB_HELP)
-    create.add_argument("--name", required=True, help="what the token is for")
+    create.add_argument("--name", required=True, type=_line, help="what the token is for")
     create.add_argument("--site", help=SITE_HELP)
     create.add_argument("--agent", help="email of the agent the token acts as (default: an "
                         "integration agent named after the token)")
@@ -84,14 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
                                     "sites of an existing one.")
     add.add_argument("--db", help=DB_HELP)
     add.add_argument("--email", required=True, help="the agent's sign-in email")
-    add.add_argument("--name", help="display name shown to visitors (default: from the email)")
+    add.add_argument("--name", type=_line,
+                     help="display name shown to visitors (default: from the email)")
     add.add_argument("--password", help="password (default: a generated one, printed once)")
     add.add_argument("--role", choices=["agent", "admin"],
                      help="admin manages sites, agents and tokens (default for a new agent: "
                      "agent; an existing agent keeps theirs)")
     add.add_argument("--site", action="append", default=[],
                      help="site key the agent works on (repeat for more)")
-    add.add_argument("--tier", type=int,
+    add.add_argument("--tier", type=_whole_number,
                      help="support tier: 1 first level, 2 second level, ... (default for a new "
                      "agent: 1; an existing agent keeps theirs)")
     listing = agent_commands.add_parser("list", help="list agents",
@@ -159,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _server_options(parser: argparse.ArgumentParser, default_db: str | None = None) -> None:
     where = default_db or "$WIDGET_DB or ./widget.db"
     parser.add_argument("--host", help="interface (default: $WIDGET_HOST or 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default: $WIDGET_PORT or 8000)")
+    parser.add_argument("--port", type=_whole_number, help="port (default: $WIDGET_PORT or 8000)")
     parser.add_argument("--db", help=f"SQLite file (default: {where})")
     parser.add_argument("--public-url", help="URL browsers reach this server at")
 
@@ -365,6 +383,7 @@ def _serve(settings: Settings, clock: Clock) -> None:
 
     from widget_server.app import create_app
     from widget_server.logs import redact_private_links
+    from widget_server.web.http_deadline import header_deadline_protocol
 
     config = uvicorn.Config(
         create_app(settings, clock),
@@ -382,7 +401,7 @@ def _serve(settings: Settings, clock: Clock) -> None:
         proxy_headers=bool(settings.trusted_proxies),
         forwarded_allow_ips=list(settings.trusted_proxies) or None,
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
-        http="httptools" if importlib.util.find_spec("httptools") else "h11",
+        http=header_deadline_protocol(settings.http_timeout),
         log_level=settings.log_level,
         server_header=False,
         lifespan="on",

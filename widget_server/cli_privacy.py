@@ -9,6 +9,7 @@ import sys
 from widget_server.clock import Clock
 from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import Site
+from widget_server.numbers import parse_int
 from widget_server.retention import BATCH, RetentionError, parse_days, run_retention
 from widget_server.store import Store
 from widget_server.store.privacy_records import (
@@ -31,9 +32,10 @@ def _days(text: str) -> int | None:
 
 
 def _batch(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= 10000:
+    value = parse_int(text, 1, 10000)
+    if value is None:
         raise argparse.ArgumentTypeError("a number of conversations from 1 to 10000")
-    return int(text)
+    return value
 
 
 def add_site_command(site_commands: argparse._SubParsersAction[argparse.ArgumentParser]

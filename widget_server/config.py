@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from widget_server.client_address import parse_proxies
+from widget_server.numbers import parse_signed
 
 DEMO_SITE_SETTING = "demo_site_key"  # server_settings row naming the site /demo embeds
 
@@ -29,8 +30,15 @@ class Setting:
     help: str
 
 
+def _int(text: str) -> int:
+    value = parse_signed(text.strip())
+    if value is None:
+        raise ValueError(f"invalid integer {text!r}")
+    return value
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = _int(text)
     if value <= 0:
         raise ValueError("must be a positive integer")
     return value
@@ -44,7 +52,7 @@ def _positive_float(text: str) -> float:
 
 
 def _limit(text: str) -> int:
-    value = int(text)
+    value = _int(text)
     if value < 0:
         raise ValueError("must be 0 (no limit) or a positive integer")
     return value
@@ -85,7 +93,7 @@ def _log_level(text: str) -> str:
 SETTINGS: tuple[Setting, ...] = (
     Setting("db", "WIDGET_DB", str, "SQLite file path (later also a postgresql:// URL)."),
     Setting("host", "WIDGET_HOST", str, "Interface to listen on."),
-    Setting("port", "WIDGET_PORT", int, "TCP port to listen on."),
+    Setting("port", "WIDGET_PORT", _int, "TCP port to listen on."),
     Setting(
         "secret_key",
         "WIDGET_SECRET_KEY",
@@ -124,6 +132,12 @@ SETTINGS: tuple[Setting, ...] = (
         "Longest message body, in characters.",
     ),
     Setting(
+        "max_request_bytes",
+        "WIDGET_MAX_REQUEST_BYTES",
+        _positive_int,
+        "Largest HTTP request body of any route; larger ones are refused with 413.",
+    ),
+    Setting(
         "sqlite_synchronous",
         "WIDGET_SQLITE_SYNCHRONOUS",
         _synchronous,
@@ -141,6 +155,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Session calls per client address per hour."),
     Setting("requests_per_visitor_hour", "WIDGET_REQUESTS_PER_VISITOR_HOUR", _limit,
             "New requests (tickets) per visitor per hour."),
+    Setting("requests_per_ip_hour", "WIDGET_REQUESTS_PER_IP_HOUR", _limit,
+            "New requests (tickets) per client address per hour, whatever the visitor."),
     Setting("messages_per_visitor_minute", "WIDGET_MESSAGES_PER_VISITOR_MINUTE", _limit,
             "Messages per visitor per minute."),
     Setting("help_form_posts_per_ip_hour", "WIDGET_HELP_FORM_POSTS_PER_IP_HOUR", _limit,
@@ -155,6 +171,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds without a frame from the client before a socket is closed (1001)."),
     Setting("ws_ping_interval", "WIDGET_WS_PING_INTERVAL", _seconds_or_off,
             "Seconds between protocol pings; a peer silent as long again is dropped."),
+    Setting("http_timeout", "WIDGET_HTTP_TIMEOUT", _seconds_or_off,
+            "Seconds a client has to send a request's headers, and between parts of a body."),
     Setting("ws_send_queue", "WIDGET_WS_SEND_QUEUE", _positive_int,
             "Events queued for one slow /ws/widget connection before it is closed (1013)."),
     Setting("ws_fast_send", "WIDGET_WS_FAST_SEND", _on_off,
@@ -180,6 +198,7 @@ class Settings:
     hello_timeout: float = 10.0
     max_frame_bytes: int = 16 * 1024
     max_body_chars: int = 5000
+    max_request_bytes: int = 4 * 1024 * 1024  # an article's 200,000 characters, form-encoded
     sqlite_synchronous: str = "full"
     log_level: str = "info"
     scheduler: bool = True
@@ -187,6 +206,7 @@ class Settings:
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
     sessions_per_ip_hour: int = 2000
     requests_per_visitor_hour: int = 10
+    requests_per_ip_hour: int = 100
     messages_per_visitor_minute: int = 30
     help_form_posts_per_ip_hour: int = 120
     ws_connects_per_ip_minute: int = 600
@@ -196,6 +216,7 @@ class Settings:
     ws_ping_interval: float = 20.0
     ws_send_queue: int = 1000
     ws_fast_send: bool = True
+    http_timeout: float = 30.0
     site_cache_seconds: float = 1.0
     login_free_failures: int = 3
     login_max_lockout: int = 900

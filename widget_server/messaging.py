@@ -20,6 +20,7 @@ from widget_server.realtime.events import (
 )
 from widget_server.realtime.hub import Hub
 from widget_server.store import Store, TicketPatch, VisitorPost
+from widget_server.text import multi_line, optional_line
 
 
 class BodyTooLong(WidgetError):
@@ -59,12 +60,13 @@ class Messaging:
         Does not publish: the caller acknowledges first, then calls ``announce``, so the
         sending connection sees its ack before any frame that follows from it.
         """
-        self.check_body(body)
+        # the visitor's name and email were cleaned where they came in (session, token, form)
+        body = self.check_body(multi_line(body))
         post = VisitorPost(visitor=visitor, conversation_id=conversation_id,
                            client_msg_id=client_msg_id, body=body, severity=severity,
-                           subject=subject, channel=channel,
-                           page_url=page_url and page_url[:2000],
-                           user_agent=user_agent and user_agent[:500])
+                           subject=optional_line(subject), channel=channel,
+                           page_url=optional_line(page_url and page_url[:2000]),
+                           user_agent=optional_line(user_agent and user_agent[:500]))
         return await self.store.post_visitor_message(post, self.clock.now())
 
     def announce(self, visitor: Visitor, result: PostResult) -> None:
@@ -80,7 +82,7 @@ class Messaging:
     async def agent_reply(
         self, site_id: int, number: int, agent: Agent, body: str, internal: bool
     ) -> TicketChange:
-        self.check_body(body)
+        body = self.check_body(multi_line(body))
         change = await self.store.post_agent_message(
             site_id, number, agent, body, internal, self.clock.now()
         )

@@ -32,8 +32,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from widget_server.errors import Unprocessable
 from widget_server.sla import WEEKDAYS, Calendar
 
-_DURATION = re.compile(r"^(?:(\d+)d)?\s*(?:(\d+)h)?\s*(?:(\d+)m)?$")
-_INTERVAL = re.compile(r"^(\d{2}):(\d{2})-(\d{2}):(\d{2})$")
+# ASCII digits only (\d takes any script's), and few enough that timedelta holds them
+_DURATION = re.compile(r"(?:([0-9]{1,6})d)?\s*(?:([0-9]{1,6})h)?\s*(?:([0-9]{1,8})m)?")
+_INTERVAL = re.compile(r"([0-9]{2}):([0-9]{2})-([0-9]{2}):([0-9]{2})")
+MAX_AUTO_CLOSE_DAYS = 36500
 STATUSES_THAT_MAY_PAUSE = ("pending",)
 
 
@@ -73,7 +75,7 @@ class Policy:
 
 
 def parse_duration(text: str, where: str) -> timedelta:
-    match = _DURATION.match(text.strip().lower())
+    match = _DURATION.fullmatch(text.strip().lower())
     if not text.strip() or match is None:
         raise PolicyError(f"{where}: {text!r} is not a duration like '12h', '30m' or '1d 4h'")
     days, hours, minutes = (int(part or 0) for part in match.groups())
@@ -102,7 +104,7 @@ def _calendar(data: dict[str, Any]) -> Calendar:
     for day in WEEKDAYS:
         intervals = []
         for text in data.get(day, []):
-            match = _INTERVAL.match(str(text))
+            match = _INTERVAL.fullmatch(str(text))
             if match is None:
                 raise PolicyError(f"calendar.{day}: {text!r} is not like '09:00-17:00'")
             h1, m1, h2, m2 = map(int, match.groups())
@@ -150,8 +152,10 @@ def parse_policy(text: str) -> Policy:
     if not pauses <= set(STATUSES_THAT_MAY_PAUSE):
         raise PolicyError("pause_statuses may only contain 'pending'")
     days = data.get("auto_close_days", 7)
-    if not isinstance(days, int) or days < 1:
-        raise PolicyError("auto_close_days must be a whole number of days, at least 1")
+    if isinstance(days, bool) or not isinstance(days, int) or \
+            not 1 <= days <= MAX_AUTO_CLOSE_DAYS:
+        raise PolicyError("auto_close_days must be a whole number of days, "
+                          f"from 1 to {MAX_AUTO_CLOSE_DAYS}")
     setter = data.get("severity_set_by", "visitor_proposes")
     if setter not in {"visitor_proposes", "agent_only"}:
         raise PolicyError("severity_set_by must be 'visitor_proposes' or 'agent_only'")

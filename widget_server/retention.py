@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 from widget_server.background import BackgroundLoop
 from widget_server.clock import Clock
+from widget_server.numbers import parse_int
 from widget_server.store.privacy_records import Purged
 
 if TYPE_CHECKING:
@@ -47,10 +48,10 @@ def parse_days(text: str) -> int | None:
     value = text.strip().lower()
     if value in {"", "off", "forever", "none"}:
         return None
-    if not value.isdigit():
+    if parse_int(value) is None:
         raise RetentionError("the retention period is a whole number of days, or off")
-    days = int(value)
-    if not 1 <= days <= MAX_DAYS:
+    days = parse_int(value, 1, MAX_DAYS)
+    if days is None:
         raise RetentionError(f"the retention period is between 1 and {MAX_DAYS} days, or off")
     return days
 

@@ -20,6 +20,7 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner, URLSaf
 from widget_server.clock import Clock, SystemClock
 from widget_server.errors import Forbidden, Unauthorized
 from widget_server.models import Site, Visitor
+from widget_server.text import optional_line
 
 SALT = "widget-server.visitor-token.v1"
 
@@ -54,7 +55,7 @@ class VisitorTokens:
             raise Unauthorized("the visitor token belongs to another site",
                                code="invalid_token")
         return Visitor(id=payload["v"], site_id=site.id, user_id=payload.get("u"),
-                       name=payload.get("n"), email=payload.get("e"),
+                       name=_line(payload.get("n")), email=_line(payload.get("e")),
                        verified=bool(payload.get("ok")))
 
 
@@ -85,3 +86,9 @@ def verified_visitor(site: Site, user_id: str, given_hash: str, name: str | None
     digest = hashlib.sha256(f"{site.id}:{user_id}".encode()).hexdigest()[:24]
     return Visitor(id="v_u" + digest, site_id=site.id, user_id=user_id, name=name, email=email,
                    verified=True)
+
+
+def _line(value: object) -> str | None:
+    """A name or email from a token; tokens signed before the edge cleaned them may still
+    hold control characters."""
+    return optional_line(value) if isinstance(value, str) else None

@@ -13,11 +13,12 @@ import msgspec
 
 from widget_server.clock import isoformat
 from widget_server.models import Message, Ticket, Visitor
+from widget_server.numbers import MAX_INT
 from widget_server.tickets import STAGE_LABELS, STATUS_LABELS
 
 ShortId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Text = Annotated[str, msgspec.Meta(max_length=100_000)]
-Seq = Annotated[int, msgspec.Meta(ge=0)]
+Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT)]  # a 64-bit column holds it
 MAX_RESUME = 200
 
 

@@ -13,6 +13,7 @@ from starlette.routing import Route
 from widget_server.api_tokens import hash_api_token
 from widget_server.errors import NotFound, Unauthorized, Unprocessable
 from widget_server.models import Agent, Ticket
+from widget_server.numbers import parse_int, parse_signed
 from widget_server.reports import build_report
 from widget_server.store import TicketPatch
 from widget_server.tickets import STATUSES
@@ -63,11 +64,10 @@ def _int_param(request: Request, name: str, default: int | None) -> int | None:
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise Unprocessable(f"{name} must be an integer", code=f"invalid_{name}") from None
-    if not 1 <= value <= MAX_INT:
+    if parse_int(raw) is None and parse_signed(raw) is None:
+        raise Unprocessable(f"{name} must be an integer", code=f"invalid_{name}")
+    value = parse_int(raw, 1, MAX_INT)
+    if value is None:
         raise Unprocessable(f"{name} must be a positive 64-bit integer", code=f"invalid_{name}")
     return value
 
@@ -174,7 +174,7 @@ routes = [
     Route("/api/v1/openapi.json", openapi, methods=["GET"]),
     Route("/api/v1/tickets", list_tickets, methods=["GET"]),
     Route("/api/v1/reports/sla", sla_report, methods=["GET"]),
-    Route("/api/v1/tickets/{number:int}", get_ticket, methods=["GET"]),
-    Route("/api/v1/tickets/{number:int}", patch_ticket, methods=["PATCH"]),
-    Route("/api/v1/tickets/{number:int}/messages", post_message, methods=["POST"]),
+    Route("/api/v1/tickets/{number:id}", get_ticket, methods=["GET"]),
+    Route("/api/v1/tickets/{number:id}", patch_ticket, methods=["PATCH"]),
+    Route("/api/v1/tickets/{number:id}/messages", post_message, methods=["POST"]),
 ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -11,13 +12,15 @@ from starlette.responses import Response
 from widget_server.abuse import RateLimited
 from widget_server.errors import WidgetError
 from widget_server.runtime import Runtime
+from widget_server.text import multi_line
+from widget_server.web.bodies import JSON_LIMIT, read_body
 from widget_server.web.responses import JSONResponse
 
 log = logging.getLogger(__name__)
 
 _HTTP_CODES = {
     400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-    405: "method_not_allowed", 409: "conflict", 413: "payload_too_large",
+    405: "method_not_allowed", 408: "request_timeout", 409: "conflict", 413: "payload_too_large",
     415: "unsupported_media_type", 422: "invalid_input", 429: "rate_limited",
 }
 
@@ -64,18 +67,31 @@ def runtime(request: Request) -> Runtime:
     return value
 
 
-async def read_json_object(request: Request, limit: int = 64 * 1024) -> dict[str, object]:
-    body = await request.body()
-    if len(body) > limit:
-        raise WidgetError("the request body is too large", code="payload_too_large", status=413)
+async def read_json_object(request: Request, limit: int = JSON_LIMIT) -> dict[str, object]:
+    body = await read_body(request, limit)
     import json
 
     try:
         data = json.loads(body or b"null")
         # escaped lone surrogates ("\ud800") parse, but no UTF-8 text can hold them
         json.dumps(data, ensure_ascii=False).encode()
+        data = _without_controls(data)  # as deep as the parse: inside the same guard
     except (ValueError, RecursionError):  # UnicodeEncodeError is a ValueError
         raise WidgetError("the request body is not valid JSON", code="invalid_json") from None
     if not isinstance(data, dict):
         raise WidgetError("the request body must be a JSON object", code="invalid_json")
-    return data
+    cleaned: dict[str, object] = data
+    return cleaned
+
+
+def _without_controls(value: Any) -> Any:
+    """Every string of a JSON value (keys too) through ``multi_line``: no control character
+    but line breaks and tabs gets past the edge; single-line fields lose those where they
+    are read."""
+    if isinstance(value, str):
+        return multi_line(value)
+    if isinstance(value, dict):
+        return {multi_line(key): _without_controls(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_without_controls(item) for item in value]
+    return value

@@ -30,6 +30,7 @@ from widget_server.client_address import client_address
 from widget_server.clock import isoformat
 from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 from widget_server.models import Site
+from widget_server.numbers import parse_int
 from widget_server.rate_limit import RateLimiter
 from widget_server.web.errors import json_error, read_json_object, runtime
 from widget_server.web.responses import JSONResponse
@@ -107,17 +108,17 @@ def _hit_json(request: Request, site: Site, hit: ArticleHit) -> dict[str, Any]:
 async def search(request: Request) -> Response:
     site = await _site(request, request.query_params.get("site"))
     query = request.query_params.get("q", "").strip()[:QUERY_MAX]
-    raw_limit = request.query_params.get("limit", str(SEARCH_LIMIT))
-    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 50:
+    limit = parse_int(request.query_params.get("limit", str(SEARCH_LIMIT)), 1, 50)
+    if limit is None:
         raise Unprocessable("limit must be a number from 1 to 50", code="invalid_limit")
     store = runtime(request).store
     if query:
-        hits = await store.search_articles(site.id, query, int(raw_limit))
+        hits = await store.search_articles(site.id, query, limit)
         found = [_hit_json(request, site, hit) for hit in hits]
     else:  # no query: the published articles, by category and title
         found = [{"id": a.id, "slug": a.slug, "title": a.title, "category": a.category,
                   "snippet": "", "snippet_parts": [], "url": article_url(request, site, a.slug)}
-                 for a in (await store.list_articles(site.id))[:int(raw_limit)]]
+                 for a in (await store.list_articles(site.id))[:limit]]
     return JSONResponse({"articles": found}, headers=NO_CACHE)
 
 
@@ -237,14 +238,14 @@ def _retry_after(handler: Endpoint) -> Endpoint:
 routes = [
     Route("/api/widget/v1/articles", with_cors(search), methods=["GET"]),
     Route("/api/widget/v1/articles", preflight, methods=["OPTIONS"]),
-    Route("/api/widget/v1/articles/{article_id:int}", with_cors(show), methods=["GET"]),
-    Route("/api/widget/v1/articles/{article_id:int}", preflight, methods=["OPTIONS"]),
-    Route("/api/widget/v1/articles/{article_id:int}/feedback",
+    Route("/api/widget/v1/articles/{article_id:id}", with_cors(show), methods=["GET"]),
+    Route("/api/widget/v1/articles/{article_id:id}", preflight, methods=["OPTIONS"]),
+    Route("/api/widget/v1/articles/{article_id:id}/feedback",
           with_cors(_retry_after(feedback)), methods=["POST"]),
-    Route("/api/widget/v1/articles/{article_id:int}/feedback", preflight, methods=["OPTIONS"]),
-    Route("/api/widget/v1/articles/{article_id:int}/comments",
+    Route("/api/widget/v1/articles/{article_id:id}/feedback", preflight, methods=["OPTIONS"]),
+    Route("/api/widget/v1/articles/{article_id:id}/comments",
           with_cors(_retry_after(comment)), methods=["POST"]),
-    Route("/api/widget/v1/articles/{article_id:int}/comments", preflight, methods=["OPTIONS"]),
+    Route("/api/widget/v1/articles/{article_id:id}/comments", preflight, methods=["OPTIONS"]),
     Route("/api/widget/v1/events", with_cors(_retry_after(event)), methods=["POST"]),
     Route("/api/widget/v1/events", preflight, methods=["OPTIONS"]),
 ]

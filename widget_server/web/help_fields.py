@@ -7,13 +7,13 @@ can mark that field (aria-invalid, aria-describedby) and link to it from the err
 from __future__ import annotations
 
 import re
-import unicodedata
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
 from widget_server import tickets as rules
 from widget_server.models import Ticket
+from widget_server.text import multi_line, one_line
 
 NAME_MAX = 200
 EMAIL_MAX = 254
@@ -29,17 +29,6 @@ class FormValues:
     subject: str = ""
     description: str = ""
     severity: str = rules.DEFAULT_SEVERITY
-
-
-def one_line(value: str) -> str:
-    """Control characters dropped, runs of whitespace (newlines too) made one space."""
-    return " ".join("".join(c for c in value if unicodedata.category(c) != "Cc").split())
-
-
-def multi_line(value: str) -> str:
-    """Line breaks normalised to \\n; other control characters but tabs dropped."""
-    value = value.replace("\r\n", "\n").replace("\r", "\n")
-    return "".join(c for c in value if c in "\n\t" or unicodedata.category(c) != "Cc")
 
 
 def validate(fields: dict[str, str], max_body: int,

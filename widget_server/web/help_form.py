@@ -24,6 +24,7 @@ from widget_server.clock import isoformat
 from widget_server.errors import WidgetError
 from widget_server.help_tokens import HelpTokens, RequestKey
 from widget_server.models import Conversation, Message, Site, Ticket, Visitor
+from widget_server.numbers import parse_int
 from widget_server.policy import policy_from_text
 from widget_server.rate_limit import retry_after
 from widget_server.realtime.protocol import ticket_json
@@ -149,8 +150,8 @@ async def _read_fields(request: Request, text_limit: int) -> dict[str, str]:
         raise PageError(415, "Unsupported form", "Send this form from its page, please.")
     limit = FORM_BYTES + 12 * text_limit
     too_large = PageError(413, "Too much text", "The form you sent is too large.")
-    declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > limit:
+    declared = parse_int(request.headers.get("content-length", ""))
+    if declared is not None and declared > limit:
         raise too_large
     body = bytearray()
     async for chunk in request.stream():
@@ -212,9 +213,10 @@ def _limited(request: Request, visitor_id: str, new_request: bool) -> str:
     allowed, else the Retry-After seconds."""
     rt = runtime(request)
     limits = rt.limits
-    wait = limits.help_form(client_address(request, rt.settings.trusted_proxies))
+    address = client_address(request, rt.settings.trusted_proxies)
+    wait = limits.help_form(address)
     if wait == 0.0:
-        wait = limits.send(visitor_id, new_request)
+        wait = limits.send(visitor_id, new_request, address)
     return retry_after(wait) if wait > 0 else ""
 
 

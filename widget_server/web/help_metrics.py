@@ -16,6 +16,7 @@ from starlette.routing import Route
 from widget_server.articles import DEFLECTION_WINDOW, ArticleMetrics, SiteMetrics
 from widget_server.clock import isoformat
 from widget_server.errors import Unprocessable
+from widget_server.numbers import parse_int
 from widget_server.web.console.auth import console_page, site_for_agent
 from widget_server.web.errors import runtime
 from widget_server.web.responses import JSONResponse
@@ -55,10 +56,10 @@ def metrics_json(site_key: str, days: int, metrics: SiteMetrics) -> dict[str, An
 async def metrics(request: Request) -> Response:
     site = await site_for_agent(request, request.query_params.get("site", ""))
     raw = request.query_params.get("days", "30")
-    if not raw.isdigit() or not 1 <= int(raw) <= MAX_DAYS:
+    if parse_int(raw, 1, MAX_DAYS) is None:
         raise Unprocessable(f"days must be a number from 1 to {MAX_DAYS}", code="invalid_days")
     rt = runtime(request)
-    days = int(raw)
+    days = parse_int(raw, 1, MAX_DAYS) or 30
     found = await rt.store.help_metrics(site.id, rt.clock.now() - timedelta(days=days))
     return JSONResponse(metrics_json(site.key, days, found),
                         headers={"Cache-Control": "no-store"})

@@ -29,6 +29,7 @@ from widget_server.realtime.protocol import (
     visitor_json,
 )
 from widget_server.runtime import Runtime
+from widget_server.text import one_line
 from widget_server.visitor_tokens import anonymous_visitor, hash_matches, verified_visitor
 from widget_server.web.errors import error_headers, json_error, read_json_object, runtime
 from widget_server.web.responses import JSONResponse
@@ -84,7 +85,7 @@ def _text(data: dict[str, Any], key: str) -> str | None:
         return None
     if not isinstance(value, str) or len(value) > MAX_FIELD:
         raise Unprocessable(f"user.{key} must be a string of at most {MAX_FIELD} characters")
-    return value.strip() or None
+    return one_line(value) or None
 
 
 def _token_visitor(rt: Runtime, site: Site, token: object) -> Visitor | None:
@@ -212,7 +213,8 @@ async def post_message(request: Request) -> Response:
     frame = decode(encode({**data, "type": "send"}))
     if not isinstance(frame, Send):
         raise Unprocessable("not a message", code="invalid_frame")
-    enforce(rt.limits.send(visitor.id, new_request=frame.conversation is None))
+    enforce(rt.limits.send(visitor.id, new_request=frame.conversation is None,
+                           address=client_address(request, rt.settings.trusted_proxies)))
     result = await rt.messaging.visitor_send(
         visitor, frame.conversation, frame.client_msg_id, frame.body, frame.severity,
         frame.subject, channel="widget")

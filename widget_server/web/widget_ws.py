@@ -120,7 +120,8 @@ async def widget_socket(websocket: WebSocket) -> None:
     if not await rt.origin_allowed_anywhere(origin):
         await websocket.close(code=POLICY_VIOLATION)  # before accept: the handshake gets 403
         return
-    admission = rt.limits.connect(client_address(websocket, rt.settings.trusted_proxies))
+    address = client_address(websocket, rt.settings.trusted_proxies)
+    admission = rt.limits.connect(address)
     await websocket.accept()  # then the error frame can say why and when to come back
     if admission.wait:
         await _refuse(websocket, "rate_limited", f"{admission.message}; try again later",
@@ -134,7 +135,7 @@ async def widget_socket(websocket: WebSocket) -> None:
             return
         except WebSocketDisconnect:
             return
-        await _serve(rt, websocket, site, visitor, hello)
+        await _serve(rt, websocket, site, visitor, hello, address)
     finally:
         admission.release()
 
@@ -172,7 +173,8 @@ async def _handshake(
 
 
 async def _serve(
-    rt: Runtime, websocket: WebSocket, site: Site, visitor: Visitor, hello: protocol.Hello
+    rt: Runtime, websocket: WebSocket, site: Site, visitor: Visitor, hello: protocol.Hello,
+    address: str,
 ) -> None:
     def overflow() -> None:
         log.warning("visitor %s cannot keep up; closing its socket", visitor.id)
@@ -184,7 +186,7 @@ async def _serve(
     stream = VisitorStream(rt.store, text_sender(websocket, rt.settings.ws_fast_send), overflow,
                            rt.settings.ws_send_queue)
     frames = _Frames(websocket, rt.settings.ws_idle_timeout)
-    context = (hello.page, websocket.headers.get("user-agent"))
+    context = (hello.page, websocket.headers.get("user-agent"), address)
     channel = visitor_channel(visitor.id)
     rt.hub.subscribe(channel, stream)  # before reading the state, so nothing slips between
     try:
@@ -228,7 +230,7 @@ async def _serve(
 
 async def _handle(
     rt: Runtime, stream: VisitorStream, site: Site, visitor: Visitor, raw: str | None,
-    context: tuple[str | None, str | None],
+    context: tuple[str | None, str | None, str],
 ) -> None:
     if raw is None:
         await stream.send(protocol.error_frame("invalid_frame", "frames must be JSON text"))
@@ -239,7 +241,8 @@ async def _handle(
         await stream.send(protocol.error_frame(error.code, error.message))
         return
     if isinstance(frame, protocol.Send):
-        wait = rt.limits.send(visitor.id, new_request=frame.conversation is None)
+        wait = rt.limits.send(visitor.id, new_request=frame.conversation is None,
+                              address=context[2])
         if wait:  # refused, not closed: the widget keeps it in its outbox and sends it later
             limited = RateLimited(wait, "too many messages; try again later")
             await stream.send({**protocol.error_frame(
@@ -263,8 +266,9 @@ async def _handle(
             await stream.send(protocol.error_frame(
                 "conversation_not_found", "no such conversation", ref=frame.conversation))
             return
-        rt.hub.publish(agents_channel(site.id), Typing(
-            frame.conversation, Author("visitor", visitor.name, visitor.id)))
+        if rt.limits.typing(visitor.id, frame.conversation):
+            rt.hub.publish(agents_channel(site.id), Typing(
+                frame.conversation, Author("visitor", visitor.name, visitor.id)))
     elif isinstance(frame, protocol.Read):
         try:
             await rt.store.mark_read(visitor.id, frame.conversation, frame.seq)

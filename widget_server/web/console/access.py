@@ -15,10 +15,12 @@ from starlette.routing import Route
 from widget_server.access_grants import GRANT_MAX_CHOICES, duration_label
 from widget_server.errors import Unprocessable
 from widget_server.models import Site, VisitorProfile
+from widget_server.numbers import parse_int
 from widget_server.runtime import Runtime
 from widget_server.web.console.auth import admin_page, chosen_site, page, site_for_agent
 from widget_server.web.console.present import when
 from widget_server.web.errors import runtime
+from widget_server.web.forms import read_form
 
 AUDIT_ROWS = 200
 EVENT_LABELS = {"granted": "Granted", "revoked": "Revoked by the visitor",
@@ -47,13 +49,13 @@ async def audit(request: Request) -> Response:
     rt = runtime(request)
     site, sites = await chosen_site(request)
     if request.method == "POST":
-        form = await request.form()
+        form = await read_form(request)
         site = await site_for_agent(request, str(form.get("site", "")))
         hours = form.get("grant_max_hours")
-        if not isinstance(hours, str) or not hours.isdigit() or \
-                int(hours) not in GRANT_MAX_CHOICES:
+        chosen = parse_int(hours)
+        if chosen is None or chosen not in GRANT_MAX_CHOICES:
             raise Unprocessable("choose one of the offered durations", code="invalid_duration")
-        await rt.store.set_grant_max_hours(site.id, int(hours))
+        await rt.store.set_grant_max_hours(site.id, chosen)
         return RedirectResponse(f"/console/admin/access?site={site.key}&done=saved", 303)
     await rt.store.expire_access_grants(rt.clock.now())
     events = await rt.store.grant_events(site.id, limit=AUDIT_ROWS)

@@ -23,10 +23,13 @@ from widget_server.api_tokens import hash_api_token, new_api_token
 from widget_server.embed import snippet
 from widget_server.errors import NotFound
 from widget_server.models import IDENTITY_MODES, Agent, AgentSession, Site
+from widget_server.numbers import parse_int
 from widget_server.origins import parse_origin
 from widget_server.passwords import hash_password, new_password
 from widget_server.store import Store
+from widget_server.text import one_line
 from widget_server.web.console.auth import admin_page, page
+from widget_server.web.forms import read_form
 
 Errors = dict[str, str]
 
@@ -73,10 +76,11 @@ def _text(form: FormData, name: str) -> str:
 
 
 def _ints(values: list[Any]) -> list[int]:
-    return [int(value) for value in values if isinstance(value, str) and value.isdigit()]
+    return [i for i in map(parse_int, values) if i is not None]
 
 
 def _name(value: str, errors: Errors, field: str = "name") -> str:
+    value = one_line(value)
     if not value:
         errors[field] = "Enter a name."
     elif len(value) > MAX_NAME:
@@ -140,7 +144,7 @@ async def _sites_page(request: Request, status: int = 200, errors: Errors | None
 async def sites(request: Request) -> Response:
     if request.method != "POST":
         return await _sites_page(request)
-    store, form = _store(request), await request.form()
+    store, form = _store(request), await read_form(request)
     errors: Errors = {}
     name = _name(_text(form, "name"), errors)
     origins = _origins(_text(form, "origins"), errors)
@@ -188,7 +192,7 @@ async def site_page(request: Request) -> Response:
     site = await _site(request)
     if request.method != "POST":
         return _site_page(request, site)
-    store, form = _store(request), await request.form()
+    store, form = _store(request), await read_form(request)
     errors: Errors = {}
     name = _name(_text(form, "name"), errors)
     origins = _origins(_text(form, "origins"), errors)
@@ -210,7 +214,7 @@ async def site_page(request: Request) -> Response:
 @admin_page
 async def rotate_secret(request: Request) -> Response:
     site = await _site(request)
-    if _text(await request.form(), "confirm") != "yes":
+    if _text(await read_form(request), "confirm") != "yes":
         return _site_page(request, site, 422, {
             "confirm": "Tick the box to confirm: every identified visitor must be signed "
                        "again with the new secret."})
@@ -255,7 +259,7 @@ async def _agent_choices(request: Request, form: FormData, errors: Errors
         errors["role"] = "Choose agent or admin."
     tier_text = _text(form, "tier")
     options = _tier_options(all_sites, [a for a, _ in await store.list_agents()])
-    tier = int(tier_text) if tier_text.isdigit() else 0
+    tier = parse_int(tier_text) or 0
     if not 1 <= tier <= len(options):
         errors["tier"] = f"Choose a tier from 1 to {len(options)}."
     wanted = _ints(form.getlist("sites"))
@@ -269,7 +273,7 @@ async def _agent_choices(request: Request, form: FormData, errors: Errors
 async def agents(request: Request) -> Response:
     if request.method != "POST":
         return await _agents_page(request)
-    store, form = _store(request), await request.form()
+    store, form = _store(request), await read_form(request)
     errors: Errors = {}
     email = _text(form, "email")
     if not _EMAIL.fullmatch(email) or len(email) > 254:
@@ -302,7 +306,7 @@ async def _target(request: Request) -> Agent:
 
 @admin_page
 async def agent_page(request: Request) -> Response:
-    target, form = await _target(request), await request.form()
+    target, form = await _target(request), await read_form(request)
     errors: Errors = {}
     role, tier, site_ids = await _agent_choices(request, form, errors)
     if target.id == _me(request).id and role != "admin" and "role" not in errors:
@@ -316,7 +320,7 @@ async def agent_page(request: Request) -> Response:
 @admin_page
 async def agent_active(request: Request) -> Response:
     target = await _target(request)
-    active = _text(await request.form(), "active") == "1"
+    active = _text(await read_form(request), "active") == "1"
     if target.id == _me(request).id and not active:
         return await _agents_page(request, 422, {
             "active": "You cannot disable yourself; ask another admin."}, str(target.id))
@@ -352,14 +356,15 @@ async def _tokens_page(request: Request, status: int = 200, errors: Errors | Non
 async def tokens(request: Request) -> Response:
     if request.method != "POST":
         return await _tokens_page(request)
-    store, form = _store(request), await request.form()
+    store, form = _store(request), await read_form(request)
     errors: Errors = {}
     name = _name(_text(form, "name"), errors)
     site = await store.get_site_by_key(_text(form, "site"))
     if site is None:
         errors["site"] = "Choose a site."
     agent_id = _text(form, "agent")
-    acting = await store.get_agent(int(agent_id)) if agent_id.isdigit() else None
+    acting_id = parse_int(agent_id)
+    acting = await store.get_agent(acting_id) if acting_id is not None else None
     if acting is None or not acting.active:
         errors["agent"] = "Choose an active agent the token acts as."
     elif site is not None and not acting.is_admin and \
@@ -390,9 +395,9 @@ routes: list[BaseRoute] = [
     Route("/console/admin/sites/{key:str}", site_page, methods=["GET", "POST"]),
     Route("/console/admin/sites/{key:str}/rotate-secret", rotate_secret, methods=["POST"]),
     Route("/console/admin/agents", agents, methods=["GET", "POST"]),
-    Route("/console/admin/agents/{agent_id:int}", agent_page, methods=["POST"]),
-    Route("/console/admin/agents/{agent_id:int}/active", agent_active, methods=["POST"]),
-    Route("/console/admin/agents/{agent_id:int}/password", agent_password, methods=["POST"]),
+    Route("/console/admin/agents/{agent_id:id}", agent_page, methods=["POST"]),
+    Route("/console/admin/agents/{agent_id:id}/active", agent_active, methods=["POST"]),
+    Route("/console/admin/agents/{agent_id:id}/password", agent_password, methods=["POST"]),
     Route("/console/admin/tokens", tokens, methods=["GET", "POST"]),
-    Route("/console/admin/tokens/{token_id:int}/revoke", revoke_token, methods=["POST"]),
+    Route("/console/admin/tokens/{token_id:id}/revoke", revoke_token, methods=["POST"]),
 ]

@@ -32,6 +32,7 @@ from widget_server.articles import (
 )
 from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import AgentSession, Site
+from widget_server.numbers import parse_int
 from widget_server.runtime import Runtime
 from widget_server.web.console.auth import (
     admin_page,
@@ -40,6 +41,7 @@ from widget_server.web.console.auth import (
     page,
     site_for_agent,
 )
+from widget_server.web.forms import read_form
 
 METRIC_DAYS = 30
 
@@ -75,7 +77,7 @@ def _rt(request: Request) -> Runtime:
 
 
 def _int(value: object) -> int | None:
-    return int(value) if isinstance(value, str) and value.isdigit() else None
+    return parse_int(value)
 
 
 async def _article(request: Request, article_id: int | None) -> tuple[Site, Article]:
@@ -133,7 +135,7 @@ async def edit_article(request: Request) -> Response:
 @console_page
 async def preview(request: Request) -> Response:
     """Render the form's Markdown below the form; nothing is stored."""
-    form = await request.form()
+    form = await read_form(request)
     article_id = _int(form.get("article"))
     if article_id is not None:
         site, article = await _article(request, article_id)
@@ -149,7 +151,7 @@ async def preview(request: Request) -> Response:
 
 @admin_page
 async def create_article(request: Request) -> Response:
-    form = await request.form()
+    form = await read_form(request)
     site = await site_for_agent(request, str(form.get("site", "")))
     return await _save(request, site, None, Draft.from_form(form))
 
@@ -157,7 +159,7 @@ async def create_article(request: Request) -> Response:
 @admin_page
 async def update_article(request: Request) -> Response:
     site, article = await _article(request, request.path_params["id"])
-    return await _save(request, site, article, Draft.from_form(await request.form()))
+    return await _save(request, site, article, Draft.from_form(await read_form(request)))
 
 
 async def _save(request: Request, site: Site, article: Article | None, draft: Draft
@@ -186,7 +188,7 @@ async def _save(request: Request, site: Site, article: Article | None, draft: Dr
 @console_page
 async def add_comment(request: Request) -> Response:
     site, article = await _article(request, request.path_params["id"])
-    form = await request.form()
+    form = await read_form(request)
     session: AgentSession = request.state.session
     try:
         body = clean_comment(form.get("body", ""))
@@ -209,7 +211,7 @@ async def _comment_of(request: Request) -> Article:
 @console_page
 async def hide_comment(request: Request) -> Response:
     article = await _comment_of(request)
-    hidden = (await request.form()).get("hidden", "1") != "0"
+    hidden = (await read_form(request)).get("hidden", "1") != "0"
     await _rt(request).store.hide_comment(request.path_params["comment"], hidden)
     return RedirectResponse(f"/console/help/articles/{article.id}#comments", 303)
 
@@ -221,7 +223,7 @@ async def delete_comment(request: Request) -> Response:
     return RedirectResponse(f"/console/help/articles/{article.id}#comments", 303)
 
 
-BASE = "/console/help/articles/{id:int}"
+BASE = "/console/help/articles/{id:id}"
 routes = [
     Route("/console/help", articles_list, methods=["GET"]),
     Route("/console/help/new", new_article, methods=["GET"]),
@@ -230,6 +232,6 @@ routes = [
     Route(BASE, edit_article, methods=["GET"]),
     Route(BASE, update_article, methods=["POST"]),
     Route(BASE + "/comments", add_comment, methods=["POST"]),
-    Route(BASE + "/comments/{comment:int}/hide", hide_comment, methods=["POST"]),
-    Route(BASE + "/comments/{comment:int}/delete", delete_comment, methods=["POST"]),
+    Route(BASE + "/comments/{comment:id}/hide", hide_comment, methods=["POST"]),
+    Route(BASE + "/comments/{comment:id}/delete", delete_comment, methods=["POST"]),
 ]

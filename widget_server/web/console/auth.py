@@ -28,6 +28,7 @@ from widget_server.console_auth import (
 from widget_server.errors import Forbidden, NotFound, WidgetError
 from widget_server.models import AgentSession, Site
 from widget_server.runtime import Runtime
+from widget_server.web.forms import read_form
 from widget_server.web.templating import render
 
 COOKIE = "widget_console"
@@ -90,7 +91,7 @@ def console_page(handler: Handler) -> Handler:
             raise WidgetError("sign in first", code="not_signed_in", status=401)
         request.state.session = session
         if request.method not in {"GET", "HEAD"}:
-            form = await request.form()
+            form = await read_form(request)
             given = form.get("csrf") or request.headers.get("x-csrf-token")
             if not csrf_matches(session.csrf_token, given if isinstance(given, str) else None):
                 raise Forbidden("the form's security token is missing or stale; reload the page",
@@ -160,7 +161,7 @@ async def login_page(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     rt = _rt(request)
-    form = await request.form()
+    form = await read_form(request)
     email, password = str(form.get("email", "")), str(form.get("password", ""))
     try:
         _signer(rt, LOGIN_SALT).loads(str(form.get("login_token", "")))

@@ -16,6 +16,7 @@ from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from widget_server.models import Agent, Message, Ticket
+from widget_server.numbers import MAX_INT
 from widget_server.realtime import protocol
 from widget_server.realtime.events import (
     Event,
@@ -31,6 +32,7 @@ from widget_server.web.ws_send import texts_sender
 
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 2000
+UNSUPPORTED_DATA = 1003
 RECHECK_SECONDS = 30
 
 
@@ -44,6 +46,8 @@ class AgentFeed:
         self.overflowed = asyncio.Event()
 
     def notify(self, event: Event) -> None:
+        if isinstance(event, Typing) and self.queue.qsize() >= QUEUE_LIMIT // 2:
+            return  # typing is fleeting: dropped long before it could crowd out real events
         try:
             self.queue.put_nowait(event)
         except asyncio.QueueFull:
@@ -115,14 +119,25 @@ async def console_socket(websocket: WebSocket) -> None:
         while True:
             try:
                 async with asyncio.timeout(idle):
-                    raw = await websocket.receive_text()
+                    message = await websocket.receive()
             except TimeoutError:  # a dead or frozen tab: the console reconnects when it wakes
                 with contextlib.suppress(Exception):
                     await websocket.close(code=1001, reason="idle_timeout")
                 return
+            if message["type"] == "websocket.disconnect":
+                return
+            raw = message.get("text")
+            if not isinstance(raw, str):  # the console speaks JSON text only
+                with contextlib.suppress(Exception):
+                    await websocket.close(code=UNSUPPORTED_DATA, reason="text frames only")
+                return
             await _handle(rt, agent, sites, websocket, raw)
     except (WebSocketDisconnect, RuntimeError):
         pass
+    except Exception:  # never a dropped connection without a close frame
+        log.exception("console socket of agent %s failed", agent.id)
+        with contextlib.suppress(Exception):
+            await websocket.close(code=1011)
     finally:
         for site_id in sites:
             rt.hub.unsubscribe(agents_channel(site_id), feed)
@@ -158,7 +173,7 @@ async def _handle(rt: Runtime, agent: Agent, sites: dict[int, str], websocket: W
                   raw: str) -> None:
     try:
         frame = json.loads(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested thousands deep
         frame = None
     if not isinstance(frame, dict):
         await websocket.send_text(json.dumps({"type": "error", "code": "invalid_json",
@@ -169,8 +184,11 @@ async def _handle(rt: Runtime, agent: Agent, sites: dict[int, str], websocket: W
     elif frame.get("type") == "typing":
         site_id = next((i for i, key in sites.items() if key == frame.get("site")), None)
         number = frame.get("ticket")
+        if isinstance(number, bool) or not isinstance(number, int) or \
+                not 1 <= number <= MAX_INT:  # a 64-bit column holds every ticket number
+            number = None
         found = (await rt.store.get_ticket(site_id, number)
-                 if site_id is not None and isinstance(number, int) else None)
+                 if site_id is not None and number is not None else None)
         if found is None:
             await websocket.send_text(json.dumps({"type": "error", "code": "ticket_not_found",
                                                   "message": "no such ticket"}))

@@ -17,12 +17,15 @@ from starlette.routing import BaseRoute, Route
 
 from widget_server.errors import NotFound, Unprocessable, WidgetError
 from widget_server.models import AgentSession, InboxRow, SavedReply, Site
+from widget_server.numbers import parse_int
 from widget_server.runtime import Runtime
+from widget_server.text import one_line
 from widget_server.tickets import STATUSES
 from widget_server.web.console import present, ticket_view
 from widget_server.web.console.auth import console_page, page, site_for_agent
 from widget_server.web.console.ticket_view import ticket_url
 from widget_server.web.errors import runtime
+from widget_server.web.forms import read_form
 
 OPEN_STATUSES = ("new", "open", "pending")
 ASSIGNEES = ("anyone", "me", "unassigned")
@@ -65,7 +68,7 @@ class InboxFilters:
                    assignee=pick("assignee", ASSIGNEES, "anyone"),
                    site=params.get("site", "")[:100],
                    sla=pick("sla", SLA_STATES),
-                   tier=int(tier) if tier.isdigit() and 0 < int(tier) < 100 else None)
+                   tier=parse_int(tier, 1, 99))
 
     @property
     def statuses(self) -> tuple[str, ...]:
@@ -153,7 +156,7 @@ async def _replies_page(request: Request, *, status: int = 200, error: str | Non
         draft = {"id": None, "site_id": sites[0].id if sites else None, "shortcut": "",
                  "title": "", "body": ""}
         edit = request.query_params.get("edit", "")
-        chosen = next((r for r in replies if edit.isdigit() and r.id == int(edit)), None)
+        chosen = next((r for r in replies if r.id == parse_int(edit)), None)
         if chosen is not None:
             draft = {"id": chosen.id, "site_id": chosen.site_id, "shortcut": chosen.shortcut,
                      "title": chosen.title, "body": chosen.body}
@@ -164,7 +167,7 @@ async def _replies_page(request: Request, *, status: int = 200, error: str | Non
 async def _own_reply(request: Request, raw_id: str) -> SavedReply:
     sites = await agent_sites(request)
     replies = await runtime(request).store.saved_replies([site.id for site in sites])
-    found = next((r for r in replies if raw_id.isdigit() and r.id == int(raw_id)), None)
+    found = next((r for r in replies if r.id == parse_int(raw_id)), None)
     if found is None:
         raise NotFound("no such saved reply", code="saved_reply_not_found")
     return found
@@ -175,16 +178,16 @@ async def saved_replies(request: Request) -> Response:
     if request.method == "GET":
         return await _replies_page(request)
     rt = runtime(request)
-    form = await request.form()
+    form = await read_form(request)
     if _form_text(form, "action") == "delete":
         reply = await _own_reply(request, _form_text(form, "id"))
         await rt.store.delete_reply(reply.site_id, reply.id)
         return RedirectResponse("/console/saved-replies", 303)
     reply_id = _form_text(form, "id")
     draft: dict[str, Any] = {
-        "id": int(reply_id) if reply_id.isdigit() else None,
-        "site_id": None, "shortcut": _form_text(form, "shortcut").strip().lstrip("/"),
-        "title": _form_text(form, "title").strip(), "body": _form_text(form, "body")}
+        "id": parse_int(reply_id, 1),
+        "site_id": None, "shortcut": one_line(_form_text(form, "shortcut")).lstrip("/"),
+        "title": one_line(_form_text(form, "title")), "body": _form_text(form, "body")}
     try:
         if draft["id"] is not None:  # an edit stays on the reply's own site
             site_id = (await _own_reply(request, reply_id)).site_id

@@ -16,6 +16,7 @@ from widget_server.store.privacy_records import describe_days
 from widget_server.web.console import present
 from widget_server.web.console.auth import admin_page, page, site_for_agent
 from widget_server.web.errors import runtime
+from widget_server.web.forms import read_form
 
 ACTIONS = {"retention": "Retention run", "erasure": "Erasure request",
            "retention_set": "Retention period set"}
@@ -60,7 +61,7 @@ async def privacy_page(request: Request) -> Response:
     site = await site_for_agent(request, request.path_params["key"])
     if request.method != "POST":
         return await _page(request, site)
-    form = await request.form()
+    form = await read_form(request)
     raw = form.get("days")
     text = raw.strip() if isinstance(raw, str) else ""
     try:

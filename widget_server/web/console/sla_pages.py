@@ -12,6 +12,7 @@ from starlette.routing import Route
 
 from widget_server.errors import Unprocessable
 from widget_server.models import Site
+from widget_server.numbers import parse_int
 from widget_server.policy import DEFAULT_POLICY_TOML, PolicyError, parse_policy
 from widget_server.reports import SlaReport, build_report
 from widget_server.runtime import Runtime
@@ -22,6 +23,7 @@ from widget_server.web.console.auth import (
     page,
     site_for_agent,
 )
+from widget_server.web.forms import read_form
 
 CHART_HEIGHT = 120
 MAX_POLICY_BYTES = 64 * 1024
@@ -70,11 +72,8 @@ def _rt(request: Request) -> Runtime:
 
 async def _chosen(request: Request) -> tuple[Site, list[Site], int]:
     site, sites = await chosen_site(request)
-    try:
-        days = int(request.query_params.get("days", "30"))
-    except ValueError:
-        days = 30
-    return site, sites, max(1, min(days, 366))
+    days = parse_int(request.query_params.get("days", "30"))
+    return site, sites, max(1, min(30 if days is None else days, 366))
 
 
 async def _report(request: Request) -> tuple[Site, list[Site], SlaReport]:
@@ -133,7 +132,7 @@ async def policy_page(request: Request) -> Response:
     text, error = site.policy or DEFAULT_POLICY_TOML, None
     status = 200
     if request.method == "POST":
-        form = await request.form()
+        form = await read_form(request)
         text = str(form.get("policy", ""))
         try:
             if len(text.encode()) > MAX_POLICY_BYTES:

@@ -19,13 +19,16 @@ from starlette.routing import BaseRoute, Route
 from widget_server.clock import isoformat
 from widget_server.errors import NotFound, Unprocessable, WidgetError
 from widget_server.models import Agent, AgentSession, Site, Ticket
+from widget_server.numbers import parse_int
 from widget_server.store import TicketPatch
+from widget_server.text import one_line
 from widget_server.tickets import STAGES, STATUSES
 from widget_server.web.api import MAX_INT
 from widget_server.web.console import present, privacy
 from widget_server.web.console.access import grant_status
 from widget_server.web.console.auth import console_page, page, site_for_agent
 from widget_server.web.errors import runtime
+from widget_server.web.forms import read_form
 
 REASON_MAX_CHARS = 1000
 Action = Callable[[Request, Site, Ticket, FormData], Awaitable[str]]
@@ -138,10 +141,10 @@ async def update(request: Request, site: Site, ticket: Ticket, form: FormData) -
     assignee_id: int | None = None
     if assignee:
         members = {agent.id for agent in await site_agents(request, site)}
-        if not assignee.isdigit() or int(assignee) not in members:
+        assignee_id = parse_int(assignee)
+        if assignee_id is None or assignee_id not in members:
             raise Unprocessable("choose an agent who works on this site",
                                 code="invalid_assignee")
-        assignee_id = int(assignee)
     patch = TicketPatch(status=_text(form, "status") or None, stage=_text(form, "stage") or None,
                         severity=_text(form, "severity") or None, assignee_id=assignee_id,
                         unassign="assignee" in form and not assignee)
@@ -150,24 +153,24 @@ async def update(request: Request, site: Site, ticket: Ticket, form: FormData) -
 
 
 async def split(request: Request, site: Site, ticket: Ticket, form: FormData) -> str:
-    ids = [int(v) for v in form.getlist("message") if isinstance(v, str) and v.isdigit()
-           and int(v) <= MAX_INT]
+    ids = [i for i in map(parse_int, form.getlist("message")) if i is not None]
     _, new = await runtime(request).messaging.split(site.id, ticket.number, ids, _agent(request))
     return ticket_url(site.key, new.ticket.number)
 
 
 async def merge(request: Request, site: Site, ticket: Ticket, form: FormData) -> str:
     into = _text(form, "into").strip().lstrip("#")
-    if not into.isdigit() or int(into) > MAX_INT:
+    number = parse_int(into)
+    if number is None:
         raise Unprocessable("give the number of the ticket to merge into", code="invalid_merge")
-    _, target = await runtime(request).messaging.merge(site.id, ticket.number, int(into),
+    _, target = await runtime(request).messaging.merge(site.id, ticket.number, number,
                                                         _agent(request))
     return ticket_url(site.key, target.ticket.number)
 
 
 def _move(step: int) -> Action:
     async def move(request: Request, site: Site, ticket: Ticket, form: FormData) -> str:
-        reason = _text(form, "reason").strip()
+        reason = one_line(_text(form, "reason"))
         if not reason:
             raise Unprocessable("say why the ticket moves to another tier",
                                 code="reason_required")
@@ -193,7 +196,7 @@ async def act(request: Request) -> Response:
     site, ticket, _ = await _ticket(request)  # the membership check comes first, always
     if action is None:
         raise NotFound("no such action", code="not_found")
-    form = await request.form()
+    form = await read_form(request)
     try:
         target = await action(request, site, ticket, form)
     except WidgetError as exc:
@@ -215,7 +218,7 @@ async def mark_read(request: Request) -> Response:
 
 
 routes: list[BaseRoute] = [
-    Route("/console/tickets/{site_key:str}/{number:int}", view, methods=["GET"]),
-    Route("/console/tickets/{site_key:str}/{number:int}/read", mark_read, methods=["POST"]),
-    Route("/console/tickets/{site_key:str}/{number:int}/{action:str}", act, methods=["POST"]),
+    Route("/console/tickets/{site_key:str}/{number:id}", view, methods=["GET"]),
+    Route("/console/tickets/{site_key:str}/{number:id}/read", mark_read, methods=["POST"]),
+    Route("/console/tickets/{site_key:str}/{number:id}/{action:str}", act, methods=["POST"]),
 ]
