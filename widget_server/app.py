@@ -6,6 +6,7 @@ import contextlib
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 
 from widget_server.abuse import Limits
 from widget_server.clock import Clock, clock_for
@@ -39,6 +40,7 @@ from widget_server.web.console import pages as console_pages
 from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
 from widget_server.web.errors import EXCEPTION_HANDLERS
+from widget_server.web.headers import SecurityHeaders
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
@@ -102,5 +104,6 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     return Starlette(
         routes=routes,
         exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[Middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds)],
         lifespan=lifespan,
     )

@@ -1,24 +1,59 @@
-"""Logging rules: private links (Help Form follow tokens) never reach the access log."""
+"""Logging rules: no secret or capability reaches a log line.
+
+The request lines uvicorn logs (the access log, and ``WebSocket PATH [accepted]`` on its
+error logger) carry the path and the query string as the client sent them. Two things in
+them may be secrets: the Help Form's follow links (``/help/requests/TOKEN``, a bearer
+capability for the whole request) and any query value, since a client may put a token or a
+password wherever it likes. Follow-link tokens are replaced by ``[redacted]``, and so is
+every query value except those of the few parameters known to be harmless (a site key is
+public, as are paging and filters); the names stay, so a line still says what was asked.
+"""
 
 from __future__ import annotations
 
 import logging
 import re
 
-_PRIVATE = re.compile(r"(/help/requests/)[^/?\s\"]+")
+_FOLLOW_LINK = re.compile(r"(/help/requests/)[^/?#\s\"]+")
+_QUERY = re.compile(r"\?[^\s\"#]*")
+PUBLIC_PARAMS = frozenset({"site", "limit", "before", "status", "severity", "days", "page",
+                           "sent"})
+REDACTED = "[redacted]"
 
 
-class RedactPrivateLinks(logging.Filter):
+def _query(match: re.Match[str]) -> str:
+    parts = []
+    for pair in match.group(0)[1:].split("&"):
+        name, equals, _ = pair.partition("=")
+        keep = name in PUBLIC_PARAMS or not equals
+        parts.append(pair if keep else f"{name}={REDACTED}")
+    return "?" + "&".join(parts)
+
+
+def redact(text: str) -> str:
+    """``text`` (a path, a request line) without follow-link tokens or private query values."""
+    return _QUERY.sub(_query, _FOLLOW_LINK.sub(r"\1" + REDACTED, text))
+
+
+class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.args, tuple):
-            record.args = tuple(
-                _PRIVATE.sub(r"\1[redacted]", arg) if isinstance(arg, str) else arg
-                for arg in record.args
-            )
-        elif isinstance(record.msg, str):
-            record.msg = _PRIVATE.sub(r"\1[redacted]", record.msg)
+            record.args = tuple(redact(arg) if isinstance(arg, str) else arg
+                                for arg in record.args)
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
         return True
 
 
+RedactPrivateLinks = RedactSecrets  # the name this filter had when it covered links only
+
+LOGGERS = ("uvicorn.access", "uvicorn.error")
+
+
 def redact_private_links() -> None:
-    logging.getLogger("uvicorn.access").addFilter(RedactPrivateLinks())
+    """Install the filter on uvicorn's loggers (a logger's filters see only the records
+    logged on it; ours call ``redact`` on what they log of a request)."""
+    for name in LOGGERS:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RedactSecrets) for f in logger.filters):
+            logger.addFilter(RedactSecrets())

@@ -12,14 +12,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from widget_server.api_tokens import hash_api_token
 from widget_server.clock import isoformat
-from widget_server.errors import NotFound, Unauthorized, Unprocessable
-from widget_server.models import Agent, Message, Ticket
+from widget_server.errors import NotFound, Unprocessable
+from widget_server.models import Message, Ticket
 from widget_server.realtime.protocol import ticket_json
 from widget_server.reports import build_report
 from widget_server.store import TicketPatch
 from widget_server.tickets import STATUSES
+from widget_server.web.bearer import authenticate
 from widget_server.web.errors import read_json_object, runtime
 from widget_server.web.openapi import openapi_json
 from widget_server.web.responses import JSONResponse
@@ -33,19 +33,6 @@ def ticket_number(request: Request) -> int:
     if number > MAX_INT:
         raise NotFound(f"ticket {number} does not exist", code="ticket_not_found")
     return number
-
-
-async def authenticate(request: Request) -> tuple[int, Agent]:
-    """The site id and agent the bearer token acts for."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send an API token as 'Authorization: Bearer TOKEN'",
-                           code="missing_token")
-    rt = runtime(request)
-    found = await rt.store.find_api_agent(hash_api_token(token.strip()))
-    if found is None or not found[1].active:
-        raise Unauthorized("this API token is not valid", code="invalid_token")
-    return found
 
 
 def api_ticket(ticket: Ticket) -> dict[str, Any]:

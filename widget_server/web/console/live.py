@@ -115,12 +115,14 @@ async def console_socket(websocket: WebSocket) -> None:
         while True:
             try:
                 async with asyncio.timeout(idle):
-                    raw = await websocket.receive_text()
+                    message = await websocket.receive()
             except TimeoutError:  # a dead or frozen tab: the console reconnects when it wakes
                 with contextlib.suppress(Exception):
                     await websocket.close(code=1001, reason="idle_timeout")
                 return
-            await _handle(rt, agent, sites, websocket, raw)
+            if message["type"] == "websocket.disconnect":
+                return
+            await _handle(rt, agent, sites, websocket, message.get("text") or "")
     except (WebSocketDisconnect, RuntimeError):
         pass
     finally:
