@@ -7,6 +7,12 @@ capability for the whole request) and any query value, since a client may put a 
 password wherever it likes. Follow-link tokens are replaced by ``[redacted]``, and so is
 every query value except those of the few parameters known to be harmless (a site key is
 public, as are paging and filters); the names stay, so a line still says what was asked.
+
+At debug level uvicorn's websockets library also logs the handshake's headers and the
+frames: credentials headers (``Cookie``, ``Authorization``) lose their values, and a
+frame is logged as its kind and size only (its text may hold a hello's token, a user hash or
+a visitor's message; websockets shortens it in the middle, so no pattern finds them all).
+JSON fields that carry a secret lose their values wherever else they show.
 """
 
 from __future__ import annotations
@@ -14,8 +20,15 @@ from __future__ import annotations
 import logging
 import re
 
+from websockets.frames import Frame
+
 _FOLLOW_LINK = re.compile(r"(/help/requests/)[^/?#\s\"]+")
-_QUERY = re.compile(r"\?[^\s\"#]*")
+_QUERY = re.compile(r"\?[^\s\"#']*")
+_JSON_SECRET = re.compile(
+    r"(\"(?:token|hash|password|secret|identity_secret|access_token|form_token|login_token|"
+    r"csrf)\"\s*:\s*\")[^\"]*")
+SECRET_HEADERS = frozenset({"cookie", "set-cookie", "authorization", "proxy-authorization"})
+_HEADER_LINES = frozenset({"< %s: %s", "> %s: %s"})
 PUBLIC_PARAMS = frozenset({"site", "limit", "before", "status", "severity", "days", "page",
                            "sent"})
 REDACTED = "[redacted]"
@@ -32,14 +45,26 @@ def _query(match: re.Match[str]) -> str:
 
 def redact(text: str) -> str:
     """``text`` (a path, a request line) without follow-link tokens or private query values."""
-    return _QUERY.sub(_query, _FOLLOW_LINK.sub(r"\1" + REDACTED, text))
+    text = _FOLLOW_LINK.sub(r"\1" + REDACTED, text)
+    return _JSON_SECRET.sub(r"\1" + REDACTED, _QUERY.sub(_query, text))
+
+
+def _safe(arg: object) -> object:
+    if isinstance(arg, (int, float)):  # numbers stay numbers, for %d
+        return arg
+    if isinstance(arg, Frame):
+        return f"{arg.opcode.name} [{len(arg.data)} bytes]"
+    return redact(str(arg))
 
 
 class RedactSecrets(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.args, tuple):
-            record.args = tuple(redact(arg) if isinstance(arg, str) else arg
-                                for arg in record.args)
+        args = record.args
+        if isinstance(args, tuple):
+            if record.msg in _HEADER_LINES and len(args) == 2 \
+                    and str(args[0]).lower() in SECRET_HEADERS:
+                args = (args[0], REDACTED)
+            record.args = tuple(_safe(arg) for arg in args)
         if isinstance(record.msg, str):
             record.msg = redact(record.msg)
         return True
