@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import re
 
+from websockets.exceptions import InvalidState
 from websockets.frames import Frame
 
 _FOLLOW_LINK = re.compile(r"(/help/requests/)[^/?#\s\"]+")
@@ -70,6 +71,33 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class ClientFaults(logging.Filter):
+    """What a client got wrong is not our error. uvicorn logs a text frame in invalid UTF-8
+    as an ERROR with a traceback, though it answers it rightly (close 1007); when the
+    client's close comes in the same read, its answer finds the connection closing already
+    and the loop logs a "Fatal error on transport" (websockets' InvalidState) as it drops
+    the connection, which is all there is left to do. Both are logged at info, without the
+    traceback, so nobody can fill the error log by sending bad bytes."""
+
+    MESSAGES = frozenset({"Invalid UTF-8 sequence received from client."})
+
+    def _client_fault(self, record: logging.LogRecord) -> bool:
+        if record.msg in self.MESSAGES:
+            return True
+        error = record.exc_info[1] if record.exc_info else None
+        return isinstance(record.msg, str) and record.msg.startswith("Fatal error on transport") \
+            and isinstance(error, InvalidState)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno >= logging.ERROR and self._client_fault(record):
+            if isinstance(record.msg, str):
+                record.msg = record.msg.splitlines()[0]  # the transport's repr stays out
+            record.levelno, record.levelname = logging.INFO, "INFO"
+            record.exc_info = record.exc_text = None
+            return logging.getLogger(record.name).isEnabledFor(logging.INFO)
+        return True
+
+
 RedactPrivateLinks = RedactSecrets  # the name this filter had when it covered links only
 
 LOGGERS = ("uvicorn.access", "uvicorn.error")
@@ -82,3 +110,7 @@ def redact_private_links() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactSecrets) for f in logger.filters):
             logger.addFilter(RedactSecrets())
+    for name in ("uvicorn.error", "asyncio"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, ClientFaults) for f in logger.filters):
+            logger.addFilter(ClientFaults())

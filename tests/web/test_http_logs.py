@@ -128,7 +128,7 @@ async def test_a_frame_and_a_close_in_one_write_are_not_an_error(logged: ServerP
     read_until_closed(sock)
     sock.close()
     for frames in (masked(Opcode.TEXT, b'{"type": "ping"}'), masked(Opcode.TEXT, b"nope"),
-                   masked(Opcode.BINARY, b"\x00")):
+                   masked(Opcode.BINARY, b"\x00"), masked(Opcode.TEXT, b"\xff\xfe")):
         sock = raw_socket(logged)  # before hello, and without a hello at all
         sock.sendall(frames + close)
         read_until_closed(sock)
