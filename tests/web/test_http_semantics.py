@@ -297,3 +297,19 @@ async def test_a_favicon_is_served_and_linked(
     for path in ("/help", f"/help/new?site={site.key}", "/console/login"):
         page = await client.get(path)
         assert '<link rel="icon" href="/favicon.ico"' in page.text, path
+
+
+async def test_behind_a_tls_proxy_the_own_origin_has_the_public_scheme(tmp_path: Path) -> None:
+    """The proxy speaks http to us; the browser's page is on https (WIDGET_PUBLIC_URL)."""
+    server = ServerProcess(tmp_path / "widget.db")
+    public = server.url.replace("http://", "https://")
+    server.env["WIDGET_PUBLIC_URL"] = public
+    site = create_site(server.db, origin=public)
+    server.start()
+    try:
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            response = await http.get("/api/widget/v1/articles", params={"site": site.key},
+                                      headers=SAME_ORIGIN)
+        assert response.status_code == 200, response.text
+    finally:
+        server.stop()

@@ -38,9 +38,18 @@ def cors_headers(origin: str) -> dict[str, str]:
 
 
 def own_origin(request: Request) -> str | None:
-    """The origin a browser reached this server at (scheme and Host), normalised."""
+    """The origin a browser reached this server at: its Host, with the scheme of
+    ``WIDGET_PUBLIC_URL`` when that names this host (behind a TLS proxy the request itself
+    may look like http), else the request's own scheme; normalised."""
     try:
-        return parse_origin(f"{request.url.scheme}://{request.url.netloc}")
+        here = parse_origin(f"{request.url.scheme}://{request.url.netloc}")
+        public = runtime(request).settings.public_url
+        if public:
+            parts = urlsplit(public)
+            published = parse_origin(f"{parts.scheme}://{parts.netloc}")
+            if published.partition("://")[2] == here.partition("://")[2]:  # host and port
+                return published
+        return here
     except ValueError:
         return None
 
