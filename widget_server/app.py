@@ -41,6 +41,7 @@ from widget_server.web.console import pages as console_pages
 from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
 from widget_server.web.errors import EXCEPTION_HANDLERS
+from widget_server.web.headers import SecurityHeaders
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
@@ -103,7 +104,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ]
     return Starlette(
         routes=routes,
-        middleware=[Middleware(BodyLimit, limit=settings.max_request_bytes,
+        # Outermost first: the security headers reach every answer, a 413 of BodyLimit too.
+        middleware=[Middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds),
+                    Middleware(BodyLimit, limit=settings.max_request_bytes,
                                timeout=settings.http_timeout)],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,

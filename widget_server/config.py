@@ -183,6 +183,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Failed console sign-ins before each further one doubles the wait."),
     Setting("login_max_lockout", "WIDGET_LOGIN_MAX_LOCKOUT", _positive_int,
             "Longest wait after failed console sign-ins, in seconds."),
+    Setting("hsts_seconds", "WIDGET_HSTS_SECONDS", _limit,
+            "Strict-Transport-Security max-age on https responses; 0 (default) sends none."),
 )
 
 
@@ -220,6 +222,7 @@ class Settings:
     site_cache_seconds: float = 1.0
     login_free_failures: int = 3
     login_max_lockout: int = 900
+    hsts_seconds: int = 0
 
     @classmethod
     def from_env(

@@ -28,10 +28,11 @@ from widget_server.access_grants import (
 )
 from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 from widget_server.models import Site, Visitor
-from widget_server.web.api import authenticate
+from widget_server.web.bearer import authenticate, bearer_token
+from widget_server.web.cors import check_origin, preflight, with_cors
 from widget_server.web.errors import read_json_object, runtime
 from widget_server.web.responses import JSONResponse
-from widget_server.web.session import identity_required, preflight, with_cors
+from widget_server.web.session import identity_required
 
 MAX_USER_ID = 200
 MAX_GRANT_ID = 64
@@ -44,10 +45,8 @@ async def _visitor(request: Request, data: dict[str, object]) -> tuple[Site, Vis
     site = await rt.site(site_key) if isinstance(site_key, str) else None
     if site is None:
         raise NotFound("no site has this key", code="unknown_site")
-    if not site.allows(request.headers.get("origin")):
-        raise Forbidden("this origin is not allowed for the site", code="origin_not_allowed")
-    scheme, _, header_token = request.headers.get("authorization", "").partition(" ")
-    token = header_token.strip() if scheme.lower() == "bearer" else data.get("token")
+    check_origin(request, site)
+    token = bearer_token(request) or data.get("token")
     if not isinstance(token, str) or not token:
         raise Unauthorized("a visitor token is required", code="invalid_token")
     visitor = rt.tokens.read(token, site)

@@ -10,14 +10,14 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from widget_server.api_tokens import hash_api_token
-from widget_server.errors import NotFound, Unauthorized, Unprocessable
-from widget_server.models import Agent, Ticket
+from widget_server.errors import NotFound, Unprocessable
+from widget_server.models import Ticket
 from widget_server.numbers import parse_int, parse_signed
 from widget_server.reports import build_report
 from widget_server.store import TicketPatch
 from widget_server.tickets import STATUSES
 from widget_server.web.agent_json import api_message, api_ticket
+from widget_server.web.bearer import authenticate
 from widget_server.web.errors import read_json_object, runtime
 from widget_server.web.openapi import openapi_json
 from widget_server.web.responses import JSONResponse
@@ -33,17 +33,6 @@ def ticket_number(request: Request) -> int:
     return number
 
 
-async def authenticate(request: Request) -> tuple[int, Agent]:
-    """The site id and agent the bearer token acts for."""
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
-    if scheme.lower() != "bearer" or not token.strip():
-        raise Unauthorized("send an API token as 'Authorization: Bearer TOKEN'",
-                           code="missing_token")
-    rt = runtime(request)
-    found = await rt.store.find_api_agent(hash_api_token(token.strip()))
-    if found is None or not found[1].active:
-        raise Unauthorized("this API token is not valid", code="invalid_token")
-    return found
 
 
 def _choice(request: Request, name: str, allowed: tuple[str, ...]) -> str | None:

@@ -6,13 +6,16 @@ import logging
 from typing import Any
 
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
+from starlette.routing import Match, Route
 
 from widget_server.abuse import RateLimited
 from widget_server.errors import WidgetError
+from widget_server.logs import redact
 from widget_server.runtime import Runtime
 from widget_server.text import multi_line
+from widget_server.web.bearer import challenge
 from widget_server.web.bodies import JSON_LIMIT, read_body
 from widget_server.web.responses import JSONResponse
 
@@ -32,10 +35,11 @@ def json_error(status: int, code: str, message: str,
 
 
 def error_headers(exc: WidgetError) -> dict[str, str]:
-    """A 429 says when to try again, in a header the widget may read cross-origin."""
+    """A 429 says when to try again, in a header the widget may read cross-origin; a 401
+    about a bearer token carries its challenge."""
     if isinstance(exc, RateLimited):
         return {"Retry-After": exc.retry_after, "Access-Control-Expose-Headers": "Retry-After"}
-    return {}
+    return challenge(exc)
 
 
 async def widget_error(request: Request, exc: Exception) -> Response:
@@ -46,16 +50,37 @@ async def widget_error(request: Request, exc: Exception) -> Response:
 async def http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "error")
-    headers = dict(exc.headers) if exc.headers else None
-    return json_error(exc.status_code, code, str(exc.detail), headers=headers)
+    headers = dict(exc.headers) if exc.headers else {}
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request)
+    return json_error(exc.status_code, code, str(exc.detail), headers=headers or None)
+
+
+def allowed_methods(request: Request) -> str:
+    """Every method some route of this path answers: Starlette's 405 names only the methods
+    of the first route matching the path, and several routes share a path here."""
+    methods: set[str] = set()
+    for route in request.app.routes:
+        if isinstance(route, Route) and route.methods \
+                and route.matches(request.scope)[0] != Match.NONE:
+            methods |= route.methods
+    return ", ".join(sorted(methods))
+
+
+async def client_gone(request: Request, exc: Exception) -> Response:
+    """The client hung up before its request body was complete: ordinary, nothing to log
+    above debug, and nobody to answer (uvicorn sends nothing on a closed connection)."""
+    log.debug("client left during %s %s", request.method, redact(request.url.path))
+    return Response(status_code=400)
 
 
 async def server_error(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    log.exception("unhandled error on %s %s", request.method, redact(request.url.path))
     return json_error(500, "internal_error", "something went wrong on our side")
 
 
 EXCEPTION_HANDLERS = {
+    ClientDisconnect: client_gone,
     WidgetError: widget_error,
     HTTPException: http_error,
     Exception: server_error,

@@ -32,9 +32,9 @@ from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessabl
 from widget_server.models import Site
 from widget_server.numbers import parse_int
 from widget_server.rate_limit import RateLimiter
-from widget_server.web.errors import json_error, read_json_object, runtime
+from widget_server.web.cors import Endpoint, check_origin, preflight, with_cors
+from widget_server.web.errors import error_headers, json_error, read_json_object, runtime
 from widget_server.web.responses import JSONResponse
-from widget_server.web.session import Endpoint, preflight, with_cors
 
 SEARCH_LIMIT = 10
 QUERY_MAX = 200
@@ -85,8 +85,7 @@ async def _site(request: Request, key: object) -> Site:
     site = await runtime(request).site(key)
     if site is None:
         raise NotFound("no site has this key", code="unknown_site")
-    if not site.allows(request.headers.get("origin")):
-        raise Forbidden("this origin is not allowed for the site", code="origin_not_allowed")
+    check_origin(request, site)
     return site
 
 
@@ -147,8 +146,7 @@ async def _article_site(request: Request) -> tuple[Site, Article]:
     given = request.query_params.get("site")
     if given is not None and given != site.key:
         raise NotFound("no such article", code="article_not_found")
-    if not site.allows(request.headers.get("origin")):
-        raise Forbidden("this origin is not allowed for the site", code="origin_not_allowed")
+    check_origin(request, site)
     return site, article
 
 
@@ -229,8 +227,7 @@ def _retry_after(handler: Endpoint) -> Endpoint:
         try:
             return await handler(request)
         except RateLimited as exc:
-            return json_error(429, "rate_limited", exc.message, headers={
-                "Retry-After": exc.retry_after, "Access-Control-Expose-Headers": "Retry-After"})
+            return json_error(429, "rate_limited", exc.message, headers=error_headers(exc))
 
     return endpoint
 

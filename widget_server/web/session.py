@@ -1,12 +1,12 @@
 """POST /api/widget/v1/session: who the visitor is, a signed token, and their tickets.
 
 Creates no database row: a visitor exists in the database from their first message on.
-Cross-origin by nature (the host page calls us), so it answers CORS for allowed origins only.
+Cross-origin by nature (the host page calls us), so it answers CORS for allowed origins only
+(web/cors.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.requests import Request
@@ -15,11 +15,10 @@ from starlette.routing import Route
 
 from widget_server.abuse import enforce
 from widget_server.client_address import client_address
-from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessable, WidgetError
+from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 from widget_server.models import Site, Visitor
 from widget_server.policy import policy_from_text
 from widget_server.realtime.protocol import (
-    FrameError,
     Send,
     ack_frame,
     decode,
@@ -31,52 +30,11 @@ from widget_server.realtime.protocol import (
 from widget_server.runtime import Runtime
 from widget_server.text import one_line
 from widget_server.visitor_tokens import anonymous_visitor, hash_matches, verified_visitor
-from widget_server.web.errors import error_headers, json_error, read_json_object, runtime
+from widget_server.web.cors import check_origin, preflight, with_cors
+from widget_server.web.errors import read_json_object, runtime
 from widget_server.web.responses import JSONResponse
 
 MAX_FIELD = 200
-
-
-def cors_headers(origin: str) -> dict[str, str]:
-    return {
-        "Access-Control-Allow-Origin": origin,
-        "Access-Control-Allow-Methods": "GET, POST",
-        "Access-Control-Allow-Headers": "Content-Type, Authorization",
-        "Access-Control-Max-Age": "600",
-        "Vary": "Origin",
-    }
-
-
-Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def with_cors(handler: Endpoint) -> Endpoint:
-    """CORS headers for origins some site allows, on answers and on errors alike, so the
-    widget can read why a call failed."""
-
-    async def endpoint(request: Request) -> Response:
-        origin = request.headers.get("origin")
-        allowed = origin is not None and await runtime(request).origin_allowed_anywhere(origin)
-        headers = cors_headers(origin) if allowed and origin else {}
-        try:
-            response = await handler(request)
-        except FrameError as error:
-            return json_error(422, error.code, error.message, headers=headers)
-        except WidgetError as exc:
-            return json_error(exc.status, exc.code, exc.message,
-                              headers={**headers, **error_headers(exc)})
-        response.headers.update(headers)
-        return response
-
-    return endpoint
-
-
-async def preflight(request: Request) -> Response:
-    origin = request.headers.get("origin")
-    if not await runtime(request).origin_allowed_anywhere(origin):
-        return json_error(403, "origin_not_allowed", "this origin is not allowed by any site")
-    assert origin is not None
-    return Response(status_code=204, headers=cors_headers(origin))
 
 
 def _text(data: dict[str, Any], key: str) -> str | None:
@@ -148,7 +106,6 @@ def _required_identity(rt: Runtime, site: Site, current: Visitor | None,
 
 async def create_session(request: Request) -> Response:
     rt = runtime(request)
-    origin = request.headers.get("origin")
     data = await read_json_object(request)
     site_key = data.get("site")
     if not isinstance(site_key, str) or not site_key:
@@ -156,8 +113,7 @@ async def create_session(request: Request) -> Response:
     site = await rt.site(site_key)
     if site is None:
         raise NotFound("no site has this key", code="unknown_site")
-    if not site.allows(origin):
-        raise Forbidden("this origin is not allowed for the site", code="origin_not_allowed")
+    check_origin(request, site)
     returning = _token_visitor(rt, site, data.get("token"))
     enforce(rt.limits.session(client_address(request, rt.settings.trusted_proxies),
                               returning.id if returning else None))
@@ -197,14 +153,12 @@ async def post_message(request: Request) -> Response:
     after commit, and announced live to the visitor's other tabs and to agents.
     """
     rt = runtime(request)
-    origin = request.headers.get("origin")
     data = await read_json_object(request)
     site_key, token = data.get("site"), data.get("token")
     site = await rt.site(site_key) if isinstance(site_key, str) else None
     if site is None:
         raise NotFound("no site has this key", code="unknown_site")
-    if not site.allows(origin):
-        raise Forbidden("this origin is not allowed for the site", code="origin_not_allowed")
+    check_origin(request, site)
     if not isinstance(token, str):
         raise Unauthorized("a visitor token is required", code="invalid_token")
     visitor = rt.tokens.read(token, site)

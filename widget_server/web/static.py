@@ -8,6 +8,7 @@ widget_static/ stays the source.
 
 from __future__ import annotations
 
+import base64
 import gzip
 import hashlib
 import re
@@ -32,6 +33,7 @@ PANEL_FILES = {name: "text/javascript" for name in (
     "panel.js", "dom.js", "outbox.js", "connection.js", "views.js", "articles.js", "article.js",
     "access.js")} | {"panel.css": "text/css"}
 PLAIN_FILES = {"help.css": "text/css"}
+ICON_FILES = {"favicon.svg": "image/svg+xml"}
 CONSOLE_FILES = {"console.js": "text/javascript", "console.css": "text/css",
                  "console-admin.js": "text/javascript", "console-admin.css": "text/css",
                  "console-sla.css": "text/css"}
@@ -158,7 +160,7 @@ async def console_file(request: Request) -> Response:
 
 @cache
 def plain_asset(name: str) -> Asset:
-    kinds = {**PLAIN_FILES, **CONSOLE_FILES}
+    kinds = {**PLAIN_FILES, **CONSOLE_FILES, **ICON_FILES}
     return Asset.of((static_dir() / name).read_text("utf-8"), kinds[name])
 
 
@@ -171,10 +173,38 @@ async def demo_page(request: Request) -> Response:
     server = f"{request.url.scheme}://{request.url.netloc}"
     page = (examples_dir() / "host_page.html").read_text("utf-8")
     page = page.replace("https://support.example.com", server).replace("SITE_KEY", site_key)
-    return HTMLResponse(page, headers={"Cache-Control": "no-store"})
+    return HTMLResponse(page, headers={"Cache-Control": "no-store",
+                                       **demo_headers(request, page)})
+
+
+def _hashes(page: str, tag: str) -> str:
+    """CSP sources for the page's inline ``tag`` elements, by the hash of each."""
+    found = re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.DOTALL)
+    return " ".join("'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest())
+                    .decode() + "'" for text in found)
+
+
+def demo_headers(request: Request, page: str) -> dict[str, str]:
+    """The demo is a host page under a strict policy: its only inline code, the snippet's
+    queue stub and its stylesheet, allowed by hash; everything else from this server."""
+    socket = f"{'wss' if request.url.scheme == 'https' else 'ws'}://{request.url.netloc}"
+    return {
+        "Content-Security-Policy": (
+            f"default-src 'self'; script-src 'self' {_hashes(page, 'script')}; "
+            f"style-src 'self' {_hashes(page, 'style')}; img-src 'self' data:; "
+            f"connect-src 'self' {socket}; frame-ancestors 'none'; base-uri 'none'; "
+            "form-action 'self'; object-src 'none'"),
+        "Referrer-Policy": "same-origin",
+    }
+
+
+async def favicon(request: Request) -> Response:
+    """The server's icon (an SVG): browsers ask for /favicon.ico, and pages link to it."""
+    return plain_asset("favicon.svg").response(request, {"Cache-Control": "public, max-age=86400"})
 
 
 routes = [
+    Route("/favicon.ico", favicon, methods=["GET", "HEAD"]),
     Route("/widget.js", widget_js, methods=["GET", "HEAD"]),
     Route("/widget/{version:str}/{name:str}", versioned_file, methods=["GET", "HEAD"]),
     Route("/demo", demo_page, methods=["GET"]),

@@ -7,6 +7,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from starlette.responses import HTMLResponse
 
+from widget_server.clock import isoformat
+
 templates = Environment(
     loader=PackageLoader("widget_server", "templates"),
     autoescape=select_autoescape(["html"]),
@@ -14,6 +16,9 @@ templates = Environment(
     trim_blocks=True,
     lstrip_blocks=True,
 )
+# ``<time datetime>`` takes at most milliseconds and needs Z or an offset: never the six
+# digits of datetime.isoformat()
+templates.filters["iso"] = isoformat
 
 
 def render(name: str, status: int = 200, headers: dict[str, str] | None = None,

@@ -26,7 +26,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.types import Send
-from starlette.websockets import WebSocket
+from starlette.websockets import WebSocket, WebSocketDisconnect
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 
 FIN_TEXT = 0x81  # FIN set, opcode 1 (text)
@@ -70,7 +70,10 @@ class _AsgiSender:
         self._asgi_send = asgi_send
 
     async def send_text(self, text: str) -> None:
-        await self._asgi_send({"type": "websocket.send", "text": text})
+        try:
+            await self._asgi_send({"type": "websocket.send", "text": text})
+        except OSError:  # the client hung up (a frame and its close in one write): as
+            raise WebSocketDisconnect(1006) from None  # Starlette's own send reports it
 
     async def send_texts(self, texts: Sequence[str]) -> None:
         for text in texts:

@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from widget_server.clock import isoformat
 from widget_server.models import AgentSession, Site, Ticket
 from widget_server.retention import RetentionError, parse_days
 from widget_server.store.privacy_records import describe_days
@@ -46,7 +47,7 @@ async def _page(request: Request, site: Site, status: int = 200,
     audit = [{"entry": entry, "action": ACTIONS.get(entry.action, entry.action),
               "actor": (names.get(entry.agent_id, "an admin") if entry.agent_id is not None
                         else ACTORS.get(entry.actor, entry.actor)),
-              "iso": entry.created_at.isoformat(), "when": present.when(entry.created_at),
+              "iso": isoformat(entry.created_at), "when": present.when(entry.created_at),
               "what": _counts(entry.action, entry.counts)}
              for entry in await rt.store.privacy_audit(site.id)]
     days = "" if site.retention_days is None else str(site.retention_days)
@@ -89,7 +90,7 @@ async def tombstone_page(request: Request, site: Site, ticket: Ticket, status: i
                 status_label=present.status_label(ticket.status),
                 severity_label=present.severity_label(ticket.severity,
                                                       present.severity_labels(site)),
-                dates=[(label, moment.isoformat(), present.when(moment))
+                dates=[(label, isoformat(moment), present.when(moment))
                        for label, moment in dates if moment is not None])
 
 
