@@ -26,7 +26,9 @@ _NUMBER = {"name": "number", "in": "path", "required": True,
            "schema": {"type": "integer", "minimum": 1}}
 _SEVERITY = ("A severity key of the site's support policy (by default critical, high, normal "
              "or low).")
-_NOT_BLANK = "\\S"  # at least one character that is not white space
+# At least one character that is neither white space nor a control character (those are
+# dropped from every string a body carries, text.py).
+_NOT_BLANK = "[^\\s\\x00-\\x1f\\x7f-\\x9f]"
 MAX_INT = 2**63 - 1  # SQLite's integers: a larger number names no row
 _ERASED = ("A tombstone left by data retention or an erasure request: number, status, "
            "severity and dates only; no subject, messages or visitor (docs/privacy.md).")
