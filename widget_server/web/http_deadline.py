@@ -8,8 +8,12 @@ it connects or from the first byte after a response, and is closed when it has n
 trickle of bytes moves the deadline. Bodies that stall are ``web/bodies.py``'s part.
 
 Only the asyncio ``Protocol`` methods are overridden; whether a request is in progress is
-read from the connection's current request-response ``cycle``, which both of uvicorn's HTTP
-protocols keep.
+read from the connection's current request-response ``cycle`` and its ``response_complete``,
+which both of uvicorn's HTTP protocols keep. Those are not uvicorn's public API, so: a
+protocol without them never closes a connection (the deadline is off, never wrong);
+``WIDGET_HTTP_TIMEOUT=0`` turns it off; ``pyproject.toml`` caps uvicorn at the releases
+tested; and ``.ci/run`` runs ``tests/web/test_bounded_input.py`` against the oldest and the
+newest uvicorn too.
 """
 
 from __future__ import annotations
@@ -49,8 +53,10 @@ def header_deadline_protocol(seconds: float) -> type[asyncio.Protocol]:
             transport = getattr(self, "transport", None)
             if transport is None or transport.get_protocol() is not self:
                 return False  # upgraded: the websocket protocol owns the connection now
-            cycle = getattr(self, "cycle", None)
-            return cycle is None or bool(getattr(cycle, "response_complete", True))
+            if not hasattr(self, "cycle"):
+                return False  # a uvicorn that keeps no cycle: never close on a guess
+            cycle = self.cycle
+            return cycle is None or bool(getattr(cycle, "response_complete", False))
 
         def _watch(self) -> None:
             if not self._between_requests():
