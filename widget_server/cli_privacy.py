@@ -15,6 +15,7 @@ from widget_server.retention import (
     ErasureSelector,
     RetentionError,
     SelectorKind,
+    credential_lifetime,
     cutoff,
     describe_days,
     parse_days,
@@ -124,7 +125,8 @@ async def _set_retention(store: Store, args: argparse.Namespace) -> None:
 
 async def _retention_run(store: Store, args: argparse.Namespace, settings: Settings) -> None:
     clock = clock_for(settings.clock_offset_file)
-    report = await run_retention(store, clock, "cli", batch=args.batch)
+    report = await run_retention(store, clock, "cli", batch=args.batch,
+                                 credentials=credential_lifetime(settings.token_max_age))
     if not report.acted:
         raise Conflict("another process is running the retention job; try again in a minute",
                        code="retention_busy")
