@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from widget_server.api_tokens import hash_api_token
 from widget_server.clock import isoformat
-from widget_server.errors import NotFound, Unauthorized, Unprocessable
+from widget_server.errors import InvalidAssignee, NotFound, Unauthorized, Unprocessable
 from widget_server.models import Agent, Message, Ticket
 from widget_server.realtime.protocol import ticket_json
 from widget_server.reports import build_report
@@ -147,12 +147,14 @@ async def patch_ticket(request: Request) -> Response:
             unassign = True
         elif isinstance(assignee, int) and not isinstance(assignee, bool):
             if not 1 <= assignee <= MAX_INT:
-                raise Unprocessable("no agent has that id", code="invalid_assignee")
+                raise InvalidAssignee()
             assignee_id = assignee
         elif isinstance(assignee, str):
+            # whether the email is an agent of another site is checked with the site, in
+            # the write, and refused with the same answer as an unknown one
             found = await runtime(request).store.get_agent_by_email(assignee)
             if found is None:
-                raise Unprocessable("no agent with that email", code="invalid_assignee")
+                raise InvalidAssignee()
             assignee_id = found.id
         else:
             raise Unprocessable("assignee must be an agent id, an email or null",
