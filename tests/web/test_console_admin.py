@@ -126,7 +126,7 @@ async def console(server: ServerProcess, email: str, password: str) -> AsyncIter
 
 def make_admin(server: ServerProcess) -> tuple[str, str, str]:
     """An admin made the documented way, and the key of the site made with it."""
-    email, password = f"{unique('admin')}@x.test", unique("pw")
+    email, password = f"{unique('admin')}@x.test", unique("password")
     out = run_cli("init", "--db", str(server.db), "--site-name", unique("Admin site"),
                   "--origin", f"https://{unique('admin')}.test", "--admin-email", email,
                   "--admin-password", password).stdout
@@ -136,7 +136,7 @@ def make_admin(server: ServerProcess) -> tuple[str, str, str]:
 
 
 def make_agent(server: ServerProcess, *sites: str) -> tuple[str, str]:
-    email, password = f"{unique('agent')}@x.test", unique("pw")
+    email, password = f"{unique('agent')}@x.test", unique("password")
     args = [arg for key in sites for arg in ("--site", key)]
     run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password", password,
             *args)
