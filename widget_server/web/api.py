@@ -150,9 +150,9 @@ async def patch_ticket(request: Request) -> Response:
                 raise InvalidAssignee()
             assignee_id = assignee
         elif isinstance(assignee, str):
-            # whether the email is an agent of another site is checked with the site, in
-            # the write, and refused with the same answer as an unknown one
-            found = await runtime(request).store.get_agent_by_email(assignee)
+            # only the site's agents are looked up: an agent of another site is refused
+            # with the same answer, after the same single read, as an unknown email
+            found = await runtime(request).store.site_agent_by_email(site_id, assignee)
             if found is None:
                 raise InvalidAssignee()
             assignee_id = found.id
