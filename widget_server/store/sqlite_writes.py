@@ -12,14 +12,7 @@ from datetime import UTC, datetime
 
 from widget_server import tickets as rules
 from widget_server.clock import isoformat
-from widget_server.errors import (
-    Conflict,
-    Forbidden,
-    InvalidAssignee,
-    NotFound,
-    Unauthorized,
-    Unprocessable,
-)
+from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import (
     Agent,
     ApiToken,
@@ -36,6 +29,11 @@ from widget_server.policy import policy_from_text
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_sla as sla
 from widget_server.store.base import TicketPatch, VisitorPost
+from widget_server.store.sqlite_credentials import (
+    check_assignee,
+    check_identity,
+    check_not_erased,
+)
 
 
 def new_id(prefix: str) -> str:
@@ -258,7 +256,7 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
         earlier = _duplicate(conn, visitor.id, post.client_msg_id)
         if earlier is not None:
             return earlier
-        _check_identity(conn.execute("SELECT identity_mode FROM sites WHERE id = ?",
+        check_identity(conn.execute("SELECT identity_mode FROM sites WHERE id = ?",
                                      (visitor.site_id,)).fetchone()[0], visitor)
         _upsert_visitor(conn, visitor, now)
         return _open_request(conn, post, now)
@@ -288,7 +286,7 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
             return earlier
     if found["found_conversation"] is None:  # also another visitor's: never reveal it exists
         raise NotFound("no such conversation", code="conversation_not_found")
-    _check_identity(found["identity_mode"], visitor)
+    check_identity(found["identity_mode"], visitor)
     if ((visitor.name is not None and visitor.name != found["visitor_name"])
             or (visitor.email is not None and visitor.email != found["visitor_email"])):
         _upsert_visitor(conn, visitor, now)  # the upsert only when it would change something
@@ -324,22 +322,8 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
                       ticket_changed=changed)
 
 
-def _check_identity(mode: str | None, visitor: Visitor) -> None:
-    """A site in ``required`` identity mode takes messages only from verified visitors, at
-    the moment of writing: a widget socket, token or Help Form link from before the switch
-    gets no further (docs/identity.md)."""
-    if mode == "required" and not visitor.verified:
-        raise Forbidden("this site only talks to signed-in users of its product: identify "
-                        "the visitor with a valid user hash", code="identity_required")
-
-
 def _upsert_visitor(conn: sqlite3.Connection, visitor: Visitor, now: datetime) -> None:
-    # every write that would make or rename a visitor row re-checks the credential: one
-    # issued before the visitor's erasure no longer speaks for them (docs/privacy.md)
-    if visitor.since is not None and conn.execute(
-            "SELECT 1 FROM erased_visitors WHERE visitor_id = ? AND erased_at >= ?",
-            (visitor.id, isoformat(visitor.since))).fetchone() is not None:
-        raise Unauthorized("the visitor token is no longer valid", code="invalid_token")
+    check_not_erased(conn, visitor)  # every write that makes or renames a visitor row
     conn.execute(
         "INSERT INTO visitors (id, site_id, user_id, name, email, verified, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -468,13 +452,7 @@ def update_ticket(
     if patch.unassign and row["assignee_id"] is not None:
         changes["assignee_id"] = None
     elif patch.assignee_id is not None and patch.assignee_id != row["assignee_id"]:
-        # only an active agent of the ticket's site (admins work on every site); one answer
-        # for every refusal, so it never tells whether the agent exists elsewhere
-        if conn.execute(
-                "SELECT 1 FROM agents a WHERE a.id = ? AND a.active = 1 AND (a.role = 'admin'"
-                " OR EXISTS (SELECT 1 FROM agent_sites m WHERE m.agent_id = a.id"
-                " AND m.site_id = ?))", (patch.assignee_id, site_id)).fetchone() is None:
-            raise InvalidAssignee()
+        check_assignee(conn, patch.assignee_id, site_id)
         changes["assignee_id"] = patch.assignee_id
     if "status" in changes:
         sla.on_status_change(conn, row, str(changes["status"]), now, policy)
