@@ -97,13 +97,13 @@ def test_init_prints_key_and_snippet(tmp_path: Path) -> None:
 
 def test_init_twice_is_idempotent(tmp_path: Path) -> None:
     db = tmp_path / "widget.db"
-    admin = ("--admin-email", "boss@example.com", "--admin-password", "s3cret-one")
+    admin = ("--admin-email", "boss@example.com", "--admin-password", "s3cret-one-ok")
     first = init(db, "Shop", ORIGIN, extra=admin)
     assert first.returncode == 0, first.stderr
     assert "admin created: boss@example.com" in first.stdout
 
     second = init(db, "Shop", "https://other.example.com/",
-                  extra=("--admin-email", "boss@example.com", "--admin-password", "s3cret-two"))
+                  extra=("--admin-email", "boss@example.com", "--admin-password", "s3cret-two-ok"))
     assert second.returncode == 0, second.stderr
     assert field(second.stdout, "site exists:") == "Shop"
     assert field(second.stdout, "site key:") == field(first.stdout, "site key:")
@@ -118,8 +118,8 @@ def test_init_twice_is_idempotent(tmp_path: Path) -> None:
     assert query_db(db, "SELECT MAX(version), COUNT(*) FROM schema_migrations") == [
         (newest, newest)]
     (stored,) = query_db(db, "SELECT password_hash FROM agents")[0]
-    assert verify_password("s3cret-two", stored)  # the rerun set the new password
-    assert not verify_password("s3cret-one", stored)
+    assert verify_password("s3cret-two-ok", stored)  # the rerun set the new password
+    assert not verify_password("s3cret-one-ok", stored)
 
     third = init(db, "Shop", ORIGIN)  # an origin it already has: not listed twice
     assert field(third.stdout, "allowed origins:") == f"{ORIGIN}, https://other.example.com"

@@ -14,7 +14,7 @@ from widget_server.config import Settings
 from widget_server.help_tokens import HelpTokens
 from widget_server.messaging import Messaging
 from widget_server.realtime.hub import Hub
-from widget_server.retention import RetentionJob
+from widget_server.retention import RetentionJob, credential_lifetime
 from widget_server.runtime import Runtime
 from widget_server.scheduler import SlaScheduler
 from widget_server.store import open_store
@@ -70,7 +70,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             )
             app.state.runtime.messaging.changed = scheduler.poke
             app.state.scheduler = scheduler
-            retention = RetentionJob(store, clock, settings.retention_interval)
+            retention = RetentionJob(store, clock, settings.retention_interval,
+                                     credential_lifetime(settings.token_max_age))
             if settings.scheduler:
                 scheduler.start()
                 retention.start()

@@ -29,7 +29,7 @@ from widget_server.errors import WidgetError
 from widget_server.models import Site, normalize_origin
 from widget_server.numbers import parse_int
 from widget_server.origins import parse_origin
-from widget_server.passwords import hash_password, new_password
+from widget_server.passwords import WeakPassword, check_password, hash_password, new_password
 from widget_server.policy import DEFAULT_POLICY_TOML, format_duration, parse_policy
 from widget_server.store import Store, open_store
 from widget_server.text import one_line
@@ -189,6 +189,16 @@ def _origin(value: str) -> str:
         raise CommandError(f"{value!r} is not an origin like https://app.example.com") from None
 
 
+def _given_password(value: str | None, option: str) -> str | None:
+    """A password from the command line, held to the console's rule (passwords.py)."""
+    if value is None:
+        return None
+    try:
+        return check_password(value)
+    except WeakPassword as exc:
+        raise CommandError(f"{option}: {exc}") from None
+
+
 def _grace_hours(value: str) -> float:
     try:
         hours = float(value)
@@ -220,6 +230,7 @@ async def _agent(store: Store, args: argparse.Namespace) -> None:
                   f"{where}")
         return
     found = await store.get_agent_by_email(args.email)
+    given = _given_password(getattr(args, "password", None), "--password")
     if args.agent_command == "add":
         site_ids = []
         for key in args.site:
@@ -229,7 +240,7 @@ async def _agent(store: Store, args: argparse.Namespace) -> None:
             site_ids.append(site.id)
         if args.tier is not None and args.tier < 1:
             raise CommandError("--tier starts at 1")
-        password = args.password or new_password()
+        password = given or new_password()
         name = args.name or args.email.split("@")[0]
         agent, created = await store.ensure_agent(args.email, name, args.role or "agent",
                                                   hash_password(password))
@@ -237,10 +248,10 @@ async def _agent(store: Store, args: argparse.Namespace) -> None:
         await store.update_agent(agent.id, role=args.role, tier=args.tier,
                                  site_ids=site_ids if args.site or created else None,
                                  active=True)
-        if not created and args.password:
-            await store.set_agent_password(agent.email, hash_password(args.password))
+        if not created and given:
+            await store.set_agent_password(agent.email, hash_password(given))
         print(f"agent {'created' if created else 'updated'}: {agent.email}")
-        if created and not args.password:
+        if created and not given:
             print(f"password: {password}")
         return
     if found is None:
@@ -249,10 +260,10 @@ async def _agent(store: Store, args: argparse.Namespace) -> None:
         await store.update_agent(found.id, active=False)
         print(f"agent disabled: {found.email}")
     else:
-        password = args.password or new_password()
+        password = given or new_password()
         await store.set_agent_password(found.email, hash_password(password))
         print(f"password reset: {found.email}")
-        if not args.password:
+        if not given:
             print(f"password: {password}")
 
 
@@ -309,13 +320,14 @@ async def _rotate_secret(store: Store, args: argparse.Namespace) -> None:
 async def _init(store: Store, args: argparse.Namespace, settings: Settings) -> None:
     if args.admin_password and not args.admin_email:
         raise CommandError("--admin-password needs --admin-email")
+    admin_password = _given_password(args.admin_password, "--admin-password")
     origins = [_origin(value) for value in args.origin]
     site, created = await store.ensure_site(args.site_name, origins)
     print(f"site {'created' if created else 'exists'}: {site.name}")
     print(f"site key: {site.key}")
     print(f"allowed origins: {', '.join(site.allowed_origins)}")
     if args.admin_email:
-        password = args.admin_password
+        password = admin_password
         agent, agent_created = await store.ensure_agent(
             args.admin_email, args.admin_email.split("@")[0], "admin",
             hash_password(password) if password else None)
@@ -346,10 +358,20 @@ async def _token_create(store: Store, args: argparse.Namespace) -> None:
         agent = await store.get_agent_by_email(args.agent)
         if agent is None:
             raise CommandError(f"no agent has the email {args.agent}")
+        # a token acts only while its agent works on its site (checked again at every use)
+        if not agent.active:
+            raise CommandError(f"the agent {agent.email} is disabled")
+        if site.id not in await store.agent_site_ids(agent):
+            raise CommandError(f"the agent {agent.email} does not work on the site {site.key}; "
+                               f"add it with `widget-server agent add --email {agent.email} "
+                               f"--site {site.key}`")
     else:
         slug = "".join(ch if ch.isalnum() else "-" for ch in args.name.lower()).strip("-")
         agent, _ = await store.ensure_agent(f"{slug or 'api'}@integrations.invalid",
                                             args.name, "agent", None)
+        if site.id not in await store.agent_site_ids(agent):  # the integration's own site
+            await store.update_agent(agent.id, site_ids=[*await store.agent_site_ids(agent),
+                                                         site.id])
     token = new_api_token()
     await store.create_api_token(args.name, hash_api_token(token), site.id, agent.id)
     print(token)
@@ -442,8 +464,9 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
             asyncio.run(_with_store(settings, lambda store: _articles_import(store, args), clock))
         elif args.command in {"retention", "visitor"} or (
                 args.command == "site" and args.site_command == "set-retention"):
-            asyncio.run(_with_store(settings, lambda store: cli_privacy.run(store, args, clock),
-                                    clock))
+            asyncio.run(_with_store(
+                settings, lambda store: cli_privacy.run(store, args, clock, settings.token_max_age),
+                clock))
         elif args.command == "site":
             if args.site_command == "rotate-secret":
                 asyncio.run(_with_store(settings, lambda store: _rotate_secret(store, args), clock))

@@ -10,7 +10,13 @@ from widget_server.clock import Clock
 from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import Site
 from widget_server.numbers import parse_int
-from widget_server.retention import BATCH, RetentionError, parse_days, run_retention
+from widget_server.retention import (
+    BATCH,
+    RetentionError,
+    credential_lifetime,
+    parse_days,
+    run_retention,
+)
 from widget_server.store import Store
 from widget_server.store.privacy_records import (
     ErasureSelector,
@@ -101,9 +107,9 @@ async def _site(store: Store, key: str | None) -> Site:
     return sites[0]
 
 
-async def run(store: Store, args: argparse.Namespace, clock: Clock) -> None:
+async def run(store: Store, args: argparse.Namespace, clock: Clock, token_max_age: int) -> None:
     if args.command == "retention":
-        await _retention_run(store, args, clock)
+        await _retention_run(store, args, clock, token_max_age)
     elif args.command == "visitor":
         await _erase(store, args)
     else:
@@ -120,8 +126,10 @@ async def _set_retention(store: Store, args: argparse.Namespace) -> None:
               "last activity of a closed conversation")
 
 
-async def _retention_run(store: Store, args: argparse.Namespace, clock: Clock) -> None:
-    report = await run_retention(store, clock, "cli", batch=args.batch)
+async def _retention_run(store: Store, args: argparse.Namespace, clock: Clock,
+                         token_max_age: int) -> None:
+    report = await run_retention(store, clock, "cli", batch=args.batch,
+                                 credentials=credential_lifetime(token_max_age))
     if not report.acted:
         raise Conflict("another process is running the retention job; try again in a minute",
                        code="retention_busy")

@@ -83,28 +83,24 @@ class SignIn:
     free_failures: int = FREE_FAILURES
     max_lockout: timedelta = MAX_LOCKOUT
 
-    async def check_throttle(self, keys: list[str]) -> None:
-        now = self.clock.now()
-        for key in keys:
-            found = await self.store.login_failures(key)
-            if found is None:
-                continue
-            failures, last = found
-            wait = last + lockout(failures, self.free_failures, self.max_lockout) - now
-            if wait > timedelta(0):
-                raise TooManyAttempts(wait, self.max_lockout)
+    def lockout(self, failures: int) -> timedelta:
+        return lockout(failures, self.free_failures, self.max_lockout)
 
     async def sign_in(self, email: str, password: str, client: str | None) -> tuple[Agent, str]:
-        """The agent and a new session id, or ``BadCredentials`` / ``TooManyAttempts``."""
+        """The agent and a new session id, or ``BadCredentials`` / ``TooManyAttempts``.
+
+        The attempt is counted as a failure before the (slow) password check, in one write
+        with the throttle check, and cleared only after a success: attempts sent at once
+        are each counted, so a burst gets no more checks than attempts sent one by one."""
         keys = throttle_keys(email, client, self.salt)
-        await self.check_throttle(keys)
+        wait = await self.store.reserve_login_attempt(keys, self.lockout)
+        if wait > timedelta(0):
+            raise TooManyAttempts(wait, self.max_lockout)
         found = await self.store.agent_password_hash(email.strip())
         stored = found[1] if found else None
         # scrypt is slow on purpose; off the event loop, and also for unknown emails
         ok = await asyncio.to_thread(verify_password, password, stored or _DUMMY_HASH)
         if found is None or not ok or stored is None or not found[0].active:
-            for key in keys:
-                await self.store.record_login_failure(key)
             raise BadCredentials("That email and password do not match an active agent.")
         for key in keys:
             await self.store.clear_login_failures(key)

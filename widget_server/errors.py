@@ -41,3 +41,13 @@ class Unauthorized(WidgetError):
 class Forbidden(WidgetError):
     code = "forbidden"
     status = 403
+
+
+class InvalidAssignee(Unprocessable):
+    """One answer for every assignee that may not be chosen: unknown, disabled, or an agent
+    of another site (the answer never tells which, so it reveals no other site's agents)."""
+
+    code = "invalid_assignee"
+
+    def __init__(self) -> None:
+        super().__init__("no active agent of this site has that id or email")

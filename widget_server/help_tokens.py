@@ -12,6 +12,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from itsdangerous import BadSignature, TimestampSigner, URLSafeSerializer, URLSafeTimedSerializer
@@ -31,6 +32,7 @@ class FormGrant:
     site_key: str
     visitor_id: str
     client_msg_id: str
+    issued_at: datetime | None = None  # when the form was rendered (Visitor.since)
 
 
 @dataclass(frozen=True)
@@ -68,12 +70,14 @@ class HelpTokens:
     def read_form(self, token: str) -> FormGrant | None:
         """The grant of a genuine, unexpired form token; None otherwise."""
         try:
-            data: Any = self._forms.loads(token, max_age=FORM_MAX_AGE)
+            data: Any
+            data, issued = self._forms.loads(token, max_age=FORM_MAX_AGE,
+                                             return_timestamp=True)
         except BadSignature:  # also SignatureExpired
             return None
         if not _strings(data, "s", "v", "m"):
             return None
-        return FormGrant(data["s"], data["v"], data["m"])
+        return FormGrant(data["s"], data["v"], data["m"], issued)
 
     def follow(self, key: RequestKey) -> str:
         return str(self._requests.dumps({"s": key.site_key, "v": key.visitor_id,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Literal
 
@@ -74,6 +74,10 @@ class Visitor:
     name: str | None
     email: str | None
     verified: bool
+    # when the credential naming this visitor was first issued (a renewed token keeps it;
+    # None: made just now, from no credential). A visitor erased at or after it is refused
+    # at every use: an old token cannot bring an erased visitor back (docs/privacy.md).
+    since: datetime | None = field(default=None, compare=False)
 
 
 # Records made for every message (Author, Message, PostResult; store.VisitorPost and

@@ -8,6 +8,27 @@ import hmac
 import secrets
 
 N, R, P = 2**14, 8, 1
+# the rule for every password an agent is given (OWASP ASVS 2.1.1 and 2.1.2): long enough to
+# resist guessing, no composition rules, and short enough that hashing stays cheap
+MIN_PASSWORD, MAX_PASSWORD = 12, 128
+
+
+class WeakPassword(ValueError):
+    """A password that breaks the rule; the message says which part."""
+
+
+def check_password(password: str) -> str:
+    """The password if it follows the rule (the generated ones do), else ``WeakPassword``."""
+    if len(password) < MIN_PASSWORD:
+        raise WeakPassword(f"a password needs at least {MIN_PASSWORD} characters "
+                           f"(this one has {len(password)})")
+    if len(password) > MAX_PASSWORD:
+        raise WeakPassword(f"a password may have at most {MAX_PASSWORD} characters")
+    if not password.isprintable():
+        raise WeakPassword("a password may not contain control characters or line breaks")
+    if len(set(password)) < 4:
+        raise WeakPassword("a password needs more than a few different characters")
+    return password
 
 
 def hash_password(password: str) -> str:
@@ -32,4 +53,8 @@ def verify_password(password: str, stored: str | None) -> bool:
 
 
 def new_password() -> str:
-    return secrets.token_urlsafe(12)
+    """16 random characters: follows ``check_password``."""
+    while True:
+        password = secrets.token_urlsafe(12)
+        if len(set(password)) >= 4:
+            return password

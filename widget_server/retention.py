@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Literal
 
 from widget_server.background import BackgroundLoop
 from widget_server.clock import Clock
+from widget_server.help_tokens import FORM_MAX_AGE
 from widget_server.numbers import parse_int
 from widget_server.store.privacy_records import Purged
 
@@ -63,11 +64,23 @@ class RetentionReport:
     batches: int = 0
 
 
+def credential_lifetime(token_max_age: int) -> timedelta:
+    """How long after an erasure a credential issued before it may still be presented: the
+    visitor token's lifetime (WIDGET_TOKEN_MAX_AGE), or a Help Form token's if longer."""
+    return timedelta(seconds=max(token_max_age, FORM_MAX_AGE))
+
+
 async def run_retention(store: Store, clock: Clock, actor: Actor, holder: str | None = None,
-                        batch: int = BATCH) -> RetentionReport:
-    """Purge every site's expired conversations, one bounded batch after another."""
+                        batch: int = BATCH, credentials: timedelta | None = None
+                        ) -> RetentionReport:
+    """Purge every site's expired conversations, one bounded batch after another.
+
+    ``credentials``: the longest lifetime of a credential naming a visitor; the marks of
+    erasures older than that are dropped too (they protect nothing any more)."""
     holder = holder or f"{actor}-{secrets.token_hex(6)}"
     report = RetentionReport()
+    if credentials is not None:
+        await store.forget_erased_visitors(clock.now() - credentials)
     try:
         while True:
             result = await store.retention_batch(holder, clock.now(), LEASE, batch, actor)
@@ -90,14 +103,17 @@ class RetentionJob(BackgroundLoop):
 
     task_name = "retention"
 
-    def __init__(self, store: Store, clock: Clock, interval: float = DEFAULT_INTERVAL) -> None:
+    def __init__(self, store: Store, clock: Clock, interval: float = DEFAULT_INTERVAL,
+                 credentials: timedelta | None = None) -> None:
         self.store = store
         self.clock = clock
         self.interval = interval
+        self.credentials = credentials
         self.holder = "retention-" + secrets.token_hex(6)
 
     async def run_once(self) -> RetentionReport:
-        report = await run_retention(self.store, self.clock, "scheduler", self.holder)
+        report = await run_retention(self.store, self.clock, "scheduler", self.holder,
+                                     credentials=self.credentials)
         for site_id, purged in report.purged.items():
             if not purged.empty:
                 log.info("retention on site %s: %s", site_id, purged.summary())

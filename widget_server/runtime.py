@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from widget_server.abuse import Limits
 from widget_server.clock import Clock
 from widget_server.config import Settings
+from widget_server.errors import Unauthorized
 from widget_server.help_tokens import HelpTokens
 from widget_server.messaging import Messaging
-from widget_server.models import Site, normalize_origin
+from widget_server.models import Site, Visitor, normalize_origin
 from widget_server.realtime.hub import Hub
 from widget_server.store import Store
 from widget_server.visitor_tokens import VisitorTokens
@@ -39,3 +40,13 @@ class Runtime:
 
     async def site(self, key: str) -> Site | None:
         return await self.store.get_site_by_key(key)
+
+    async def token_visitor(self, token: str, site: Site) -> Visitor:
+        """The visitor a token speaks for on ``site`` now: signed, unexpired, and not erased
+        since it was issued (``Unauthorized`` otherwise). Every write checks the erasure
+        again, in its transaction."""
+        visitor = self.tokens.read(token, site)
+        if visitor.since is not None and \
+                await self.store.visitor_erased(visitor.id, visitor.since):
+            raise Unauthorized("the visitor token is no longer valid", code="invalid_token")
+        return visitor

@@ -37,16 +37,26 @@ class VisitorTokens:
 
         self._serializer = URLSafeTimedSerializer(keys, salt=SALT, signer=ClockSigner)
         self._max_age = max_age
+        self._clock = now
 
     def issue(self, visitor: Visitor, site_key: str) -> str:
+        # "t": when the visitor's first token was issued, in milliseconds; a renewed token
+        # keeps it, so an erasure refuses every token of the chain (Visitor.since)
+        since = visitor.since or self._clock.now()
         payload = {"s": site_key, "v": visitor.id, "u": visitor.user_id, "n": visitor.name,
-                   "e": visitor.email, "ok": visitor.verified, "i": visitor.site_id}
+                   "e": visitor.email, "ok": visitor.verified, "i": visitor.site_id,
+                   "t": int(since.timestamp() * 1000)}
         return str(self._serializer.dumps(payload))
 
     def read(self, token: str, site: Site) -> Visitor:
-        """The visitor a token speaks for on ``site``; ``Unauthorized`` if forged or expired."""
+        """The visitor a token speaks for on ``site``; ``Unauthorized`` if forged or expired.
+
+        Only the signature and age: whether the visitor was erased since is the store's
+        question (``Runtime.token_visitor`` asks it, and every write asks again)."""
         try:
-            payload: Any = self._serializer.loads(token, max_age=self._max_age)
+            payload: Any
+            payload, signed = self._serializer.loads(token, max_age=self._max_age,
+                                                     return_timestamp=True)
         except SignatureExpired:
             raise Unauthorized("the visitor token has expired", code="token_expired") from None
         except BadSignature:
@@ -54,9 +64,12 @@ class VisitorTokens:
         if not isinstance(payload, dict) or payload.get("s") != site.key:
             raise Unauthorized("the visitor token belongs to another site",
                                code="invalid_token")
+        first = payload.get("t")
+        since = (datetime.fromtimestamp(first / 1000, UTC)
+                 if isinstance(first, int) and not isinstance(first, bool) else signed)
         return Visitor(id=payload["v"], site_id=site.id, user_id=payload.get("u"),
                        name=_line(payload.get("n")), email=_line(payload.get("e")),
-                       verified=bool(payload.get("ok")))
+                       verified=bool(payload.get("ok")), since=since)
 
 
 def anonymous_visitor(site: Site, name: str | None = None, email: str | None = None) -> Visitor:
@@ -83,9 +96,13 @@ def verified_visitor(site: Site, user_id: str, given_hash: str, name: str | None
     """An identified visitor; the same user id always maps to the same visitor id."""
     if not hash_matches(site, user_id, given_hash, now):
         raise Forbidden("the identity hash does not match the user id", code="invalid_identity")
-    digest = hashlib.sha256(f"{site.id}:{user_id}".encode()).hexdigest()[:24]
-    return Visitor(id="v_u" + digest, site_id=site.id, user_id=user_id, name=name, email=email,
-                   verified=True)
+    return Visitor(id=user_visitor_id(site.id, user_id), site_id=site.id, user_id=user_id,
+                   name=name, email=email, verified=True)
+
+
+def user_visitor_id(site_id: int, user_id: str) -> str:
+    """The visitor id of a host user on a site: always the same for the same user."""
+    return "v_u" + hashlib.sha256(f"{site_id}:{user_id}".encode()).hexdigest()[:24]
 
 
 def _line(value: object) -> str | None:

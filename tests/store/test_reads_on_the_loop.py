@@ -79,6 +79,7 @@ async def test_a_token_is_found_on_the_loop_and_its_revocation_elsewhere_counts_
 ) -> None:
     site = await shop(store)
     agent, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
+    await store.update_agent(agent.id, site_ids=[site.id])  # a token acts for a site's agent
     token = await store.create_api_token("ci", hash_api_token("secret"), site.id, agent.id)
     readers = take_every_reader(store)
     try:  # no reader is free: this could only be answered on the loop
@@ -151,6 +152,7 @@ async def test_a_read_the_loop_finds_busy_is_made_on_a_reader_thread_that_waits(
 ) -> None:
     site = await shop(store)
     agent, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
+    await store.update_agent(agent.id, site_ids=[site.id])  # a token acts for a site's agent
     await store.create_api_token("ci", hash_api_token("secret"), site.id, agent.id)
     who, opened = await open_requests(store, 2)
     with subprocess.Popen([sys.executable, "-c", RECOVERING, str(db_path)], text=True,

@@ -124,14 +124,14 @@ async def console(inprocess: InProcess, email: str, password: str) -> AsyncItera
 async def make_admin(inprocess: InProcess) -> tuple[str, str, str]:
     """An admin and the key of the site made with it, as `widget-server init --site-name
     NAME --origin ORIGIN --admin-email EMAIL --admin-password PASSWORD` makes them."""
-    email, password = f"{unique('admin')}@x.test", unique("pw")
+    email, password = f"{unique('admin')}@x.test", unique("password")
     site = await inprocess.create_site(f"https://{unique('admin')}.test", unique("Admin site"))
     await inprocess.store.ensure_agent(email, email.split("@")[0], "admin", hash_password(password))
     return email, password, site.key
 
 
 async def make_agent(inprocess: InProcess, *sites: str) -> tuple[str, str]:
-    email, password = f"{unique('agent')}@x.test", unique("pw")
+    email, password = f"{unique('agent')}@x.test", unique("password")
     await inprocess.add_agent(email, password, "agent", sites)
     return email, password
 

@@ -31,9 +31,9 @@ async def test_agent_socket_gets_visitor_messages_and_typing_and_refuses_strange
     server: ServerProcess, site: Site
 ) -> None:
     email = f"live-{uuid.uuid4().hex[:6]}@example.com"
-    run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password", "pw-live-1",
+    run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password", "pw-live-1-ok",
             "--site", site.key)
-    cookie = await signed_in_cookie(server, email, "pw-live-1")
+    cookie = await signed_in_cookie(server, email, "pw-live-1-ok")
     url = f"ws://127.0.0.1:{server.port}/ws/console"
     headers = {"Cookie": f"widget_console={cookie}"}
 

@@ -92,6 +92,10 @@ class ConsoleQueries(StoreMixin):
     async def record_login_failure(self, key: str) -> int:
         return await self._write(jobs.record_login_failure, key, self._clock.now())
 
+    async def reserve_login_attempt(self, keys: list[str],
+                                    lockout: Callable[[int], timedelta]) -> timedelta:
+        return await self._write(jobs.reserve_login_attempt, keys, self._clock.now(), lockout)
+
     async def clear_login_failures(self, key: str) -> None:
         await self._write(jobs.clear_login_failures, key)
 

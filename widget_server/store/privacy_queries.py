@@ -36,6 +36,16 @@ class PrivacyQueries(StoreMixin):
     async def release_retention_lease(self, holder: str, now: datetime) -> None:
         await self._write(jobs.release_lease, holder, now)
 
+    async def visitor_erased(self, visitor_id: str, since: datetime) -> bool:
+        """Whether the visitor was erased at or after ``since`` (a credential's issue)."""
+        row = await self._fetchone_now(
+            "SELECT 1 FROM erased_visitors WHERE visitor_id = ? AND erased_at >= ?",
+            (visitor_id, isoformat(since)))
+        return row is not None
+
+    async def forget_erased_visitors(self, before: datetime) -> int:
+        return await self._write(jobs.forget_erased, before)
+
     async def stale_open_tickets(self, site_id: int, before: datetime) -> int:
         """Tickets not closed whose last change is older than ``before``: the job keeps them."""
         row = await self._fetchone(

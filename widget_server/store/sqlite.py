@@ -176,10 +176,23 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         row = await self._fetchone("SELECT * FROM agents WHERE email = ?", (email,))
         return rows.agent(row) if row else None
 
+    async def site_agent_by_email(self, site_id: int, email: str) -> Agent | None:
+        # one read whichever way it goes: an agent of another site looks like no agent
+        row = await self._fetchone(
+            "SELECT a.* FROM agents a WHERE a.email = ? AND a.active = 1 AND (a.role = 'admin'"
+            " OR EXISTS (SELECT 1 FROM agent_sites m WHERE m.agent_id = a.id"
+            " AND m.site_id = ?))", (email, site_id))
+        return rows.agent(row) if row else None
+
     async def find_api_agent(self, token_hash: str) -> tuple[int, Agent] | None:
+        # the token's authority is checked now, not only when it was made: the agent must
+        # still be active and still work on the token's site (an admin works on every site),
+        # so removing the agent from the site or demoting an admin ends the token at once
         row = await self._fetchone_now(
             "SELECT a.*, t.site_id AS token_site_id FROM api_tokens t"
-            " JOIN agents a ON a.id = t.agent_id WHERE t.token_hash = ? AND t.revoked_at IS NULL",
+            " JOIN agents a ON a.id = t.agent_id WHERE t.token_hash = ? AND t.revoked_at IS NULL"
+            " AND a.active = 1 AND (a.role = 'admin' OR EXISTS (SELECT 1 FROM agent_sites m"
+            " WHERE m.agent_id = a.id AND m.site_id = t.site_id))",
             (token_hash,),
         )
         return (row["token_site_id"], rows.agent(row)) if row else None

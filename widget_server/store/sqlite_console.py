@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import secrets
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from widget_server.clock import isoformat
+from widget_server.clock import isoformat, parse_iso
 from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import IDENTITY_MODES, Agent, Message, Site, TicketChange
 from widget_server.store import sqlite_rows as rows
@@ -51,6 +52,25 @@ def record_login_failure(conn: sqlite3.Connection, key: str, now: datetime) -> i
         (key, isoformat(now)),
     ).fetchone()
     return int(row[0])
+
+
+def reserve_login_attempt(conn: sqlite3.Connection, keys: list[str], now: datetime,
+                          lockout: Callable[[int], timedelta]) -> timedelta:
+    """Count a sign-in attempt as failed before its password is checked, unless a key must
+    still wait: then nothing is counted and the wait is returned. One transaction of the
+    single writer, so N attempts at once are counted N times and the throttle holds however
+    many arrive together. A success clears the keys afterwards."""
+    wait = timedelta(0)
+    for key in keys:
+        row = conn.execute("SELECT failures, last_failed_at FROM login_failures WHERE key = ?",
+                           (key,)).fetchone()
+        if row is not None:
+            wait = max(wait, parse_iso(row[1]) + lockout(int(row[0])) - now)
+    if wait > timedelta(0):
+        return wait
+    for key in keys:
+        record_login_failure(conn, key, now)
+    return timedelta(0)
 
 
 def clear_login_failures(conn: sqlite3.Connection, key: str) -> None:

@@ -29,6 +29,7 @@ from widget_server.store.privacy_records import (
     describe_days,
 )
 from widget_server.store.sqlite_writes import _event
+from widget_server.visitor_tokens import user_visitor_id
 
 LEASE_NAME = "retention"
 CHUNK = 400  # ids per statement, well below SQLite's limit of bound variables
@@ -236,6 +237,12 @@ def erase_visitor(conn: sqlite3.Connection, site_id: int, selector: ErasureSelec
         conversation_ids += [row[0] for row in conn.execute(
             f"SELECT id FROM conversations WHERE visitor_id IN ({marks}) ORDER BY id", ids)]
     result, _ = purge_conversations(conn, site_id, conversation_ids, "erasure", now)
+    # every credential issued for them until now stops speaking for them (Visitor.since)
+    conn.executemany(
+        "INSERT INTO erased_visitors (visitor_id, site_id, erased_at) VALUES (?, ?, ?)"
+        " ON CONFLICT (visitor_id) DO UPDATE SET erased_at = excluded.erased_at",
+        [(visitor_id, site_id, isoformat(now)) for visitor_id in
+         sorted({*visitor_ids, *(user_visitor_id(site_id, user) for user in user_ids)})])
     for marks, ids in _chunks(visitor_ids):
         # anything they wrote elsewhere (today nothing: a visitor writes in their own threads)
         messages += conn.execute(
@@ -248,6 +255,13 @@ def erase_visitor(conn: sqlite3.Connection, site_id: int, selector: ErasureSelec
     _audit(conn, site_id, "erasure", actor, agent_id, selector.kind, reference,
            result.as_json(), now)
     return result
+
+
+def forget_erased(conn: sqlite3.Connection, before: datetime) -> int:
+    """Drop the marks of erasures older than ``before``: no credential from before them is
+    still valid, so they protect nothing any more and only keep a visitor id around."""
+    return conn.execute("DELETE FROM erased_visitors WHERE erased_at < ?",
+                        (isoformat(before),)).rowcount
 
 
 # -- the retention period

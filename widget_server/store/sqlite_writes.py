@@ -29,6 +29,11 @@ from widget_server.policy import policy_from_text
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_sla as sla
 from widget_server.store.base import TicketPatch, VisitorPost
+from widget_server.store.sqlite_credentials import (
+    check_assignee,
+    check_identity,
+    check_not_erased,
+)
 
 
 def new_id(prefix: str) -> str:
@@ -251,6 +256,8 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
         earlier = _duplicate(conn, visitor.id, post.client_msg_id)
         if earlier is not None:
             return earlier
+        check_identity(conn.execute("SELECT identity_mode FROM sites WHERE id = ?",
+                                     (visitor.site_id,)).fetchone()[0], visitor)
         _upsert_visitor(conn, visitor, now)
         return _open_request(conn, post, now)
     conversation_id = post.conversation_id
@@ -265,8 +272,8 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
     found = conn.execute(
         "SELECT (SELECT 1 FROM messages WHERE author_visitor_id = ? AND client_msg_id = ?)"
         " AS resent, c.id AS found_conversation, c.last_seq AS last_seq, v.name AS visitor_name,"
-        f" v.email AS visitor_email, t.status AS ticket_status, {rows.TICKET_VERSION_COLUMNS}"
-        " FROM (SELECT 1) AS one"
+        f" v.email AS visitor_email, t.status AS ticket_status, {rows.TICKET_VERSION_COLUMNS},"
+        " s.identity_mode AS identity_mode FROM (SELECT 1) AS one"
         " LEFT JOIN conversations c ON c.id = ? AND c.visitor_id = ?"
         " LEFT JOIN visitors v ON v.id = c.visitor_id"
         f" LEFT JOIN tickets t ON t.id = {rows.LATEST_TICKET.format('c.id')}"
@@ -279,6 +286,7 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
             return earlier
     if found["found_conversation"] is None:  # also another visitor's: never reveal it exists
         raise NotFound("no such conversation", code="conversation_not_found")
+    check_identity(found["identity_mode"], visitor)
     if ((visitor.name is not None and visitor.name != found["visitor_name"])
             or (visitor.email is not None and visitor.email != found["visitor_email"])):
         _upsert_visitor(conn, visitor, now)  # the upsert only when it would change something
@@ -315,6 +323,7 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
 
 
 def _upsert_visitor(conn: sqlite3.Connection, visitor: Visitor, now: datetime) -> None:
+    check_not_erased(conn, visitor)  # every write that makes or renames a visitor row
     conn.execute(
         "INSERT INTO visitors (id, site_id, user_id, name, email, verified, created_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -443,9 +452,7 @@ def update_ticket(
     if patch.unassign and row["assignee_id"] is not None:
         changes["assignee_id"] = None
     elif patch.assignee_id is not None and patch.assignee_id != row["assignee_id"]:
-        if conn.execute("SELECT 1 FROM agents WHERE id = ? AND active = 1",
-                        (patch.assignee_id,)).fetchone() is None:
-            raise Unprocessable("no active agent with that id", code="invalid_assignee")
+        check_assignee(conn, patch.assignee_id, site_id)
         changes["assignee_id"] = patch.assignee_id
     if "status" in changes:
         sla.on_status_change(conn, row, str(changes["status"]), now, policy)

@@ -49,7 +49,7 @@ async def _visitor(request: Request, data: dict[str, object]) -> tuple[Site, Vis
     token = bearer_token(request) or data.get("token")
     if not isinstance(token, str) or not token:
         raise Unauthorized("a visitor token is required", code="invalid_token")
-    visitor = rt.tokens.read(token, site)
+    visitor = await rt.token_visitor(token, site)
     if not visitor.verified or visitor.user_id is None:
         if site.identity_required:
             raise identity_required()

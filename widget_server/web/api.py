@@ -10,7 +10,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from widget_server.errors import NotFound, Unprocessable
+from widget_server.errors import InvalidAssignee, NotFound, Unprocessable
 from widget_server.models import Ticket
 from widget_server.numbers import parse_int, parse_signed
 from widget_server.reports import build_report
@@ -111,12 +111,14 @@ async def patch_ticket(request: Request) -> Response:
             unassign = True
         elif isinstance(assignee, int) and not isinstance(assignee, bool):
             if not 1 <= assignee <= MAX_INT:
-                raise Unprocessable("no agent has that id", code="invalid_assignee")
+                raise InvalidAssignee()
             assignee_id = assignee
         elif isinstance(assignee, str):
-            found = await runtime(request).store.get_agent_by_email(assignee)
+            # only the site's agents are looked up: an agent of another site is refused
+            # with the same answer, after the same single read, as an unknown email
+            found = await runtime(request).store.site_agent_by_email(site_id, assignee)
             if found is None:
-                raise Unprocessable("no agent with that email", code="invalid_assignee")
+                raise InvalidAssignee()
             assignee_id = found.id
         else:
             raise Unprocessable("assignee must be an agent id, an email or null",

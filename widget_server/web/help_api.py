@@ -171,7 +171,7 @@ async def comment(request: Request) -> Response:
     if not isinstance(token, str) or not token:
         raise Unauthorized("sign in to comment: a visitor token is required",
                            code="invalid_token")
-    visitor = rt.tokens.read(token, site)
+    visitor = await rt.token_visitor(token, site)
     if not visitor.verified:
         raise Forbidden("only signed-in customers can comment on articles",
                         code="comment_requires_sign_in")

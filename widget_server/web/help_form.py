@@ -97,12 +97,18 @@ async def _site_named(request: Request, key: str) -> Site:
 
 
 async def _chosen_site(request: Request) -> tuple[Site | None, list[Site]]:
-    """The site of ``?site=KEY``, else the only one; else (None, every site to choose from)."""
+    """The site of ``?site=KEY``, else the only public one; else (None, the public sites to
+    choose from). Sites in ``required`` identity mode are never listed nor chosen without
+    their key: their users arrive from inside the product (docs/help_centre.md)."""
     key = request.query_params.get("site")
     if key is not None:
         return await _site_named(request, key), []
-    sites = await runtime(request).store.list_sites()
+    every = await runtime(request).store.list_sites()
+    sites = [site for site in every if not site.identity_required]
     if not sites:
+        if every:
+            raise PageError(404, "Help centre not found", "Open the help centre from the link "
+                            "in the product you use: this address does not name one.")
         raise PageError(404, "No help centre yet", "This server has no help centre set up yet.")
     return (sites[0], []) if len(sites) == 1 else (None, sites)
 
@@ -121,13 +127,18 @@ def _form_page(request: Request, site: Site, values: FormValues, form_token: str
                   max_body=runtime(request).settings.max_body_chars)
 
 
+IDENTITY_HEADING = "Ask for help from inside the product"
+
+
+def _identity_message(site: Site) -> str:
+    return (f"{site.name} answers requests only from its signed-in users. Sign in to the "
+            "product and open the help widget there to make a request.")
+
+
 def _identity_required_page(site: Site, status: int) -> Response:
     """Sites in ``required`` identity mode take requests only from signed-in users."""
-    return render("base.html", status, NO_STORE, site=site,
-                  heading="Ask for help from inside the product",
-                  message=f"{site.name} answers requests only from its signed-in users. "
-                          "Sign in to the product and open the help widget there to make "
-                          "a request.")
+    return render("base.html", status, NO_STORE, site=site, heading=IDENTITY_HEADING,
+                  message=_identity_message(site))
 
 
 async def new_form(request: Request) -> Response:
@@ -194,7 +205,7 @@ async def submit_form(request: Request) -> Response:
     if errors:
         return _form_page(request, site, values, form_token, grant.client_msg_id, errors, 422)
     visitor = Visitor(id=grant.visitor_id, site_id=site.id, user_id=None, name=values.name,
-                      email=values.email, verified=False)
+                      email=values.email, verified=False, since=grant.issued_at)
     try:
         result = await rt.messaging.visitor_send(
             visitor, None, grant.client_msg_id, values.description, values.severity,
@@ -243,6 +254,10 @@ async def _open_request(request: Request) -> tuple[str, RequestKey, Site, Ticket
     if site is None or conversation is None or conversation.ticket is None or \
             conversation.site_id != site.id or conversation.visitor_id != key.visitor_id:
         raise _not_your_request()
+    if site.identity_required:
+        # the link was made for an anonymous requester; a site that now takes requests only
+        # from its signed-in users opens them no anonymous path, new or old (identity.md)
+        raise PageError(403, IDENTITY_HEADING, _identity_message(site), site)
     return token, key, site, conversation.ticket
 
 

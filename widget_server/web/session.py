@@ -46,22 +46,22 @@ def _text(data: dict[str, Any], key: str) -> str | None:
     return one_line(value) or None
 
 
-def _token_visitor(rt: Runtime, site: Site, token: object) -> Visitor | None:
-    """The visitor a still valid token of this site names, else None."""
+async def _token_visitor(rt: Runtime, site: Site, token: object) -> Visitor | None:
+    """The visitor a still valid token of this site names (not erased since), else None."""
     if not isinstance(token, str):
         return None
     try:
-        return rt.tokens.read(token, site)
+        return await rt.token_visitor(token, site)
     except Unauthorized:
         return None
 
 
-def resolve_visitor(rt: Runtime, site: Site, token: object, user: object) -> Visitor:
+async def resolve_visitor(rt: Runtime, site: Site, token: object, user: object) -> Visitor:
     current: Visitor | None = None
     if token is not None:
         if not isinstance(token, str):
             raise Unprocessable("token must be a string or null", code="invalid_token")
-        current = _token_visitor(rt, site, token)  # a stale token starts a fresh session
+        current = await _token_visitor(rt, site, token)  # a stale one starts a fresh session
     if site.identity_required:
         return _required_identity(rt, site, current, user)
     if user is None:
@@ -77,7 +77,7 @@ def resolve_visitor(rt: Runtime, site: Site, token: object, user: object) -> Vis
     # unverified details never link to a user id: anybody could claim any id
     base = current if current is not None and not current.verified else anonymous_visitor(site)
     return Visitor(id=base.id, site_id=site.id, user_id=None, name=name or base.name,
-                   email=email or base.email, verified=False)
+                   email=email or base.email, verified=False, since=base.since)
 
 
 def identity_required() -> Forbidden:
@@ -114,10 +114,10 @@ async def create_session(request: Request) -> Response:
     if site is None:
         raise NotFound("no site has this key", code="unknown_site")
     check_origin(request, site)
-    returning = _token_visitor(rt, site, data.get("token"))
+    returning = await _token_visitor(rt, site, data.get("token"))
     enforce(rt.limits.session(client_address(request, rt.settings.trusted_proxies),
                               returning.id if returning else None))
-    visitor = resolve_visitor(rt, site, data.get("token"), data.get("user"))
+    visitor = await resolve_visitor(rt, site, data.get("token"), data.get("user"))
     conversations = await rt.store.visitor_conversations(visitor.id)
     policy = policy_from_text(site.policy)
     body = {
@@ -161,7 +161,7 @@ async def post_message(request: Request) -> Response:
     check_origin(request, site)
     if not isinstance(token, str):
         raise Unauthorized("a visitor token is required", code="invalid_token")
-    visitor = rt.tokens.read(token, site)
+    visitor = await rt.token_visitor(token, site)
     if site.identity_required and not visitor.verified:
         raise identity_required()
     frame = decode(encode({**data, "type": "send"}))

@@ -163,13 +163,21 @@ async def _handshake(
     if not hello.token:
         raise Refused("invalid_token", "hello needs the token from the session endpoint")
     try:
-        visitor = rt.tokens.read(hello.token, site)
+        visitor = await rt.token_visitor(hello.token, site)
     except Unauthorized as exc:
         raise Refused(exc.code, exc.message) from None
     if site.identity_required and not visitor.verified:
         raise Refused("identity_required",
                       "this site only talks to signed-in users of its product")
     return site, visitor, hello
+
+
+async def _identity_now_required(rt: Runtime, site: Site) -> bool:
+    """Whether the site went over to ``required`` identity mode (or away) since the socket of
+    an unverified visitor opened: the socket then ends at its next frame (the site cache
+    answers, so this costs no read)."""
+    current = await rt.site(site.key)
+    return current is None or current.identity_required
 
 
 async def _serve(
@@ -211,6 +219,10 @@ async def _serve(
             if wait:  # a flood, not a person: close rather than answer every frame
                 await _refuse(websocket, "rate_limited", "too many frames; slow down",
                               RateLimited(wait).seconds)
+                return
+            if not visitor.verified and await _identity_now_required(rt, site):
+                await _refuse(websocket, "identity_required",
+                              "this site only talks to signed-in users of its product")
                 return
             await _handle(rt, stream, site, visitor, raw, context)
     except WebSocketDisconnect:

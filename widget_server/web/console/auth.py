@@ -2,6 +2,9 @@
 
 The cookie holds only a signed random session id; the session (agent, CSRF token, expiry,
 revocation) lives in the database, so signing out or disabling an agent takes effect at once.
+The sign-in form is bound to a pre-session: a random nonce in a cookie of its own, which the
+form's expiring token must name, so another site cannot sign a browser in (login CSRF).
+Every POST must also come from this server's own pages (its Origin, else its Referer).
 """
 
 from __future__ import annotations
@@ -10,9 +13,15 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-from itsdangerous import BadSignature, URLSafeSerializer
+from itsdangerous import (
+    BadSignature,
+    SignatureExpired,
+    TimestampSigner,
+    URLSafeSerializer,
+    URLSafeTimedSerializer,
+)
 from starlette.requests import HTTPConnection, Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
@@ -33,7 +42,10 @@ from widget_server.web.templating import render
 
 COOKIE = "widget_console"
 SALT = "widget-server.console-session.v1"
-LOGIN_SALT = "widget-server.console-login.v1"
+LOGIN_SALT = "widget-server.console-login.v2"  # v2: bound to the pre-session nonce, expiring
+LOGIN_COOKIE = "widget_console_login"  # the pre-session: a signed random nonce
+LOGIN_COOKIE_SALT = "widget-server.console-login-nonce.v1"
+LOGIN_FORM_MAX_AGE = 3600  # seconds a sign-in form may stay open
 Handler = Callable[[Request], Awaitable[Response]]
 
 
@@ -44,6 +56,46 @@ def _rt(conn: HTTPConnection) -> Runtime:
 
 def _signer(rt: Runtime, salt: str) -> URLSafeSerializer:
     return URLSafeSerializer(rt.secret_keys, salt=salt)
+
+
+def _timed_signer(rt: Runtime, salt: str) -> URLSafeTimedSerializer:
+    clock = rt.clock
+
+    class ClockSigner(TimestampSigner):
+        def get_timestamp(self) -> int:
+            return int(clock.now().timestamp())
+
+    return URLSafeTimedSerializer(rt.secret_keys, salt=salt, signer=ClockSigner)
+
+
+def own_origins(request: HTTPConnection) -> set[str]:
+    """This server's origins: the host the request was sent to (over http or https: a proxy
+    that ends TLS may not say which) and the public URL's."""
+    host = request.headers.get("host", "").lower()
+    found = {f"http://{host}", f"https://{host}"} if host else set()
+    public = urlsplit(_rt(request).settings.base_url)
+    found.add(f"{public.scheme}://{public.netloc}".lower())
+    return found
+
+
+def same_origin(request: HTTPConnection) -> bool:
+    """Whether a POST comes from this server's own pages: its ``Origin``, or when a browser
+    sends none its ``Referer``, must be one of ``own_origins``. Browsers send an Origin with
+    every cross-site POST, so a request with neither comes from no other site's page (the
+    session's CSRF token, or the sign-in's pre-session, still guards it)."""
+    origin = request.headers.get("origin")
+    if origin is None:
+        referer = request.headers.get("referer")
+        if referer is None:
+            return True
+        parts = urlsplit(referer)
+        origin = f"{parts.scheme}://{parts.netloc}"
+    return origin.strip().lower() in own_origins(request)
+
+
+def cross_origin() -> Forbidden:
+    return Forbidden("this request did not come from this server's own console pages",
+                     code="cross_origin")
 
 
 async def current_session(conn: HTTPConnection) -> AgentSession | None:
@@ -91,6 +143,8 @@ def console_page(handler: Handler) -> Handler:
             raise WidgetError("sign in first", code="not_signed_in", status=401)
         request.state.session = session
         if request.method not in {"GET", "HEAD"}:
+            if not same_origin(request):
+                raise cross_origin()
             form = await read_form(request)
             given = form.get("csrf") or request.headers.get("x-csrf-token")
             if not csrf_matches(session.csrf_token, given if isinstance(given, str) else None):
@@ -139,11 +193,53 @@ async def chosen_site(request: Request) -> tuple[Site, list[Site]]:
     return (await site_for_agent(request, key) if key else sites[0]), sites
 
 
+def _login_nonce(request: Request) -> str | None:
+    """The nonce of this browser's pre-session cookie, if it carries a genuine one."""
+    raw = request.cookies.get(LOGIN_COOKIE)
+    if not raw:
+        return None
+    try:
+        nonce = _signer(_rt(request), LOGIN_COOKIE_SALT).loads(raw)
+    except BadSignature:
+        return None
+    return nonce if isinstance(nonce, str) else None
+
+
 async def login_form(request: Request, *, status: int = 200, error: str | None = None,
                      email: str = "") -> Response:
-    token = _signer(_rt(request), LOGIN_SALT).dumps(secrets.token_urlsafe(8))
-    return page(request, "console/login.html", status, error=error, email=email,
-                login_token=token, next=_safe_next(request.query_params.get("next")))
+    """The sign-in form, bound to this browser's pre-session (made here when it has none)."""
+    rt = _rt(request)
+    nonce = _login_nonce(request) or secrets.token_urlsafe(16)
+    token = _timed_signer(rt, LOGIN_SALT).dumps(nonce)
+    response = page(request, "console/login.html", status, error=error, email=email,
+                    login_token=token, next=_safe_next(request.query_params.get("next")))
+    response.set_cookie(
+        LOGIN_COOKIE, _signer(rt, LOGIN_COOKIE_SALT).dumps(nonce), max_age=LOGIN_FORM_MAX_AGE,
+        httponly=True, samesite="strict", secure=request.url.scheme == "https",
+        path="/console/login")
+    return response
+
+
+def _login_refused(request: Request) -> str | None:
+    """Why this sign-in POST is refused before its password is looked at, or None."""
+    if not same_origin(request):
+        return "This sign-in did not come from this server's sign-in page."
+    return None
+
+
+def _check_login_token(request: Request, token: str) -> str | None:
+    """Why the form's token is not good for this browser now, or None."""
+    try:
+        nonce = _timed_signer(_rt(request), LOGIN_SALT).loads(token, max_age=LOGIN_FORM_MAX_AGE)
+    except SignatureExpired:
+        return "The sign-in form expired; please try again."
+    except BadSignature:
+        return "The sign-in form is not valid; please try again."
+    expected = _login_nonce(request)
+    if expected is None or not isinstance(nonce, str) or not csrf_matches(expected, nonce):
+        return ("The sign-in form was not opened in this browser, or it expired; "
+                "please try again.")
+    return None
 
 
 def _safe_next(target: str | None) -> str:
@@ -161,13 +257,14 @@ async def login_page(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     rt = _rt(request)
+    refused = _login_refused(request)
+    if refused is not None:
+        return await login_form(request, status=403, error=refused)
     form = await read_form(request)
     email, password = str(form.get("email", "")), str(form.get("password", ""))
-    try:
-        _signer(rt, LOGIN_SALT).loads(str(form.get("login_token", "")))
-    except BadSignature:
-        return await login_form(request, status=403, email=email,
-                                error="The sign-in form expired; please try again.")
+    stale = _check_login_token(request, str(form.get("login_token", "")))
+    if stale is not None:
+        return await login_form(request, status=403, email=email, error=stale)
     client = client_address(request, rt.settings.trusted_proxies)
     try:
         signer = SignIn(rt.store, rt.clock, rt.secret_keys[-1], rt.settings.login_free_failures,
@@ -183,6 +280,7 @@ async def login(request: Request) -> Response:
     response.set_cookie(
         COOKIE, _signer(rt, SALT).dumps(session_id), max_age=int(SESSION_LIFETIME.total_seconds()),
         httponly=True, samesite="lax", secure=request.url.scheme == "https", path="/")
+    response.delete_cookie(LOGIN_COOKIE, path="/console/login")  # the pre-session is used up
     return response
 
 

@@ -110,8 +110,9 @@ async def console_socket(websocket: WebSocket) -> None:
     feed = AgentFeed(rt, sites)
     for site_id in sites:
         rt.hub.subscribe(agents_channel(site_id), feed)
-    sender = asyncio.create_task(_send_loop(websocket, feed))
-    guard = asyncio.create_task(_recheck(rt, websocket, session.id))
+    allowed = Allowed(rt, session.id, set(sites))
+    sender = asyncio.create_task(_send_loop(websocket, feed, allowed))
+    guard = asyncio.create_task(_recheck(websocket, allowed))
     try:
         await websocket.send_text(json.dumps({"type": "ready", "agent": agent.name,
                                               "sites": sorted(sites.values())}))
@@ -131,6 +132,9 @@ async def console_socket(websocket: WebSocket) -> None:
                 with contextlib.suppress(Exception):
                     await websocket.close(code=UNSUPPORTED_DATA, reason="text frames only")
                 return
+            if not await allowed.still():  # every frame acts with the socket's sites
+                await websocket.close(code=1008, reason=allowed.reason)
+                return
             await _handle(rt, agent, sites, websocket, raw)
     except (WebSocketDisconnect, RuntimeError):
         pass
@@ -147,22 +151,53 @@ async def console_socket(websocket: WebSocket) -> None:
                 await task
 
 
-async def _recheck(rt: Runtime, websocket: WebSocket, session_id: str) -> None:
-    """A signed-out, disabled or reset agent stops receiving within a minute."""
+class Allowed:
+    """Whether the socket's session may still see what it subscribed to: the session is live
+    (not signed out, expired, reset or disabled) and the agent still works on every site of
+    the socket. Asked before events go out, read again at most once a ``FRESH_SECONDS``."""
+
+    FRESH_SECONDS = 1.0
+
+    def __init__(self, rt: Runtime, session_id: str, site_ids: set[int]) -> None:
+        self.rt, self.session_id, self.site_ids = rt, session_id, site_ids
+        self._checked = -float("inf")
+        self.reason = ""
+
+    async def still(self) -> bool:
+        now = asyncio.get_running_loop().time()
+        if now - self._checked < self.FRESH_SECONDS:
+            return True
+        session = await self.rt.store.agent_session(self.session_id)
+        if session is None:
+            self.reason = "session ended"
+            return False
+        if not self.site_ids <= set(await self.rt.store.agent_site_ids(session.agent)):
+            self.reason = "sites changed"  # the console reconnects with the sites left
+            return False
+        self._checked = now
+        return True
+
+
+async def _recheck(websocket: WebSocket, allowed: Allowed) -> None:
+    """An idle socket of a signed-out, disabled or reset agent, or of one taken off a site,
+    is closed within ``RECHECK_SECONDS``; one with events to send, before they go out."""
     while True:
         await asyncio.sleep(RECHECK_SECONDS)
-        if await rt.store.agent_session(session_id) is None:
-            await websocket.close(code=1008, reason="session ended")
+        if not await allowed.still():
+            await websocket.close(code=1008, reason=allowed.reason)
             return
 
 
-async def _send_loop(websocket: WebSocket, feed: AgentFeed) -> None:
+async def _send_loop(websocket: WebSocket, feed: AgentFeed, allowed: Allowed) -> None:
     send_texts = texts_sender(websocket, feed.rt.settings.ws_fast_send)
     while True:
         # what is queued goes out together: a writer batch publishes dozens of events at once
         texts = list(await feed.encoded(await feed.queue.get()))
         while not feed.queue.empty():
             texts += await feed.encoded(feed.queue.get_nowait())
+        if not await allowed.still():
+            await websocket.close(code=1008, reason=allowed.reason)
+            return
         await send_texts(texts)
         if feed.overflowed.is_set():
             await websocket.close(code=1013, reason="overloaded")
