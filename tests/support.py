@@ -25,7 +25,7 @@ import httpx
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from widget_server.api_tokens import hash_api_token, new_api_token
+from widget_server.api_tokens import integration_token
 from widget_server.config import Settings
 from widget_server.origins import parse_origin
 from widget_server.passwords import hash_password
@@ -124,11 +124,7 @@ async def store_api_token(store: Store, site: Site, name: str = "tests") -> str:
     """What `widget-server token create --site KEY --name NAME` does."""
     found = await store.get_site_by_key(site.key)
     assert found is not None, site
-    slug = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
-    agent, _ = await store.ensure_agent(f"{slug}@integrations.invalid", name, "agent", None)
-    token = new_api_token()
-    await store.create_api_token(name, hash_api_token(token), found.id, agent.id)
-    return token
+    return await integration_token(store, found, name)
 
 
 async def store_agent(store: Store, email: str, password: str, role: str = "agent",
@@ -334,13 +330,13 @@ async def console_client(server: Server, site: Site, role: str = "admin"
                          ) -> httpx.AsyncClient:
     """An httpx client signed in to the console as a new agent of ``site``."""
     email = f"agent-{uuid.uuid4().hex[:8]}@example.com"
-    await server.add_agent(email, "pw-console-1", role, (site.key,))
+    await server.add_agent(email, "pw-console-1-long", role, (site.key,))
     client = server.client()
     form = (await client.get("/console/login")).text
     token = re.search(r'name="login_token" value="([^"]+)"', form)
     assert token, "the sign-in form carries a login token"
     response = await client.post("/console/login", data={
-        "email": email, "password": "pw-console-1", "login_token": token.group(1)})
+        "email": email, "password": "pw-console-1-long", "login_token": token.group(1)})
     assert response.status_code == 303, response.text
     return client
 

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from widget_server import __version__, cli_privacy
-from widget_server.api_tokens import hash_api_token, new_api_token
+from widget_server.api_tokens import hash_api_token, integration_token, new_api_token
 from widget_server.article_import import (
     ArticleImportError,
     import_articles,
@@ -365,15 +365,10 @@ async def _token_create(store: Store, args: argparse.Namespace) -> None:
             raise CommandError(f"the agent {agent.email} does not work on the site {site.key}; "
                                f"add it with `widget-server agent add --email {agent.email} "
                                f"--site {site.key}`")
+        token = new_api_token()
+        await store.create_api_token(args.name, hash_api_token(token), site.id, agent.id)
     else:
-        slug = "".join(ch if ch.isalnum() else "-" for ch in args.name.lower()).strip("-")
-        agent, _ = await store.ensure_agent(f"{slug or 'api'}@integrations.invalid",
-                                            args.name, "agent", None)
-        if site.id not in await store.agent_site_ids(agent):  # the integration's own site
-            await store.update_agent(agent.id, site_ids=[*await store.agent_site_ids(agent),
-                                                         site.id])
-    token = new_api_token()
-    await store.create_api_token(args.name, hash_api_token(token), site.id, agent.id)
+        token = await integration_token(store, site, args.name)
     print(token)
 
 

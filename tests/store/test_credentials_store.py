@@ -17,8 +17,8 @@ from widget_server.clock import FakeClock
 from widget_server.console_auth import lockout
 from widget_server.errors import Unauthorized
 from widget_server.models import Visitor
-from widget_server.retention import ErasureSelector
 from widget_server.store.base import VisitorPost
+from widget_server.store.privacy_records import ErasureSelector
 from widget_server.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio

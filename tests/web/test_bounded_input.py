@@ -290,13 +290,13 @@ async def test_websocket_integers_past_64_bits_get_an_error_frame(
 async def console_socket(server: ServerProcess, site: Site) -> Any:
     email = f"bounds-{uuid.uuid4().hex[:6]}@example.com"
     run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password",
-            "pw-bounds-1", "--site", site.key)
+            "pw-bounds-1-long", "--site", site.key)
     async with httpx.AsyncClient(base_url=server.url) as client:
         form = (await client.get("/console/login")).text
         token = re.search(r'name="login_token" value="([^"]+)"', form)
         assert token
         await client.post("/console/login", data={
-            "email": email, "password": "pw-bounds-1", "login_token": token.group(1)})
+            "email": email, "password": "pw-bounds-1-long", "login_token": token.group(1)})
         cookie = str(client.cookies["widget_console"])
     agent = await websockets.connect(  # type: ignore[arg-type]
         server.url.replace("http", "ws") + "/ws/console", origin=server.url,

@@ -67,9 +67,9 @@ async def test_console_frames_carry_the_same_ticket_and_message_json_as_the_rest
     server: ServerProcess, site: Site
 ) -> None:
     email = f"same-{uuid.uuid4().hex[:6]}@example.com"
-    run_cli("agent", "add", "--db", str(server.db), "--email", email, "--password", "pw-same-1",
-            "--site", site.key)
-    cookie = await signed_in_cookie(server, email, "pw-same-1")
+    run_cli("agent", "add", "--db", str(server.db), "--email", email,
+            "--password", "pw-same-1-long", "--site", site.key)
+    cookie = await signed_in_cookie(server, email, "pw-same-1-long")
     agent = await websockets.connect(f"ws://127.0.0.1:{server.port}/ws/console",
                                      origin=server.url,  # type: ignore[arg-type]
                                      additional_headers={"Cookie": f"widget_console={cookie}"})

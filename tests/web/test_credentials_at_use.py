@@ -19,10 +19,10 @@ import httpx
 import pytest
 import websockets
 
+from tests.clocked import TimeShift
 from tests.support import (
     ServerProcess,
     Site,
-    TimeShift,
     VisitorClient,
     create_site,
     identity_secret,
@@ -93,9 +93,9 @@ def proxied(tmp_path_factory: pytest.TempPathFactory, shift: TimeShift
             ) -> Iterator[ServerProcess]:
     """A server behind a trusted proxy (each test a client address of its own) whose clock
     the tests may set."""
-    env = {"WIDGET_TRUSTED_PROXIES": "127.0.0.1", "WIDGET_LOGIN_FREE_FAILURES": "3",
-           **shift.env}
-    process = ServerProcess(tmp_path_factory.mktemp("authz") / "widget.db", env=env).start()
+    env = {"WIDGET_TRUSTED_PROXIES": "127.0.0.1", "WIDGET_LOGIN_FREE_FAILURES": "3"}
+    process = ServerProcess(tmp_path_factory.mktemp("authz") / "widget.db", env=env,
+                            launcher=shift.launcher).start()
     yield process
     process.stop()
 

@@ -141,7 +141,7 @@ async def test_a_binary_frame_on_the_console_socket_is_closed_not_logged(
     logged: ServerProcess,
 ) -> None:
     site = site_of(logged)
-    email, password = f"a-{uuid.uuid4().hex[:6]}@example.com", "pw-binary-1"
+    email, password = f"a-{uuid.uuid4().hex[:6]}@example.com", "pw-binary-1-long"
     run_cli("agent", "add", "--db", str(logged.db), "--email", email, "--password", password,
             "--site", site.key)
     async with httpx.AsyncClient(base_url=logged.url) as client:

@@ -69,7 +69,7 @@ def test_chat_and_console_work_with_fast_send_on_and_off(tmp_path: Path, fast: s
     db = tmp_path / "widget.db"
     site = create_site(db)
     run_cli("agent", "add", "--db", str(db), "--email", "fast@example.com",
-            "--password", "pw-fast-1", "--site", site.key)
+            "--password", "pw-fast-1-long", "--site", site.key)
     token = site.api_token()
     settings = Settings.from_env({"WIDGET_DB": str(db), "WIDGET_WS_FAST_SEND": fast,
                                   "WIDGET_SITE_CACHE_SECONDS": "0", "WIDGET_SCHEDULER": "off",
@@ -79,7 +79,7 @@ def test_chat_and_console_work_with_fast_send_on_and_off(tmp_path: Path, fast: s
 
     async def chat() -> int:
         """At least as many frames as the clients read, all sent by the server."""
-        cookie = await signed_in_cookie(address, "fast@example.com", "pw-fast-1")
+        cookie = await signed_in_cookie(address, "fast@example.com", "pw-fast-1-long")
         agent = await websockets.connect(
             f"ws://127.0.0.1:{address.port}/ws/console", origin=address.url,  # type: ignore[arg-type]
             additional_headers={"Cookie": f"widget_console={cookie}"})
