@@ -53,18 +53,20 @@ class Messaging:
         channel: str = "widget",
         page_url: str | None = None,
         user_agent: str | None = None,
+        mail_to: str | None = None,
     ) -> PostResult:
         """Store a visitor message (opening a ticket when ``conversation_id`` is None).
 
         Does not publish: the caller acknowledges first, then calls ``announce``, so the
-        sending connection sees its ack before any frame that follows from it.
+        sending connection sees its ack before any frame that follows from it. ``mail_to``:
+        a verified address a new request's follow-ups are mailed to (docs/email.md).
         """
         self.check_body(body)
         post = VisitorPost(visitor=visitor, conversation_id=conversation_id,
                            client_msg_id=client_msg_id, body=body, severity=severity,
                            subject=subject, channel=channel,
                            page_url=page_url and page_url[:2000],
-                           user_agent=user_agent and user_agent[:500])
+                           user_agent=user_agent and user_agent[:500], mail_to=mail_to)
         return await self.store.post_visitor_message(post, self.clock.now())
 
     def announce(self, visitor: Visitor, result: PostResult) -> None:
