@@ -16,7 +16,16 @@ import httpx
 import pytest
 
 from tests.mail_sink import MailSink, text_of, wait_until
-from tests.support import ServerProcess, Site, TimeShift, create_site
+from tests.support import (
+    ServerProcess,
+    Site,
+    TimeShift,
+    VisitorClient,
+    create_site,
+    identity_secret,
+    start_session,
+    user_hash,
+)
 
 XSS = "<script>alert(1)</script>"
 FROM = "Acme Support <support@acme.test>"
@@ -222,3 +231,75 @@ def test_a_mail_queued_before_a_kill_is_sent_once_after_the_restart(tmp_path: Pa
     finally:
         server.stop()
         sink.stop()
+
+
+def signed_user(site: Site, email: str, sign_email: bool = True) -> dict[str, str]:
+    secret = identity_secret(site)
+    user = {"id": "u-42", "name": "Ada", "email": email, "hash": user_hash(secret, "u-42")}
+    if sign_email:
+        user["email_hash"] = user_hash(secret, email)
+    return user
+
+
+async def widget_request(server: ServerProcess, site: Site, user: dict[str, str]
+                         ) -> VisitorClient:
+    session = await start_session(server, site, user=user)
+    visitor = await VisitorClient.connect(server, site, session["token"])
+    await visitor.open_request()
+    return visitor
+
+
+@pytest.mark.anyio
+async def test_a_widget_visitor_whose_address_the_host_signed_gets_unread_replies(
+        mailer: ServerProcess, sink: MailSink) -> None:
+    site = create_site(mailer.db)
+    to = address("signed")
+    visitor = await widget_request(mailer, site, signed_user(site, to))
+    try:
+        assert outbox(mailer.db, to) == []  # the widget showed the acknowledgement itself
+        with api(mailer, site) as client:
+            client.post("/api/v1/tickets/1/messages", json={"body": "Try the new export"})
+        mail, = sink.wait_for(to)
+        assert "Try the new export" in text_of(mail)[0]
+        assert mail["Subject"] == "[#1] New reply: Export to CSV fails"
+    finally:
+        await visitor.close()
+
+
+@pytest.mark.anyio
+async def test_a_reply_read_in_the_widget_is_not_mailed(mailer: ServerProcess, sink: MailSink
+                                                       ) -> None:
+    site = create_site(mailer.db)
+    to = address("widget-read")
+    visitor = await widget_request(mailer, site, signed_user(site, to))
+    try:
+        with api(mailer, site) as client:
+            client.post("/api/v1/tickets/1/messages", json={"body": "Seen in the widget"})
+        shown = await visitor.recv_type("message")
+        assert shown["body"] == "Seen in the widget"
+        await visitor.send_frame({"type": "read", "conversation": shown["conversation"],
+                                  "seq": shown["seq"]})
+        wait_until(lambda: [r["state"] for r in outbox(mailer.db, to)] == ["skipped"],
+                   "the reply mail skipped")
+        assert sink.to(to) == []
+    finally:
+        await visitor.close()
+
+
+@pytest.mark.anyio
+async def test_an_address_the_host_did_not_sign_is_never_mailed(mailer: ServerProcess) -> None:
+    site = create_site(mailer.db)
+    to = address("typed")
+    visitor = await widget_request(mailer, site, signed_user(site, to, sign_email=False))
+    try:
+        with api(mailer, site) as client:
+            client.post("/api/v1/tickets/1/messages", json={"body": "Not by mail"})
+        assert outbox(mailer.db, to) == []  # queued in the reply's transaction, if at all
+    finally:
+        await visitor.close()
+    forged = {**signed_user(site, to), "email_hash": user_hash(identity_secret(site), "x@y")}
+    async with httpx.AsyncClient(base_url=mailer.url) as client:
+        response = await client.post("/api/widget/v1/session", headers={"Origin": site.origin},
+                                     json={"site": site.key, "user": forged})
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "invalid_identity"

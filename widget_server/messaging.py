@@ -62,6 +62,8 @@ class Messaging:
         a verified address a new request's follow-ups are mailed to (docs/email.md).
         """
         self.check_body(body)
+        if mail_to is None and conversation_id is None and visitor.email_verified:
+            mail_to = visitor.email  # the host signed this address
         post = VisitorPost(visitor=visitor, conversation_id=conversation_id,
                            client_msg_id=client_msg_id, body=body, severity=severity,
                            subject=subject, channel=channel,

@@ -74,6 +74,7 @@ class Visitor:
     name: str | None
     email: str | None
     verified: bool
+    email_verified: bool = False  # the host signed ``email`` (email_hash): it may be mailed
 
 
 # Records made for every message (Author, Message, PostResult; store.VisitorPost and

@@ -8,6 +8,7 @@ which lets an operator rotate the key without signing everybody out.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -39,7 +40,8 @@ class VisitorTokens:
 
     def issue(self, visitor: Visitor, site_key: str) -> str:
         payload = {"s": site_key, "v": visitor.id, "u": visitor.user_id, "n": visitor.name,
-                   "e": visitor.email, "ok": visitor.verified, "i": visitor.site_id}
+                   "e": visitor.email, "ok": visitor.verified, "i": visitor.site_id,
+                   "ev": visitor.email_verified}
         return str(self._serializer.dumps(payload))
 
     def read(self, token: str, site: Site) -> Visitor:
@@ -55,7 +57,8 @@ class VisitorTokens:
                                code="invalid_token")
         return Visitor(id=payload["v"], site_id=site.id, user_id=payload.get("u"),
                        name=payload.get("n"), email=payload.get("e"),
-                       verified=bool(payload.get("ok")))
+                       verified=bool(payload.get("ok")),
+                       email_verified=bool(payload.get("ev")) and bool(payload.get("e")))
 
 
 def anonymous_visitor(site: Site, name: str | None = None, email: str | None = None) -> Visitor:
@@ -75,6 +78,22 @@ def hash_matches(site: Site, user_id: str, given_hash: str, now: datetime | None
     for secret in site.identity_secrets(now or datetime.now(UTC)):
         matched |= hmac.compare_digest(identity_hash(secret, user_id).encode(), given)
     return matched
+
+
+def with_email_proof(site: Site, visitor: Visitor, current: Visitor | None,
+                     email: str | None, email_hash: str | None,
+                     now: datetime | None = None) -> Visitor:
+    """``visitor`` with its email verified when the host signed it (``email_hash``, made
+    like the user hash, over the address), or when it is the address an earlier token of
+    the same visitor had verified. A wrong ``email_hash`` is refused like a wrong ``hash``."""
+    if email_hash is not None:
+        if email is None or not hash_matches(site, email, email_hash, now):
+            raise Forbidden("the email hash does not match the email",
+                            code="invalid_identity")
+        return dataclasses.replace(visitor, email_verified=True)
+    kept = current is not None and current.email_verified and current.id == visitor.id \
+        and current.email == visitor.email
+    return dataclasses.replace(visitor, email_verified=kept)
 
 
 def verified_visitor(site: Site, user_id: str, given_hash: str, name: str | None,

@@ -38,7 +38,8 @@ async def request(store: SQLiteStore, site: Site, mail_to: str | None) -> tuple[
                       name="Ada", email=mail_to, verified=False)
     result = await store.post_visitor_message(VisitorPost(
         visitor=visitor, conversation_id=None, client_msg_id=str(uuid.uuid4()),
-        body="Export fails", severity="normal", subject=None, mail_to=mail_to), START)
+        body="Export fails", severity="normal", subject=None, channel="form",
+        mail_to=mail_to), START)
     return visitor, result.message.conversation_id
 
 

@@ -48,15 +48,16 @@ def enqueue(conn: sqlite3.Connection, plan: MailPlan, site_id: int, to_address: 
 
 def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datetime,
                          plan: MailPlan) -> PostResult:
-    """A new request from a verified address (the Help Form's): the conversation remembers
-    the address, and the acknowledgement is queued with the ticket."""
+    """A new request from a verified address: the conversation remembers the address; a
+    Help Form request's acknowledgement is queued with the ticket (the widget shows its own)."""
     result = writes.post_visitor_message(conn, post, now)
     ticket = result.ticket
     if post.mail_to and post.conversation_id is None and not result.duplicate and ticket:
         conn.execute("UPDATE conversations SET mail_to = ? WHERE id = ?",
                      (post.mail_to, ticket.conversation_id))
-        enqueue(conn, plan, post.visitor.site_id, post.mail_to, "acknowledgement",
-                ticket.conversation_id, ticket.number, now, now)
+        if post.channel == "form":
+            enqueue(conn, plan, post.visitor.site_id, post.mail_to, "acknowledgement",
+                    ticket.conversation_id, ticket.number, now, now)
     return result
 
 
