@@ -44,10 +44,12 @@ def sink() -> Iterator[MailSink]:
 
 
 @pytest.fixture(scope="module")
-def mailer(tmp_path_factory: pytest.TempPathFactory, sink: MailSink) -> Iterator[ServerProcess]:
-    """A server that mails through the module's sink."""
+def mailer(tmp_path_factory: pytest.TempPathFactory, sink: MailSink, shift: TimeShift
+           ) -> Iterator[ServerProcess]:
+    """A server that mails through the module's sink; ``shift`` moves its clock."""
     process = ServerProcess(tmp_path_factory.mktemp("mail") / "widget.db",
-                            env=mail_env(sink, WIDGET_MAIL_REPLY_DOMAIN="reply.acme.test"))
+                            env={**mail_env(sink, WIDGET_MAIL_REPLY_DOMAIN="reply.acme.test"),
+                                 **shift.env})
     process.start()
     yield process
     process.stop()
@@ -175,6 +177,22 @@ def test_a_permanent_refusal_gives_up_with_the_reason(mailer: ServerProcess, sin
     assert row["attempts"] == 1 and "550" in row["last_error"]
     assert "No such mailbox" in row["last_error"]
     assert sink.to(to) == []
+
+
+def test_a_temporary_refusal_is_retried_later_and_delivered_once(
+        mailer: ServerProcess, sink: MailSink, shift: TimeShift) -> None:
+    site = create_site(mailer.db)
+    to = address("greylisted")
+    sink.refuse[to] = "451 4.7.1 Greylisted, try again later"
+    submit_form(mailer, site, to)
+    wait_until(lambda: outbox(mailer.db, to)[0]["attempts"] == 1, "a refused attempt")
+    row, = outbox(mailer.db, to)
+    assert row["state"] == "queued" and "451" in row["last_error"]
+    del sink.refuse[to]
+    shift.advance(3 * 60)  # past the first retry's wait
+    mail, = sink.wait_for(to)
+    wait_until(lambda: outbox(mailer.db, to)[0]["state"] == "sent", "the mail sent")
+    assert mail["Message-ID"] == row["message_id"] and outbox(mailer.db, to)[0]["attempts"] == 2
 
 
 def test_without_a_mail_server_nothing_is_queued(server: ServerProcess, site: Site) -> None:

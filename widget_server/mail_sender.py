@@ -42,6 +42,7 @@ RETRY_FIRST = timedelta(minutes=2)  # then doubling: 2, 4, 8 ... minutes
 RETRY_CAP = timedelta(hours=6)
 MAX_ATTEMPTS = 10  # about 15 hours of retrying, then the mail is given up
 SMTP_TIMEOUT = 30.0
+SMTP_LEASE_MARGIN = timedelta(seconds=2 * SMTP_TIMEOUT)  # no send may start past its lease
 AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "reply": "auto-generated",
                   "solved": "auto-generated"}  # RFC 3834
 
@@ -163,8 +164,13 @@ class MailSender(BackgroundLoop):
             for mail, _message in ready:
                 await self._failed(mail, reason, temporary=True)
             return
+        deadline = self.clock.now() + LEASE - SMTP_LEASE_MARGIN
         try:
             for mail, message in ready:
+                if self.clock.now() >= deadline:  # another process may claim them now
+                    log.warning("mail server %s too slow: %d mails left for later", self.smtp,
+                                len(ready) - ready.index((mail, message)))
+                    break
                 if not client.is_connected:
                     await self._failed(mail, "the mail server closed the connection", True)
                     continue
