@@ -23,6 +23,7 @@ from tests.support import (
     VisitorClient,
     create_site,
     identity_secret,
+    run_cli,
     start_session,
     user_hash,
 )
@@ -177,6 +178,13 @@ def test_a_permanent_refusal_gives_up_with_the_reason(mailer: ServerProcess, sin
     assert row["attempts"] == 1 and "550" in row["last_error"]
     assert "No such mailbox" in row["last_error"]
     assert sink.to(to) == []
+    listed = run_cli("mail", "outbox", "--db", str(mailer.db), "--site", site.key,
+                     "--state", "failed").stdout.splitlines()
+    assert listed[0].startswith(f"{row['id']} failed attempts=1 acknowledgement to={to} "
+                                "ticket=#1 due=")
+    assert listed[1] == "  last answer: 550 5.1.1 No such mailbox"
+    assert run_cli("mail", "outbox", "--db", str(mailer.db), "--site", "nope",
+                   check=False).returncode == 1
 
 
 def test_a_temporary_refusal_is_retried_later_and_delivered_once(

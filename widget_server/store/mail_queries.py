@@ -36,9 +36,11 @@ class MailQueries(StoreMixin):
                                   retry_at: datetime | None) -> None:
         await self._write(jobs.failed_attempt, mail_id, error, retry_at)
 
-    async def outbox(self, site_id: int | None = None, limit: int = 100) -> list[OutboxMail]:
-        """The newest mails, of one site or all: what admins see of the outbox."""
-        where, params = ("WHERE site_id = ?", (site_id,)) if site_id is not None else ("", ())
-        rows = await self._fetchall(f"SELECT * FROM mail_outbox {where} ORDER BY id DESC"
-                                    " LIMIT ?", (*params, limit))
+    async def outbox(self, site_id: int | None = None, limit: int = 100,
+                     state: str | None = None) -> list[OutboxMail]:
+        """The newest mails, of one site or all, in one state or any: what admins see."""
+        rows = await self._fetchall(
+            "SELECT * FROM mail_outbox WHERE (? IS NULL OR site_id = ?)"
+            " AND (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?",
+            (site_id, site_id, state, state, limit))
         return [jobs.outbox_mail(row) for row in rows]
