@@ -14,6 +14,7 @@ from tests.store.helpers import plain, shop
 from widget_server.models import Agent, Site, Visitor
 from widget_server.store.base import TicketPatch, VisitorPost
 from widget_server.store.mail_records import MailPlan
+from widget_server.store.privacy_records import ErasureSelector
 from widget_server.store.sqlite import SQLiteStore
 
 pytestmark = pytest.mark.anyio
@@ -126,3 +127,14 @@ async def test_solved_queues_one_mail_and_a_lease_hides_a_claimed_mail(
     await mail_store.mail_failed_attempt(ack.id, "451 later", START + timedelta(minutes=2))
     again, = await mail_store.claim_mail(START + timedelta(minutes=2), LEASE, 10)
     assert (again.id, again.attempts, again.last_error) == (ack.id, 1, "451 later")
+
+
+async def test_erasing_a_visitor_deletes_their_mails(mail_store: SQLiteStore, db_path: Path
+                                                     ) -> None:
+    site = await shop(mail_store)
+    visitor, _ = await request(mail_store, site, "ada@example.com")
+    await request(mail_store, site, "bo@example.com")
+    await mail_store.erase_visitor(site.id, ErasureSelector("visitor", visitor.id), "cli")
+    assert [m.to_address for m in await mail_store.outbox(site.id)] == ["bo@example.com"]
+    assert plain(db_path, "SELECT COUNT(*) FROM mail_outbox WHERE to_address = ?",
+                 ("ada@example.com",)) == [(0,)]
