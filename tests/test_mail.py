@@ -110,6 +110,7 @@ def test_help_form_request_is_acknowledged_by_mail(mailer: ServerProcess, sink: 
     assert f"Export {XSS}" in plain  # text is text
     assert XSS not in rich and "Export &lt;script&gt;alert(1)&lt;/script&gt;" in rich
     assert httpx.get(link).status_code == 200  # the link opens the request
+    assert "WIDGET_PUBLIC_URL is not set" in mailer.log_text()
     row, = outbox(mailer.db, to)
     assert (row["state"], row["attempts"], row["message_id"]) == ("sent", 1, mail["Message-ID"])
 
@@ -216,7 +217,8 @@ def _attempted(db: Path, to: str) -> bool:
 
 def test_a_mail_server_down_then_back_gets_the_mail_exactly_once(tmp_path: Path) -> None:
     sink, shift = MailSink(), TimeShift(tmp_path / "offset")
-    server = ServerProcess(tmp_path / "widget.db", env={**mail_env(sink), **shift.env})
+    server = ServerProcess(tmp_path / "widget.db", env={
+        **mail_env(sink, WIDGET_PUBLIC_URL="https://support.acme.test/"), **shift.env})
     try:
         server.start()
         site = create_site(server.db)
@@ -231,6 +233,7 @@ def test_a_mail_server_down_then_back_gets_the_mail_exactly_once(tmp_path: Path)
         wait_until(lambda: outbox(server.db, to)[0]["state"] == "sent", "the mail sent")
         assert mail["Message-ID"] == row["message_id"]
         assert len(sink.to(to)) == 1
+        assert "https://support.acme.test/help/requests/" in text_of(mail)[0]
     finally:
         server.stop()
         sink.stop()

@@ -82,6 +82,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 mail = MailSender(store, clock, settings, secret, app.state.runtime.help_tokens)
                 mail.start()
                 log.info("mail goes out through %s", settings.smtp_url)
+                if not settings.public_url:
+                    log.warning("mail is on but WIDGET_PUBLIC_URL is not set: the links in "
+                                "the mails point at %s", settings.base_url)
             try:
                 yield
             finally:

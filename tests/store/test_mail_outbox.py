@@ -122,7 +122,7 @@ async def test_solved_queues_one_mail_and_a_lease_hides_a_claimed_mail(
     for _ in range(2):
         await mail_store.update_ticket(site.id, 1, grace, TicketPatch(status="solved"), START)
     assert [m.kind for m in await mail_store.outbox(site.id)] == ["solved", "acknowledgement"]
-    claimed = await mail_store.claim_mail(START + LEASE / 2, LEASE, 10)
+    claimed = await mail_store.claim_mail(START + DELAY, LEASE, 10)
     assert [m.kind for m in claimed] == ["solved"]  # the acknowledgement is leased
     await mail_store.mail_failed_attempt(ack.id, "451 later", START + timedelta(minutes=2))
     again, = await mail_store.claim_mail(START + timedelta(minutes=2), LEASE, 10)
@@ -138,3 +138,14 @@ async def test_erasing_a_visitor_deletes_their_mails(mail_store: SQLiteStore, db
     assert [m.to_address for m in await mail_store.outbox(site.id)] == ["bo@example.com"]
     assert plain(db_path, "SELECT COUNT(*) FROM mail_outbox WHERE to_address = ?",
                  ("ada@example.com",)) == [(0,)]
+
+
+async def test_a_solved_mail_is_dropped_when_the_ticket_is_reopened_first(
+        mail_store: SQLiteStore) -> None:
+    site, grace = await shop(mail_store), await agent(mail_store)
+    await request(mail_store, site, "ada@example.com")
+    await acknowledged(mail_store)
+    await mail_store.update_ticket(site.id, 1, grace, TicketPatch(status="solved"), START)
+    await mail_store.update_ticket(site.id, 1, grace, TicketPatch(status="open"), START)
+    assert await mail_store.claim_mail(START + DELAY, LEASE, 10) == []
+    assert [m.state for m in await mail_store.outbox(site.id)] == ["skipped", "sent"]

@@ -89,7 +89,9 @@ def post_agent_message(conn: sqlite3.Connection, site_id: int, number: int, agen
 
 def update_ticket(conn: sqlite3.Connection, site_id: int, number: int, agent: Agent,
                   patch: TicketPatch, now: datetime, plan: MailPlan) -> TicketChange:
-    """A ticket of a conversation with a verified address becoming solved queues one mail."""
+    """A ticket of a conversation with a verified address becoming solved queues one mail,
+    due after the delay like a reply (so the replies before it go first), and dropped if the
+    ticket is reopened meanwhile."""
     before = conn.execute("SELECT status FROM tickets WHERE site_id = ? AND number = ?",
                           (site_id, number)).fetchone()
     change = writes.update_ticket(conn, site_id, number, agent, patch, now)
@@ -98,7 +100,7 @@ def update_ticket(conn: sqlite3.Connection, site_id: int, number: int, agent: Ag
     to_address = _mail_to(conn, change.ticket.conversation_id)
     if to_address is not None:
         enqueue(conn, plan, site_id, to_address, "solved", change.ticket.conversation_id,
-                number, now, now)
+                number, now + plan.delay, now)
     return change
 
 
@@ -126,15 +128,24 @@ def claim_due(conn: sqlite3.Connection, now: datetime, lease: timedelta, limit: 
     claimed = []
     for row in found:
         context = None if row["subject"] is not None else _context(conn, row)
-        if row["subject"] is None and (context is None or (
-                row["kind"] == "reply" and not context.messages)):
+        if row["subject"] is None and _nothing_to_tell(row["kind"], context):
             conn.execute("UPDATE mail_outbox SET state = 'skipped', last_error = ?"
-                         " WHERE id = ?", ("nothing unread to mail", row["id"]))
+                         " WHERE id = ?", ("nothing left to tell", row["id"]))
             continue
         conn.execute("UPDATE mail_outbox SET next_attempt_at = ? WHERE id = ?",
                      (isoformat(now + lease), row["id"]))
         claimed.append(outbox_mail(row, context))
     return claimed
+
+
+def _nothing_to_tell(kind: str, context: MailContext | None) -> bool:
+    """Erased or merged away; a reply mail whose replies were read; a solved mail whose
+    ticket was reopened."""
+    if context is None:
+        return True
+    if kind == "reply":
+        return not context.messages
+    return kind == "solved" and context.status not in {"solved", "closed"}
 
 
 def _context(conn: sqlite3.Connection, row: sqlite3.Row) -> MailContext | None:
