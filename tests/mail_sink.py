@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import email
 import email.policy
 import time
@@ -29,6 +30,9 @@ class _Handler:
         return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.sink.held = self.sink.hold
+        while self.sink.hold:  # the whole mail is here; the answer waits until released
+            await asyncio.sleep(0.01)
         message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         assert isinstance(message, EmailMessage)
         self.sink.received.append(message)
@@ -43,6 +47,8 @@ class MailSink:
         self.port = free_port()
         self.received: list[EmailMessage] = []
         self.refuse: dict[str, str] = {}  # recipient -> the answer to RCPT TO
+        self.hold = False  # True: keep the answer to the next mails until set False again
+        self.held = False  # a mail arrived while holding
         self._controller: Controller | None = None
 
     @property

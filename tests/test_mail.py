@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import html
 import re
+import signal
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -332,3 +333,29 @@ async def test_an_address_the_host_did_not_sign_is_never_mailed(mailer: ServerPr
                                      json={"site": site.key, "user": forged})
     assert response.status_code == 403
     assert response.json()["error"]["code"] == "invalid_identity"
+
+
+def test_a_graceful_stop_lets_the_mail_being_sent_finish(tmp_path: Path) -> None:
+    """Stopped while the mail server is taking a mail, the server waits for its answer and
+    records it, so the restart does not send the mail again."""
+    sink = MailSink().start()
+    server = ServerProcess(tmp_path / "widget.db",
+                           env={**mail_env(sink), "WIDGET_LOG_LEVEL": "info"})
+    try:
+        server.start()
+        site = create_site(server.db)
+        to = address("stopping")
+        sink.hold = True
+        submit_form(server, site, to)
+        wait_until(lambda: sink.held, "the mail arriving at the mail server")
+        assert server.process is not None
+        server.process.send_signal(signal.SIGTERM)
+        wait_until(lambda: "Waiting for application shutdown" in server.log_text(),
+                   "the server shutting down")
+        sink.hold = False  # the mail server accepts the mail now
+        server.process.wait(timeout=30)  # uvicorn ends by re-raising SIGTERM
+        assert outbox(server.db, to)[0]["state"] == "sent"
+        assert len(sink.to(to)) == 1
+    finally:
+        server.stop()
+        sink.stop()

@@ -12,6 +12,7 @@ the reason kept on the row. Started by app.py only when WIDGET_SMTP_URL is set.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 from email.headerregistry import Address
@@ -43,6 +44,7 @@ RETRY_CAP = timedelta(hours=6)
 MAX_ATTEMPTS = 10  # about 15 hours of retrying, then the mail is given up
 SMTP_TIMEOUT = 30.0
 SMTP_LEASE_MARGIN = timedelta(seconds=2 * SMTP_TIMEOUT)  # no send may start past its lease
+STOP_WAIT = SMTP_TIMEOUT  # a graceful stop waits this long for the mails being sent
 AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "reply": "auto-generated",
                   "solved": "auto-generated"}  # RFC 3834
 
@@ -80,20 +82,41 @@ class MailSender(BackgroundLoop):
         self.base_url = settings.base_url
         self.secret_key = secret_key
         self.help_tokens = help_tokens
+        self._stopping = False
+        self._round: asyncio.Future[None] | None = None
+
+    async def stop(self) -> None:
+        """Let the round under way finish (at most ``STOP_WAIT``), then stop. Cancelled
+        between the server's acceptance of a mail and the write that records it, the mail
+        would be sent again after the restart."""
+        self._stopping = True
+        if self._round is not None and not self._round.done():
+            # a failed round is logged by the loop; one too slow is cancelled below
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(asyncio.shield(self._round), STOP_WAIT)
+        await super().stop()
+        if self._round is not None and not self._round.done():
+            self._round.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._round
 
     async def _loop(self) -> None:
-        while True:
-            try:
-                while await self.run_once() == BATCH:
-                    pass  # a full batch: more may be due
+        while not self._stopping:
+            self._round = asyncio.ensure_future(self._rounds())
+            try:  # shielded: stop() waits for the round instead of cancelling it
+                await asyncio.shield(self._round)
             except Exception:
                 log.exception("mail sender round failed; trying again shortly")
             await asyncio.sleep(POLL_SECONDS)
 
+    async def _rounds(self) -> None:
+        while await self.run_once() == BATCH:
+            pass  # a full batch: more may be due
+
     async def run_once(self) -> int:
         """Send what is due; return how many mails were claimed."""
         now = self.clock.now()
-        if not await self.store.mail_due(now):
+        if self._stopping or not await self.store.mail_due(now):
             return 0
         claimed = await self.store.claim_mail(now, LEASE, BATCH)
         ready = []
