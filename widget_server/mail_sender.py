@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime
@@ -127,7 +127,7 @@ class MailSender(BackgroundLoop):
                 log.exception("mail %s could not be composed", mail.id)
                 await self.store.mail_failed_attempt(mail.id, f"not composed: {exc}", None)
         if ready:
-            await self._send(ready)
+            await self._send(ready, now + LEASE - SMTP_LEASE_MARGIN)
         return len(claimed)
 
     async def _message(self, mail: OutboxMail) -> EmailMessage:
@@ -177,7 +177,10 @@ class MailSender(BackgroundLoop):
                                username=smtp.username, password=smtp.password,
                                timeout=SMTP_TIMEOUT)
 
-    async def _send(self, ready: list[tuple[OutboxMail, EmailMessage]]) -> None:
+    async def _send(self, ready: list[tuple[OutboxMail, EmailMessage]], deadline: datetime
+                    ) -> None:
+        """Send on one connection; no send starts after ``deadline``, near the end of the
+        claim's lease, after which another process may claim the same mails."""
         client = self._client()
         try:
             await client.connect()
@@ -187,10 +190,9 @@ class MailSender(BackgroundLoop):
             for mail, _message in ready:
                 await self._failed(mail, reason, temporary=True)
             return
-        deadline = self.clock.now() + LEASE - SMTP_LEASE_MARGIN
         try:
             for mail, message in ready:
-                if self.clock.now() >= deadline:  # another process may claim them now
+                if self.clock.now() >= deadline:
                     log.warning("mail server %s too slow: %d mails left for later", self.smtp,
                                 len(ready) - ready.index((mail, message)))
                     break
