@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
@@ -12,6 +13,7 @@ from widget_server.abuse import Limits
 from widget_server.clock import Clock, SystemClock
 from widget_server.config import Settings
 from widget_server.help_tokens import HelpTokens
+from widget_server.mail_sender import MailSender
 from widget_server.messaging import Messaging
 from widget_server.realtime.hub import Hub
 from widget_server.retention import RetentionJob, credential_lifetime
@@ -42,6 +44,8 @@ from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
 from widget_server.web.errors import EXCEPTION_HANDLERS
 from widget_server.web.headers import SecurityHeaders
+
+log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
@@ -75,9 +79,21 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             if settings.scheduler:
                 scheduler.start()
                 retention.start()
+            mail = None
+            if settings.smtp_url is None:
+                log.info("mail is off (WIDGET_SMTP_URL is not set): nothing is mailed")
+            else:
+                mail = MailSender(store, clock, settings, secret, app.state.runtime.help_tokens)
+                mail.start()
+                log.info("mail goes out through %s", settings.smtp_url)
+                if not settings.public_url:
+                    log.warning("mail is on but WIDGET_PUBLIC_URL is not set: the links in "
+                                "the mails point at %s", settings.base_url)
             try:
                 yield
             finally:
+                if mail is not None:
+                    await mail.stop()
                 await retention.stop()
                 await scheduler.stop()
         finally:

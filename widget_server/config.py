@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from widget_server.client_address import parse_proxies
+from widget_server.mail_settings import SmtpUrl, parse_domain, parse_mail_from, parse_smtp_url
 from widget_server.numbers import parse_signed
 
 DEMO_SITE_SETTING = "demo_site_key"  # server_settings row naming the site /demo embeds
@@ -28,6 +29,7 @@ class Setting:
     env: str
     parse: Callable[[str], Any]
     help: str
+    secret: bool = False  # its value is never repeated in an error message
 
 
 def _int(text: str) -> int:
@@ -185,6 +187,16 @@ SETTINGS: tuple[Setting, ...] = (
             "Longest wait after failed console sign-ins, in seconds."),
     Setting("hsts_seconds", "WIDGET_HSTS_SECONDS", _limit,
             "Strict-Transport-Security max-age on https responses; 0 (default) sends none."),
+    # outbound mail (docs/email.md); without an SMTP URL nothing is mailed
+    Setting("smtp_url", "WIDGET_SMTP_URL", parse_smtp_url,
+            "smtp://user:password@host:port (?starttls=1) or smtps://...: the mail server.",
+            secret=True),
+    Setting("mail_from", "WIDGET_MAIL_FROM", parse_mail_from,
+            "From of the mails sent, e.g. 'Acme Support <support@acme.test>'."),
+    Setting("mail_delay_seconds", "WIDGET_MAIL_DELAY_SECONDS", _seconds_or_off,
+            "Seconds an agent's reply may stay unread in the widget before it is mailed."),
+    Setting("mail_reply_domain", "WIDGET_MAIL_REPLY_DOMAIN", parse_domain,
+            "Domain of the signed Reply-To address (r+TOKEN@domain) of the mails sent."),
 )
 
 
@@ -223,6 +235,15 @@ class Settings:
     login_free_failures: int = 3
     login_max_lockout: int = 900
     hsts_seconds: int = 0
+    smtp_url: SmtpUrl | None = None
+    mail_from: str | None = None
+    mail_delay_seconds: float = 120.0
+    mail_reply_domain: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.smtp_url is not None and not self.mail_from:
+            raise ConfigError("WIDGET_SMTP_URL is set: set WIDGET_MAIL_FROM too, e.g. "
+                              "'Acme Support <support@acme.test>'")
 
     @classmethod
     def from_env(
@@ -238,7 +259,8 @@ class Settings:
             try:
                 values[setting.name] = setting.parse(raw)
             except ValueError as exc:
-                raise ConfigError(f"{setting.env}={raw!r}: {exc}") from None
+                shown = setting.env if setting.secret else f"{setting.env}={raw!r}"
+                raise ConfigError(f"{shown}: {exc}") from None
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 

@@ -54,19 +54,24 @@ class Messaging:
         channel: str = "widget",
         page_url: str | None = None,
         user_agent: str | None = None,
+        mail_to: str | None = None,
     ) -> PostResult:
         """Store a visitor message (opening a ticket when ``conversation_id`` is None).
 
         Does not publish: the caller acknowledges first, then calls ``announce``, so the
-        sending connection sees its ack before any frame that follows from it.
+        sending connection sees its ack before any frame that follows from it. ``mail_to``:
+        a verified address a new request's follow-ups are mailed to (docs/email.md).
         """
         # the visitor's name and email were cleaned where they came in (session, token, form)
         body = self.check_body(multi_line(body))
+        if mail_to is None and conversation_id is None and visitor.email_verified:
+            mail_to = visitor.email  # the host signed this address
         post = VisitorPost(visitor=visitor, conversation_id=conversation_id,
                            client_msg_id=client_msg_id, body=body, severity=severity,
                            subject=optional_line(subject), channel=channel,
                            page_url=optional_line(page_url and page_url[:2000]),
-                           user_agent=optional_line(user_agent and user_agent[:500]))
+                           user_agent=optional_line(user_agent and user_agent[:500]),
+                           mail_to=mail_to)
         return await self.store.post_visitor_message(post, self.clock.now())
 
     def announce(self, visitor: Visitor, result: PostResult) -> None:

@@ -78,6 +78,7 @@ class Visitor:
     # None: made just now, from no credential). A visitor erased at or after it is refused
     # at every use: an old token cannot bring an erased visitor back (docs/privacy.md).
     since: datetime | None = field(default=None, compare=False)
+    email_verified: bool = False  # the host signed ``email`` (email_hash): it may be mailed
 
 
 # Records made for every message (Author, Message, PostResult; store.VisitorPost and

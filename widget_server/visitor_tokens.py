@@ -8,6 +8,7 @@ which lets an operator rotate the key without signing everybody out.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import secrets
@@ -45,7 +46,8 @@ class VisitorTokens:
         since = visitor.since or self._clock.now()
         payload = {"s": site_key, "v": visitor.id, "u": visitor.user_id, "n": visitor.name,
                    "e": visitor.email, "ok": visitor.verified, "i": visitor.site_id,
-                   "t": int(since.timestamp() * 1000)}
+                   "t": int(since.timestamp() * 1000),
+                   "ev": visitor.email_verified}
         return str(self._serializer.dumps(payload))
 
     def read(self, token: str, site: Site) -> Visitor:
@@ -69,7 +71,8 @@ class VisitorTokens:
                  if isinstance(first, int) and not isinstance(first, bool) else signed)
         return Visitor(id=payload["v"], site_id=site.id, user_id=payload.get("u"),
                        name=_line(payload.get("n")), email=_line(payload.get("e")),
-                       verified=bool(payload.get("ok")), since=since)
+                       verified=bool(payload.get("ok")), since=since,
+                       email_verified=bool(payload.get("ev")) and bool(payload.get("e")))
 
 
 def anonymous_visitor(site: Site, name: str | None = None, email: str | None = None) -> Visitor:
@@ -89,6 +92,22 @@ def hash_matches(site: Site, user_id: str, given_hash: str, now: datetime | None
     for secret in site.identity_secrets(now or datetime.now(UTC)):
         matched |= hmac.compare_digest(identity_hash(secret, user_id).encode(), given)
     return matched
+
+
+def with_email_proof(site: Site, visitor: Visitor, current: Visitor | None,
+                     email: str | None, email_hash: str | None,
+                     now: datetime | None = None) -> Visitor:
+    """``visitor`` with its email verified when the host signed it (``email_hash``, made
+    like the user hash, over the address), or when it is the address an earlier token of
+    the same visitor had verified. A wrong ``email_hash`` is refused like a wrong ``hash``."""
+    if email_hash is not None:
+        if email is None or not hash_matches(site, email, email_hash, now):
+            raise Forbidden("the email hash does not match the email",
+                            code="invalid_identity")
+        return dataclasses.replace(visitor, email_verified=True)
+    kept = current is not None and current.email_verified and current.id == visitor.id \
+        and current.email == visitor.email
+    return dataclasses.replace(visitor, email_verified=kept)
 
 
 def verified_visitor(site: Site, user_id: str, given_hash: str, name: str | None,

@@ -80,7 +80,8 @@ class Panel {
 
   async identify(user) {
     if (!user || user.id === undefined) return;
-    this.user = { id: String(user.id), name: user.name, email: user.email, hash: user.hash };
+    this.user = { id: String(user.id), name: user.name, email: user.email, hash: user.hash,
+                  email_hash: user.email_hash };
     this.store.set("user", this.user);
     await this.ready;
     this.ready = this.begin();

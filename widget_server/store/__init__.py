@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from widget_server.clock import Clock, SystemClock
 from widget_server.config import ConfigError, Settings
+from widget_server.mail_settings import mail_from_address
 from widget_server.store.base import Store, TicketPatch, VisitorPost
+from widget_server.store.mail_records import MailPlan
 
 __all__ = ["Store", "TicketPatch", "VisitorPost", "open_store"]
 
@@ -17,4 +21,13 @@ def open_store(settings: Settings, clock: Clock | None = None) -> Store:
 
     return SQLiteStore(settings.db, synchronous=settings.sqlite_synchronous,
                        clock=clock or SystemClock(),
-                       site_cache_seconds=settings.site_cache_seconds)
+                       site_cache_seconds=settings.site_cache_seconds,
+                       mail_plan=mail_plan(settings))
+
+
+def mail_plan(settings: Settings) -> MailPlan | None:
+    """What the write jobs need to queue mail; None when no mail server is set."""
+    if settings.smtp_url is None or not settings.mail_from:
+        return None
+    domain = mail_from_address(settings.mail_from).rpartition("@")[2]
+    return MailPlan(domain=domain, delay=timedelta(seconds=settings.mail_delay_seconds))

@@ -38,6 +38,7 @@ from widget_server.models import (
     VisitorProfile,
 )
 from widget_server.reports import TicketFacts
+from widget_server.store.mail_records import OutboxMail
 from widget_server.store.privacy_records import (
     AuditEntry,
     ErasurePreview,
@@ -67,6 +68,7 @@ class VisitorPost:
     channel: str = "widget"
     page_url: str | None = None
     user_agent: str | None = None
+    mail_to: str | None = None  # a verified address follow-ups are mailed to (docs/email.md)
 
 
 class ConsoleStore(Protocol):
@@ -203,7 +205,22 @@ class PrivacyStore(Protocol):
     async def privacy_audit(self, site_id: int, limit: int = 100) -> list[AuditEntry]: ...
 
 
-class Store(ConsoleStore, HelpStore, GrantStore, PrivacyStore, Protocol):
+class MailStore(Protocol):
+    """The outbox of outbound mail (mail_sender.py, docs/email.md)."""
+
+    async def mail_due(self, now: datetime) -> bool: ...
+    async def claim_mail(self, now: datetime, lease: timedelta, limit: int
+                         ) -> list[OutboxMail]: ...
+    async def mail_composed(self, mail_id: int, subject: str, text: str, html: str,
+                            headers: dict[str, str], upto_seq: int | None) -> None: ...
+    async def mail_sent(self, mail_id: int, now: datetime) -> None: ...
+    async def mail_failed_attempt(self, mail_id: int, error: str,
+                                  retry_at: datetime | None) -> None: ...
+    async def outbox(self, site_id: int | None = None, limit: int = 100,
+                     state: str | None = None) -> list[OutboxMail]: ...
+
+
+class Store(ConsoleStore, HelpStore, GrantStore, PrivacyStore, MailStore, Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> bool: ...

@@ -22,6 +22,7 @@ from widget_server.models import (
     Ticket,
     TicketChange,
 )
+from widget_server.store import sqlite_mail as mail
 from widget_server.store import sqlite_message_index as message_index
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_schema as schema
@@ -30,6 +31,8 @@ from widget_server.store.base import TicketPatch, VisitorPost
 from widget_server.store.console_queries import ConsoleQueries, ReportQueries
 from widget_server.store.grant_queries import GrantQueries
 from widget_server.store.help_queries import HelpQueries
+from widget_server.store.mail_queries import MailQueries
+from widget_server.store.mail_records import MailPlan
 from widget_server.store.privacy_queries import PrivacyQueries
 from widget_server.store.site_cache import SiteCache
 from widget_server.store.sqlite_readers import Readers
@@ -43,10 +46,11 @@ QUICK_CONVERSATIONS = 20
 
 
 class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
-                  PrivacyQueries):
+                  PrivacyQueries, MailQueries):
     def __init__(self, path: str, *, synchronous: str = "full", clock: Clock | None = None,
-                 site_cache_seconds: float = 0.0) -> None:
+                 site_cache_seconds: float = 0.0, mail_plan: MailPlan | None = None) -> None:
         self.path = path
+        self._mail = mail_plan  # None: mail is off, nothing is queued
         self._synchronous = synchronous
         self._clock = clock or SystemClock()
         self._writer = SQLiteWriter(partial(schema.connect, path, synchronous=synchronous),
@@ -310,11 +314,16 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
 
     # -- writes
     async def post_visitor_message(self, post: VisitorPost, now: datetime) -> PostResult:
+        if self._mail is not None and post.mail_to:
+            return await self._write(mail.post_visitor_message, post, now, self._mail)
         return await self._write(writes.post_visitor_message, post, now)
 
     async def post_agent_message(
         self, site_id: int, number: int, agent: Agent, body: str, internal: bool, now: datetime
     ) -> TicketChange:
+        if self._mail is not None and not internal:
+            return await self._write(mail.post_agent_message, site_id, number, agent, body,
+                                     internal, now, self._mail)
         return await self._write(
             writes.post_agent_message, site_id, number, agent, body, internal, now
         )
@@ -322,6 +331,9 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
     async def update_ticket(
         self, site_id: int, number: int, agent: Agent, patch: TicketPatch, now: datetime
     ) -> TicketChange:
+        if self._mail is not None and patch.status == "solved":
+            return await self._write(mail.update_ticket, site_id, number, agent, patch, now,
+                                     self._mail)
         return await self._write(writes.update_ticket, site_id, number, agent, patch, now)
 
     async def sla_sweep(self, holder: str, now: datetime, lease: timedelta) -> SweepResult:

@@ -126,6 +126,7 @@ def purge_conversations(conn: sqlite3.Connection, site_id: int, conversation_ids
                 data["status_before"] = row["status"]
             _event(conn, row["id"], "erased", "system", None, data, now)
             numbers.append(int(row["number"]))
+        conn.execute(f"DELETE FROM mail_outbox WHERE conversation_id IN ({marks})", ids)
         conversations += conn.execute(
             f"DELETE FROM conversations WHERE id IN ({marks})", ids).rowcount
     return Purged(tuple(sorted(numbers)), conversations, messages), visitors

@@ -209,7 +209,7 @@ async def submit_form(request: Request) -> Response:
     try:
         result = await rt.messaging.visitor_send(
             visitor, None, grant.client_msg_id, values.description, values.severity,
-            values.subject or None, channel="form")
+            values.subject or None, channel="form", mail_to=values.email)
     except WidgetError as exc:
         return _form_page(request, site, values, form_token, grant.client_msg_id,
                           {"description": exc.message}, 422)
@@ -263,9 +263,12 @@ async def _open_request(request: Request) -> tuple[str, RequestKey, Site, Ticket
 
 async def _request_page(request: Request, token: str, key: RequestKey, site: Site,
                         ticket: Ticket, reply: str = "", client_msg_id: str | None = None,
-                        error: str | None = None, status: int = 200) -> Response:
+                        error: str | None = None, status: int = 200, seen: bool = False
+                        ) -> Response:
     rt = runtime(request)
     messages = await rt.store.messages_after(ticket.conversation_id, 0)
+    if seen and messages:  # the requester reads these replies here: none is mailed now
+        await rt.store.mark_read(key.visitor_id, ticket.conversation_id, messages[-1].seq)
     shown = ticket_json(ticket)
     thread = [{"type": m.author.type, "author": _author(m, site), "body": m.body,
                "iso": isoformat(m.created_at), "when": rules.format_due(m.created_at)}
@@ -289,7 +292,7 @@ def _author(message: Message, site: Site) -> str:
 
 async def show_request(request: Request) -> Response:
     token, key, site, ticket = await _open_request(request)
-    return await _request_page(request, token, key, site, ticket)
+    return await _request_page(request, token, key, site, ticket, seen=True)
 
 
 async def reply(request: Request) -> Response:

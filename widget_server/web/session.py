@@ -29,7 +29,12 @@ from widget_server.realtime.protocol import (
 )
 from widget_server.runtime import Runtime
 from widget_server.text import one_line
-from widget_server.visitor_tokens import anonymous_visitor, hash_matches, verified_visitor
+from widget_server.visitor_tokens import (
+    anonymous_visitor,
+    hash_matches,
+    verified_visitor,
+    with_email_proof,
+)
 from widget_server.web.cors import check_origin, preflight, with_cors
 from widget_server.web.errors import read_json_object, runtime
 from widget_server.web.responses import JSONResponse
@@ -73,11 +78,14 @@ async def resolve_visitor(rt: Runtime, site: Site, token: object, user: object) 
         raise Unprocessable("user.id must be a string", code="invalid_user")
     name, email, given_hash = _text(user, "name"), _text(user, "email"), _text(user, "hash")
     if user_id is not None and given_hash:
-        return verified_visitor(site, str(user_id), given_hash, name, email, rt.clock.now())
-    # unverified details never link to a user id: anybody could claim any id
-    base = current if current is not None and not current.verified else anonymous_visitor(site)
-    return Visitor(id=base.id, site_id=site.id, user_id=None, name=name or base.name,
-                   email=email or base.email, verified=False, since=base.since)
+        visitor = verified_visitor(site, str(user_id), given_hash, name, email, rt.clock.now())
+    else:  # unverified details never link to a user id: anybody could claim any id
+        base = current if current is not None and not current.verified \
+            else anonymous_visitor(site)
+        visitor = Visitor(id=base.id, site_id=site.id, user_id=None, name=name or base.name,
+                          email=email or base.email, verified=False, since=base.since)
+    return with_email_proof(site, visitor, current, email, _text(user, "email_hash"),
+                            rt.clock.now())
 
 
 def identity_required() -> Forbidden:
@@ -101,7 +109,9 @@ def _required_identity(rt: Runtime, site: Site, current: Visitor | None,
     if user_id is None or not given_hash or \
             not hash_matches(site, str(user_id), given_hash, rt.clock.now()):
         raise identity_required()
-    return verified_visitor(site, str(user_id), given_hash, name, email, rt.clock.now())
+    visitor = verified_visitor(site, str(user_id), given_hash, name, email, rt.clock.now())
+    return with_email_proof(site, visitor, current, email, _text(user, "email_hash"),
+                            rt.clock.now())
 
 
 async def create_session(request: Request) -> Response:

@@ -1,0 +1,74 @@
+"""What a queued mail says: subject, text and HTML parts from the templates in
+``templates/mail/`` (autoescaped in HTML; what visitors and agents wrote is never markup)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
+
+from widget_server import tickets as rules
+from widget_server.store.mail_records import MailContext, OutboxMail
+
+templates = Environment(
+    loader=PackageLoader("widget_server", "templates/mail"),
+    autoescape=select_autoescape(["html"]),
+    undefined=StrictUndefined,
+    trim_blocks=True,
+    lstrip_blocks=True,
+    keep_trailing_newline=True,
+)
+SUBJECTS = {
+    "acknowledgement": "[{reference}] We received your request: {subject}",
+    "reply": "[{reference}] New reply: {subject}",
+    "solved": "[{reference}] Solved: {subject}",
+}
+
+
+@dataclass(frozen=True)
+class Composed:
+    subject: str
+    text: str
+    html: str
+    upto_seq: int | None
+
+
+def one_line(text: str) -> str:
+    """Header text on one line: a subject or a name never adds a header."""
+    return " ".join(text.split())
+
+
+def promise(context: MailContext, now: datetime) -> str | None:
+    """The first-response promise as the Help Form page words it."""
+    if context.first_response_at is not None:
+        return f"We first replied on {rules.format_due(context.first_response_at)}."
+    if context.status in {"solved", "closed"} or context.first_response_due is None:
+        return None
+    if now > context.first_response_due:
+        return "We're late, and still on it."
+    return f"We'll reply by {rules.format_due(context.first_response_due)}."
+
+
+def compose(mail: OutboxMail, follow_url: str, now: datetime) -> Composed:
+    context = mail.context
+    assert context is not None, "only a claimed mail is composed"
+    page = context.page_url if (context.page_url or "").startswith(("https://", "http://")) \
+        else None
+    values: dict[str, Any] = {
+        "site_name": context.site_name, "reference": context.reference,
+        "subject": context.subject, "severity": context.severity_label,
+        "promise": promise(context, now), "follow_url": follow_url, "page_url": page,
+        "name": context.visitor_name,
+        "messages": [{"author": m.author_name or "Support", "body": m.body,
+                      "when": rules.format_due(m.created_at)} for m in context.messages],
+    }
+    subject = one_line(SUBJECTS[mail.kind].format(reference=context.reference,
+                                                  subject=context.subject))
+    return Composed(
+        subject=subject,
+        text=templates.get_template(f"{mail.kind}.txt").render(values),
+        html=templates.get_template(f"{mail.kind}.html").render(values),
+        upto_seq=max((m.seq for m in context.messages), default=None),
+    )

@@ -1,0 +1,46 @@
+"""Reads and writes of the mail outbox, mixed into the SQLite store like ConsoleQueries.
+
+The write jobs live in ``sqlite_mail.py``; the sender that uses them is ``mail_sender.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from widget_server.clock import isoformat
+from widget_server.store import sqlite_mail as jobs
+from widget_server.store.console_queries import StoreMixin
+from widget_server.store.mail_records import OutboxMail
+
+
+class MailQueries(StoreMixin):
+    async def mail_due(self, now: datetime) -> bool:
+        """Whether any queued mail is due: a cheap read before claiming in a write."""
+        row = await self._fetchone_now(
+            "SELECT 1 FROM mail_outbox WHERE state = 'queued' AND next_attempt_at <= ? LIMIT 1",
+            (isoformat(now),))
+        return row is not None
+
+    async def claim_mail(self, now: datetime, lease: timedelta, limit: int
+                         ) -> list[OutboxMail]:
+        return await self._write(jobs.claim_due, now, lease, limit)
+
+    async def mail_composed(self, mail_id: int, subject: str, text: str, html: str,
+                            headers: dict[str, str], upto_seq: int | None) -> None:
+        await self._write(jobs.composed, mail_id, subject, text, html, headers, upto_seq)
+
+    async def mail_sent(self, mail_id: int, now: datetime) -> None:
+        await self._write(jobs.sent, mail_id, now)
+
+    async def mail_failed_attempt(self, mail_id: int, error: str,
+                                  retry_at: datetime | None) -> None:
+        await self._write(jobs.failed_attempt, mail_id, error, retry_at)
+
+    async def outbox(self, site_id: int | None = None, limit: int = 100,
+                     state: str | None = None) -> list[OutboxMail]:
+        """The newest mails, of one site or all, in one state or any: what admins see."""
+        rows = await self._fetchall(
+            "SELECT * FROM mail_outbox WHERE (? IS NULL OR site_id = ?)"
+            " AND (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?",
+            (site_id, site_id, state, state, limit))
+        return [jobs.outbox_mail(row) for row in rows]
