@@ -16,11 +16,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.clocked import TimeShift
 from tests.mail_sink import MailSink, text_of, wait_until
 from tests.support import (
     ServerProcess,
     Site,
-    TimeShift,
     VisitorClient,
     create_site,
     identity_secret,
@@ -50,8 +50,8 @@ def mailer(tmp_path_factory: pytest.TempPathFactory, sink: MailSink, shift: Time
            ) -> Iterator[ServerProcess]:
     """A server that mails through the module's sink; ``shift`` moves its clock."""
     process = ServerProcess(tmp_path_factory.mktemp("mail") / "widget.db",
-                            env={**mail_env(sink, WIDGET_MAIL_REPLY_DOMAIN="reply.acme.test"),
-                                 **shift.env})
+                            env=mail_env(sink, WIDGET_MAIL_REPLY_DOMAIN="reply.acme.test"),
+                            launcher=shift.launcher)
     process.start()
     yield process
     process.stop()
@@ -218,8 +218,9 @@ def _attempted(db: Path, to: str) -> bool:
 
 def test_a_mail_server_down_then_back_gets_the_mail_exactly_once(tmp_path: Path) -> None:
     sink, shift = MailSink(), TimeShift(tmp_path / "offset")
-    server = ServerProcess(tmp_path / "widget.db", env={
-        **mail_env(sink, WIDGET_PUBLIC_URL="https://support.acme.test/"), **shift.env})
+    server = ServerProcess(tmp_path / "widget.db",
+                           env=mail_env(sink, WIDGET_PUBLIC_URL="https://support.acme.test/"),
+                           launcher=shift.launcher)
     try:
         server.start()
         site = create_site(server.db)
@@ -242,7 +243,7 @@ def test_a_mail_server_down_then_back_gets_the_mail_exactly_once(tmp_path: Path)
 
 def test_a_mail_queued_before_a_kill_is_sent_once_after_the_restart(tmp_path: Path) -> None:
     sink, shift = MailSink(), TimeShift(tmp_path / "offset")
-    server = ServerProcess(tmp_path / "widget.db", env={**mail_env(sink), **shift.env})
+    server = ServerProcess(tmp_path / "widget.db", env=mail_env(sink), launcher=shift.launcher)
     try:
         server.start()
         site = create_site(server.db)

@@ -56,9 +56,11 @@ async def test_tokens_of_integration_agents_made_before_0010_keep_working(
     human, _ = await store.ensure_agent("dana@example.com", "Dana", "agent", "scrypt$x")
     await store.create_api_token("dana", hash_api_token("wst_dana"), site.id, human.id)
     with contextlib.closing(sqlite3.connect(store.path)) as conn, conn:  # as before 0010
-        conn.execute("DELETE FROM schema_migrations WHERE version = 10")
+        conn.execute("DELETE FROM schema_migrations WHERE version >= 10")
         conn.execute("DROP TABLE erased_visitors")
         conn.execute("DELETE FROM agent_sites")
+        conn.execute("DROP TABLE mail_outbox")  # 0011, which follows
+        conn.execute("ALTER TABLE conversations DROP COLUMN mail_to")
     upgraded = SQLiteStore(store.path)  # the next start migrates
     await upgraded.open()
     try:
