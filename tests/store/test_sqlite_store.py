@@ -454,6 +454,78 @@ async def test_every_commit_runs_off_the_loop_while_the_loop_serves(db_path: Pat
     assert plain(db_path, "SELECT count(*) FROM notes") == [(4,)]
 
 
+async def test_jobs_held_through_a_long_commit_run_before_its_acks_go_out(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_writer, "LINGER", 0.0)  # every commit is longer than a linger
+    monkeypatch.setattr(sqlite_writer, "BUSY_WINDOW", 3600.0)
+    loop_thread, release = threading.get_ident(), threading.Event()
+    held = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+
+    def on_commit() -> None:
+        if threading.get_ident() != loop_thread and not release.is_set():
+            loop.call_soon_threadsafe(held.set)
+            release.wait(10)
+
+    writer = _commit_watching_writer(db_path, on_commit)
+    await writer.start()
+
+    async def first() -> None:
+        await writer.run(lambda conn: _insert_note(conn, "first"))
+        order.append("first acknowledged")
+
+    def late_job(conn: sqlite3.Connection) -> int:
+        order.append("late job runs")
+        return _insert_note(conn, "late")
+
+    try:
+        release.set()
+        await writer.run(lambda conn: conn.execute(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        release.clear()
+        acknowledged = asyncio.ensure_future(first())
+        await asyncio.wait_for(held.wait(), 10)
+        late = asyncio.ensure_future(writer.run(late_job))
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(acknowledged, late), 10)
+    finally:
+        release.set()
+        await writer.close()
+    # the disk syncs the late batch while the first one's callers are answered
+    assert order == ["late job runs", "first acknowledged"]
+
+
+async def test_the_upkeep_runs_while_batches_held_through_long_commits_keep_coming(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_writer, "LINGER", 0.0)  # every commit is longer than a linger
+    monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)  # only every 20 jobs
+    upkept_at: list[int] = []  # jobs committed when the upkeep ran
+    writer: SQLiteWriter
+
+    def upkeep(conn: sqlite3.Connection) -> bool:
+        upkept_at.append(writer.jobs)
+        return False
+
+    writer = SQLiteWriter(lambda: schema.connect(str(db_path)), upkeep=upkeep,
+                          upkeep_every=20)
+    await writer.start()
+
+    try:
+        await writer.run(lambda conn: conn.execute(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        handed: list[asyncio.Future[int]] = []
+        for n in range(2000):  # one job every loop iteration: some come during every commit
+            handed.append(asyncio.ensure_future(writer.run(
+                lambda conn, n=n: _insert_note(conn, f"{n}"))))
+            await asyncio.sleep(0)
+        await asyncio.wait_for(asyncio.gather(*handed), 30)
+    finally:
+        await writer.close()
+    assert upkept_at and upkept_at[0] < 1000, upkept_at  # not only once they stopped
+
+
 async def test_a_failing_commit_fails_its_whole_batch_and_the_writer_goes_on(
         db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     committed_in: list[int] = []

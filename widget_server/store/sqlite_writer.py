@@ -238,13 +238,23 @@ class SQLiteWriter:
                    then: Callable[[asyncio.Future[T]], None]) -> None:
         """Run ``work`` in the helper thread, holding new jobs until ``then``, on the loop,
         has seen it end."""
-        assert self._loop is not None and self._helper is not None
-        away = self._loop.run_in_executor(self._helper, work)
+        loop, helper = self._loop, self._helper
+        assert loop is not None and helper is not None
+        started = loop.time()
+        away = loop.run_in_executor(helper, work)
 
         def back(done: asyncio.Future[T]) -> None:
             self._away = None
+            gathered = loop.time() - started >= LINGER
             then(done)
-            self._schedule_flush()
+            if gathered and self._pending and not self._upkeep_due and self._conn is not None:
+                # The jobs held meanwhile gathered for longer than a linger: they are the
+                # group. Their statements run now, before the acks just released go out,
+                # so that the disk syncs the next batch while the loop sends them. A due
+                # upkeep goes first, or a steady stream of such batches would starve it.
+                self._flush()
+            else:
+                self._schedule_flush()
 
         self._away = away
         away.add_done_callback(back)
