@@ -11,9 +11,14 @@ suite's visitors (no agent), and three phases:
 2. open loop at 500 msg/s: the ack p50;
 3. closed loop: throughput.
 
+Before each server, a probe process under the same environment times one-row commits with
+the server's pragmas: the commit that the disk's fsync makes, the shim's delay plus the
+disk's own fsync (0.3 ms on a quiet VM, several ms when other work shares the disk).
+
 Each figure is the median over the rounds of its disk. Targets, the slow disk against the
 plain disk of the same run: pong p99 within 1 ms; ack p50 at 500 msg/s at most 2 fsyncs +
-2 ms; closed-loop throughput at least 60 %. ``python -m bench --slow-disk`` runs it alone.
+2 ms (8 ms each; shown too with the probe's commit instead); closed-loop throughput at
+least 60 %. ``python -m bench --slow-disk`` runs it alone.
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ import json
 import shutil
 import statistics
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +55,35 @@ TARGET_ACK_EXTRA_MS = 2.0   # ... + 2 ms
 TARGET_THROUGHPUT = 0.60    # closed loop: at least 60 % of the plain disk's
 QUICK = {"visitors": 100, "messages": 50, "rate_s": 3.0, "rounds": 1}
 FULL = {"visitors": 100, "messages": 150, "rate_s": 8.0, "rounds": 2}
+
+
+# One-row commits with the server's pragmas, in a process of its own under the disk's
+# environment: what one commit, mostly its fsync, takes on this disk right now.
+COMMIT_PROBE = """
+import os, sqlite3, statistics, sys, time
+conn = sqlite3.connect(os.path.join(sys.argv[1], "probe.db"), isolation_level=None)
+conn.execute("PRAGMA journal_mode = WAL")
+conn.execute("PRAGMA synchronous = FULL")
+conn.execute("CREATE TABLE t (x)")
+took = []
+for i in range(40):
+    began = time.perf_counter()
+    conn.execute("BEGIN IMMEDIATE")
+    conn.execute("INSERT INTO t VALUES (?)", (i,))
+    conn.execute("COMMIT")
+    took.append(time.perf_counter() - began)
+print(round(statistics.median(took) * 1000, 2))
+"""
+
+
+def commit_p50_ms(env: dict[str, str]) -> float | None:
+    folder = new_workdir("commit-probe")
+    try:
+        out = subprocess.run([sys.executable, "-c", COMMIT_PROBE, str(folder)], env=env,
+                             capture_output=True, text=True, timeout=120)
+        return float(out.stdout.strip()) if out.returncode == 0 else None
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def build_shim(folder: Path) -> Path | None:
@@ -144,16 +179,19 @@ def one_server(plan: dict[str, Any], env: dict[str, str], name: str,
     try:
         site = server_process.init_site(server.db, {k: v for k, v in env.items()
                                                     if k != "LD_PRELOAD"})
+        commit_ms = commit_p50_ms(env)
         server.start()
         fleet = Fleet(plan["workers"], server.port, site)
         fleet.call("connect", [{"first": first, "count": count, "relay": False}
                                for first, count in fleet.split(plan["visitors"])], 120)
         result = asyncio.run(asyncio.wait_for(_phases(server, site, fleet, plan), 600))
+        result["commit_p50_ms"] = commit_ms
         fleet.close()
         fleet = None
         server.stop()
         stored = server_process.count_visitor_messages(server.db)
-        acked = plan["visitors"] + sum(p["acked"] for p in result.values())
+        acked = plan["visitors"] + sum(p["acked"] for p in result.values()
+                                       if isinstance(p, dict))
         result["persistence_ok"] = stored["visitor_messages"] == acked
         ok = result["persistence_ok"]
         return result
@@ -164,8 +202,12 @@ def one_server(plan: dict[str, Any], env: dict[str, str], name: str,
         keep_or_remove(workdir, ok, log)
 
 
+FIGURES = ("pong_p99_ms", "ack_p50_ms", "msgs_per_s", "commit_p50_ms")
+
+
 def figures(run: dict[str, Any]) -> dict[str, float | None]:
-    return {"pong_p99_ms": run[f"open_{PING_RATE:g}"]["pong_p99_ms"],
+    return {"commit_p50_ms": run["commit_p50_ms"],
+            "pong_p99_ms": run[f"open_{PING_RATE:g}"]["pong_p99_ms"],
             "ack_p50_ms": run[f"open_{ACK_RATE:g}"]["ack_p50_ms"],
             "msgs_per_s": run["closed"]["msgs_per_s"]}
 
@@ -184,13 +226,18 @@ def targets(plain: dict[str, float | None], slow: dict[str, float | None],
         return {"value": value, "limit": None if limit is None else round(limit, 2),
                 "met": met}
 
-    pong, rate = plain["pong_p99_ms"], plain["msgs_per_s"]
+    pong, rate, commit = plain["pong_p99_ms"], plain["msgs_per_s"], slow["commit_p50_ms"]
     return {
         "pong_p99_ms": check(slow["pong_p99_ms"], None if pong is None
                              else pong + TARGET_PONG_MS, above=False),
         "ack_p50_ms_at_500": check(slow["ack_p50_ms"],
                                    TARGET_ACK_FSYNCS * fsync_ms + TARGET_ACK_EXTRA_MS,
                                    above=False),
+        # the same with the commit as long as the probe found it (the shim's delay plus the
+        # disk's own fsync, which a shared machine's other work makes longer)
+        "ack_p50_ms_at_500_measured_commits": check(
+            slow["ack_p50_ms"], None if commit is None
+            else TARGET_ACK_FSYNCS * commit + TARGET_ACK_EXTRA_MS, above=False),
         "closed_loop_msgs_per_s": check(slow["msgs_per_s"], None if rate is None
                                         else rate * TARGET_THROUGHPUT, above=True),
     }
@@ -214,8 +261,7 @@ def run(plan: dict[str, Any], env: dict[str, str], log: Callable[[str], None]
                 runs[disk].append(result)
     finally:
         shutil.rmtree(shim_dir, ignore_errors=True)
-    summary = {disk: {key: _median(found, key) for key in ("pong_p99_ms", "ack_p50_ms",
-                                                           "msgs_per_s")}
+    summary = {disk: {key: _median(found, key) for key in FIGURES}
                for disk, found in runs.items()}
     return {"fsync_ms": FSYNC_MS, "plan": plan, "plain": summary["plain"],
             "slow": summary["slow"],
@@ -228,13 +274,20 @@ def table(report: dict[str, Any]) -> str:
     if "skipped" in report:
         return f"slow disk: skipped: {report['skipped']}"
     plain, slow, goals = report["plain"], report["slow"], report["targets"]
-    rows = [("idle visitor ping->pong p99, ms (at 400 msg/s)", "pong_p99_ms", "pong_p99_ms"),
+    rows = [("one commit alone (probe) p50, ms", "commit_p50_ms", None),
+            ("idle visitor ping->pong p99, ms (at 400 msg/s)", "pong_p99_ms", "pong_p99_ms"),
             ("ack p50 at 500 msg/s, ms", "ack_p50_ms", "ack_p50_ms_at_500"),
+            ("  the same, limit with the probe's commit", "ack_p50_ms",
+             "ack_p50_ms_at_500_measured_commits"),
             ("closed-loop throughput, msg/s", "msgs_per_s", "closed_loop_msgs_per_s")]
-    bound = {"pong_p99_ms": "<=", "ack_p50_ms_at_500": "<=", "closed_loop_msgs_per_s": ">="}
+    bound = {"pong_p99_ms": "<=", "ack_p50_ms_at_500": "<=",
+             "ack_p50_ms_at_500_measured_commits": "<=", "closed_loop_msgs_per_s": ">="}
     lines = [f"{'slow disk (fsync +' + format(report['fsync_ms'], 'g') + ' ms)':48} "
              f"{'plain':>9} {'slow':>9}  target", "-" * 86]
     for label, key, goal in rows:
+        if goal is None:
+            lines.append(f"{label:48} {plain[key]!s:>9} {slow[key]!s:>9}")
+            continue
         target = goals[goal]
         verdict = {True: "met", False: "NOT met", None: "?"}[target["met"]]
         lines.append(f"{label:48} {plain[key]!s:>9} {slow[key]!s:>9}  "
