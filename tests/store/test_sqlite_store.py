@@ -317,6 +317,7 @@ async def test_a_job_that_may_run_long_runs_off_the_loop_first_while_the_loop_se
 async def test_the_upkeep_checkpoints_the_wal(
         db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)  # only every 10 jobs
+    monkeypatch.setattr(sqlite_writer, "CATCH_UP_FRAMES", 0)  # and every time caught up
 
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
@@ -325,7 +326,7 @@ async def test_the_upkeep_checkpoints_the_wal(
 
     writer = SQLiteWriter(connect, upkeep_every=10)
     await writer.start()
-    try:  # SQLite's own checkpoint would copy and fsync on the event loop
+    try:  # SQLite's own checkpoint would copy and fsync inside a commit
         assert await writer.run(
             lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 0
         await writer.run(lambda conn: conn.execute("CREATE TABLE blobs (data BLOB)"))
@@ -339,15 +340,22 @@ async def test_the_upkeep_checkpoints_the_wal(
     assert wal_bytes < 100 * (4096 + 24)
 
 
+@pytest.mark.parametrize(("catch_up_frames", "wal_limit"), [
+    (0, 3_000_000),  # caught up after every checkpoint
+    # by default once the WAL holds CATCH_UP_FRAMES frames, plus what comes meanwhile
+    (sqlite_writer.CATCH_UP_FRAMES, (sqlite_writer.CATCH_UP_FRAMES + 600) * (4096 + 24)),
+])
 async def test_the_wal_starts_over_while_writes_keep_coming_during_checkpoints(
-        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        db_path: Path, monkeypatch: pytest.MonkeyPatch, catch_up_frames: int,
+        wal_limit: int) -> None:
     checkpoint = SQLiteWriter._checkpoint_now
 
-    def slow_checkpoint(self: SQLiteWriter) -> bool:  # so that writes always come meanwhile
+    def slow_checkpoint(self: SQLiteWriter) -> int | None:  # so that writes come meanwhile
         time.sleep(0.02)
         return checkpoint(self)
 
     monkeypatch.setattr(SQLiteWriter, "_checkpoint_now", slow_checkpoint)
+    monkeypatch.setattr(sqlite_writer, "CATCH_UP_FRAMES", catch_up_frames)
     monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)  # only every 10 jobs
     writer = SQLiteWriter(lambda: schema.connect(str(db_path)), upkeep_every=10)
     await writer.start()
@@ -360,7 +368,7 @@ async def test_the_wal_starts_over_while_writes_keep_coming_during_checkpoints(
         wal_bytes = Path(f"{db_path}-wal").stat().st_size
     finally:
         await writer.close()
-    assert wal_bytes < 3_000_000
+    assert wal_bytes < wal_limit
 
 
 async def test_a_locked_database_is_waited_for_off_the_event_loop(db_path: Path) -> None:
@@ -555,6 +563,7 @@ async def test_a_failing_commit_fails_its_whole_batch_and_the_writer_goes_on(
 async def test_the_upkeep_commits_and_the_wal_is_caught_up_off_the_loop(
         db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)  # only every 5 jobs
+    monkeypatch.setattr(sqlite_writer, "CATCH_UP_FRAMES", 0)  # and every time caught up
     loop_thread = threading.get_ident()
     syncing: list[tuple[str, bool]] = []  # statements that sync, and whether on the loop
 

@@ -61,6 +61,10 @@ GROUP = 8
 LINGER = 0.001
 BUSY_WINDOW = 0.005
 UPKEEP_IDLE = 0.05
+# The writer's connection copies what a checkpoint left (holding the writes for a sync of the
+# WAL and of the database file) only once the WAL holds this many frames: SQLite's own
+# automatic checkpoint waits for as many (wal_autocheckpoint).
+CATCH_UP_FRAMES = 1000
 
 
 class WriterClosed(RuntimeError):
@@ -85,7 +89,7 @@ class SQLiteWriter:
         self._away: asyncio.Future[Any] | None = None  # the connection is the helper's
         self._upkeep_due = False  # scheduled to run on the loop
         self._checkpointer: ThreadPoolExecutor | None = None
-        self._checkpointing: asyncio.Future[bool] | None = None
+        self._checkpointing: asyncio.Future[int | None] | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None  # the checkpointer's own
         self._catch_up = False  # the writer's connection copies what a checkpoint left
         self._idle_timer: asyncio.TimerHandle | None = None
@@ -364,30 +368,34 @@ class SQLiteWriter:
                                                          self._checkpoint_now)
         self._checkpointing.add_done_callback(self._checkpointed)
 
-    def _checkpoint_now(self) -> bool:  # in the checkpointer's thread
+    def _checkpoint_now(self) -> int | None:  # in the checkpointer's thread
+        """The frames in the WAL, or None when the checkpoint failed."""
         try:
             if self._checkpoint_conn is None:
                 self._checkpoint_conn = self._connect()
-            _checkpoint_passive(self._checkpoint_conn)
+            return _checkpoint_passive(self._checkpoint_conn)
         except Exception:
             log.exception("sqlite writer checkpoint failed")
-            return False
-        return True
+            return None
 
-    def _checkpointed(self, done: asyncio.Future[bool]) -> None:
-        """Then copy the frames committed during the checkpoint, on the writer's own
-        connection in the helper thread, before the next batch: a few pages, and a sync of
-        the WAL and of the database file. SQLite starts the WAL over only when a write
-        transaction begins with every frame copied, and while writes keep coming one always
-        comes during a checkpoint in the thread: without this the WAL would grow for as long
-        as they do."""
+    def _checkpointed(self, done: asyncio.Future[int | None]) -> None:
+        """Then, once the WAL holds CATCH_UP_FRAMES, copy the frames committed during the
+        checkpoint, on the writer's own connection in the helper thread, before the next
+        batch: a few pages, and a sync of the WAL and of the database file. SQLite starts the
+        WAL over only when a write transaction begins with every frame copied, and while
+        writes keep coming one always comes during a checkpoint in the thread: without this
+        the WAL would grow for as long as they do. Not after every checkpoint: the writes
+        wait for those two syncs, several ms each on a slow disk."""
         self._checkpointing = None
-        if done.cancelled() or done.exception() or not done.result() or self._conn is None:
+        if done.cancelled() or done.exception() or self._conn is None:
+            return
+        frames = done.result()
+        if frames is None or frames < CATCH_UP_FRAMES:  # the next upkeep's will do
             return
         self._catch_up = True
         self._schedule_flush()
 
-    def _caught_up(self, away: asyncio.Future[None]) -> None:
+    def _caught_up(self, away: asyncio.Future[int]) -> None:
         error = away.exception()
         if error is not None:
             log.error("sqlite writer checkpoint failed", exc_info=error)
@@ -398,8 +406,10 @@ class SQLiteWriter:
             self._checkpoint_conn = None
 
 
-def _checkpoint_passive(conn: sqlite3.Connection) -> None:
-    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+def _checkpoint_passive(conn: sqlite3.Connection) -> int:
+    """Copy what it can of the WAL into the database file; the frames in the WAL."""
+    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(frames)
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
