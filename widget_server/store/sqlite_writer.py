@@ -40,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -244,12 +245,20 @@ class SQLiteWriter:
         has seen it end."""
         loop, helper = self._loop, self._helper
         assert loop is not None and helper is not None
-        started = loop.time()
-        away = loop.run_in_executor(helper, work)
+        took = [0.0]  # in the thread: the work alone, not the wait for a busy loop
+
+        def timed() -> T:
+            began = time.perf_counter()
+            try:
+                return work()
+            finally:
+                took[0] = time.perf_counter() - began
+
+        away = loop.run_in_executor(helper, timed)
 
         def back(done: asyncio.Future[T]) -> None:
             self._away = None
-            gathered = loop.time() - started >= LINGER
+            gathered = took[0] >= LINGER
             then(done)
             if gathered and self._pending and not self._upkeep_due and self._conn is not None:
                 # The jobs held meanwhile gathered for longer than a linger: they are the
