@@ -16,6 +16,8 @@ by ``--workers`` forked processes (bench/fleet.py), this process drives them and
 7. widget weight: gzipped bytes of the loader and of the first open.
 
 Prints a table and writes bench/results/latest.json. See docs/performance.md.
+``--slow-disk`` runs only the slow-disk scenario instead (bench/slow_disk.py: the plain disk
+against every fsync delayed by 8 ms) and writes bench/results/slow-disk.json.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import server_process
+from bench import server_process, slow_disk
 from bench.report import chat_summary, table
 from bench.scenarios import (
     Fleet,
@@ -285,6 +287,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pin", action="store_true",
                         help="run each server (relay included) on CPU 0 and the load generator "
                              "on the other CPUs (docs/performance.md)")
+    parser.add_argument("--slow-disk", action="store_true",
+                        help="only the slow-disk scenario: the plain disk against every fsync "
+                             "delayed by 8 ms (bench/slow_disk.py; needs a C compiler)")
     args = parser.parse_args(argv)
     if not 1 <= args.workers <= 8:
         parser.error("--workers must be 1..8")
@@ -295,7 +300,8 @@ def main(argv: list[str] | None = None) -> int:
         SERVER_CPU[:] = ["taskset", "-c", str(cpus[0])]
         os.sched_setaffinity(0, cpus[1:])  # this process, its CLI calls and the forked workers
     if args.out is None:
-        args.out = RESULTS / ("latest-pinned.json" if args.pin else "latest.json")
+        args.out = RESULTS / ("slow-disk.json" if args.slow_disk
+                              else "latest-pinned.json" if args.pin else "latest.json")
     snapshot: Path | None = None
     if args.ref is not None:
         snapshot = Path(tempfile.mkdtemp(prefix="widget-bench-code-"))
@@ -303,10 +309,30 @@ def main(argv: list[str] | None = None) -> int:
         server_process.CODE = snapshot
         log(f"server code: {args.ref} = {server_process.SNAPSHOT_COMMIT}")
     try:
-        return run_suite(args)
+        return run_slow_disk(args) if args.slow_disk else run_suite(args)
     finally:
         if snapshot is not None:
             shutil.rmtree(snapshot, ignore_errors=True)
+
+
+def run_slow_disk(args: argparse.Namespace) -> int:
+    plan = {**(slow_disk.QUICK if args.quick else slow_disk.FULL), "workers": args.workers,
+            "pin": bool(SERVER_CPU)}
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.perf_counter()
+    report: dict[str, Any] = {"mode": "slow-disk" + (" quick" if args.quick else ""),
+                              "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                              "machine": server_process.machine_info(),
+                              "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+                              "server_env": BENCH_LIMITS}
+    log("running: slow disk ...")
+    report["slow_disk"] = slow_disk.run(plan, server_env(), log)
+    report["elapsed_s"] = round(time.perf_counter() - started, 1)
+    print(slow_disk.table(report["slow_disk"]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out} ({report['elapsed_s']} s)")
+    return 0 if report["slow_disk"].get("persistence_ok", True) else 1
 
 
 def run_suite(args: argparse.Namespace) -> int:

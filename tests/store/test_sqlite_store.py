@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -23,7 +24,6 @@ from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
 from widget_server.store.sqlite_schema import available_migrations
 from widget_server.store.sqlite_writer import (
-    COMMIT_AWAY,
     GROUP,
     MAX_BATCH,
     SQLiteWriter,
@@ -317,6 +317,7 @@ async def test_a_job_that_may_run_long_runs_off_the_loop_first_while_the_loop_se
 async def test_the_upkeep_checkpoints_the_wal(
         db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)  # only every 10 jobs
+    monkeypatch.setattr(sqlite_writer, "CATCH_UP_FRAMES", 0)  # and every time caught up
 
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(str(db_path), isolation_level=None, check_same_thread=False)
@@ -325,7 +326,7 @@ async def test_the_upkeep_checkpoints_the_wal(
 
     writer = SQLiteWriter(connect, upkeep_every=10)
     await writer.start()
-    try:  # SQLite's own checkpoint would copy and fsync on the event loop
+    try:  # SQLite's own checkpoint would copy and fsync inside a commit
         assert await writer.run(
             lambda conn: conn.execute("PRAGMA wal_autocheckpoint").fetchone()[0]) == 0
         await writer.run(lambda conn: conn.execute("CREATE TABLE blobs (data BLOB)"))
@@ -339,15 +340,22 @@ async def test_the_upkeep_checkpoints_the_wal(
     assert wal_bytes < 100 * (4096 + 24)
 
 
+@pytest.mark.parametrize(("catch_up_frames", "wal_limit"), [
+    (0, 3_000_000),  # caught up after every checkpoint
+    # by default once the WAL holds CATCH_UP_FRAMES frames, plus what comes meanwhile
+    (sqlite_writer.CATCH_UP_FRAMES, (sqlite_writer.CATCH_UP_FRAMES + 600) * (4096 + 24)),
+])
 async def test_the_wal_starts_over_while_writes_keep_coming_during_checkpoints(
-        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        db_path: Path, monkeypatch: pytest.MonkeyPatch, catch_up_frames: int,
+        wal_limit: int) -> None:
     checkpoint = SQLiteWriter._checkpoint_now
 
-    def slow_checkpoint(self: SQLiteWriter) -> bool:  # so that writes always come meanwhile
+    def slow_checkpoint(self: SQLiteWriter) -> int | None:  # so that writes come meanwhile
         time.sleep(0.02)
         return checkpoint(self)
 
     monkeypatch.setattr(SQLiteWriter, "_checkpoint_now", slow_checkpoint)
+    monkeypatch.setattr(sqlite_writer, "CATCH_UP_FRAMES", catch_up_frames)
     monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)  # only every 10 jobs
     writer = SQLiteWriter(lambda: schema.connect(str(db_path)), upkeep_every=10)
     await writer.start()
@@ -360,7 +368,7 @@ async def test_the_wal_starts_over_while_writes_keep_coming_during_checkpoints(
         wal_bytes = Path(f"{db_path}-wal").stat().st_size
     finally:
         await writer.close()
-    assert wal_bytes < 3_000_000
+    assert wal_bytes < wal_limit
 
 
 async def test_a_locked_database_is_waited_for_off_the_event_loop(db_path: Path) -> None:
@@ -392,59 +400,141 @@ async def test_a_locked_database_is_waited_for_off_the_event_loop(db_path: Path)
     assert plain(db_path, "SELECT body FROM notes ORDER BY rowid") == [("first",), ("second",)]
 
 
-def _commit_watching_writer(path: Path, on_commit: Callable[[], None]) -> SQLiteWriter:
-    """A writer whose connection calls ``on_commit`` in the thread that runs each COMMIT,
-    before SQLite commits (and syncs)."""
+def _statement_watching_writer(path: Path, on_statement: Callable[[str], None], **options: Any
+                               ) -> SQLiteWriter:
+    """A writer whose connections call ``on_statement`` with each statement, in the thread
+    that runs it, before SQLite runs it (a COMMIT: before it syncs)."""
     def connect() -> sqlite3.Connection:
         conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode = WAL")
         conn.execute("PRAGMA foreign_keys = ON")
-        conn.set_trace_callback(lambda statement: on_commit() if statement == "COMMIT" else None)
+        conn.set_trace_callback(on_statement)
         return conn
-    return SQLiteWriter(connect)
+    return SQLiteWriter(connect, **options)
+
+
+def _commit_watching_writer(path: Path, on_commit: Callable[[], None]) -> SQLiteWriter:
+    return _statement_watching_writer(
+        path, lambda statement: on_commit() if statement == "COMMIT" else None)
 
 
 def _insert_note(conn: sqlite3.Connection, body: str) -> int:
     return int(conn.execute("INSERT INTO notes (body) VALUES (?)", (body,)).rowcount)
 
 
-async def test_a_large_batch_commits_off_the_loop_while_the_loop_serves(db_path: Path) -> None:
+async def test_every_commit_runs_off_the_loop_while_the_loop_serves(db_path: Path) -> None:
     loop_thread, release = threading.get_ident(), threading.Event()
     committed_in: list[int] = []
+    held = asyncio.Event()
+    loop = asyncio.get_running_loop()
 
     def on_commit() -> None:
         committed_in.append(threading.get_ident())
-        if threading.get_ident() != loop_thread:
+        if threading.get_ident() != loop_thread and not release.is_set():
+            loop.call_soon_threadsafe(held.set)
             release.wait(10)  # an fsync on a slow disk
 
     writer = _commit_watching_writer(db_path, on_commit)
     await writer.start()
     try:
+        release.set()
         await writer.run(lambda conn: conn.execute(
             "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
-        assert committed_in == [loop_thread]  # a small batch commits on the loop
-        large = [asyncio.ensure_future(writer.run(lambda conn, n=n: _insert_note(conn, f"{n}")))
-                 for n in range(COMMIT_AWAY)]
-        for _ in range(500):  # until its commit is under way in the helper thread
-            if len(committed_in) == 2:
-                break
-            await asyncio.sleep(0.01)
-        assert committed_in[1:] != [loop_thread] and len(committed_in) == 2
-        assert not any(future.done() for future in large)  # no ack before the commit
+        release.clear()
+        lone = asyncio.ensure_future(writer.run(lambda conn: _insert_note(conn, "lone")))
+        await asyncio.wait_for(held.wait(), 10)  # its commit is under way, and the loop serves
+        assert loop_thread not in committed_in
+        assert not lone.done()  # no ack before the commit
         assert plain(db_path, "SELECT count(*) FROM notes") == [(0,)]
-        late = asyncio.ensure_future(writer.run(lambda conn: _insert_note(conn, "late")))
-        for _ in range(5):  # the loop goes on; the connection is the helper's till it is done
+        late = [asyncio.ensure_future(writer.run(lambda conn, n=n: _insert_note(conn, f"{n}")))
+                for n in range(3)]
+        for _ in range(5):  # the connection is the helper's till the commit is done
             await asyncio.sleep(0)
-        assert not late.done() and len(committed_in) == 2
+        assert not any(future.done() for future in late) and len(committed_in) == 2
         release.set()
-        assert await asyncio.wait_for(asyncio.gather(*large, late), 10) == [1] * (COMMIT_AWAY + 1)
-        assert committed_in[2:] == [loop_thread]  # the late job alone: on the loop again
+        assert await asyncio.wait_for(asyncio.gather(lone, *late), 10) == [1] * 4
+        # the jobs handed over during the commit went together: one more batch, one commit
+        assert (writer.batches, len(committed_in)) == (3, 3)
+        assert loop_thread not in committed_in
     finally:
         release.set()
         await writer.close()
-    assert plain(db_path, "SELECT count(*) FROM notes") == [(COMMIT_AWAY + 1,)]
+    assert plain(db_path, "SELECT count(*) FROM notes") == [(4,)]
 
 
-async def test_a_commit_failing_off_the_loop_fails_its_whole_batch_and_the_writer_goes_on(
+async def test_jobs_held_through_a_long_commit_run_before_its_acks_go_out(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_writer, "LINGER", 0.0)  # every commit is longer than a linger
+    monkeypatch.setattr(sqlite_writer, "BUSY_WINDOW", 3600.0)
+    loop_thread, release = threading.get_ident(), threading.Event()
+    held = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    order: list[str] = []
+
+    def on_commit() -> None:
+        if threading.get_ident() != loop_thread and not release.is_set():
+            loop.call_soon_threadsafe(held.set)
+            release.wait(10)
+
+    writer = _commit_watching_writer(db_path, on_commit)
+    await writer.start()
+
+    async def first() -> None:
+        await writer.run(lambda conn: _insert_note(conn, "first"))
+        order.append("first acknowledged")
+
+    def late_job(conn: sqlite3.Connection) -> int:
+        order.append("late job runs")
+        return _insert_note(conn, "late")
+
+    try:
+        release.set()
+        await writer.run(lambda conn: conn.execute(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        release.clear()
+        acknowledged = asyncio.ensure_future(first())
+        await asyncio.wait_for(held.wait(), 10)
+        late = asyncio.ensure_future(writer.run(late_job))
+        await asyncio.sleep(0)
+        release.set()
+        await asyncio.wait_for(asyncio.gather(acknowledged, late), 10)
+    finally:
+        release.set()
+        await writer.close()
+    # the disk syncs the late batch while the first one's callers are answered
+    assert order == ["late job runs", "first acknowledged"]
+
+
+async def test_the_upkeep_runs_while_batches_held_through_long_commits_keep_coming(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_writer, "LINGER", 0.0)  # every commit is longer than a linger
+    monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)  # only every 20 jobs
+    upkept_at: list[int] = []  # jobs committed when the upkeep ran
+    writer: SQLiteWriter
+
+    def upkeep(conn: sqlite3.Connection) -> bool:
+        upkept_at.append(writer.jobs)
+        return False
+
+    writer = SQLiteWriter(lambda: schema.connect(str(db_path)), upkeep=upkeep,
+                          upkeep_every=20)
+    await writer.start()
+
+    try:
+        await writer.run(lambda conn: conn.execute(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        handed: list[asyncio.Future[int]] = []
+        for n in range(2000):  # one job every loop iteration: some come during every commit
+            handed.append(asyncio.ensure_future(writer.run(
+                lambda conn, n=n: _insert_note(conn, f"{n}"))))
+            await asyncio.sleep(0)
+        await asyncio.wait_for(asyncio.gather(*handed), 30)
+    finally:
+        await writer.close()
+    assert upkept_at and upkept_at[0] < 1000, upkept_at  # not only once they stopped
+
+
+async def test_a_failing_commit_fails_its_whole_batch_and_the_writer_goes_on(
         db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     committed_in: list[int] = []
     writer = _commit_watching_writer(db_path, lambda: committed_in.append(threading.get_ident()))
@@ -456,18 +546,54 @@ async def test_a_commit_failing_off_the_loop_fails_its_whole_batch_and_the_write
             "CREATE TABLE replies (note INTEGER REFERENCES notes (id)"
             " DEFERRABLE INITIALLY DEFERRED)"))
         # every statement succeeds; the deferred foreign key fails the COMMIT itself
-        jobs = [lambda conn, n=n: _insert_note(conn, f"{n}") for n in range(COMMIT_AWAY - 1)]
+        jobs = [lambda conn, n=n: _insert_note(conn, f"{n}") for n in range(3)]
         jobs.append(lambda conn: conn.execute("INSERT INTO replies VALUES (999)").rowcount)
         outcomes = await asyncio.wait_for(asyncio.gather(*(writer.run(job) for job in jobs),
                                                          return_exceptions=True), 10)
         assert committed_in[-1] != threading.get_ident()  # the batch's commit: off the loop
-        assert [type(o) for o in outcomes] == [sqlite3.IntegrityError] * COMMIT_AWAY, outcomes
+        assert [type(o) for o in outcomes] == [sqlite3.IntegrityError] * 4, outcomes
         assert "sqlite writer batch failed in the helper thread" in caplog.text
         assert await writer.run(lambda conn: _insert_note(conn, "after")) == 1
     finally:
         await writer.close()
     assert plain(db_path, "SELECT body FROM notes") == [("after",)]
     assert plain(db_path, "SELECT count(*) FROM replies") == [(0,)]
+
+
+async def test_the_upkeep_commits_and_the_wal_is_caught_up_off_the_loop(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)  # only every 5 jobs
+    monkeypatch.setattr(sqlite_writer, "CATCH_UP_FRAMES", 0)  # and every time caught up
+    loop_thread = threading.get_ident()
+    syncing: list[tuple[str, bool]] = []  # statements that sync, and whether on the loop
+
+    def on_statement(statement: str) -> None:
+        if statement == "COMMIT" or statement.startswith("PRAGMA wal_checkpoint"):
+            syncing.append((statement, threading.get_ident() == loop_thread))
+
+    def upkeep(conn: sqlite3.Connection) -> bool:
+        conn.execute("INSERT INTO notes (body) VALUES ('upkeep')")
+        return False
+
+    writer = _statement_watching_writer(db_path, on_statement, upkeep=upkeep, upkeep_every=5)
+    await writer.start()
+    try:
+        await writer.run(lambda conn: conn.execute(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        for n in range(4):
+            await writer.run(lambda conn, n=n: _insert_note(conn, f"{n}"))
+        # the upkeep's commit, the checkpointer's checkpoint, then the writer's catch-up
+        for _ in range(500):
+            if [s for s, _ in syncing].count("PRAGMA wal_checkpoint(PASSIVE)") == 2:
+                break
+            await asyncio.sleep(0.01)
+        await writer.run(lambda conn: _insert_note(conn, "after"))
+    finally:
+        await writer.close()
+    assert [s for s, _ in syncing].count("PRAGMA wal_checkpoint(PASSIVE)") == 2
+    assert [s for s, _ in syncing].count("COMMIT") == 7  # 6 batches and the upkeep
+    assert not [s for s, on_loop in syncing if on_loop], syncing
+    assert plain(db_path, "SELECT count(*) FROM notes WHERE body = 'upkeep'") == [(1,)]
 
 
 async def test_a_writer_that_cannot_connect_fails_to_start_and_closes_at_once() -> None:

@@ -1,5 +1,5 @@
-"""The single SQLite writer: one connection, driven from the event loop, batches of whole
-transactions.
+"""The single SQLite writer: one connection, batches of whole transactions whose statements
+run on the event loop and whose commit runs in the writer's helper thread.
 
 Callers hand over a job (a plain function over a ``sqlite3.Connection``). Every job handed
 over during one iteration of the event loop runs in the next, together, in one
@@ -11,29 +11,27 @@ acknowledging anything that is not on disk. A job that raises fails alone: the b
 rolled back and run again with a SAVEPOINT around each job. A job may therefore run twice
 (the first run rolled back), so it must only touch the database.
 
-The batches run on the event loop's own thread. A writer thread costs a wake-up of that
-thread and a hand-over of the GIL in each direction for every batch; on the loop, a batch's
-statements take about 0.1 ms per message and its commit's fsync about as long, and the chat
-benchmark persists 8-19 % more messages per second (docs/performance.md).
-Whatever may wait longer than that runs in the writer's helper thread instead, with new jobs
-held until it is done: a batch that finds the database locked by another process (the
-connection fails at once on the loop and waits ``busy_timeout`` in the thread), a job its
-caller marks ``off_loop`` because it may run long, and the commit of a batch of at least
-``COMMIT_AWAY`` jobs. Such a batch means a busy server, whose loop has sockets to read and
-frames to send while the commit's fsync (0.3-0.4 ms on the benchmark VM's disk) waits on the
-disk; a small batch's commit stays on the loop, where it costs no thread hand-over
-(docs/performance.md).
+A batch's statements run on the event loop's thread (about 0.1 ms per message; no thread
+hand-over per message, docs/performance.md); they read and write pages through
+SQLite's cache and the OS's, and sync nothing. Whatever can wait for the disk runs in the writer's
+helper thread, with new jobs held until it is done, so the jobs that come meanwhile make the
+next batch: every ``COMMIT`` (its fsync is 0.3 ms on a local SSD, several ms on network
+block storage, and on the loop it held every socket for that long), the upkeep's commit,
+the checkpoint that lets the WAL start over, closing the connection, a batch that finds the
+database locked by another process (the connection fails at once on the loop and waits
+``busy_timeout`` in the thread), and a job its caller marks ``off_loop`` because it may run
+long. A batch's futures resolve when its commit has returned; if the commit fails, every
+job of the batch fails and nothing of it is stored.
 
 The upkeep runs once no job has come for ``UPKEEP_IDLE``, or after ``upkeep_every`` jobs when
 none of those pauses come. First the ``upkeep`` job (work that may lag behind the writes:
-indexing messages for search), on the loop in a transaction of its own, right after the acks
-of the batch before it; it must do bounded work (a few ms) and return True when more remains,
-and then it runs again at the next chance. Then a passive WAL checkpoint, on a connection and
-thread of its own: it waits for no writer, so the batches go on while it copies pages and
-syncs the database file. SQLite's own checkpoint after a commit is turned off on the writer's
-connection, because it would do that on the loop. Run in the helper thread with the writes
-held, the two would take about 9 ms every 500 jobs, enough to set the ack p99 at 1,000 msg/s
-(docs/performance.md). A failing upkeep is logged and tried again later; it never
+indexing messages for search), its statements on the loop and its commit in the helper, in
+a transaction of its own, right after the acks of the batch before it; it must do bounded
+work (a few ms) and return True when more remains, and then it runs again at the next
+chance. Then a passive WAL checkpoint, on a connection and thread of its own: it waits for
+no writer, so the batches go on while it copies pages and syncs the database file. SQLite's
+own checkpoint after a commit is turned off on the writer's connection, because it would
+copy and sync inside a commit. A failing upkeep is logged and tried again later; it never
 fails a caller.
 """
 
@@ -42,6 +40,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
@@ -57,12 +56,16 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 256
 # Group commit: while batches follow each other within BUSY_WINDOW, the next one waits up to
 # LINGER for more jobs (at most until it has GROUP). Each commit is an fsync; at 1,000
-# messages/s most loop iterations hand over a single message.
+# messages/s most loop iterations hand over a single message. The jobs handed over while a
+# commit is under way wait for it, and go together in the next batch.
 GROUP = 8
 LINGER = 0.001
 BUSY_WINDOW = 0.005
 UPKEEP_IDLE = 0.05
-COMMIT_AWAY = 16  # a batch this large commits in the helper thread
+# The writer's connection copies what a checkpoint left (holding the writes for a sync of the
+# WAL and of the database file) only once the WAL holds this many frames: SQLite's own
+# automatic checkpoint waits for as many (wal_autocheckpoint).
+CATCH_UP_FRAMES = 1000
 
 
 class WriterClosed(RuntimeError):
@@ -84,11 +87,12 @@ class SQLiteWriter:
         self._off_loop: list[Item] = []  # jobs that may run long: one at a time, in the helper
         self._flush_due = False  # a flush is scheduled: soon, or after LINGER
         self._linger: asyncio.TimerHandle | None = None
-        self._away: asyncio.Future[Any] | None = None  # work in the helper thread
+        self._away: asyncio.Future[Any] | None = None  # the connection is the helper's
         self._upkeep_due = False  # scheduled to run on the loop
         self._checkpointer: ThreadPoolExecutor | None = None
-        self._checkpointing: asyncio.Future[bool] | None = None
+        self._checkpointing: asyncio.Future[int | None] | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None  # the checkpointer's own
+        self._catch_up = False  # the writer's connection copies what a checkpoint left
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_batch = float("-inf")  # no batch yet: not busy, however new the clock
         self._open = False
@@ -102,7 +106,7 @@ class SQLiteWriter:
         # busy timeout: such a batch goes to the helper thread, which waits as configured.
         self._busy_timeout_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
         conn.execute("PRAGMA busy_timeout = 0")
-        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer does it, off the loop
+        conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's, not the commit's
         self._conn = conn
         self._helper = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
@@ -121,16 +125,19 @@ class SQLiteWriter:
                 self._flush()
             else:  # never started: nobody waits forever
                 self._refuse_all(WriterClosed("the store is closed"))
-        if self._helper is not None:
-            self._helper.shutdown()
-            self._helper = None
+        conn, self._conn = self._conn, None
         if self._checkpointer is not None:
             self._checkpointer.submit(self._close_checkpoint_conn)
-            self._checkpointer.shutdown()  # after a checkpoint still running
+            # after a checkpoint still running, which may be syncing the database file
+            await asyncio.to_thread(self._checkpointer.shutdown)
             self._checkpointer = None
-        if self._conn is not None:
-            self._conn.close()
-            self._conn = None
+        if self._helper is not None:
+            if conn is not None:  # the last connection to close checkpoints: syncs
+                await asyncio.get_running_loop().run_in_executor(self._helper, conn.close)
+            self._helper.shutdown()
+            self._helper = None
+        elif conn is not None:
+            conn.close()
 
     async def run(self, job: Callable[[sqlite3.Connection], T], *, off_loop: bool = False) -> T:
         """Run ``job`` as one whole transaction; return once it is committed. A job that may
@@ -149,7 +156,7 @@ class SQLiteWriter:
             self._loop.call_soon(self._flush)
         return await future
 
-    # -- batches, on the event loop
+    # -- batches: statements on the event loop, the commit in the helper thread
 
     def _flush(self) -> None:
         self._flush_due = False
@@ -159,6 +166,10 @@ class SQLiteWriter:
         conn, loop = self._conn, self._loop
         if self._away is not None or conn is None or loop is None:
             return
+        if self._catch_up:  # before more writes, which would leave frames to copy again
+            self._catch_up = False
+            self._hand_over(lambda: _checkpoint_passive(conn), self._caught_up)
+            return
         if self._off_loop:  # first, or a steady stream of small writes would starve it
             self._send_batch_away([self._off_loop.pop(0)])
             return
@@ -167,7 +178,7 @@ class SQLiteWriter:
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
         jobs = [job for job, _ in batch]
         try:
-            outcomes = _run_batch(conn, jobs, commit=len(jobs) < COMMIT_AWAY)
+            outcomes = _run_batch(conn, jobs, commit=False)
         except sqlite3.OperationalError as exc:
             if not _busy(exc) or conn.in_transaction:
                 log.exception("sqlite writer batch failed")
@@ -175,7 +186,7 @@ class SQLiteWriter:
             else:  # another process holds the lock: wait for it off the loop
                 self._send_batch_away(batch)
                 return
-        except Exception as exc:  # a small batch's commit failed: nothing of it is stored
+        except Exception as exc:  # a rollback failed: nothing of the batch is stored
             log.exception("sqlite writer batch failed")
             outcomes = [(False, exc)] * len(batch)
         except BaseException:  # a job ended the writer: refuse, never leave a caller waiting
@@ -185,14 +196,14 @@ class SQLiteWriter:
             self._refuse_all(WriterClosed("the writer stopped"))
             return
         else:
-            if conn.in_transaction:  # a large batch, run: committed in the helper thread
+            if conn.in_transaction:  # run; the futures wait for the commit
                 self._commit_away(batch, outcomes)
                 return
-        self._done(batch, outcomes)
+        self._done(batch, outcomes)  # every job failed: rolled back, nothing to commit
 
     def _commit_away(self, batch: list[Item], outcomes: list[Outcome]) -> None:
-        """Commit in the helper thread: the commit's fsync is most of a batch's time and
-        needs no GIL, so the loop reads and answers meanwhile."""
+        """Commit in the helper thread: the commit's fsync needs no GIL, so the loop reads
+        and answers while the disk syncs, however long it takes."""
         assert self._conn is not None
         conn = self._conn
 
@@ -218,20 +229,48 @@ class SQLiteWriter:
         self._in_helper(batch, waiting)
 
     def _in_helper(self, batch: list[Item], work: Callable[[], list[Outcome]]) -> None:
-        """Run ``work``, which gives the batch's outcomes, in the helper thread, holding new
-        jobs until it is done. If it raises, nothing of the batch is stored: every job fails
-        with that error."""
-        assert self._loop is not None and self._helper is not None
-
+        """Run ``work``, which gives the batch's outcomes, in the helper thread. If it
+        raises, nothing of the batch is stored: every job fails with that error."""
         def back(away: asyncio.Future[list[Outcome]]) -> None:
-            self._away = None
             error = away.exception()
             if error is not None:
                 log.error("sqlite writer batch failed in the helper thread", exc_info=error)
             self._done(batch, away.result() if error is None else [(False, error)] * len(batch))
 
-        self._away = self._loop.run_in_executor(self._helper, work)
-        self._away.add_done_callback(back)
+        self._hand_over(work, back)
+
+    def _hand_over(self, work: Callable[[], T],
+                   then: Callable[[asyncio.Future[T]], None]) -> None:
+        """Run ``work`` in the helper thread, holding new jobs until ``then``, on the loop,
+        has seen it end."""
+        loop, helper = self._loop, self._helper
+        assert loop is not None and helper is not None
+        took = [0.0]  # in the thread: the work alone, not the wait for a busy loop
+
+        def timed() -> T:
+            began = time.perf_counter()
+            try:
+                return work()
+            finally:
+                took[0] = time.perf_counter() - began
+
+        away = loop.run_in_executor(helper, timed)
+
+        def back(done: asyncio.Future[T]) -> None:
+            self._away = None
+            gathered = took[0] >= LINGER
+            then(done)
+            if gathered and self._pending and not self._upkeep_due and self._conn is not None:
+                # The jobs held meanwhile gathered for longer than a linger: they are the
+                # group. Their statements run now, before the acks just released go out,
+                # so that the disk syncs the next batch while the loop sends them. A due
+                # upkeep goes first, or a steady stream of such batches would starve it.
+                self._flush()
+            else:
+                self._schedule_flush()
+
+        self._away = away
+        away.add_done_callback(back)
 
     def _refuse_all(self, error: WriterClosed) -> None:
         left, self._pending, self._off_loop = self._pending + self._off_loop, [], []
@@ -253,17 +292,17 @@ class SQLiteWriter:
 
     def _schedule_flush(self) -> None:
         loop = self._loop
-        waiting = self._pending or self._off_loop
+        waiting = self._pending or self._off_loop or self._catch_up
         if not waiting or self._flush_due or self._away is not None or loop is None:
             return
         self._flush_due = True
         busy = loop.time() - self._last_batch < BUSY_WINDOW
-        if busy and 0 < len(self._pending) < GROUP:
+        if busy and not self._catch_up and 0 < len(self._pending) < GROUP:
             self._linger = loop.call_later(LINGER, self._flush)
         else:  # a lone write on a quiet server is not held back
             loop.call_soon(self._flush)
 
-    # -- the upkeep, on the loop, and the checkpoint, in a thread of its own
+    # -- the upkeep, and the checkpoint, in a thread of its own
 
     def _upkeep_when_idle(self) -> None:
         assert self._loop is not None
@@ -296,19 +335,30 @@ class SQLiteWriter:
             return
         if upkeep is not None:
             try:
-                (done, value), = _run_batch(conn, [upkeep])
+                (done, value), = _run_batch(conn, [upkeep], commit=False)
             except sqlite3.OperationalError as exc:
                 if _busy(exc) and not conn.in_transaction:  # another process writes
                     self._upkeep_later()
                 else:
                     log.error("sqlite writer upkeep failed", exc_info=exc)
-            except Exception as exc:  # the commit failed
+            except Exception as exc:  # the rollback failed
                 log.error("sqlite writer upkeep failed", exc_info=exc)
             else:
                 if not done:  # its work stays pending; the writes go on
                     log.error("sqlite writer upkeep failed", exc_info=value)
-                elif value:
-                    self._upkeep_later()
+                elif conn.in_transaction:
+                    more = bool(value)
+                    self._hand_over(lambda: _commit(conn),
+                                    lambda away: self._upkept(away, more))
+                    return
+        self._checkpoint()
+
+    def _upkept(self, away: asyncio.Future[None], more: bool) -> None:
+        error = away.exception()
+        if error is not None:  # the commit failed: the work is still there to do
+            log.error("sqlite writer upkeep failed", exc_info=error)
+        elif more:
+            self._upkeep_later()
         self._checkpoint()
 
     def _upkeep_later(self) -> None:
@@ -327,36 +377,48 @@ class SQLiteWriter:
                                                          self._checkpoint_now)
         self._checkpointing.add_done_callback(self._checkpointed)
 
-    def _checkpoint_now(self) -> bool:  # in the checkpointer's thread
+    def _checkpoint_now(self) -> int | None:  # in the checkpointer's thread
+        """The frames in the WAL, or None when the checkpoint failed."""
         try:
             if self._checkpoint_conn is None:
                 self._checkpoint_conn = self._connect()
-            self._checkpoint_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            return _checkpoint_passive(self._checkpoint_conn)
         except Exception:
             log.exception("sqlite writer checkpoint failed")
-            return False
-        return True
+            return None
 
-    def _checkpointed(self, done: asyncio.Future[bool]) -> None:
-        """Copy the frames committed during the checkpoint, on the writer's own connection
-        between batches: a few pages. SQLite starts the WAL over only when a write
-        transaction begins with every frame copied, and while writes keep coming one always
-        comes during a checkpoint in the thread: without this the WAL would grow for as long
-        as they do."""
+    def _checkpointed(self, done: asyncio.Future[int | None]) -> None:
+        """Then, once the WAL holds CATCH_UP_FRAMES, copy the frames committed during the
+        checkpoint, on the writer's own connection in the helper thread, before the next
+        batch: a few pages, and a sync of the WAL and of the database file. SQLite starts the
+        WAL over only when a write transaction begins with every frame copied, and while
+        writes keep coming one always comes during a checkpoint in the thread: without this
+        the WAL would grow for as long as they do. Not after every checkpoint: the writes
+        wait for those two syncs, several ms each on a slow disk."""
         self._checkpointing = None
-        conn = self._conn
-        if done.cancelled() or done.exception() or not done.result() or conn is None:
+        if done.cancelled() or done.exception() or self._conn is None:
             return
-        if self._away is None and not conn.in_transaction:
-            try:
-                conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error:
-                log.exception("sqlite writer checkpoint failed")
+        frames = done.result()
+        if frames is None or frames < CATCH_UP_FRAMES:  # the next upkeep's will do
+            return
+        self._catch_up = True
+        self._schedule_flush()
+
+    def _caught_up(self, away: asyncio.Future[int]) -> None:
+        error = away.exception()
+        if error is not None:
+            log.error("sqlite writer checkpoint failed", exc_info=error)
 
     def _close_checkpoint_conn(self) -> None:  # in the checkpointer's thread
         if self._checkpoint_conn is not None:
             self._checkpoint_conn.close()
             self._checkpoint_conn = None
+
+
+def _checkpoint_passive(conn: sqlite3.Connection) -> int:
+    """Copy what it can of the WAL into the database file; the frames in the WAL."""
+    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+    return int(frames)
 
 
 def _busy(error: sqlite3.OperationalError) -> bool:
