@@ -39,6 +39,7 @@ from widget_server.web.console import admin as console_admin
 from widget_server.web.console import articles as console_articles
 from widget_server.web.console import auth as console_auth
 from widget_server.web.console import live as console_live
+from widget_server.web.console import mail_pages as console_mail
 from widget_server.web.console import pages as console_pages
 from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *console_pages.routes,
         *console_admin.routes,
         *console_privacy.routes,
+        *console_mail.routes,
         *console_access.routes,
         *console_sla.routes,
         *console_articles.routes,

@@ -25,6 +25,7 @@ SUBJECTS = {
     "reply": "[{reference}] New reply: {subject}",
     "solved": "[{reference}] Solved: {subject}",
 }
+TEST_SUBJECT = "Test mail from {site_name}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,19 @@ class Composed:
 def one_line(text: str) -> str:
     """Header text on one line: a subject or a name never adds a header."""
     return " ".join(text.split())
+
+
+def from_name(site_name: str, sender_name: str | None) -> str:
+    """The From display name: the site's sender name set in the console, else its name."""
+    return one_line(sender_name or "") or one_line(site_name)
+
+
+def compose_test(site_name: str, admin: str) -> Composed:
+    """The mail an admin sends from the console's outbox page to check that mail arrives."""
+    values = {"site_name": site_name, "admin": admin}
+    return Composed(subject=one_line(TEST_SUBJECT.format(site_name=site_name)),
+                    text=templates.get_template("test.txt").render(values),
+                    html=templates.get_template("test.html").render(values), upto_seq=None)
 
 
 def promise(context: MailContext, now: datetime) -> str | None:

@@ -26,7 +26,7 @@ from widget_server.background import BackgroundLoop
 from widget_server.clock import Clock
 from widget_server.config import Settings
 from widget_server.help_tokens import HelpTokens, RequestKey
-from widget_server.mail_compose import compose, one_line
+from widget_server.mail_compose import compose, from_name, one_line
 from widget_server.mail_settings import SmtpUrl, mail_from_address
 from widget_server.mail_tokens import reply_address
 from widget_server.store.mail_records import OutboxMail
@@ -46,7 +46,7 @@ SMTP_TIMEOUT = 30.0
 SMTP_LEASE_MARGIN = timedelta(seconds=2 * SMTP_TIMEOUT)  # no send may start past its lease
 STOP_WAIT = SMTP_TIMEOUT  # a graceful stop waits this long for the mails being sent
 AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "reply": "auto-generated",
-                  "solved": "auto-generated"}  # RFC 3834
+                  "solved": "auto-generated", "test": "auto-generated"}  # RFC 3834
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -155,7 +155,8 @@ class MailSender(BackgroundLoop):
 
     def _headers(self, mail: OutboxMail) -> dict[str, str]:
         assert mail.context is not None
-        headers = {"X-Site-Name": one_line(mail.context.site_name)}  # kept for the retries
+        # the From name, kept for the retries
+        headers = {"X-Site-Name": from_name(mail.context.site_name, mail.context.sender_name)}
         if self.reply_domain and mail.conversation_id:
             headers["Reply-To"] = reply_address(self.secret_key, mail.conversation_id,
                                                 self.reply_domain)

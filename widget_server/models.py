@@ -25,6 +25,7 @@ class Site:
     previous_secret_until: datetime | None = None
     grant_max_hours: int = 168  # longest support access grant; 0: grants off
     retention_days: int | None = None  # None: keep forever (docs/privacy.md)
+    mail_sender_name: str | None = None  # From display name of its mails; None: its name
 
     @property
     def identity_required(self) -> bool:

@@ -8,12 +8,15 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from widget_server.clock import isoformat
+from widget_server.errors import Unprocessable
 from widget_server.store import sqlite_mail as jobs
 from widget_server.store.console_queries import StoreMixin
-from widget_server.store.mail_records import OutboxMail
+from widget_server.store.mail_records import MailPlan, OutboxMail
 
 
 class MailQueries(StoreMixin):
+    _mail: MailPlan | None  # None: mail is off
+
     async def mail_due(self, now: datetime) -> bool:
         """Whether any queued mail is due: a cheap read before claiming in a write."""
         row = await self._fetchone_now(
@@ -44,3 +47,23 @@ class MailQueries(StoreMixin):
             " AND (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?",
             (site_id, site_id, state, state, limit))
         return [jobs.outbox_mail(row) for row in rows]
+
+    async def conversation_mail(self, conversation_id: str) -> list[OutboxMail]:
+        """A conversation's mails, oldest first: the ticket view's "Mail" section."""
+        rows = await self._fetchall(
+            "SELECT * FROM mail_outbox WHERE conversation_id = ? ORDER BY id",
+            (conversation_id,))
+        return [jobs.outbox_mail(row) for row in rows]
+
+    async def retry_mail(self, mail_id: int, site_ids: list[int]) -> bool:
+        return await self._write(jobs.requeue, mail_id, site_ids, self._clock.now())
+
+    async def queue_test_mail(self, site_id: int, to_address: str, subject: str, text: str,
+                              html: str, headers: dict[str, str]) -> int:
+        if self._mail is None:
+            raise Unprocessable("mail is off: WIDGET_SMTP_URL is not set", code="mail_off")
+        return await self._write(jobs.queue_composed, self._mail, site_id, to_address, "test",
+                                 subject, text, html, headers, self._clock.now())
+
+    async def set_mail_sender_name(self, site_id: int, name: str | None) -> None:
+        await self._write(jobs.set_sender_name, site_id, name)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-MailKind = Literal["acknowledgement", "reply", "solved"]
+MailKind = Literal["acknowledgement", "reply", "solved", "test"]
 MailState = Literal["queued", "sent", "failed", "skipped"]
 
 
@@ -43,6 +43,7 @@ class MailContext:
     visitor_name: str | None
     page_url: str | None
     messages: tuple[ThreadMessage, ...] = ()  # a reply mail: the unread agent replies
+    sender_name: str | None = None  # the site's sender name, set in the console
 
 
 @dataclass(frozen=True)

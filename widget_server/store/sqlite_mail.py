@@ -150,7 +150,8 @@ def _nothing_to_tell(kind: str, context: MailContext | None) -> bool:
 
 def _context(conn: sqlite3.Connection, row: sqlite3.Row) -> MailContext | None:
     found = conn.execute(
-        "SELECT s.key AS site_key, s.name AS site_name, s.reference_prefix, t.subject,"
+        "SELECT s.key AS site_key, s.name AS site_name, s.mail_sender_name,"
+        " s.reference_prefix, t.subject,"
         " t.severity, t.status, t.first_response_due, t.first_response_at, c.visitor_id,"
         " c.page_url, c.visitor_read_seq, v.name AS visitor_name"
         " FROM tickets t JOIN sites s ON s.id = t.site_id"
@@ -185,7 +186,7 @@ def _context(conn: sqlite3.Connection, row: sqlite3.Row) -> MailContext | None:
         first_response_due=_maybe(found["first_response_due"]),
         first_response_at=_maybe(found["first_response_at"]),
         visitor_id=found["visitor_id"], visitor_name=found["visitor_name"],
-        page_url=found["page_url"], messages=messages)
+        page_url=found["page_url"], messages=messages, sender_name=found["mail_sender_name"])
 
 
 def _maybe(value: str | None) -> datetime | None:
@@ -203,6 +204,31 @@ def composed(conn: sqlite3.Connection, mail_id: int, subject: str, text: str, ht
 def sent(conn: sqlite3.Connection, mail_id: int, now: datetime) -> None:
     conn.execute("UPDATE mail_outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1,"
                  " last_error = NULL WHERE id = ?", (isoformat(now), mail_id))
+
+
+def requeue(conn: sqlite3.Connection, mail_id: int, site_ids: list[int], now: datetime
+            ) -> bool:
+    """A failed mail of one of ``site_ids`` is due again now (an admin's "Retry"); its
+    attempts and last answer stay for the record. False: no such failed mail."""
+    marks = ", ".join("?" * len(site_ids)) or "NULL"
+    done = conn.execute(
+        "UPDATE mail_outbox SET state = 'queued', next_attempt_at = ? WHERE id = ?"
+        f" AND state = 'failed' AND site_id IN ({marks})",
+        (isoformat(now), mail_id, *site_ids))
+    return done.rowcount == 1
+
+
+def queue_composed(conn: sqlite3.Connection, plan: MailPlan, site_id: int, to_address: str,
+                   kind: MailKind, subject: str, text: str, html: str,
+                   headers: dict[str, str], now: datetime) -> int:
+    """Queue a mail composed already (a test mail: no ticket to read when it falls due)."""
+    mail_id = enqueue(conn, plan, site_id, to_address, kind, None, None, now, now)
+    composed(conn, mail_id, subject, text, html, headers, None)
+    return mail_id
+
+
+def set_sender_name(conn: sqlite3.Connection, site_id: int, name: str | None) -> None:
+    conn.execute("UPDATE sites SET mail_sender_name = ? WHERE id = ?", (name, site_id))
 
 
 def failed_attempt(conn: sqlite3.Connection, mail_id: int, error: str,

@@ -55,6 +55,7 @@ def site(row: sqlite3.Row) -> Site:
                                if row["previous_secret_until"] else None),
         grant_max_hours=row["grant_max_hours"],
         retention_days=row["retention_days"],
+        mail_sender_name=row["mail_sender_name"],
     )
 
 

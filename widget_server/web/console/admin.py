@@ -43,6 +43,7 @@ NOTICES = {
     "agent-disabled": "The agent was disabled and signed out everywhere.",
     "agent-enabled": "The agent was enabled.",
     "token-revoked": "The API token was revoked.",
+    "mail-saved": "The sender name was saved; mails queued from now on use it.",
 }
 ROLES = ("agent", "admin")
 ROTATION_GRACE_HOURS = 24  # the previous identity secret stays valid this long
@@ -171,7 +172,8 @@ def _site_page(request: Request, site: Site, status: int = 200, errors: Errors |
                values: dict[str, str] | None = None) -> Response:
     values = values or {"name": site.name, "origins": "\n".join(site.allowed_origins),
                         "tiers": "\n".join(site.tier_names),
-                        "identity_mode": site.identity_mode}
+                        "identity_mode": site.identity_mode,
+                        "sender_name": site.mail_sender_name or ""}
     return page(request, "console/admin_site.html", status, site=site, values=values,
                 errors=errors or {}, snippet=snippet(site, _base_url(request)),
                 notice=_notice(request), identity_modes=IDENTITY_MODES,
@@ -221,6 +223,21 @@ async def rotate_secret(request: Request) -> Response:
     await _store(request).update_site(site.id, rotate_secret=True,
                                       grace=timedelta(hours=ROTATION_GRACE_HOURS))
     return _done(f"/console/admin/sites/{site.key}", "secret-rotated")
+
+
+@admin_page
+async def site_mail(request: Request) -> Response:
+    """The site's sender name: the From display name of its mails (empty: the site's name)."""
+    site = await _site(request)
+    sender_name = one_line(_text(await read_form(request), "sender_name"))
+    if len(sender_name) > MAX_NAME:
+        return _site_page(request, site, 422, {
+            "sender_name": f"Use at most {MAX_NAME} characters."}, {
+            "name": site.name, "origins": "\n".join(site.allowed_origins),
+            "tiers": "\n".join(site.tier_names), "identity_mode": site.identity_mode,
+            "sender_name": sender_name})
+    await _store(request).set_mail_sender_name(site.id, sender_name or None)
+    return _done(f"/console/admin/sites/{site.key}", "mail-saved")
 
 
 # -- agents
@@ -394,6 +411,7 @@ routes: list[BaseRoute] = [
     Route("/console/admin/sites", sites, methods=["GET", "POST"]),
     Route("/console/admin/sites/{key:str}", site_page, methods=["GET", "POST"]),
     Route("/console/admin/sites/{key:str}/rotate-secret", rotate_secret, methods=["POST"]),
+    Route("/console/admin/sites/{key:str}/mail", site_mail, methods=["POST"]),
     Route("/console/admin/agents", agents, methods=["GET", "POST"]),
     Route("/console/admin/agents/{agent_id:id}", agent_page, methods=["POST"]),
     Route("/console/admin/agents/{agent_id:id}/active", agent_active, methods=["POST"]),

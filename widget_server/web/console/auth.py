@@ -129,7 +129,8 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
     session: AgentSession | None = getattr(request.state, "session", None)
     return render(template, status, security_headers(request, nonce), nonce=nonce,
                   session=session, agent=session.agent if session else None,
-                  csrf=session.csrf_token if session else "", request=request, **context)
+                  csrf=session.csrf_token if session else "", request=request,
+                  **{"mail_on": _rt(request).settings.smtp_url is not None, **context})
 
 
 def console_page(handler: Handler) -> Handler:
