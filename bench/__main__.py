@@ -17,7 +17,9 @@ by ``--workers`` forked processes (bench/fleet.py), this process drives them and
 
 Prints a table and writes bench/results/latest.json. See docs/performance.md.
 ``--slow-disk`` runs only the slow-disk scenario instead (bench/slow_disk.py: the plain disk
-against every fsync delayed by 8 ms) and writes bench/results/slow-disk.json.
+against every fsync delayed by 8 ms) and writes bench/results/slow-disk.json; ``--mail`` only
+the mail scenario (bench/mail_bench.py: mails/s to a loopback SMTP server, the chat with mail
+on and off) and writes bench/results/mail.json.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench import server_process, slow_disk
+from bench import mail_bench, server_process, slow_disk
 from bench.report import chat_summary, table
 from bench.scenarios import (
     Fleet,
@@ -293,7 +295,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow-disk", action="store_true",
                         help="only the slow-disk scenario: the plain disk against every fsync "
                              "delayed by 8 ms (bench/slow_disk.py; needs a C compiler)")
+    parser.add_argument("--mail", action="store_true",
+                        help="only the mail scenario: mails/s to an SMTP server on loopback, "
+                             "the chat's closed loop with mail on and off (bench/mail_bench.py)")
     args = parser.parse_args(argv)
+    if args.mail and args.slow_disk:
+        parser.error("--mail and --slow-disk are separate runs")
     if not 1 <= args.workers <= 8:
         parser.error("--workers must be 1..8")
     if args.pin:
@@ -303,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
         SERVER_CPU[:] = ["taskset", "-c", str(cpus[0])]
         os.sched_setaffinity(0, cpus[1:])  # this process, its CLI calls and the forked workers
     if args.out is None:
-        args.out = RESULTS / ("slow-disk.json" if args.slow_disk
+        args.out = RESULTS / ("slow-disk.json" if args.slow_disk else "mail.json" if args.mail
                               else "latest-pinned.json" if args.pin else "latest.json")
     snapshot: Path | None = None
     if args.ref is not None:
@@ -312,6 +319,8 @@ def main(argv: list[str] | None = None) -> int:
         server_process.CODE = snapshot
         log(f"server code: {args.ref} = {server_process.SNAPSHOT_COMMIT}")
     try:
+        if args.mail:
+            return run_mail(args)
         return run_slow_disk(args) if args.slow_disk else run_suite(args)
     finally:
         if snapshot is not None:
@@ -336,6 +345,25 @@ def run_slow_disk(args: argparse.Namespace) -> int:
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out} ({report['elapsed_s']} s)")
     return 0 if report["slow_disk"].get("persistence_ok", True) else 1
+
+
+def run_mail(args: argparse.Namespace) -> int:
+    plan = {**(mail_bench.QUICK if args.quick else mail_bench.FULL), "workers": args.workers}
+    signal.signal(signal.SIGTERM, _interrupt)
+    started = time.perf_counter()
+    report: dict[str, Any] = {"mode": "mail" + (" quick" if args.quick else ""),
+                              "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                              "machine": server_process.machine_info(),
+                              "loadavg_before": [round(x, 2) for x in os.getloadavg()],
+                              "server_env": BENCH_LIMITS}
+    log("running: mail ...")
+    report["mail"] = mail_bench.run(plan, server_env(), log)
+    report["elapsed_s"] = round(time.perf_counter() - started, 1)
+    print(mail_bench.table(report["mail"]))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"\nwrote {args.out} ({report['elapsed_s']} s)")
+    return 0
 
 
 def run_suite(args: argparse.Namespace) -> int:
