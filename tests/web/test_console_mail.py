@@ -177,10 +177,25 @@ async def test_posts_without_the_token_or_from_another_site_are_refused(
     assert outbox(mailer.db, to) == []
 
 
+async def help_form(client: httpx.AsyncClient, site: Site, email: str) -> None:
+    page = await page_of(client, f"/help/new?site={site.key}")
+    fields = {name: html.unescape(value) for name, value in re.findall(
+        r'name="(site|form_token|client_msg_id)" value="([^"]*)"', page)}
+    response = await client.post("/help/new", data={
+        **fields, "name": "Ada", "email": email, "subject": "Export fails",
+        "description": "The CSV export button does nothing.", "severity": "high"})
+    assert response.status_code == 303, response.text
+
+
 async def test_with_mail_off_the_pages_say_so(inprocess: InProcess) -> None:
     site = await inprocess.create_site()
     admin = await console_client(inprocess, site)
     async with contextlib.aclosing(admin):
+        async with inprocess.client() as visitor:
+            await help_form(visitor, site, "ana@example.com")
+        ticket = await page_of(admin, f"/console/tickets/{site.key}/1")
+        section = ticket[ticket.index('id="ticket-mail"'):]
+        assert "Mail is off: WIDGET_SMTP_URL is not set" in section
         listing = await page_of(admin, "/console/admin/mail")
         assert "Mail is off: WIDGET_SMTP_URL is not set" in html.unescape(listing)
         assert 'id="mail-off"' in await page_of(admin, "/console/admin/sites")
