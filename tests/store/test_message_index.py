@@ -148,6 +148,8 @@ async def test_the_migration_counts_the_messages_already_indexed(
     whole_ticket, record_of = writes._WHOLE_TICKET, writes._record_of
     monkeypatch.setattr(writes, "_WHOLE_TICKET", rows.TICKET_COLUMNS)
     monkeypatch.setattr(writes, "_record_of", rows.ticket)
+    site_of = rows.site  # and sites without their sender name (0014)
+    monkeypatch.setattr(rows, "site", lambda row: site_of({**dict(row), "mail_sender_name": None}))
     old = SQLiteStore(str(db_path))
     await old.open()
     site = await shop(old)
@@ -162,6 +164,7 @@ async def test_the_migration_counts_the_messages_already_indexed(
     monkeypatch.setattr(schema, "available_migrations", lambda: every)
     monkeypatch.setattr(writes, "_WHOLE_TICKET", whole_ticket)
     monkeypatch.setattr(writes, "_record_of", record_of)
+    monkeypatch.setattr(rows, "site", site_of)
     new = SQLiteStore(str(db_path))
     await new.open()
     try:
