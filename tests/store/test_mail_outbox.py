@@ -3,6 +3,7 @@ and what a claim finds still unread when a reply mail falls due."""
 
 from __future__ import annotations
 
+import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -149,3 +150,24 @@ async def test_a_solved_mail_is_dropped_when_the_ticket_is_reopened_first(
     await mail_store.update_ticket(site.id, 1, grace, TicketPatch(status="open"), START)
     assert await mail_store.claim_mail(START + DELAY, LEASE, 10) == []
     assert [m.state for m in await mail_store.outbox(site.id)] == ["skipped", "sent"]
+
+
+async def test_a_test_mail_is_queued_composed_and_requeued_only_when_failed(
+        mail_store: SQLiteStore, db_path: Path) -> None:
+    site = await shop(mail_store)
+    mail_id = await mail_store.queue_test_mail(site.id, "ops@example.com", "Test", "text",
+                                               "<p>html</p>", {"X-Site-Name": "Shop"})
+    mail, = await mail_store.outbox(site.id)
+    assert (mail.id, mail.kind, mail.subject, mail.conversation_id) == (
+        mail_id, "test", "Test", None)
+    assert not await mail_store.retry_mail(mail_id, [site.id])  # queued, not failed
+    await mail_store.mail_failed_attempt(mail_id, "550 no", None)
+    assert not await mail_store.retry_mail(mail_id, [site.id + 1])  # another site's admin
+    assert await mail_store.retry_mail(mail_id, [site.id])
+    mail, = await mail_store.outbox(site.id)
+    assert (mail.state, mail.attempts, mail.last_error) == ("queued", 1, "550 no")
+    with pytest.raises(sqlite3.IntegrityError):  # the CHECK still refuses unknown kinds
+        plain(db_path, "INSERT INTO mail_outbox (site_id, to_address, kind, message_id,"
+              " send_after, next_attempt_at, created_at) VALUES (1, 'a@b.c', 'bogus', 'x',"
+              " '', '', '')")
+    assert plain(db_path, "PRAGMA integrity_check") == [("ok",)]
