@@ -28,8 +28,9 @@ from widget_server.web.errors import runtime
 from widget_server.web.forms import read_form
 from widget_server.web.help_fields import EMAIL, EMAIL_MAX
 
-# What each state of a mail is called in the console. A mail that bounces after it was
-# sent (a delivery report came back) is shown as "bouncing" once bounces are recorded.
+# What each state of a mail is called in the console. "bouncing" is no state of a row: it is
+# what ``mail_row(..., bouncing=True)`` shows for a mail to an address whose mail came back
+# as undeliverable, once such addresses are recorded.
 STATE_LABELS = {"queued": "Queued", "sent": "Sent", "failed": "Failed", "skipped": "Skipped",
                 "bouncing": "Bouncing"}
 KIND_LABELS = {"acknowledgement": "Acknowledgement", "reply": "Reply", "solved": "Solved",
@@ -49,10 +50,11 @@ def _when(moment: datetime | None) -> dict[str, str] | None:
     return {"iso": isoformat(moment), "text": present.when(moment)} if moment else None
 
 
-def mail_row(mail: OutboxMail) -> dict[str, object]:
+def mail_row(mail: OutboxMail, bouncing: bool = False) -> dict[str, object]:
     """One mail as the pages show it; every text is escaped by the templates."""
+    state = "bouncing" if bouncing else mail.state
     return {"id": mail.id, "mail": mail, "kind": KIND_LABELS.get(mail.kind, mail.kind),
-            "state": mail.state, "state_label": STATE_LABELS.get(mail.state, mail.state),
+            "state": state, "state_label": STATE_LABELS.get(state, state),
             "queued": _when(mail.created_at), "sent": _when(mail.sent_at),
             "next": _when(mail.next_attempt_at) if mail.state == "queued" else None,
             "error": mail.last_error if mail.state != "sent" else None}
