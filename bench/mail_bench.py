@@ -7,9 +7,10 @@ A real SMTP server on loopback (aiosmtpd, in a thread of this process) takes the
    posts each queue an acknowledgement (a backlog of N), then released: N mails over the
    time from the release to the last mail's arrival is the sender's rate (mails/s).
 2. **Chat with mail on and off**: two servers, one with WIDGET_SMTP_URL, one without; their
-   closed loops in turns (off, on, off, on, ...), each loop with agents replying through
+   closed loops in turns (off, on, then on, off, ...), each loop with agents replying through
    the REST API as in the suite, and a trickle of Help Form posts on both servers (each
-   one mailed on the server with mail on). The medians of each side, and their ratio.
+   one mailed on the server with mail on). The medians of each side, their ratio, and the
+   median of each turn's ratio (its two loops ran back to back).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import asyncio
 import contextlib
 import re
 import sqlite3
+import statistics
 import threading
 import time
 from collections.abc import Callable
@@ -199,7 +201,8 @@ def chat_on_off(plan: dict[str, Any], env: dict[str, str], log: Callable[[str], 
                 for side in sides.values():
                     await side.connect()
                 for turn in range(plan["loops"]):
-                    for name in ("off", "on"):
+                    # off first, then on first: neither side always follows the other
+                    for name in ("off", "on") if turn % 2 == 0 else ("on", "off"):
                         loops[name].append(await loop(name, turn))
                     log(f"  closed loop {turn + 1}: mail off {loops['off'][-1]['msgs_per_s']}, "
                         f"mail on {loops['on'][-1]['msgs_per_s']} msg/s")
@@ -230,6 +233,12 @@ def chat_on_off(plan: dict[str, Any], env: dict[str, str], log: Callable[[str], 
                         "server_log": server_process.log_problems(side.server.log_text())}
     off, on = result["off"]["msgs_per_s"], result["on"]["msgs_per_s"]
     result["on_over_off"] = round(on / off, 3) if on and off else None
+    # each turn's two loops ran back to back, in the same stretch of the machine's time
+    pairs = [b["msgs_per_s"] / a["msgs_per_s"] for a, b in zip(loops["off"], loops["on"],
+                                                                strict=True)
+             if a["msgs_per_s"] and b["msgs_per_s"]]
+    result["turn_ratios"] = [round(x, 3) for x in pairs]
+    result["turn_ratio_median"] = round(statistics.median(pairs), 3) if pairs else None
     for folder in (off_dir, on_dir):
         keep_or_remove(folder, True, log)
     return result
@@ -255,7 +264,8 @@ def table(report: dict[str, Any]) -> str:
                      f"{side['msgs_per_s']} (loops: {loops})"))
         rows.append((f"chat ack p50 / p99, mail {name} (ms)",
                      f"{side['ack_p50_ms']} / {side['ack_p99_ms']}"))
-    rows.append(("chat throughput, mail on / off", f"{chat['on_over_off']}"))
+    rows.append(("chat throughput, mail on / off", f"{chat['on_over_off']} (median of the "
+                 f"turns' ratios {chat['turn_ratio_median']}: {chat['turn_ratios']})"))
     rows.append(("mails sent during the chat loops", f"{chat['mails_sent_during_loops']}"))
     width = max(len(label) for label, _ in rows)
     return "\n".join(f"{label:<{width}}  {value}" for label, value in rows)
