@@ -26,7 +26,7 @@ EXAMPLES = 30  # random cases per operation, after the coverage phase's
 CHECKS = ("not_a_server_error", "status_code_conformance", "content_type_conformance",
           "response_headers_conformance", "response_schema_conformance",
           "negative_data_rejection", "positive_data_acceptance", "missing_required_header",
-          "ignored_auth", "unsupported_method")
+          "ignored_auth", "unsupported_method", "allow_header_conformance")
 CONFIG = "[checks]\nenabled = false\n" + "".join(
     f"[checks.{check}]\nenabled = true\n" for check in CHECKS).replace(
     "[checks.negative_data_rejection]\n",  # the statuses that refuse a request here
