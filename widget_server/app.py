@@ -44,6 +44,7 @@ from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
 from widget_server.web.errors import EXCEPTION_HANDLERS
 from widget_server.web.headers import SecurityHeaders
+from widget_server.web.url_check import UrlCheck
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         routes=routes,
         # Outermost first: the security headers reach every answer, a 413 of BodyLimit too.
         middleware=[Middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds),
+                    Middleware(UrlCheck),
                     Middleware(BodyLimit, limit=settings.max_request_bytes,
                                timeout=settings.http_timeout)],
         exception_handlers=EXCEPTION_HANDLERS,

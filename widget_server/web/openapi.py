@@ -41,7 +41,27 @@ _BODY_ERRORS = {"400": _error("`invalid_json`: the body is not JSON, or not a JS
 _ERASED_409 = {"409": _error("`ticket_erased`: the ticket is a tombstone; nothing changes it.")}
 
 
+_NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"  # what a URL may hold once decoded
+_URL_400 = "`invalid_url`: the decoded path or query holds a control character."
+
+
 def openapi_json() -> dict[str, Any]:
+    spec = _spec()
+    for operations in spec["paths"].values():  # web/url_check.py answers before any route
+        for operation in operations.values():
+            for parameter in operation.get("parameters", ()):
+                schema = parameter.get("schema", {})
+                if schema.get("type") == "string" and "pattern" not in schema:
+                    schema["pattern"] = _NO_CONTROL
+            answers = operation["responses"]
+            if "400" in answers:
+                answers["400"] = _error(f"{answers['400']['description']} {_URL_400}")
+            else:
+                answers["400"] = _error(_URL_400)
+    return spec
+
+
+def _spec() -> dict[str, Any]:
     ref = "#/components/schemas/"
     return {
         "openapi": "3.1.0",
