@@ -38,7 +38,7 @@ from widget_server.models import (
     VisitorProfile,
 )
 from widget_server.reports import TicketFacts
-from widget_server.store.mail_records import OutboxMail
+from widget_server.store.mail_records import MailThread, OutboxMail
 from widget_server.store.privacy_records import (
     AuditEntry,
     ErasurePreview,
@@ -69,6 +69,7 @@ class VisitorPost:
     page_url: str | None = None
     user_agent: str | None = None
     mail_to: str | None = None  # a verified address follow-ups are mailed to (docs/email.md)
+    acknowledge: bool | None = None  # mail a new request's acknowledgement; None: a form's
 
 
 class ConsoleStore(Protocol):
@@ -220,7 +221,19 @@ class MailStore(Protocol):
                      state: str | None = None) -> list[OutboxMail]: ...
 
 
-class Store(ConsoleStore, HelpStore, GrantStore, PrivacyStore, MailStore, Protocol):
+class InboundStore(Protocol):
+    """Inbound mail: answers, bounces, follow-ups (mail_inbound.py, docs/email.md)."""
+
+    async def mail_thread(self, conversation_id: str) -> MailThread | None: ...
+    async def conversation_of_mail(self, message_ids: list[str]) -> str | None: ...
+    async def mark_bouncing(self, address: str, reason: str) -> None: ...
+    async def is_bouncing(self, address: str) -> bool: ...
+    async def bouncing_addresses(self, limit: int = 100) -> list[tuple[str, str, str]]: ...
+    async def link_follow_up(self, site_id: int, number: int, of_number: int) -> None: ...
+
+
+class Store(ConsoleStore, HelpStore, GrantStore, PrivacyStore, MailStore, InboundStore,
+            Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> bool: ...

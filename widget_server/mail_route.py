@@ -1,0 +1,119 @@
+"""Where an inbound mail goes (docs/email.md#inbound-mail): a delivery failure marks the
+addresses bouncing; an answer lands in its conversation as a visitor message, published
+live to the console and the widget like one typed there.
+
+The conversation is named by the signed ``r+`` recipient (checked without the database: a
+forged one is refused outright), else by In-Reply-To/References naming one of our mails.
+Only the conversation's verified address may answer: every mail we send carries its reply
+address, so a forwarded mail would otherwise let anyone it reached write as the customer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from widget_server.errors import Conflict, WidgetError
+from widget_server.mail_inbound import InboundMail
+from widget_server.mail_settings import mail_from_address
+from widget_server.mail_tokens import parse_reply_address
+from widget_server.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+class MailRefused(WidgetError):
+    """No conversation takes this mail, or its sender may not answer it."""
+
+    code = "recipient_refused"
+    status = 422
+
+
+@dataclass(frozen=True)
+class Delivery:
+    outcome: str  # answer, follow_up, bounce or ignored
+    ticket: int | None = None  # the ticket's number it landed in
+    detail: str = ""
+
+
+class MailRouter:
+    def __init__(self, rt: Runtime) -> None:
+        self.rt = rt
+        settings = rt.settings
+        self.reply_domain = settings.mail_reply_domain
+        self.own_address = mail_from_address(settings.mail_from).lower() \
+            if settings.mail_from else None
+
+    def accepts(self, address: str) -> bool:
+        """Whether the SMTP receiver takes mail for ``address`` (no database lookup): a
+        genuine reply address, or our own From address (delivery failures come back to it,
+        and an answer to it is routed by In-Reply-To)."""
+        address = address.strip().strip("<>").lower()
+        if address == self.own_address:
+            return True
+        return self.reply_domain is not None and parse_reply_address(
+            address, self.rt.secret_keys, self.reply_domain) is not None
+
+    def _named(self, recipients: Sequence[str]) -> str | None:
+        """The conversation a reply address among ``recipients`` names; MailRefused for a
+        forged address of our reply domain."""
+        if self.reply_domain is None:
+            return None
+        for recipient in recipients:
+            address = recipient.strip().strip("<>").lower()
+            if not address.endswith("@" + self.reply_domain):
+                continue
+            found = parse_reply_address(address, self.rt.secret_keys, self.reply_domain)
+            if found is None:
+                raise MailRefused(f"{address} is not a reply address of ours")
+            return found
+        return None
+
+    async def deliver(self, mail: InboundMail, recipients: Sequence[str],
+                      site_id: int | None = None) -> Delivery:
+        """Store what ``mail`` brings. ``site_id``: only that site's conversations (the HTTP
+        way in, whose API token belongs to one site)."""
+        store = self.rt.store
+        if mail.failed:
+            for address in mail.failed:
+                await store.mark_bouncing(address, mail.reason or "delivery failed")
+            log.info("mail to %s bounced: %s", ", ".join(mail.failed), mail.reason)
+            return Delivery("bounce", detail=", ".join(mail.failed))
+        conversation_id = self._named([*recipients, *mail.recipients]) or \
+            await store.conversation_of_mail(list(mail.refers_to))
+        thread = await store.mail_thread(conversation_id) if conversation_id else None
+        if thread is None or (site_id is not None and thread.site_id != site_id):
+            raise MailRefused("this mail answers none of our conversations")
+        if thread.mail_to is None or mail.sender != thread.mail_to.lower():
+            raise MailRefused("only the address the request's mails go to may answer them",
+                              code="sender_not_verified")
+        if not mail.text.strip():
+            return Delivery("ignored", thread.ticket_number, "the mail adds no text")
+        # our own mail coming back, or an auto-responder: stored, never answered (RFC 3834)
+        automatic = mail.automatic or mail.sender == self.own_address
+        body = mail.text[:self.rt.settings.max_body_chars]
+        client_msg_id = "mail-" + hashlib.sha256(
+            (mail.message_id or mail.text).encode()).hexdigest()[:32]
+        messaging = self.rt.messaging
+        try:
+            result = await messaging.visitor_send(thread.visitor, thread.conversation_id,
+                                                  client_msg_id, body)
+            outcome = "answer"
+        except Conflict as exc:
+            if exc.code != "conversation_closed" or thread.ticket_number is None:
+                raise
+            subject = f"Follow-up to {thread.reference}"
+            result = await messaging.visitor_send(
+                thread.visitor, None, client_msg_id, body, subject=subject,
+                channel=thread.channel or "form", mail_to=thread.mail_to,
+                acknowledge=not automatic)
+            outcome = "follow_up"
+            if result.ticket is not None and not result.duplicate:
+                await store.link_follow_up(thread.site_id, result.ticket.number,
+                                           thread.ticket_number)
+        messaging.announce(thread.visitor, result)
+        number = result.ticket.number if result.ticket else thread.ticket_number
+        return Delivery(outcome, number, "automatic: nothing is sent in answer"
+                        if automatic else "")
