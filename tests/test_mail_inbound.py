@@ -20,7 +20,7 @@ import pytest
 from websockets.sync.client import connect
 
 from tests.mail_sink import MailSink, wait_until
-from tests.support import ServerProcess, Site, create_site, free_port
+from tests.support import ServerProcess, Site, create_site, free_port, run_cli
 from tests.test_mail import address, api, mail_env, outbox, submit_form
 
 REPLY_DOMAIN = "reply.acme.test"
@@ -261,3 +261,45 @@ def test_a_bounce_marks_the_address_and_later_replies_are_not_mailed(
                "the reply mail skipped")
     assert outbox(receiver.db, ada)[-1]["last_error"] == "the address bounces"
     assert len(sink.to(ada)) == 1
+
+
+def test_mail_to_a_support_address_opens_an_acknowledged_email_ticket(
+        receiver: ServerProcess, sink: MailSink) -> None:
+    site = create_site(receiver.db)
+    support = f"help-{uuid.uuid4().hex[:8]}@acme.test"
+    grace = address("grace")
+    mail = EmailMessage()
+    mail["From"] = f"Grace <{grace}>"
+    mail["To"] = support.upper()
+    mail["Subject"] = "Invoices are missing"
+    mail["Message-ID"] = f"<new-{uuid.uuid4().hex}@example.com>"
+    mail.set_content("The March invoices are missing.\n\n-- \nGrace, Navy\n")
+    with pytest.raises(smtplib.SMTPRecipientsRefused):  # not a support address yet
+        send_smtp(receiver, mail)
+    run_cli("site", "set-support-address", "--db", str(receiver.db), "--site", site.key,
+            "--address", support.upper())
+    send_smtp(receiver, mail)
+    send_smtp(receiver, mail)  # delivered twice: one request
+    ticket, = db_rows(receiver.db, "SELECT t.* FROM tickets t JOIN sites s"
+                      " ON s.id = t.site_id WHERE s.key = ?", site.key)
+    assert (ticket["number"], ticket["channel"], ticket["subject"]) == (
+        1, "email", "Invoices are missing")
+    assert visitor_messages(receiver, site, 1) == ["The March invoices are missing."]
+    ack, = sink.wait_for(grace)
+    assert ack["Subject"] == "[#1] We received your request: Invoices are missing"
+    send_smtp(receiver, answer(ack, grace, text="Also April's."))  # the answer comes back
+    assert visitor_messages(receiver, site, 1)[-1] == "Also April's."
+
+    del mail["Message-ID"]
+    mail["Message-ID"] = f"<new-{uuid.uuid4().hex}@example.com>"
+    with api(receiver, create_site(receiver.db)) as stranger:  # another site's token
+        assert stranger.post("/api/v1/inbound-email",
+                             content=mail.as_bytes()).status_code == 422
+    with api(receiver, site) as client:
+        response = client.post("/api/v1/inbound-email", content=mail.as_bytes())
+    assert response.status_code == 202, response.text
+    assert response.json()["outcome"] == "request" and response.json()["ticket"] == 2
+    run_cli("site", "set-support-address", "--db", str(receiver.db), "--site", site.key,
+            "--address", "off")
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        send_smtp(receiver, mail)

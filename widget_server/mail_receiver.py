@@ -27,7 +27,7 @@ class InboundHandler:
 
     async def handle_RCPT(self, server: SMTP, session: Session, envelope: Envelope,
                           address: str, rcpt_options: list[str]) -> str:
-        if not self.router.accepts(address):
+        if not await self.router.accepts(address):
             return "550 5.1.1 no such recipient"
         envelope.rcpt_tos.append(address)
         return "250 OK"

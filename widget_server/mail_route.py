@@ -19,6 +19,7 @@ from widget_server.errors import Conflict, WidgetError
 from widget_server.mail_inbound import InboundMail
 from widget_server.mail_settings import mail_from_address
 from widget_server.mail_tokens import parse_reply_address
+from widget_server.models import Visitor
 from widget_server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -33,9 +34,14 @@ class MailRefused(WidgetError):
 
 @dataclass(frozen=True)
 class Delivery:
-    outcome: str  # answer, follow_up, bounce or ignored
+    outcome: str  # answer, follow_up, request, bounce or ignored
     ticket: int | None = None  # the ticket's number it landed in
     detail: str = ""
+
+
+def _msg_id(mail: InboundMail) -> str:
+    """The same mail delivered twice is stored once: its Message-ID is its client id."""
+    return "mail-" + hashlib.sha256((mail.message_id or mail.text).encode()).hexdigest()[:32]
 
 
 class MailRouter:
@@ -46,15 +52,18 @@ class MailRouter:
         self.own_address = mail_from_address(settings.mail_from).lower() \
             if settings.mail_from else None
 
-    def accepts(self, address: str) -> bool:
-        """Whether the SMTP receiver takes mail for ``address`` (no database lookup): a
-        genuine reply address, or our own From address (delivery failures come back to it,
-        and an answer to it is routed by In-Reply-To)."""
+    async def accepts(self, address: str) -> bool:
+        """Whether the SMTP receiver takes mail for ``address``: a genuine reply address
+        (an address of the reply domain is decided without the database), our own From
+        address (delivery failures come back to it, and an answer to it is routed by
+        In-Reply-To), or a site's support address."""
         address = address.strip().strip("<>").lower()
         if address == self.own_address:
             return True
-        return self.reply_domain is not None and parse_reply_address(
-            address, self.rt.secret_keys, self.reply_domain) is not None
+        if self.reply_domain is not None and address.endswith("@" + self.reply_domain):
+            return parse_reply_address(address, self.rt.secret_keys,
+                                       self.reply_domain) is not None
+        return await self.rt.store.support_site(address) is not None
 
     def _named(self, recipients: Sequence[str]) -> str | None:
         """The conversation a reply address among ``recipients`` names; MailRefused for a
@@ -85,17 +94,16 @@ class MailRouter:
             await store.conversation_of_mail(list(mail.refers_to))
         thread = await store.mail_thread(conversation_id) if conversation_id else None
         if thread is None or (site_id is not None and thread.site_id != site_id):
-            raise MailRefused("this mail answers none of our conversations")
+            support = await self._support_site([*recipients, *mail.recipients], site_id)
+            if support is None:
+                raise MailRefused("this mail answers none of our conversations")
+            return await self._new_request(mail, support)
         if thread.mail_to is None or mail.sender != thread.mail_to.lower():
             raise MailRefused("only the address the request's mails go to may answer them",
                               code="sender_not_verified")
         if not mail.text.strip():
             return Delivery("ignored", thread.ticket_number, "the mail adds no text")
-        # our own mail coming back, or an auto-responder: stored, never answered (RFC 3834)
-        automatic = mail.automatic or mail.sender == self.own_address
-        body = mail.text[:self.rt.settings.max_body_chars]
-        client_msg_id = "mail-" + hashlib.sha256(
-            (mail.message_id or mail.text).encode()).hexdigest()[:32]
+        automatic, body, client_msg_id = self._automatic(mail), self._body(mail), _msg_id(mail)
         messaging = self.rt.messaging
         try:
             result = await messaging.visitor_send(thread.visitor, thread.conversation_id,
@@ -117,3 +125,38 @@ class MailRouter:
         number = result.ticket.number if result.ticket else thread.ticket_number
         return Delivery(outcome, number, "automatic: nothing is sent in answer"
                         if automatic else "")
+
+    def _automatic(self, mail: InboundMail) -> bool:
+        """Our own mail coming back, or an auto-responder's: stored, never answered
+        (RFC 3834)."""
+        return mail.automatic or mail.sender == self.own_address
+
+    def _body(self, mail: InboundMail) -> str:
+        return mail.text[:self.rt.settings.max_body_chars]
+
+    async def _support_site(self, recipients: Sequence[str], site_id: int | None
+                            ) -> int | None:
+        for recipient in recipients:
+            found = await self.rt.store.support_site(recipient.strip().strip("<>"))
+            if found is not None and site_id in {None, found}:
+                return found
+        return None
+
+    async def _new_request(self, mail: InboundMail, site_id: int) -> Delivery:
+        """A mail to a site's support address: a new ticket, acknowledged by mail like a
+        Help Form request (unless the mail is automatic), its follow-ups mailed back."""
+        if "@" not in mail.sender:
+            raise MailRefused("a new request needs a From address", code="sender_not_verified")
+        if not mail.text.strip():
+            return Delivery("ignored", None, "the mail adds no text")
+        automatic = self._automatic(mail)
+        # the visitor of this one mail, named after it: delivered twice, it is one request
+        visitor = Visitor(id="v_" + _msg_id(mail)[5:29], site_id=site_id, user_id=None,
+                          name=mail.sender_name, email=mail.sender, verified=False)
+        subject = mail.subject[:200] or None
+        result = await self.rt.messaging.visitor_send(
+            visitor, None, _msg_id(mail), self._body(mail), subject=subject, channel="email",
+            mail_to=mail.sender, acknowledge=not automatic)
+        self.rt.messaging.announce(visitor, result)
+        return Delivery("request", result.ticket.number if result.ticket else None,
+                        "automatic: nothing is sent in answer" if automatic else "")

@@ -8,6 +8,7 @@ from datetime import datetime
 
 from widget_server import tickets as rules
 from widget_server.clock import isoformat
+from widget_server.errors import Conflict
 from widget_server.models import Visitor
 from widget_server.store.console_queries import StoreMixin
 from widget_server.store.mail_records import MailThread
@@ -40,6 +41,18 @@ def link_follow_up(conn: sqlite3.Connection, site_id: int, number: int, of_numbe
             "INSERT INTO ticket_events (ticket_id, type, actor_type, actor_id, data,"
             " created_at) VALUES (?, ?, 'system', NULL, json_object('number', ?), ?)",
             (ticket_id, type_, data["number"], isoformat(now)))
+
+
+def set_support_address(conn: sqlite3.Connection, site_id: int, address: str | None) -> None:
+    """``address`` (None: none) becomes the site's support address; Conflict when another
+    site has it."""
+    if address is not None:
+        other = conn.execute("SELECT key FROM sites WHERE support_address = ? AND id != ?",
+                             (address, site_id)).fetchone()
+        if other is not None:
+            raise Conflict(f"{address} is already the support address of site {other[0]}",
+                           code="support_address_taken")
+    conn.execute("UPDATE sites SET support_address = ? WHERE id = ?", (address, site_id))
 
 
 class InboundQueries(StoreMixin):
@@ -90,3 +103,18 @@ class InboundQueries(StoreMixin):
 
     async def link_follow_up(self, site_id: int, number: int, of_number: int) -> None:
         await self._write(link_follow_up, site_id, number, of_number, self._clock.now())
+
+    async def set_support_address(self, site_id: int, address: str | None) -> None:
+        await self._write(set_support_address, site_id, address and address.lower())
+
+    async def support_address(self, site_id: int) -> str | None:
+        row = await self._fetchone("SELECT support_address FROM sites WHERE id = ?",
+                                   (site_id,))
+        return row[0] if row else None
+
+    async def support_site(self, address: str) -> int | None:
+        """The site whose support address ``address`` is."""
+        row = await self._fetchone("SELECT id FROM sites WHERE support_address = ?",
+                                   (address.lower(),))
+        return int(row[0]) if row else None
+

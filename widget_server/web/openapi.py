@@ -169,7 +169,8 @@ def openapi_json() -> dict[str, Any]:
                 "responses": {"202": _ok("Taken: what happened to it.", {
                     "type": "object", "required": ["outcome", "ticket", "detail"],
                     "properties": {
-                        "outcome": {"enum": ["answer", "follow_up", "bounce", "ignored"]},
+                        "outcome": {"enum": ["answer", "follow_up", "request", "bounce",
+                                             "ignored"]},
                         "ticket": {"type": ["integer", "null"]},
                         "detail": {"type": "string"}}}),
                     "401": _ERRORS["401"],
@@ -208,7 +209,7 @@ def openapi_json() -> dict[str, Any]:
                     "breached": {"type": "boolean"},
                     "updated_at": {"type": "string", "format": "date-time"},
                     "conversation": {"type": ["string", "null"]},
-                    "channel": {"enum": ["widget", "form", "api"]},
+                    "channel": {"enum": ["widget", "form", "api", "email"]},
                     "assignee_id": {"type": ["integer", "null"]},
                     "visitor_id": {"type": ["string", "null"], "description":
                                    "Only in GET /api/v1/tickets/{number}."},
