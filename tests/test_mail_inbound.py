@@ -5,6 +5,7 @@ goes to a real SMTP sink on loopback (aiosmtpd)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import smtplib
@@ -22,6 +23,7 @@ from websockets.sync.client import connect
 from tests.mail_sink import MailSink, wait_until
 from tests.support import ServerProcess, Site, create_site, free_port, run_cli
 from tests.test_mail import address, api, mail_env, outbox, submit_form
+from widget_server.mail_inbound import parse_mail
 
 REPLY_DOMAIN = "reply.acme.test"
 MAX_BYTES = 100_000
@@ -303,3 +305,26 @@ def test_mail_to_a_support_address_opens_an_acknowledged_email_ticket(
             "--address", "off")
     with pytest.raises(smtplib.SMTPRecipientsRefused):
         send_smtp(receiver, mail)
+
+
+KOI8_ANSWER = ("Привет, всё работает.\n\n"
+               "On Sun, Dec 6, 2026 at 9:00 PM Acme <s@acme.test> wrote:\n> старый текст\n")
+
+
+def test_parsing_decodes_charsets_prefers_plain_text_and_reads_loop_headers() -> None:
+    raw = (
+        "From: =?utf-8?q?Jos=C3=A9?= <Jose@Example.test>\r\nTo: r+cv_1.ab@reply.acme.test\r\n"
+        "Subject: =?iso-8859-1?q?R=E9ponse?=\r\nPrecedence: list\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/alternative; boundary="A"\r\n\r\n'
+        "--A\r\nContent-Type: text/plain; charset=koi8-r\r\n"
+        "Content-Transfer-Encoding: base64\r\n\r\n"
+        + base64.b64encode(KOI8_ANSWER.encode("koi8-r")).decode() + "\r\n"
+        "--A\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>HTML part</p>\r\n--A--\r\n"
+    ).encode()
+    mail = parse_mail(raw)
+    assert (mail.sender, mail.sender_name, mail.subject) == ("jose@example.test", "José",
+                                                             "Réponse")
+    assert mail.text == "Привет, всё работает."
+    assert mail.automatic and not mail.failed
+    plain = parse_mail(b"From: a@b.test\r\nAuto-Submitted: no\r\n\r\nHello\r\n")
+    assert plain.text == "Hello" and not plain.automatic

@@ -36,7 +36,12 @@ class InboundHandler:
         content = envelope.original_content or envelope.content
         raw = content if isinstance(content, bytes) else str(content).encode()
         try:
-            delivery = await self.router.deliver(parse_mail(raw), envelope.rcpt_tos)
+            mail = parse_mail(raw)
+        except Exception:  # the email package refuses it: retrying cannot help
+            log.info("inbound mail from %s is not a mail", envelope.mail_from)
+            return "554 5.6.0 not a mail (RFC 5322)"
+        try:
+            delivery = await self.router.deliver(mail, envelope.rcpt_tos)
         except MailRefused as exc:
             log.info("inbound mail from %s refused: %s", envelope.mail_from, exc.message)
             return f"550 5.7.1 {exc.message}"
@@ -51,6 +56,8 @@ class InboundHandler:
 async def start_receiver(router: MailRouter, host: str, port: int, max_bytes: int
                          ) -> asyncio.Server:
     handler = InboundHandler(router)
+    # aiosmtpd logs every connection and command at info; ours logs each mail's outcome
+    logging.getLogger("mail.log").setLevel(max(logging.WARNING, log.getEffectiveLevel()))
 
     def protocol() -> Any:
         return SMTP(handler, data_size_limit=max_bytes, ident="widget-server",
