@@ -1,8 +1,9 @@
 """An inbound mail, parsed: who sent it to whom, what it answers, and its new text only.
 
 The stdlib ``email`` package (``policy.default``) decodes charsets, transfer encodings and
-MIME parts; an HTML-only mail becomes text with ``html2text``; the quoted earlier mail and
-the signature are cut with ``mail-parser-reply``. A delivery status notification (RFC 3464)
+MIME parts; an HTML-only mail becomes text with ``inscriptis`` (its layout kept; Apache-2.0,
+where html2text is GPL); the quoted earlier mail and the signature are cut with
+``mail-parser-reply``. A delivery status notification (RFC 3464)
 yields the addresses it reports as failed instead.
 """
 
@@ -14,7 +15,7 @@ from email import message_from_bytes, policy
 from email.message import EmailMessage, Message
 from email.utils import getaddresses, parseaddr
 
-import html2text
+from inscriptis import get_text
 from mailparser_reply import EmailReplyParser
 
 LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pt", "pl", "sv", "da", "ja"]
@@ -68,11 +69,10 @@ def body_text(message: EmailMessage) -> str:
     part = message.get_body(preferencelist=("html",))
     if part is None:
         return ""
-    converter = html2text.HTML2Text()
-    converter.body_width = 0  # no hard wrapping: the console and the widget wrap
-    converter.ignore_images = True
-    converter.ignore_emphasis = True
-    return str(converter.handle(_content(part)))
+    try:
+        return str(get_text(_content(part)))
+    except Exception:  # markup lxml cannot read at all: no text to keep
+        return ""
 
 
 def _content(part: Message) -> str:
