@@ -23,6 +23,7 @@ from widget_server.models import Visitor
 from widget_server.runtime import Runtime
 
 log = logging.getLogger(__name__)
+MAX_RECIPIENTS = 20  # looked up as support addresses; a mail to more is a mailing anyway
 
 
 class MailRefused(WidgetError):
@@ -136,7 +137,7 @@ class MailRouter:
 
     async def _support_site(self, recipients: Sequence[str], site_id: int | None
                             ) -> int | None:
-        for recipient in recipients:
+        for recipient in recipients[:MAX_RECIPIENTS]:
             found = await self.rt.store.support_site(recipient.strip().strip("<>"))
             if found is not None and site_id in {None, found}:
                 return found
