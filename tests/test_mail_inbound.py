@@ -22,7 +22,15 @@ from websockets.sync.client import connect
 
 from tests.mail_sink import MailSink, wait_until
 from tests.support import ServerProcess, Site, create_site, free_port, run_cli
-from tests.test_mail import address, api, mail_env, outbox, submit_form
+from tests.test_mail import (
+    address,
+    api,
+    mail_env,
+    outbox,
+    signed_user,
+    submit_form,
+    widget_request,
+)
 from widget_server.mail_inbound import parse_mail
 
 REPLY_DOMAIN = "reply.acme.test"
@@ -328,3 +336,22 @@ def test_parsing_decodes_charsets_prefers_plain_text_and_reads_loop_headers() ->
     assert mail.automatic and not mail.failed
     plain = parse_mail(b"From: a@b.test\r\nAuto-Submitted: no\r\n\r\nHello\r\n")
     assert plain.text == "Hello" and not plain.automatic
+
+
+@pytest.mark.anyio
+async def test_an_answer_to_a_reply_mail_reaches_the_widget_live(
+        receiver: ServerProcess, sink: MailSink) -> None:
+    site = create_site(receiver.db)
+    bo = address("widget")
+    visitor = await widget_request(receiver, site, signed_user(site, bo))
+    try:
+        with api(receiver, site) as client:
+            client.post("/api/v1/tickets/1/messages", json={"body": "Try the new export"})
+        reply, = sink.wait_for(bo)
+        send_smtp(receiver, answer(reply, bo, text="It works, thanks!\n\nOn Sun, Dec 6, 2026 "
+                                   "at 9:00 PM Acme <support@acme.test> wrote:\n> Try it\n"))
+        body = ""
+        while body != "It works, thanks!":  # the agent's reply comes first
+            body = (await visitor.recv_type("message"))["body"]
+    finally:
+        await visitor.close()
