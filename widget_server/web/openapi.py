@@ -175,6 +175,31 @@ def _spec() -> dict[str, Any]:
                                   "`body_too_long`: the message is longer than "
                                   "WIDGET_MAX_BODY_CHARS.")},
             }},
+            "/api/v1/inbound-email": {"post": {
+                "operationId": "inboundEmail",
+                "summary": "Store an answer mail forwarded by HTTP (docs/email.md).",
+                "description": "The conversation is the one the signed `r+` recipient (To, "
+                               "Cc, Delivered-To or X-Original-To) names, else the one of our "
+                               "mail that In-Reply-To or References names; it must be of the "
+                               "token's site, and the From address the one its mails go to.",
+                "requestBody": {"required": True, "content": {"text/plain": {
+                    "schema": {"type": "string", "description": "The raw mail (any "
+                               "Content-Type: text/plain, message/rfc822), at most "
+                               "WIDGET_MAIL_MAX_BYTES (10 MB) and WIDGET_MAX_REQUEST_BYTES."}}}},
+                "responses": {"202": _ok("Taken: what happened to it.", {
+                    "type": "object", "required": ["outcome", "ticket", "detail"],
+                    "properties": {
+                        "outcome": {"enum": ["answer", "follow_up", "request", "bounce",
+                                             "ignored"]},
+                        "ticket": {"type": ["integer", "null"]},
+                        "detail": {"type": "string"}}}),
+                    "401": _ERRORS["401"],
+                    "413": _error("`payload_too_large`: the mail is too large."),
+                    "422": _error("`invalid_message`: not a mail; `recipient_refused`: it "
+                                  "answers none of the site's conversations; "
+                                  "`sender_not_verified`: its From is not the address the "
+                                  "conversation's mails go to.")},
+            }},
             **_grant_paths(ref),
         },
         "components": {
@@ -204,7 +229,7 @@ def _spec() -> dict[str, Any]:
                     "breached": {"type": "boolean"},
                     "updated_at": {"type": "string", "format": "date-time"},
                     "conversation": {"type": ["string", "null"]},
-                    "channel": {"enum": ["widget", "form", "api"]},
+                    "channel": {"enum": ["widget", "form", "api", "email"]},
                     "assignee_id": {"type": ["integer", "null"]},
                     "visitor_id": {"type": ["string", "null"], "description":
                                    "Only in GET /api/v1/tickets/{number}."},
