@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from widget_server.api_tokens import hash_api_token, new_api_token
 from widget_server.embed import snippet
 from widget_server.errors import NotFound
+from widget_server.mail_settings import parse_support_address
 from widget_server.models import IDENTITY_MODES, Agent, AgentSession, Site
 from widget_server.numbers import parse_int
 from widget_server.origins import parse_origin
@@ -168,12 +169,18 @@ async def _site(request: Request) -> Site:
     return site
 
 
-def _site_page(request: Request, site: Site, status: int = 200, errors: Errors | None = None,
-               values: dict[str, str] | None = None) -> Response:
-    values = values or {"name": site.name, "origins": "\n".join(site.allowed_origins),
-                        "tiers": "\n".join(site.tier_names),
-                        "identity_mode": site.identity_mode,
-                        "sender_name": site.mail_sender_name or ""}
+async def _site_values(request: Request, site: Site) -> dict[str, str]:
+    """What the site page's forms show: the site as stored."""
+    return {"name": site.name, "origins": "\n".join(site.allowed_origins),
+            "tiers": "\n".join(site.tier_names), "identity_mode": site.identity_mode,
+            "sender_name": site.mail_sender_name or "",
+            "support_address": await _store(request).support_address(site.id) or ""}
+
+
+async def _site_page(request: Request, site: Site, status: int = 200,
+                     errors: Errors | None = None, values: dict[str, str] | None = None
+                     ) -> Response:
+    values = values or await _site_values(request, site)
     return page(request, "console/admin_site.html", status, site=site, values=values,
                 errors=errors or {}, snippet=snippet(site, _base_url(request)),
                 notice=_notice(request), identity_modes=IDENTITY_MODES,
@@ -193,7 +200,7 @@ def _previous_until(request: Request, site: Site) -> str | None:
 async def site_page(request: Request) -> Response:
     site = await _site(request)
     if request.method != "POST":
-        return _site_page(request, site)
+        return await _site_page(request, site)
     store, form = _store(request), await read_form(request)
     errors: Errors = {}
     name = _name(_text(form, "name"), errors)
@@ -204,12 +211,21 @@ async def site_page(request: Request) -> Response:
         errors["identity_mode"] = "Choose optional or required."
     if "name" not in errors and await _name_taken(store, name, site.id):
         errors["name"] = "Another site has this name."
+    support = None
+    try:
+        support = parse_support_address(_text(form, "support_address"))
+    except ValueError:
+        errors["support_address"] = "Enter an address like help@acme.test, or leave it empty."
+    if support is not None and await store.support_site(support) not in {None, site.id}:
+        errors["support_address"] = "Another site has this support address."
     if errors:
-        return _site_page(request, site, 422, errors, {
+        return await _site_page(request, site, 422, errors, {
             "name": name, "origins": _text(form, "origins"), "tiers": _text(form, "tiers"),
-            "identity_mode": identity_mode})
+            "identity_mode": identity_mode, "support_address": _text(form, "support_address"),
+            "sender_name": site.mail_sender_name or ""})
     await store.update_site(site.id, name=name, origins=origins, tier_names=tiers,
                             identity_mode=identity_mode)
+    await store.set_support_address(site.id, support)
     return _done(f"/console/admin/sites/{site.key}", "site-saved")
 
 
@@ -217,7 +233,7 @@ async def site_page(request: Request) -> Response:
 async def rotate_secret(request: Request) -> Response:
     site = await _site(request)
     if _text(await read_form(request), "confirm") != "yes":
-        return _site_page(request, site, 422, {
+        return await _site_page(request, site, 422, {
             "confirm": "Tick the box to confirm: every identified visitor must be signed "
                        "again with the new secret."})
     await _store(request).update_site(site.id, rotate_secret=True,
@@ -231,11 +247,9 @@ async def site_mail(request: Request) -> Response:
     site = await _site(request)
     sender_name = one_line(_text(await read_form(request), "sender_name"))
     if len(sender_name) > MAX_NAME:
-        return _site_page(request, site, 422, {
+        return await _site_page(request, site, 422, {
             "sender_name": f"Use at most {MAX_NAME} characters."}, {
-            "name": site.name, "origins": "\n".join(site.allowed_origins),
-            "tiers": "\n".join(site.tier_names), "identity_mode": site.identity_mode,
-            "sender_name": sender_name})
+            **await _site_values(request, site), "sender_name": sender_name})
     await _store(request).set_mail_sender_name(site.id, sender_name or None)
     return _done(f"/console/admin/sites/{site.key}", "mail-saved")
 
