@@ -15,7 +15,14 @@ import pytest
 
 from tests.inprocess import InProcess
 from tests.mail_sink import MailSink, wait_until
-from tests.support import ServerProcess, Site, console_client, create_site, csrf_of
+from tests.support import (
+    ServerProcess,
+    Site,
+    console_client,
+    create_site,
+    csrf_of,
+    with_store,
+)
 from tests.test_mail import address, mail_env, outbox, submit_form
 
 pytestmark = pytest.mark.anyio
@@ -136,6 +143,28 @@ async def test_a_test_mail_arrives_from_the_sites_sender_name(
     submit_form(mailer, site, customer)
     acknowledgement, = sink.wait_for(customer)
     assert acknowledgement["From"].addresses[0].display_name == "Acme Helpdesk"
+
+
+async def test_mail_to_an_address_that_bounces_shows_as_bouncing(
+        mailer: ServerProcess, sink: MailSink) -> None:
+    site = create_site(mailer.db)
+    to = address("bounced")
+    submit_form(mailer, site, to)
+    sink.wait_for(to)
+    wait_until(lambda: outbox(mailer.db, to)[0]["state"] == "sent", "the mail recorded sent")
+    mail_id = outbox(mailer.db, to)[0]["id"]
+    # what the inbound receiver records from a delivery status notification
+    with_store(mailer.db, lambda store: store.mark_bouncing(to, f"5.1.1 {MARKUP} unknown"))
+    admin = await console_client(mailer, site)
+    async with contextlib.aclosing(admin):
+        ticket = await page_of(admin, f"/console/tickets/{site.key}/1")
+        item = row_of(ticket, f"ticket-mail-{mail_id}")
+        assert '<span class="mail-state">Bouncing</span>' in item
+        listing = await page_of(admin, "/console/admin/mail")
+        assert '<td class="mail-state">Bouncing</td>' in row_of(listing, f"mail-{mail_id}")
+        bounces = listing[listing.index('id="bounces"'):]
+        assert to in bounces and "5.1.1 &lt;b&gt;gone&lt;/b&gt; unknown" in bounces
+        assert MARKUP not in listing
 
 
 async def test_agents_who_are_not_admins_get_403(mailer: ServerProcess, sink: MailSink

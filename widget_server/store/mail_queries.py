@@ -67,3 +67,13 @@ class MailQueries(StoreMixin):
 
     async def set_mail_sender_name(self, site_id: int, name: str | None) -> None:
         await self._write(jobs.set_sender_name, site_id, name)
+
+    async def bouncing_among(self, addresses: list[str]) -> set[str]:
+        """Which of ``addresses`` bounce (mail_bounces holds them in lowercase)."""
+        wanted = sorted({address.lower() for address in addresses})
+        if not wanted:
+            return set()
+        rows = await self._fetchall(
+            f"SELECT address FROM mail_bounces WHERE address IN ({', '.join('?' * len(wanted))})",
+            tuple(wanted))
+        return {str(row[0]) for row in rows}

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
-from widget_server.clock import isoformat
+from widget_server.clock import isoformat, parse_iso
 from widget_server.errors import NotFound
 from widget_server.mail_compose import compose_test, from_name
 from widget_server.models import AgentSession, Site, Ticket
@@ -28,15 +28,16 @@ from widget_server.web.errors import runtime
 from widget_server.web.forms import read_form
 from widget_server.web.help_fields import EMAIL, EMAIL_MAX
 
-# What each state of a mail is called in the console. "bouncing" is no state of a row: it is
-# what ``mail_row(..., bouncing=True)`` shows for a mail to an address whose mail came back
-# as undeliverable, once such addresses are recorded.
+# What each state of a mail is called in the console. "bouncing" is no state of a row: a
+# mail to an address whose mail came back undeliverable (mail_bounces) shows as bouncing,
+# whatever its row says (a queued one will be skipped).
 STATE_LABELS = {"queued": "Queued", "sent": "Sent", "failed": "Failed", "skipped": "Skipped",
                 "bouncing": "Bouncing"}
 KIND_LABELS = {"acknowledgement": "Acknowledgement", "reply": "Reply", "solved": "Solved",
                "test": "Test mail"}
 FILTERS = ("queued", "sent", "failed", "skipped")
 OUTBOX_LIMIT = 200
+BOUNCES_SHOWN = 100
 NOTICES = {"retried": "The mail is queued again; the sender tries it within seconds.",
            "test-queued": "The test mail is queued; it shows as Sent below once the mail "
                           "server accepted it."}
@@ -63,7 +64,9 @@ def mail_row(mail: OutboxMail, bouncing: bool = False) -> dict[str, object]:
 async def ticket_mail(rt: Runtime, ticket: Ticket) -> dict[str, object]:
     """The ticket view's "Mail" section: what was mailed about the ticket, and when."""
     mails = await rt.store.conversation_mail(ticket.conversation_id)
-    return {"on": mail_on(rt), "rows": [mail_row(mail) for mail in mails]}
+    bouncing = await rt.store.bouncing_among([mail.to_address for mail in mails])
+    return {"on": mail_on(rt), "rows": [mail_row(mail, mail.to_address.lower() in bouncing)
+                                        for mail in mails]}
 
 
 def _session(request: Request) -> AgentSession:
@@ -86,12 +89,16 @@ async def _outbox_page(request: Request, status: int = 200, errors: dict[str, st
     names = {site.id: site for site in sites}
     mails = [mail for mail in await rt.store.outbox(None, OUTBOX_LIMIT, state or None)
              if mail.site_id in names]
-    rows = [{**mail_row(mail), "site": names[mail.site_id],
+    bouncing = await rt.store.bouncing_among([mail.to_address for mail in mails])
+    rows = [{**mail_row(mail, mail.to_address.lower() in bouncing), "site": names[mail.site_id],
              "ticket_url": (f"/console/tickets/{names[mail.site_id].key}/{mail.ticket_number}"
                             if mail.ticket_number is not None else None)} for mail in mails]
     return page(request, "console/admin_mail.html", status, rows=rows, state=state,
                 filters=[(key, STATE_LABELS[key]) for key in FILTERS], sites=sites,
                 smtp=str(rt.settings.smtp_url or ""),
+                bounces=[{"address": address, "reason": reason,
+                          "since": present.when(parse_iso(since))} for address, reason, since
+                         in await rt.store.bouncing_addresses(BOUNCES_SHOWN)],
                 errors=errors or {}, values=values or {},
                 notice=NOTICES.get(request.query_params.get("done", "")))
 
