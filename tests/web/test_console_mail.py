@@ -120,6 +120,9 @@ async def test_a_test_mail_arrives_from_the_sites_sender_name(
             "csrf": csrf_of(site_page), "sender_name": "Acme  Helpdesk"})
         assert saved.status_code == 303, saved.text
         assert 'value="Acme Helpdesk"' in await page_of(admin, saved.headers["location"])
+        too_long = await admin.post(f"/console/admin/sites/{site.key}/mail", data={
+            "csrf": csrf_of(site_page), "sender_name": "x" * 101})
+        assert too_long.status_code == 422 and 'id="site-sender-name-error"' in too_long.text
 
         to = address("test")
         queued = await admin.post("/console/admin/mail/test", data={
@@ -233,4 +236,6 @@ async def test_with_mail_off_the_pages_say_so(inprocess: InProcess) -> None:
             "csrf": csrf_of(listing), "site": site.key, "to": "ana@example.com"})
         assert refused.status_code == 422
         assert "Mail is off" in refused.text
+        retry = await admin.post("/console/admin/mail/1/retry", data={"csrf": csrf_of(listing)})
+        assert retry.status_code == 422 and 'id="retry-error"' in retry.text
     assert outbox(inprocess.db, "ana@example.com") == []
