@@ -24,6 +24,7 @@ SUBJECTS = {
     "acknowledgement": "[{reference}] We received your request: {subject}",
     "reply": "[{reference}] New reply: {subject}",
     "solved": "[{reference}] Solved: {subject}",
+    "confirm": "[{reference}] Confirm your address to get replies by email",
 }
 
 

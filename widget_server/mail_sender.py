@@ -25,7 +25,7 @@ import aiosmtplib
 from widget_server.background import BackgroundLoop
 from widget_server.clock import Clock
 from widget_server.config import Settings
-from widget_server.help_tokens import HelpTokens, RequestKey
+from widget_server.help_tokens import HelpTokens, MailConfirmation, RequestKey
 from widget_server.mail_compose import compose, one_line
 from widget_server.mail_settings import SmtpUrl, mail_from_address
 from widget_server.mail_tokens import reply_address
@@ -46,7 +46,8 @@ SMTP_TIMEOUT = 30.0
 SMTP_LEASE_MARGIN = timedelta(seconds=2 * SMTP_TIMEOUT)  # no send may start past its lease
 STOP_WAIT = SMTP_TIMEOUT  # a graceful stop waits this long for the mails being sent
 AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "reply": "auto-generated",
-                  "solved": "auto-generated"}  # RFC 3834
+                  "solved": "auto-generated", "confirm": "auto-generated"}  # RFC 3834
+CONFIRM_PATH = "/api/widget/v1/email-confirmations/"
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -156,7 +157,8 @@ class MailSender(BackgroundLoop):
     def _headers(self, mail: OutboxMail) -> dict[str, str]:
         assert mail.context is not None
         headers = {"X-Site-Name": one_line(mail.context.site_name)}  # kept for the retries
-        if self.reply_domain and mail.conversation_id:
+        # an address not yet confirmed gets no way to write into the conversation
+        if self.reply_domain and mail.conversation_id and mail.kind != "confirm":
             headers["Reply-To"] = reply_address(self.secret_key, mail.conversation_id,
                                                 self.reply_domain)
         return headers
@@ -164,6 +166,10 @@ class MailSender(BackgroundLoop):
     def _follow_url(self, mail: OutboxMail) -> str:
         context = mail.context
         assert context is not None and mail.conversation_id is not None
+        if mail.kind == "confirm":  # the link confirms; it opens nothing of the request
+            token = self.help_tokens.confirm(MailConfirmation(
+                context.site_key, context.visitor_id, mail.conversation_id, mail.to_address))
+            return f"{self.base_url}{CONFIRM_PATH}{token}"
         token = self.help_tokens.follow(RequestKey(context.site_key, context.visitor_id,
                                                    mail.conversation_id, context.visitor_name,
                                                    mail.to_address))

@@ -10,10 +10,30 @@ from datetime import datetime, timedelta
 from widget_server.clock import isoformat
 from widget_server.store import sqlite_mail as jobs
 from widget_server.store.console_queries import StoreMixin
-from widget_server.store.mail_records import OutboxMail
+from widget_server.store.mail_records import MailPlan, OutboxMail
 
 
 class MailQueries(StoreMixin):
+    _mail: MailPlan | None  # None: mail is off
+
+    async def queue_mail_confirmation(self, site_id: int, visitor_id: str,
+                                      conversation_id: str, to_address: str, now: datetime
+                                      ) -> int | None:
+        """Queue an address confirmation mail; None when the conversation is not the
+        visitor's (or mail is off)."""
+        if self._mail is None:
+            return None
+        return await self._write(jobs.queue_confirmation, self._mail, site_id, visitor_id,
+                                 conversation_id, to_address, now)
+
+    async def confirm_mail_address(self, site_id: int, visitor_id: str, email: str) -> bool:
+        return await self._write(jobs.confirm_address, site_id, visitor_id, email)
+
+    async def visitor_mail_confirmed(self, visitor_id: str) -> str | None:
+        row = await self._fetchone_now("SELECT mail_confirmed FROM visitors WHERE id = ?",
+                                       (visitor_id,))
+        return row[0] if row else None
+
     async def mail_due(self, now: datetime) -> bool:
         """Whether any queued mail is due: a cheap read before claiming in a write."""
         row = await self._fetchone_now(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-MailKind = Literal["acknowledgement", "reply", "solved"]
+MailKind = Literal["acknowledgement", "reply", "solved", "confirm", "transcript", "alert"]
 MailState = Literal["queued", "sent", "failed", "skipped"]
 
 

@@ -314,7 +314,7 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
 
     # -- writes
     async def post_visitor_message(self, post: VisitorPost, now: datetime) -> PostResult:
-        if self._mail is not None and post.mail_to:
+        if self._mail is not None and (post.mail_to or post.conversation_id is None):
             return await self._write(mail.post_visitor_message, post, now, self._mail)
         return await self._write(writes.post_visitor_message, post, now)
 

@@ -52,13 +52,51 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
     Help Form request's acknowledgement is queued with the ticket (the widget shows its own)."""
     result = writes.post_visitor_message(conn, post, now)
     ticket = result.ticket
-    if post.mail_to and post.conversation_id is None and not result.duplicate and ticket:
+    if post.conversation_id is not None or result.duplicate or ticket is None:
+        return result
+    mail_to = post.mail_to or _confirmed(conn, post.visitor.id)
+    if mail_to:
         conn.execute("UPDATE conversations SET mail_to = ? WHERE id = ?",
-                     (post.mail_to, ticket.conversation_id))
-        if post.channel == "form":
-            enqueue(conn, plan, post.visitor.site_id, post.mail_to, "acknowledgement",
+                     (mail_to, ticket.conversation_id))
+        if post.channel == "form" and post.mail_to:
+            enqueue(conn, plan, post.visitor.site_id, mail_to, "acknowledgement",
                     ticket.conversation_id, ticket.number, now, now)
     return result
+
+
+def _confirmed(conn: sqlite3.Connection, visitor_id: str) -> str | None:
+    """The address the visitor confirmed through the link we mailed, if any."""
+    row = conn.execute("SELECT mail_confirmed FROM visitors WHERE id = ?",
+                       (visitor_id,)).fetchone()
+    return row[0] if row else None
+
+
+def queue_confirmation(conn: sqlite3.Connection, plan: MailPlan, site_id: int,
+                       visitor_id: str, conversation_id: str, to_address: str, now: datetime
+                       ) -> int | None:
+    """Queue the mail with the link that confirms ``to_address`` for the visitor; None when
+    the conversation is not one of the visitor's requests."""
+    row = conn.execute(
+        "SELECT t.number FROM conversations c JOIN tickets t ON t.conversation_id = c.id"
+        " WHERE c.id = ? AND c.visitor_id = ? AND c.site_id = ?",
+        (conversation_id, visitor_id, site_id)).fetchone()
+    if row is None:
+        return None
+    return enqueue(conn, plan, site_id, to_address, "confirm", conversation_id, row[0], now,
+                   now)
+
+
+def confirm_address(conn: sqlite3.Connection, site_id: int, visitor_id: str, email: str
+                    ) -> bool:
+    """The visitor confirmed ``email``: their requests, open and later, are mailed to it.
+    False when the visitor is gone (erased since the link was mailed)."""
+    updated = conn.execute("UPDATE visitors SET mail_confirmed = ? WHERE id = ? AND site_id = ?",
+                           (email, visitor_id, site_id)).rowcount
+    if not updated:
+        return False
+    conn.execute("UPDATE conversations SET mail_to = ? WHERE visitor_id = ?",
+                 (email, visitor_id))
+    return True
 
 
 def _mail_to(conn: sqlite3.Connection, conversation_id: str) -> str | None:
