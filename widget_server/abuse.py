@@ -71,6 +71,8 @@ class Limits:
         self._confirm_to = _bucket(settings.mail_confirmations_per_address_hour, HOUR,
                                    monotonic)
         self._confirm_from = _bucket(settings.mail_confirmations_per_ip_hour, HOUR, monotonic)
+        self._transcripts = _bucket(settings.transcripts_per_conversation_hour, HOUR,
+                                    monotonic)
         self._connects = _bucket(settings.ws_connects_per_ip_minute, MINUTE, monotonic)
         self._frames = _bucket(settings.ws_frames_per_minute, MINUTE, monotonic)
         self._open = Concurrency(settings.ws_open_per_ip) if settings.ws_open_per_ip else None
@@ -113,6 +115,10 @@ class Limits:
         mail many."""
         wait = _take(self._confirm_to, "confirm-to", email.lower())
         return wait if wait > 0 else _take(self._confirm_from, "confirm-from", address)
+
+    def transcript(self, conversation_id: str) -> float:
+        """One transcript mail of a conversation, whoever asks (visitor or agent)."""
+        return _take(self._transcripts, "transcript", conversation_id)
 
     def connect(self, address: str) -> Admission:
         """One new /ws/widget connection; when admitted, ``release`` must run as it closes."""

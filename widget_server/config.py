@@ -168,6 +168,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Address confirmation mails (Get replies by email) per email address per hour."),
     Setting("mail_confirmations_per_ip_hour", "WIDGET_MAIL_CONFIRMATIONS_PER_IP_HOUR", _limit,
             "Address confirmation mails asked for per client address per hour."),
+    Setting("transcripts_per_conversation_hour",
+            "WIDGET_TRANSCRIPTS_PER_CONVERSATION_HOUR", _limit,
+            "Transcript mails of one conversation per hour (widget and console together)."),
     Setting("ws_connects_per_ip_minute", "WIDGET_WS_CONNECTS_PER_IP_MINUTE", _limit,
             "New /ws/widget connections per client address per minute."),
     Setting("ws_open_per_ip", "WIDGET_WS_OPEN_PER_IP", _limit,
@@ -230,6 +233,7 @@ class Settings:
     help_form_posts_per_ip_hour: int = 120
     mail_confirmations_per_address_hour: int = 3
     mail_confirmations_per_ip_hour: int = 10
+    transcripts_per_conversation_hour: int = 3
     ws_connects_per_ip_minute: int = 600
     ws_open_per_ip: int = 1000
     ws_frames_per_minute: int = 600

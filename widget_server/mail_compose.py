@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from widget_server import tickets as rules
-from widget_server.store.mail_records import MailContext, OutboxMail
+from widget_server.store.mail_records import MailContext, OutboxMail, ThreadMessage
 
 templates = Environment(
     loader=PackageLoader("widget_server", "templates/mail"),
@@ -25,6 +25,7 @@ SUBJECTS = {
     "reply": "[{reference}] New reply: {subject}",
     "solved": "[{reference}] Solved: {subject}",
     "confirm": "[{reference}] Confirm your address to get replies by email",
+    "transcript": "[{reference}] Transcript: {subject}",
 }
 
 
@@ -52,6 +53,12 @@ def promise(context: MailContext, now: datetime) -> str | None:
     return f"We'll reply by {rules.format_due(context.first_response_due)}."
 
 
+def _author(message: ThreadMessage, visitor_name: str | None) -> str:
+    if message.author_type == "visitor":
+        return message.author_name or visitor_name or "You"
+    return message.author_name or "Support"
+
+
 def compose(mail: OutboxMail, follow_url: str, now: datetime) -> Composed:
     context = mail.context
     assert context is not None, "only a claimed mail is composed"
@@ -62,7 +69,7 @@ def compose(mail: OutboxMail, follow_url: str, now: datetime) -> Composed:
         "subject": context.subject, "severity": context.severity_label,
         "promise": promise(context, now), "follow_url": follow_url, "page_url": page,
         "name": context.visitor_name,
-        "messages": [{"author": m.author_name or "Support", "body": m.body,
+        "messages": [{"author": _author(m, context.visitor_name), "body": m.body,
                       "when": rules.format_due(m.created_at)} for m in context.messages],
     }
     subject = one_line(SUBJECTS[mail.kind].format(reference=context.reference,

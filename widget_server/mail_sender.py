@@ -46,7 +46,8 @@ SMTP_TIMEOUT = 30.0
 SMTP_LEASE_MARGIN = timedelta(seconds=2 * SMTP_TIMEOUT)  # no send may start past its lease
 STOP_WAIT = SMTP_TIMEOUT  # a graceful stop waits this long for the mails being sent
 AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "reply": "auto-generated",
-                  "solved": "auto-generated", "confirm": "auto-generated"}  # RFC 3834
+                  "solved": "auto-generated", "confirm": "auto-generated",
+                  "transcript": "auto-generated"}  # RFC 3834
 CONFIRM_PATH = "/api/widget/v1/email-confirmations/"
 
 

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from widget_server import tickets as rules
 from widget_server.clock import isoformat, parse_iso
+from widget_server.errors import Conflict, NotFound
 from widget_server.models import Agent, PostResult, TicketChange
 from widget_server.store import sqlite_sla as sla
 from widget_server.store import sqlite_writes as writes
@@ -84,6 +85,33 @@ def queue_confirmation(conn: sqlite3.Connection, plan: MailPlan, site_id: int,
         return None
     return enqueue(conn, plan, site_id, to_address, "confirm", conversation_id, row[0], now,
                    now)
+
+
+TRANSCRIPT_TARGET = (
+    "SELECT c.mail_to, t.number FROM conversations c JOIN tickets t"
+    " ON t.conversation_id = c.id WHERE c.id = ? AND c.site_id = ?"
+    " AND (? IS NULL OR c.visitor_id = ?)")
+
+
+def transcript_target(row: sqlite3.Row | tuple[str | None, int] | None) -> tuple[str, int]:
+    """The verified address and ticket number a transcript goes to, from a row of
+    TRANSCRIPT_TARGET; NotFound, or Conflict without a verified address."""
+    if row is None:
+        raise NotFound("no request of yours has this id", code="unknown_conversation")
+    if row[0] is None:
+        raise Conflict("this request has no verified email address to mail a transcript to",
+                       code="no_verified_address")
+    return str(row[0]), int(row[1])
+
+
+def queue_transcript(conn: sqlite3.Connection, plan: MailPlan, site_id: int,
+                     conversation_id: str, visitor_id: str | None, now: datetime) -> str:
+    """Queue the public thread to the conversation's verified address; return the address.
+    ``visitor_id``: asked for by this visitor, whose conversation it must be."""
+    to_address, number = transcript_target(conn.execute(
+        TRANSCRIPT_TARGET, (conversation_id, site_id, visitor_id, visitor_id)).fetchone())
+    enqueue(conn, plan, site_id, to_address, "transcript", conversation_id, number, now, now)
+    return to_address
 
 
 def confirm_address(conn: sqlite3.Connection, site_id: int, visitor_id: str, email: str
@@ -199,7 +227,15 @@ def _context(conn: sqlite3.Connection, row: sqlite3.Row) -> MailContext | None:
     if found is None:  # erased, or moved by a merge: nothing to tell
         return None
     messages: tuple[ThreadMessage, ...] = ()
-    if row["kind"] == "reply":
+    if row["kind"] == "transcript":  # the public thread: never an internal note
+        messages = tuple(
+            ThreadMessage(m["seq"], m["author_type"], m["author_name"], m["body"],
+                          parse_iso(m["created_at"]))
+            for m in conn.execute(
+                "SELECT seq, author_type, author_name, body, created_at FROM messages"
+                " WHERE conversation_id = ? AND internal = 0 ORDER BY seq",
+                (row["conversation_id"],)))
+    elif row["kind"] == "reply":
         mailed = conn.execute(
             "SELECT MAX(upto_seq) FROM mail_outbox WHERE conversation_id = ? AND kind = 'reply'"
             " AND subject IS NOT NULL AND state IN ('queued', 'sent')",

@@ -5,9 +5,13 @@ one mail to the typed address, with a signed link valid for a day; that mail is 
 address ever gets. ``GET /api/widget/v1/email-confirmations/{token}``, the link, records the
 address as the visitor's confirmed one: their requests, open and later, are mailed to it
 (docs/email.md). Rate-limited per address and per client address (abuse.py).
+``POST /api/widget/v1/transcripts`` (``{conversation}``) mails the public thread to the
+conversation's verified address; never to an address merely typed.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -16,6 +20,7 @@ from starlette.routing import Route
 from widget_server.abuse import enforce
 from widget_server.client_address import client_address
 from widget_server.errors import NotFound, Unauthorized, Unprocessable
+from widget_server.models import Site, Visitor
 from widget_server.text import one_line
 from widget_server.web.bearer import bearer_token
 from widget_server.web.cors import check_origin, preflight, with_cors
@@ -29,7 +34,8 @@ MAX_ID = 64
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 
 
-async def ask(request: Request) -> Response:
+async def _visitor_call(request: Request) -> tuple[Site, Visitor, str, dict[str, Any]]:
+    """The site, visitor, conversation id and body of a widget mail call."""
     rt = runtime(request)
     data = await read_json_object(request)
     site_key = data.get("site")
@@ -45,10 +51,17 @@ async def ask(request: Request) -> Response:
     visitor = await rt.token_visitor(token, site)
     if site.identity_required and not visitor.verified:
         raise identity_required()
-    conversation, email = data.get("conversation"), data.get("email")
+    conversation = data.get("conversation")
     if not isinstance(conversation, str) or not conversation or len(conversation) > MAX_ID:
         raise Unprocessable("conversation must be the id of one of your requests",
                             code="invalid_conversation")
+    return site, visitor, conversation, data
+
+
+async def ask(request: Request) -> Response:
+    rt = runtime(request)
+    site, visitor, conversation, data = await _visitor_call(request)
+    email = data.get("email")
     email = one_line(email) if isinstance(email, str) else ""
     if len(email) > EMAIL_MAX or not EMAIL.fullmatch(email):
         raise Unprocessable("email must be an address like name@example.com",
@@ -61,6 +74,18 @@ async def ask(request: Request) -> Response:
     if queued is None:
         raise NotFound("no request of yours has this id", code="unknown_conversation")
     return JSONResponse({"email": email, "status": "confirmation_sent"}, status_code=202,
+                        headers={"Cache-Control": "no-store"})
+
+
+async def transcript(request: Request) -> Response:
+    """The public thread mailed to the conversation's verified address, and only there."""
+    rt = runtime(request)
+    site, visitor, conversation, _ = await _visitor_call(request)
+    await rt.store.transcript_address(site.id, conversation, visitor.id)  # refusals cost none
+    enforce(rt.limits.transcript(conversation), "this transcript was mailed several times "
+            "this hour; try again later")
+    await rt.store.queue_transcript(site.id, conversation, visitor.id, rt.clock.now())
+    return JSONResponse({"status": "transcript_sent"}, status_code=202,
                         headers={"Cache-Control": "no-store"})
 
 
@@ -85,4 +110,6 @@ routes = [
     Route("/api/widget/v1/email-confirmations", with_cors(ask), methods=["POST"]),
     Route("/api/widget/v1/email-confirmations", preflight, methods=["OPTIONS"]),
     Route("/api/widget/v1/email-confirmations/{token}", confirm, methods=["GET"]),
+    Route("/api/widget/v1/transcripts", with_cors(transcript), methods=["POST"]),
+    Route("/api/widget/v1/transcripts", preflight, methods=["OPTIONS"]),
 ]
