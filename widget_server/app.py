@@ -40,6 +40,7 @@ from widget_server.web.console import admin as console_admin
 from widget_server.web.console import articles as console_articles
 from widget_server.web.console import auth as console_auth
 from widget_server.web.console import live as console_live
+from widget_server.web.console import mail_prefs as console_mail_prefs
 from widget_server.web.console import pages as console_pages
 from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
@@ -114,6 +115,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *help_metrics.routes,
         *console_auth.routes,
         *console_pages.routes,
+        *console_mail_prefs.routes,
         *console_admin.routes,
         *console_privacy.routes,
         *console_access.routes,

@@ -26,7 +26,12 @@ SUBJECTS = {
     "solved": "[{reference}] Solved: {subject}",
     "confirm": "[{reference}] Confirm your address to get replies by email",
     "transcript": "[{reference}] Transcript: {subject}",
+    "alert": "[{reference}] {what}: {subject}",
 }
+ALERT_WHAT = {"new_ticket": "New ticket", "visitor_reply": "The visitor replied",
+              "sla_at_risk": "SLA at risk", "sla_breached": "SLA breached",
+              "escalated": "Escalated to your tier"}
+ALERT_HEADER = "X-Widget-Alert"  # sqlite_alerts.HEADER
 
 
 @dataclass(frozen=True)
@@ -69,11 +74,12 @@ def compose(mail: OutboxMail, follow_url: str, now: datetime) -> Composed:
         "subject": context.subject, "severity": context.severity_label,
         "promise": promise(context, now), "follow_url": follow_url, "page_url": page,
         "name": context.visitor_name,
+        "what": ALERT_WHAT.get(mail.headers.get(ALERT_HEADER, ""), "Ticket update"),
         "messages": [{"author": _author(m, context.visitor_name), "body": m.body,
                       "when": rules.format_due(m.created_at)} for m in context.messages],
     }
     subject = one_line(SUBJECTS[mail.kind].format(reference=context.reference,
-                                                  subject=context.subject))
+                                                  subject=context.subject, what=values["what"]))
     return Composed(
         subject=subject,
         text=templates.get_template(f"{mail.kind}.txt").render(values),

@@ -47,7 +47,7 @@ SMTP_LEASE_MARGIN = timedelta(seconds=2 * SMTP_TIMEOUT)  # no send may start pas
 STOP_WAIT = SMTP_TIMEOUT  # a graceful stop waits this long for the mails being sent
 AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "reply": "auto-generated",
                   "solved": "auto-generated", "confirm": "auto-generated",
-                  "transcript": "auto-generated"}  # RFC 3834
+                  "transcript": "auto-generated", "alert": "auto-generated"}  # RFC 3834
 CONFIRM_PATH = "/api/widget/v1/email-confirmations/"
 
 
@@ -137,7 +137,7 @@ class MailSender(BackgroundLoop):
         if subject is None or text is None or html is None:
             composed = compose(mail, self._follow_url(mail), self.clock.now())
             subject, text, html = composed.subject, composed.text, composed.html
-            headers = self._headers(mail)
+            headers = {**mail.headers, **self._headers(mail)}
             await self.store.mail_composed(mail.id, subject, text, html, headers,
                                            composed.upto_seq)
         site_name = one_line(mail.context.site_name) if mail.context else ""
@@ -158,8 +158,9 @@ class MailSender(BackgroundLoop):
     def _headers(self, mail: OutboxMail) -> dict[str, str]:
         assert mail.context is not None
         headers = {"X-Site-Name": one_line(mail.context.site_name)}  # kept for the retries
-        # an address not yet confirmed gets no way to write into the conversation
-        if self.reply_domain and mail.conversation_id and mail.kind != "confirm":
+        # an address not yet confirmed, or an agent's, gets no way to write as the visitor
+        if self.reply_domain and mail.conversation_id and mail.kind not in {"confirm",
+                                                                            "alert"}:
             headers["Reply-To"] = reply_address(self.secret_key, mail.conversation_id,
                                                 self.reply_domain)
         return headers
@@ -167,6 +168,8 @@ class MailSender(BackgroundLoop):
     def _follow_url(self, mail: OutboxMail) -> str:
         context = mail.context
         assert context is not None and mail.conversation_id is not None
+        if mail.kind == "alert":  # to an agent: the ticket in the console
+            return f"{self.base_url}/console/tickets/{context.site_key}/{mail.ticket_number}"
         if mail.kind == "confirm":  # the link confirms; it opens nothing of the request
             token = self.help_tokens.confirm(MailConfirmation(
                 context.site_key, context.visitor_id, mail.conversation_id, mail.to_address))

@@ -62,6 +62,7 @@ async def test_tokens_of_integration_agents_made_before_0010_keep_working(
         conn.execute("DROP TABLE mail_outbox")  # 0011, which follows
         conn.execute("ALTER TABLE conversations DROP COLUMN mail_to")
         conn.execute("ALTER TABLE visitors DROP COLUMN mail_confirmed")  # 0013
+        conn.execute("DROP TABLE agent_mail_prefs")
     upgraded = SQLiteStore(store.path)  # the next start migrates
     await upgraded.open()
     try:

@@ -9,14 +9,13 @@ from datetime import datetime, timedelta
 
 from widget_server.clock import isoformat
 from widget_server.errors import Conflict
+from widget_server.store import sqlite_alerts as alerts
 from widget_server.store import sqlite_mail as jobs
 from widget_server.store.console_queries import StoreMixin
-from widget_server.store.mail_records import MailPlan, OutboxMail
+from widget_server.store.mail_records import OutboxMail
 
 
 class MailQueries(StoreMixin):
-    _mail: MailPlan | None  # None: mail is off
-
     async def queue_mail_confirmation(self, site_id: int, visitor_id: str,
                                       conversation_id: str, to_address: str, now: datetime
                                       ) -> int | None:
@@ -43,6 +42,12 @@ class MailQueries(StoreMixin):
         row = await self._fetchone(jobs.TRANSCRIPT_TARGET,
                                    (conversation_id, site_id, visitor_id, visitor_id))
         return jobs.transcript_target(row)[0]
+
+    async def agent_mail_prefs(self, agent_id: int) -> dict[str, bool]:
+        return alerts.prefs(await self._fetchone(alerts.PREFS, (agent_id,)))
+
+    async def set_agent_mail_prefs(self, agent_id: int, wanted: dict[str, bool]) -> None:
+        await self._write(alerts.set_prefs, agent_id, wanted)
 
     async def conversation_mail_to(self, conversation_id: str) -> str | None:
         row = await self._fetchone_now("SELECT mail_to FROM conversations WHERE id = ?",

@@ -33,15 +33,17 @@ ERROR_CHARS = 500  # of an SMTP server's answer kept as the reason
 
 def enqueue(conn: sqlite3.Connection, plan: MailPlan, site_id: int, to_address: str,
             kind: MailKind, conversation_id: str | None, number: int | None,
-            send_after: datetime, now: datetime) -> int:
-    """Queue one mail; its Message-ID is fixed here, so a retry is recognisably the same."""
+            send_after: datetime, now: datetime, headers: dict[str, str] | None = None) -> int:
+    """Queue one mail; its Message-ID is fixed here, so a retry is recognisably the same.
+    ``headers``: kept with the mail until it is composed (an alert's kind)."""
     placeholder = f"<pending.{secrets.token_hex(16)}@{plan.domain}>"
     mail_id = int(conn.execute(
         "INSERT INTO mail_outbox (site_id, to_address, kind, conversation_id, ticket_number,"
-        " message_id, send_after, next_attempt_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        " message_id, send_after, next_attempt_at, created_at, headers)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (site_id, to_address, kind, conversation_id, number, placeholder,
-         isoformat(send_after), isoformat(send_after), isoformat(now))).fetchone()[0])
+         isoformat(send_after), isoformat(send_after), isoformat(now),
+         json.dumps(headers or {}))).fetchone()[0])
     conn.execute("UPDATE mail_outbox SET message_id = ? WHERE id = ?",
                  (f"<outbox-{mail_id}.{secrets.token_hex(8)}@{plan.domain}>", mail_id))
     return mail_id
@@ -227,7 +229,7 @@ def _context(conn: sqlite3.Connection, row: sqlite3.Row) -> MailContext | None:
     if found is None:  # erased, or moved by a merge: nothing to tell
         return None
     messages: tuple[ThreadMessage, ...] = ()
-    if row["kind"] == "transcript":  # the public thread: never an internal note
+    if row["kind"] in ("transcript", "alert"):  # the public thread: never an internal note
         messages = tuple(
             ThreadMessage(m["seq"], m["author_type"], m["author_name"], m["body"],
                           parse_iso(m["created_at"]))
@@ -235,6 +237,8 @@ def _context(conn: sqlite3.Connection, row: sqlite3.Row) -> MailContext | None:
                 "SELECT seq, author_type, author_name, body, created_at FROM messages"
                 " WHERE conversation_id = ? AND internal = 0 ORDER BY seq",
                 (row["conversation_id"],)))
+        if row["kind"] == "alert":  # what the visitor wrote last, if anything
+            messages = tuple(m for m in messages if m.author_type == "visitor")[-1:]
     elif row["kind"] == "reply":
         mailed = conn.execute(
             "SELECT MAX(upto_seq) FROM mail_outbox WHERE conversation_id = ? AND kind = 'reply'"

@@ -35,3 +35,14 @@ CREATE INDEX mail_outbox_conversation ON mail_outbox (conversation_id, kind, sta
 -- The address a visitor confirmed through the link we mailed; the visitor's requests, those
 -- open then and those started later, are mailed to it. NULL: none confirmed.
 ALTER TABLE visitors ADD COLUMN mail_confirmed TEXT;
+
+-- Which alerts each agent gets by mail (docs/email.md). No row: the defaults, a visitor's
+-- reply on the agent's tickets and SLA at risk.
+CREATE TABLE agent_mail_prefs (
+    agent_id      INTEGER PRIMARY KEY REFERENCES agents (id) ON DELETE CASCADE,
+    new_ticket    INTEGER NOT NULL DEFAULT 0,
+    visitor_reply INTEGER NOT NULL DEFAULT 1,
+    sla_at_risk   INTEGER NOT NULL DEFAULT 1,
+    sla_breached  INTEGER NOT NULL DEFAULT 0,
+    escalated     INTEGER NOT NULL DEFAULT 0
+);
