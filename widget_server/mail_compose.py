@@ -58,9 +58,9 @@ def promise(context: MailContext, now: datetime) -> str | None:
     return f"We'll reply by {rules.format_due(context.first_response_due)}."
 
 
-def _author(message: ThreadMessage, visitor_name: str | None) -> str:
-    if message.author_type == "visitor":
-        return message.author_name or visitor_name or "You"
+def _author(message: ThreadMessage, visitor_name: str | None, kind: str) -> str:
+    if message.author_type == "visitor":  # an alert is read by an agent, the rest by them
+        return message.author_name or visitor_name or ("Visitor" if kind == "alert" else "You")
     return message.author_name or "Support"
 
 
@@ -75,7 +75,7 @@ def compose(mail: OutboxMail, follow_url: str, now: datetime) -> Composed:
         "promise": promise(context, now), "follow_url": follow_url, "page_url": page,
         "name": context.visitor_name,
         "what": ALERT_WHAT.get(mail.headers.get(ALERT_HEADER, ""), "Ticket update"),
-        "messages": [{"author": _author(m, context.visitor_name), "body": m.body,
+        "messages": [{"author": _author(m, context.visitor_name, mail.kind), "body": m.body,
                       "when": rules.format_due(m.created_at)} for m in context.messages],
     }
     subject = one_line(SUBJECTS[mail.kind].format(reference=context.reference,
