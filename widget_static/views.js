@@ -196,15 +196,16 @@ function conversationView(panel) {
     slot(panel, "mail"));
 }
 
-// "Get replies by email", only when the server mails and this visitor's replies are not
-// mailed yet; the form is a module of its own (mail.js)
+// when the server mails: "Get replies by email" until the visitor's replies are mailed, then
+// "Email me this conversation"; what they do is a module of its own (mail.js)
 function offerMail(panel, slot) {
   const id = panel.view.conversation;
-  const want = panel.site && panel.site.mail && !panel.visitor.mail_verified && id && !id.startsWith("new:") ? id : "";
+  const has = panel.visitor.mail_verified;
+  const want = panel.site && panel.site.mail && id && !id.startsWith("new:") ? id + has : "";
   if (slot.dataset.for === want) return;
   slot.dataset.for = want;
-  slot.replaceChildren(...(want ? [h("button", { type: "button", class: "link", text: "Get replies by email",
-    onclick: () => import("./mail.js").then((m) => { slot.replaceChildren(m.mailForm(panel, want)); slot.querySelector("input").focus(); }) })] : []));
+  slot.replaceChildren(...(want ? [h("button", { type: "button", class: "link", text: has ? "Email me this conversation" : "Get replies by email",
+    onclick: () => import("./mail.js").then((m) => slot.replaceChildren(m.mailView(panel, id, has))) })] : []));
 }
 
 function ticketHead(panel) {

@@ -62,11 +62,15 @@ def test_a_visitor_confirms_an_address_and_gets_the_next_reply_by_mail(
     widget.get_by_role("button", name=re.compile("#1")).click()
     expect(widget.get_by_role("log")).to_contain_text("The export is empty")
     expect(widget.get_by_role("button", name="Get replies by email")).to_have_count(0)
+    widget.get_by_role("button", name="Email me this conversation").click()
+    expect(widget.get_by_text("We emailed you this conversation.")).to_be_visible()
+    transcript = sink.wait_for(to, 2)[1]
+    assert transcript["Subject"] == "[#1] Transcript: The export is empty"
 
     page.close()  # the reply stays unread, so it is mailed
     with api(mailer, site) as client:
         client.post("/api/v1/tickets/1/messages", json={"body": "Fixed in 2.4"})
-    assert "Fixed in 2.4" in text_of(sink.wait_for(to, 2)[1])[0]
+    assert "Fixed in 2.4" in text_of(sink.wait_for(to, 3)[2])[0]
 
 
 def test_without_mail_the_widget_offers_none(page: Page, host_pages: HostPages,
@@ -75,3 +79,4 @@ def test_without_mail_the_widget_offers_none(page: Page, host_pages: HostPages,
     widget = open_request(page, "No mail here")
     expect(widget.get_by_role("heading", name=re.compile("No mail here"))).to_be_visible()
     expect(widget.get_by_role("button", name="Get replies by email")).to_have_count(0)
+    expect(widget.get_by_role("button", name="Email me this conversation")).to_have_count(0)
