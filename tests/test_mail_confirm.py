@@ -12,7 +12,14 @@ import httpx
 import pytest
 
 from tests.mail_sink import MailSink, text_of, wait_until
-from tests.support import ServerProcess, Site, VisitorClient, create_site, start_session
+from tests.support import (
+    ServerProcess,
+    Site,
+    VisitorClient,
+    create_site,
+    run_cli,
+    start_session,
+)
 from tests.test_mail import address, api, mail_env, outbox
 
 LINK = re.compile(r"(http://\S+/api/widget/v1/email-confirmations/[A-Za-z0-9_.\-]+)")
@@ -160,3 +167,18 @@ async def test_without_a_mail_server_the_widget_is_offered_no_mail(server: Serve
     assert session["site"]["mail"] is False and session["visitor"]["mail_verified"] is False
     refused = ask(server, site, token, conversation, address("off"))
     assert (refused.status_code, refused.json()["error"]["code"]) == (404, "mail_off")
+
+
+@pytest.mark.anyio
+async def test_erasing_by_email_finds_a_visitor_by_their_confirmed_address(
+        mailer: ServerProcess, sink: MailSink) -> None:
+    site = create_site(mailer.db)
+    to = address("erase")
+    token, conversation = await open_request(mailer, site)  # typed no name, no email
+    assert ask(mailer, site, token, conversation, to).status_code == 202
+    link = LINK.search(text_of(sink.wait_for(to)[0])[0]).group(1)  # type: ignore[union-attr]
+    assert httpx.get(link).status_code == 200
+    erased = run_cli("visitor", "erase", "--db", str(mailer.db), "--site", site.key,
+                     "--email", to.upper(), "--yes")
+    assert "matches 1 visitor(s)" in erased.stdout and "1 visitors" in erased.stdout
+    assert outbox(mailer.db, to) == []  # the confirmation went with the conversation
