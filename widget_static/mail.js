@@ -39,7 +39,8 @@ export function mailView(panel, conversation, verified) {
       (data) => `We sent a link to ${data.email}. Open it to get the replies to this request by email.`);
   } },
   h("label", { for: "hw-mail", text: "Your email" }),
-  h("input", { id: "hw-mail", name: "email", type: "email", autocomplete: "email", required: true, maxlength: "254" }),
+  h("input", { id: "hw-mail", name: "email", type: "email", autocomplete: "email", required: true, maxlength: "254",
+    value: (panel.contact && panel.contact.email) || panel.visitor.email || "" }),
   h("button", { type: "submit", class: "secondary", text: "Send me a link" }));
   view.prepend(form);
   setTimeout(() => form.elements.email.focus());
