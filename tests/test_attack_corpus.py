@@ -372,7 +372,7 @@ async def test_rest_api_corpus_and_site_isolation(server: ServerProcess, site: S
                 assert "5511" not in found.text
             if text.isprintable():  # httpx refuses control characters in URLs
                 traversal = await api.client.get(f"/api/v1/tickets/{text[:100]}")
-                assert_clean(traversal, (404, 405, 422))
+                assert_clean(traversal, (400, 404, 405, 422))  # 400: a control once decoded
                 assert traversal.headers["content-type"].startswith("application/json")
         for body in (LONE_SURROGATE, DEEP, f'{{"body": {DEEP}}}', "x" * 100,
                      '{"body": "' + "y" * (1024 * 1024) + '"}'):

@@ -13,6 +13,8 @@ from widget_server.abuse import Limits
 from widget_server.clock import Clock, SystemClock
 from widget_server.config import Settings
 from widget_server.help_tokens import HelpTokens
+from widget_server.mail_receiver import start_receiver
+from widget_server.mail_route import MailRouter
 from widget_server.mail_sender import MailSender
 from widget_server.messaging import Messaging
 from widget_server.realtime.hub import Hub
@@ -29,6 +31,7 @@ from widget_server.web import (
     help_centre,
     help_form,
     help_metrics,
+    inbound_email,
     mail_confirm,
     session,
     static,
@@ -46,6 +49,7 @@ from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
 from widget_server.web.errors import EXCEPTION_HANDLERS
 from widget_server.web.headers import SecurityHeaders
+from widget_server.web.url_check import UrlCheck
 
 log = logging.getLogger(__name__)
 
@@ -91,9 +95,15 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 if not settings.public_url:
                     log.warning("mail is on but WIDGET_PUBLIC_URL is not set: the links in "
                                 "the mails point at %s", settings.base_url)
+            receiver = None
+            if settings.smtp_listen is not None:
+                receiver = await start_receiver(MailRouter(app.state.runtime),
+                                                *settings.smtp_listen, settings.mail_max_bytes)
             try:
                 yield
             finally:
+                if receiver is not None:
+                    receiver.close()
                 if mail is not None:
                     await mail.stop()
                 await retention.stop()
@@ -107,6 +117,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *session.routes,
         *widget_ws.routes,
         *api.routes,
+        *inbound_email.routes,
         *access_grants.routes,
         *mail_confirm.routes,
         *help_form.routes,
@@ -127,6 +138,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         routes=routes,
         # Outermost first: the security headers reach every answer, a 413 of BodyLimit too.
         middleware=[Middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds),
+                    Middleware(UrlCheck),
                     Middleware(BodyLimit, limit=settings.max_request_bytes,
                                timeout=settings.http_timeout)],
         exception_handlers=EXCEPTION_HANDLERS,

@@ -164,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     rotate.add_argument("--grace-hours", type=_grace_hours, default=24.0,
                         help="hours the previous secret is still accepted (default 24)")
     cli_privacy.add_site_command(site_commands)  # site set-retention
+    cli_mail.add_site_command(site_commands)  # site set-support-address
     cli_privacy.add_commands(commands)  # retention run, visitor erase
     cli_mail.add_commands(commands)  # mail outbox
 
@@ -463,6 +464,9 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
             asyncio.run(_with_store(
                 settings, lambda store: cli_privacy.run(store, args, clock, settings.token_max_age),
                 clock))
+        elif args.command == "site" and args.site_command == "set-support-address":
+            asyncio.run(_with_store(settings, lambda store: cli_mail.set_support_address(
+                store, args), clock))
         elif args.command == "mail":
             asyncio.run(_with_store(settings, lambda store: cli_mail.run(store, args), clock))
         elif args.command == "site":

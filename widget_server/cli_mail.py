@@ -7,6 +7,7 @@ import argparse
 
 from widget_server.clock import isoformat
 from widget_server.errors import NotFound
+from widget_server.mail_settings import parse_support_address
 from widget_server.store import Store
 
 DB_HELP = "SQLite file (default: $WIDGET_DB or ./widget.db)"
@@ -33,6 +34,34 @@ def add_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) 
     outbox.add_argument("--state", choices=STATES, help="only mails in this state")
     outbox.add_argument("--limit", type=_limit, default=50,
                         help="at most this many mails (default 50)")
+
+
+def _support_address(text: str) -> str | None:
+    try:
+        return parse_support_address(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def add_site_command(site_commands: argparse._SubParsersAction[argparse.ArgumentParser]
+                     ) -> None:
+    support = site_commands.add_parser(
+        "set-support-address", help="set the address whose mail opens tickets",
+        description="Set a site's support address: a mail to it, arriving by the SMTP "
+        "receiver or POST /api/v1/inbound-email, opens a ticket and is acknowledged like a "
+        "Help Form request (docs/email.md). 'off' removes it.")
+    support.add_argument("--db", help=DB_HELP)
+    support.add_argument("--site", required=True, help="the site's key")
+    support.add_argument("--address", required=True, type=_support_address,
+                         metavar="ADDRESS|off", help="e.g. help@acme.test, or off")
+
+
+async def set_support_address(store: Store, args: argparse.Namespace) -> None:
+    site = await store.get_site_by_key(args.site)
+    if site is None:
+        raise NotFound(f"no site has the key {args.site}", code="site_not_found")
+    await store.set_support_address(site.id, args.address)
+    print(f"support address of {site.name}: {args.address or 'none'}")
 
 
 async def run(store: Store, args: argparse.Namespace) -> None:

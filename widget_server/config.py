@@ -13,7 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from widget_server.client_address import parse_proxies
-from widget_server.mail_settings import SmtpUrl, parse_domain, parse_mail_from, parse_smtp_url
+from widget_server.mail_settings import (
+    SmtpUrl,
+    parse_domain,
+    parse_listen,
+    parse_mail_from,
+    parse_smtp_url,
+)
 from widget_server.numbers import parse_signed
 
 DEMO_SITE_SETTING = "demo_site_key"  # server_settings row naming the site /demo embeds
@@ -205,6 +211,11 @@ SETTINGS: tuple[Setting, ...] = (
             "Seconds an agent's reply may stay unread in the widget before it is mailed."),
     Setting("mail_reply_domain", "WIDGET_MAIL_REPLY_DOMAIN", parse_domain,
             "Domain of the signed Reply-To address (r+TOKEN@domain) of the mails sent."),
+    # inbound mail (docs/email.md#inbound-mail)
+    Setting("smtp_listen", "WIDGET_SMTP_LISTEN", parse_listen,
+            "host:port the built-in SMTP receiver of answers listens on; unset: none."),
+    Setting("mail_max_bytes", "WIDGET_MAIL_MAX_BYTES", _positive_int,
+            "Largest inbound mail accepted, in bytes (SMTP 552 or HTTP 413 beyond)."),
 )
 
 
@@ -250,6 +261,8 @@ class Settings:
     mail_from: str | None = None
     mail_delay_seconds: float = 120.0
     mail_reply_domain: str | None = None
+    smtp_listen: tuple[str, int] | None = None
+    mail_max_bytes: int = 10 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.smtp_url is not None and not self.mail_from:

@@ -93,3 +93,25 @@ def parse_domain(text: str) -> str:
     if not parse_domain_ok(domain):
         raise ValueError("must be a domain name like reply.example.com")
     return domain
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``host:port`` (``[::1]:2525`` for IPv6) of the SMTP receiver."""
+    host, colon, port = text.strip().rpartition(":")
+    host = host.strip("[]")
+    if not colon or not host or not _HOST.match(host) or not port.isdigit() \
+            or not 0 < int(port) < 65536:
+        raise ValueError("must be host:port, e.g. 127.0.0.1:2525")
+    return host, int(port)
+
+
+def parse_support_address(text: str) -> str | None:
+    """A site's support address (``support@acme.test``, lowercase); '' or ``off``: none."""
+    text = text.strip().lower()
+    if text in {"", "off"}:
+        return None
+    local, at, domain = text.rpartition("@")
+    if not at or not local or any(char.isspace() or char in '<>",;' for char in local) \
+            or not parse_domain_ok(domain) or len(text) > 254:
+        raise ValueError("must be an address like support@acme.test, or off")
+    return text

@@ -55,6 +55,7 @@ class Messaging:
         page_url: str | None = None,
         user_agent: str | None = None,
         mail_to: str | None = None,
+        acknowledge: bool | None = None,
     ) -> PostResult:
         """Store a visitor message (opening a ticket when ``conversation_id`` is None).
 
@@ -71,7 +72,7 @@ class Messaging:
                            subject=optional_line(subject), channel=channel,
                            page_url=optional_line(page_url and page_url[:2000]),
                            user_agent=optional_line(user_agent and user_agent[:500]),
-                           mail_to=mail_to)
+                           mail_to=mail_to, acknowledge=acknowledge)
         return await self.store.post_visitor_message(post, self.clock.now())
 
     def announce(self, visitor: Visitor, result: PostResult) -> None:

@@ -34,3 +34,12 @@ def multi_line(value: str) -> str:
 def optional_line(value: str | None) -> str | None:
     """``one_line`` of a value that may be absent; None when nothing is left."""
     return (one_line(value) or None) if value is not None else None
+
+
+_ANY_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f]")
+
+
+def has_control(value: str) -> bool:
+    """Whether ``value`` holds any control character, tab and line breaks included (what no
+    single-line value, such as a URL's path or query, may hold once decoded)."""
+    return _ANY_CONTROL.search(value) is not None

@@ -59,8 +59,12 @@ async def test_tokens_of_integration_agents_made_before_0010_keep_working(
         conn.execute("DELETE FROM schema_migrations WHERE version >= 10")
         conn.execute("DROP TABLE erased_visitors")
         conn.execute("DELETE FROM agent_sites")
-        conn.execute("DROP TABLE mail_outbox")  # 0011, which follows
+        conn.execute("DROP TABLE mail_outbox")  # 0011 and 0012, which follow
         conn.execute("ALTER TABLE conversations DROP COLUMN mail_to")
+        conn.execute("DROP TABLE mail_bounces")
+        conn.execute("DROP INDEX sites_support_address")
+        conn.execute("ALTER TABLE sites DROP COLUMN support_address")
+        conn.execute("ALTER TABLE tickets DROP COLUMN follow_up_of_id")
         conn.execute("ALTER TABLE visitors DROP COLUMN mail_confirmed")  # 0013
         conn.execute("DROP TABLE agent_mail_prefs")
     upgraded = SQLiteStore(store.path)  # the next start migrates

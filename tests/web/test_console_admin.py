@@ -545,3 +545,31 @@ async def test_login_throttling_slows_down_exponentially(inprocess: InProcess) -
         assert (await browser.sign_in(email, password)).status_code == 303  # clears the count
     finally:
         await browser.aclose()
+
+
+async def test_admin_sets_a_sites_support_address(inprocess: InProcess) -> None:
+    email, password, _ = await make_admin(inprocess)
+    async with console(inprocess, email, password) as admin:
+        name = unique("Mailed")
+        key = await add_site(admin, name, "https://mailed.example.test")
+        other = await add_site(admin, unique("Other"), "https://other.example.test")
+        fields = {"name": name, "origins": "https://mailed.example.test", "tiers": "One"}
+        saved = await admin.post(f"/console/admin/sites/{key}", {
+            **fields, "support_address": "Help@Mailed.test"})
+        assert saved.status_code == 303
+        page = await admin.get(f"/console/admin/sites/{key}")
+        assert 'value="help@mailed.test"' in page.text
+        assert query_db(inprocess.db, "SELECT support_address FROM sites WHERE key = ?",
+                        (key,)) == [("help@mailed.test",)]
+        bad = await admin.post(f"/console/admin/sites/{key}", {
+            **fields, "support_address": "not an address"})
+        assert "like help@acme.test" in field_error(bad, "site-support-address")
+        taken = await admin.post(f"/console/admin/sites/{other}", {
+            "name": unique("Other"), "origins": "https://other.example.test", "tiers": "One",
+            "support_address": "help@mailed.test"})
+        assert "Another site" in field_error(taken, "site-support-address")
+        cleared = await admin.post(f"/console/admin/sites/{key}", {
+            **fields, "support_address": ""})
+        assert cleared.status_code == 303
+        assert query_db(inprocess.db, "SELECT support_address FROM sites WHERE key = ?",
+                        (key,)) == [(None,)]

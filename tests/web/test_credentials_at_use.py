@@ -84,11 +84,6 @@ async def api_get(server: ServerProcess, token: str, path: str = "/api/v1/ticket
 
 
 @pytest.fixture(scope="module")
-def shift(tmp_path_factory: pytest.TempPathFactory) -> TimeShift:
-    return TimeShift(tmp_path_factory.mktemp("authz-clock") / "offset")
-
-
-@pytest.fixture(scope="module")
 def proxied(tmp_path_factory: pytest.TempPathFactory, shift: TimeShift
             ) -> Iterator[ServerProcess]:
     """A server behind a trusted proxy (each test a client address of its own) whose clock

@@ -203,9 +203,12 @@ async def test_missing_draft_and_foreign_articles_are_404_pages(
 ) -> None:
     other = await inprocess.create_site()
     for slug, key in (("nope", corpus.key), ("secret", corpus.key), ("reset-password", other.key),
-                      ("Bad_Slug%00", corpus.key)):
+                      ("Bad_Slug", corpus.key)):
         response = await browser.get(f"/help/articles/{slug}", params={"site": key})
         assert "Article not found" in assert_page(response, 404), slug
+    # a slug with a control character never reaches the page (web/url_check.py)
+    refused = await browser.get("/help/articles/Bad_Slug%00", params={"site": corpus.key})
+    assert refused.status_code == 400
 
 
 async def test_feedback_form_yes_then_no_with_the_four_exact_reasons(

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
+from widget_server.models import Visitor
+
 MailKind = Literal["acknowledgement", "reply", "solved", "confirm", "transcript", "alert"]
 MailState = Literal["queued", "sent", "failed", "skipped"]
 
@@ -67,3 +69,17 @@ class OutboxMail:
     sent_at: datetime | None
     upto_seq: int | None = None
     context: MailContext | None = field(default=None, compare=False)  # set by a claim
+
+
+@dataclass(frozen=True)
+class MailThread:
+    """A conversation an inbound answer may land in, with what posting to it needs."""
+
+    conversation_id: str
+    site_id: int
+    visitor: Visitor
+    mail_to: str | None  # the verified address; only its owner may answer by mail
+    ticket_number: int | None
+    ticket_status: str | None
+    channel: str | None
+    reference: str | None

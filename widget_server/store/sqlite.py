@@ -32,6 +32,7 @@ from widget_server.store.base import TicketPatch, VisitorPost
 from widget_server.store.console_queries import ConsoleQueries, ReportQueries
 from widget_server.store.grant_queries import GrantQueries
 from widget_server.store.help_queries import HelpQueries
+from widget_server.store.inbound_queries import InboundQueries
 from widget_server.store.mail_queries import MailQueries
 from widget_server.store.mail_records import MailPlan
 from widget_server.store.privacy_queries import PrivacyQueries
@@ -47,7 +48,7 @@ QUICK_CONVERSATIONS = 20
 
 
 class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
-                  PrivacyQueries, MailQueries):
+                  PrivacyQueries, MailQueries, InboundQueries):
     def __init__(self, path: str, *, synchronous: str = "full", clock: Clock | None = None,
                  site_cache_seconds: float = 0.0, mail_plan: MailPlan | None = None) -> None:
         self.path = path

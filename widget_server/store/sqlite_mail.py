@@ -61,8 +61,9 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
     if mail_to:
         conn.execute("UPDATE conversations SET mail_to = ? WHERE id = ?",
                      (mail_to, ticket.conversation_id))
-        if post.channel == "form" and post.mail_to:
-            enqueue(conn, plan, post.visitor.site_id, mail_to, "acknowledgement",
+        wanted = post.channel == "form" if post.acknowledge is None else post.acknowledge
+        if wanted and post.mail_to:  # never to an address confirmed in the widget
+            enqueue(conn, plan, post.visitor.site_id, post.mail_to, "acknowledgement",
                     ticket.conversation_id, ticket.number, now, now)
     return result
 
@@ -195,6 +196,10 @@ def claim_due(conn: sqlite3.Connection, now: datetime, lease: timedelta, limit: 
         " ORDER BY next_attempt_at, id LIMIT ?", (isoformat(now), limit)).fetchall()
     claimed = []
     for row in found:
+        if _bouncing(conn, row["to_address"]):
+            conn.execute("UPDATE mail_outbox SET state = 'skipped', last_error = ?"
+                         " WHERE id = ?", ("the address bounces", row["id"]))
+            continue
         context = None if row["subject"] is not None else _context(conn, row)
         if row["subject"] is None and _nothing_to_tell(row["kind"], context):
             conn.execute("UPDATE mail_outbox SET state = 'skipped', last_error = ?"
@@ -204,6 +209,11 @@ def claim_due(conn: sqlite3.Connection, now: datetime, lease: timedelta, limit: 
                      (isoformat(now + lease), row["id"]))
         claimed.append(outbox_mail(row, context))
     return claimed
+
+
+def _bouncing(conn: sqlite3.Connection, address: str) -> bool:
+    return conn.execute("SELECT 1 FROM mail_bounces WHERE address = ?",
+                        (address.lower(),)).fetchone() is not None
 
 
 def _nothing_to_tell(kind: str, context: MailContext | None) -> bool:

@@ -24,11 +24,11 @@ from widget_server.clock import isoformat
 from widget_server.errors import WidgetError
 from widget_server.help_tokens import HelpTokens, RequestKey
 from widget_server.models import Conversation, Message, Site, Ticket, Visitor
-from widget_server.numbers import parse_int
 from widget_server.policy import policy_from_text
 from widget_server.rate_limit import retry_after
 from widget_server.realtime.protocol import ticket_json
 from widget_server.visitor_tokens import anonymous_visitor
+from widget_server.web.bodies import PayloadTooLarge, read_body
 from widget_server.web.errors import runtime
 from widget_server.web.help_fields import (
     FormValues,
@@ -160,15 +160,10 @@ async def _read_fields(request: Request, text_limit: int) -> dict[str, str]:
     if kind != "application/x-www-form-urlencoded":
         raise PageError(415, "Unsupported form", "Send this form from its page, please.")
     limit = FORM_BYTES + 12 * text_limit
-    too_large = PageError(413, "Too much text", "The form you sent is too large.")
-    declared = parse_int(request.headers.get("content-length", ""))
-    if declared is not None and declared > limit:
-        raise too_large
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        body = await read_body(request, limit)
+    except PayloadTooLarge:
+        raise PageError(413, "Too much text", "The form you sent is too large.") from None
     try:
         pairs = parse_qsl(body.decode("utf-8", "replace"), keep_blank_values=True,
                           max_num_fields=50)

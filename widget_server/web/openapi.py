@@ -41,7 +41,27 @@ _BODY_ERRORS = {"400": _error("`invalid_json`: the body is not JSON, or not a JS
 _ERASED_409 = {"409": _error("`ticket_erased`: the ticket is a tombstone; nothing changes it.")}
 
 
+_NO_CONTROL = "^[^\\x00-\\x1f\\x7f-\\x9f]*$"  # what a URL may hold once decoded
+_URL_400 = "`invalid_url`: the decoded path or query holds a control character."
+
+
 def openapi_json() -> dict[str, Any]:
+    spec = _spec()
+    for operations in spec["paths"].values():  # web/url_check.py answers before any route
+        for operation in operations.values():
+            for parameter in operation.get("parameters", ()):
+                schema = parameter.get("schema", {})
+                if schema.get("type") == "string" and "pattern" not in schema:
+                    schema["pattern"] = _NO_CONTROL
+            answers = operation["responses"]
+            if "400" in answers:
+                answers["400"] = _error(f"{answers['400']['description']} {_URL_400}")
+            else:
+                answers["400"] = _error(_URL_400)
+    return spec
+
+
+def _spec() -> dict[str, Any]:
     ref = "#/components/schemas/"
     return {
         "openapi": "3.1.0",
@@ -155,6 +175,31 @@ def openapi_json() -> dict[str, Any]:
                                   "`body_too_long`: the message is longer than "
                                   "WIDGET_MAX_BODY_CHARS.")},
             }},
+            "/api/v1/inbound-email": {"post": {
+                "operationId": "inboundEmail",
+                "summary": "Store an answer mail forwarded by HTTP (docs/email.md).",
+                "description": "The conversation is the one the signed `r+` recipient (To, "
+                               "Cc, Delivered-To or X-Original-To) names, else the one of our "
+                               "mail that In-Reply-To or References names; it must be of the "
+                               "token's site, and the From address the one its mails go to.",
+                "requestBody": {"required": True, "content": {"text/plain": {
+                    "schema": {"type": "string", "description": "The raw mail (any "
+                               "Content-Type: text/plain, message/rfc822), at most "
+                               "WIDGET_MAIL_MAX_BYTES (10 MB) and WIDGET_MAX_REQUEST_BYTES."}}}},
+                "responses": {"202": _ok("Taken: what happened to it.", {
+                    "type": "object", "required": ["outcome", "ticket", "detail"],
+                    "properties": {
+                        "outcome": {"enum": ["answer", "follow_up", "request", "bounce",
+                                             "ignored"]},
+                        "ticket": {"type": ["integer", "null"]},
+                        "detail": {"type": "string"}}}),
+                    "401": _ERRORS["401"],
+                    "413": _error("`payload_too_large`: the mail is too large."),
+                    "422": _error("`invalid_message`: not a mail; `recipient_refused`: it "
+                                  "answers none of the site's conversations; "
+                                  "`sender_not_verified`: its From is not the address the "
+                                  "conversation's mails go to.")},
+            }},
             **_grant_paths(ref),
         },
         "components": {
@@ -184,7 +229,7 @@ def openapi_json() -> dict[str, Any]:
                     "breached": {"type": "boolean"},
                     "updated_at": {"type": "string", "format": "date-time"},
                     "conversation": {"type": ["string", "null"]},
-                    "channel": {"enum": ["widget", "form", "api"]},
+                    "channel": {"enum": ["widget", "form", "api", "email"]},
                     "assignee_id": {"type": ["integer", "null"]},
                     "visitor_id": {"type": ["string", "null"], "description":
                                    "Only in GET /api/v1/tickets/{number}."},

@@ -22,6 +22,7 @@ from starlette.routing import BaseRoute, Route
 from widget_server.api_tokens import hash_api_token, new_api_token
 from widget_server.embed import snippet
 from widget_server.errors import NotFound
+from widget_server.mail_settings import parse_support_address
 from widget_server.models import IDENTITY_MODES, Agent, AgentSession, Site
 from widget_server.numbers import parse_int
 from widget_server.origins import parse_origin
@@ -167,11 +168,14 @@ async def _site(request: Request) -> Site:
     return site
 
 
-def _site_page(request: Request, site: Site, status: int = 200, errors: Errors | None = None,
-               values: dict[str, str] | None = None) -> Response:
+async def _site_page(request: Request, site: Site, status: int = 200,
+                     errors: Errors | None = None, values: dict[str, str] | None = None
+                     ) -> Response:
     values = values or {"name": site.name, "origins": "\n".join(site.allowed_origins),
                         "tiers": "\n".join(site.tier_names),
-                        "identity_mode": site.identity_mode}
+                        "identity_mode": site.identity_mode,
+                        "support_address": await _store(request).support_address(site.id)
+                        or ""}
     return page(request, "console/admin_site.html", status, site=site, values=values,
                 errors=errors or {}, snippet=snippet(site, _base_url(request)),
                 notice=_notice(request), identity_modes=IDENTITY_MODES,
@@ -191,7 +195,7 @@ def _previous_until(request: Request, site: Site) -> str | None:
 async def site_page(request: Request) -> Response:
     site = await _site(request)
     if request.method != "POST":
-        return _site_page(request, site)
+        return await _site_page(request, site)
     store, form = _store(request), await read_form(request)
     errors: Errors = {}
     name = _name(_text(form, "name"), errors)
@@ -202,12 +206,20 @@ async def site_page(request: Request) -> Response:
         errors["identity_mode"] = "Choose optional or required."
     if "name" not in errors and await _name_taken(store, name, site.id):
         errors["name"] = "Another site has this name."
+    support = None
+    try:
+        support = parse_support_address(_text(form, "support_address"))
+    except ValueError:
+        errors["support_address"] = "Enter an address like help@acme.test, or leave it empty."
+    if support is not None and await store.support_site(support) not in {None, site.id}:
+        errors["support_address"] = "Another site has this support address."
     if errors:
-        return _site_page(request, site, 422, errors, {
+        return await _site_page(request, site, 422, errors, {
             "name": name, "origins": _text(form, "origins"), "tiers": _text(form, "tiers"),
-            "identity_mode": identity_mode})
+            "identity_mode": identity_mode, "support_address": _text(form, "support_address")})
     await store.update_site(site.id, name=name, origins=origins, tier_names=tiers,
                             identity_mode=identity_mode)
+    await store.set_support_address(site.id, support)
     return _done(f"/console/admin/sites/{site.key}", "site-saved")
 
 
@@ -215,7 +227,7 @@ async def site_page(request: Request) -> Response:
 async def rotate_secret(request: Request) -> Response:
     site = await _site(request)
     if _text(await read_form(request), "confirm") != "yes":
-        return _site_page(request, site, 422, {
+        return await _site_page(request, site, 422, {
             "confirm": "Tick the box to confirm: every identified visitor must be signed "
                        "again with the new secret."})
     await _store(request).update_site(site.id, rotate_secret=True,

@@ -168,7 +168,9 @@ def describe(kind: str, data: dict[str, object], agents: dict[str, str],
     if kind == "created":
         if "split_from" in data:
             return f"Created by splitting #{data['split_from']}"
-        return (f"Created via the {data.get('channel', 'widget')} with "
+        channel = str(data.get("channel", "widget"))
+        via = "email" if channel == "email" else f"the {channel}"
+        return (f"Created via {via} with "
                 f"{severity_label(str(data.get('severity')), severities).lower()} severity")
     if kind == "acknowledged":
         return "Receipt acknowledged to the visitor"
@@ -202,6 +204,10 @@ def describe(kind: str, data: dict[str, object], agents: dict[str, str],
         verb = "Escalated" if kind == "escalated" else "Returned"
         return (f"{verb} from {tier(data.get('from'))} to {tier(data.get('to'))}. "
                 f"Reason: {data.get('reason', '(erased)')}")
+    if kind == "follow_up_of":
+        return f"Opened by an answer by mail to the closed #{data.get('number')}"
+    if kind == "followed_up_by":
+        return f"Answered by mail after closing: follow-up #{data.get('number')}"
     if kind == "erased":
         why = "retention period" if data.get("by") == "retention" else "erasure request"
         return f"Conversation and visitor details erased ({why})"

@@ -1,0 +1,27 @@
+-- Inbound mail (docs/email.md). An address whose mail came back as a delivery failure (a
+-- DSN) is bouncing: the sender mails it no more.
+CREATE TABLE mail_bounces (
+    address    TEXT PRIMARY KEY,  -- lowercase
+    reason     TEXT NOT NULL,     -- the DSN's status and diagnostic, as far as it says
+    created_at TEXT NOT NULL
+);
+
+-- A site's support address (lowercase): a mail to it opens a ticket of channel 'email'.
+ALTER TABLE sites ADD COLUMN support_address TEXT;
+CREATE UNIQUE INDEX sites_support_address ON sites (support_address)
+    WHERE support_address IS NOT NULL;
+
+-- The channel 'email' joins the CHECK of tickets.channel. Widening a CHECK changes no stored
+-- row, so the table's definition is edited in place (SQLite's documented writable_schema
+-- procedure for such changes) instead of copying every ticket into a new table; the ALTER
+-- after it bumps the schema cookie, so every connection reloads the definition.
+PRAGMA writable_schema = ON;
+UPDATE sqlite_master SET sql = replace(sql,
+    'CHECK (channel IN (''widget'', ''form'', ''api''))',
+    'CHECK (channel IN (''widget'', ''form'', ''api'', ''email''))')
+    WHERE type = 'table' AND name = 'tickets';
+PRAGMA writable_schema = RESET;
+
+-- An answer by mail to a closed ticket opens a new ticket that points at the closed one
+-- (its id; a plain column, so an upgrade test can drop it as it drops every later change).
+ALTER TABLE tickets ADD COLUMN follow_up_of_id INTEGER;
