@@ -68,6 +68,11 @@ class Limits:
         self._address_requests = _bucket(settings.requests_per_ip_hour, HOUR, monotonic)
         self._messages = _bucket(settings.messages_per_visitor_minute, MINUTE, monotonic)
         self._forms = _bucket(settings.help_form_posts_per_ip_hour, HOUR, monotonic)
+        self._confirm_to = _bucket(settings.mail_confirmations_per_address_hour, HOUR,
+                                   monotonic)
+        self._confirm_from = _bucket(settings.mail_confirmations_per_ip_hour, HOUR, monotonic)
+        self._transcripts = _bucket(settings.transcripts_per_conversation_hour, HOUR,
+                                    monotonic)
         self._connects = _bucket(settings.ws_connects_per_ip_minute, MINUTE, monotonic)
         self._frames = _bucket(settings.ws_frames_per_minute, MINUTE, monotonic)
         self._open = Concurrency(settings.ws_open_per_ip) if settings.ws_open_per_ip else None
@@ -103,6 +108,17 @@ class Limits:
     def help_form(self, address: str) -> float:
         """One post of the Help Form or of a reply on its request page."""
         return _take(self._forms, "form", address)
+
+    def mail_confirmation(self, email: str, address: str) -> float:
+        """One confirmation mail to ``email``, asked for from client ``address``: a typed
+        address is mailed only a few times an hour, whoever asks, and one address cannot
+        mail many."""
+        wait = _take(self._confirm_to, "confirm-to", email.lower())
+        return wait if wait > 0 else _take(self._confirm_from, "confirm-from", address)
+
+    def transcript(self, conversation_id: str) -> float:
+        """One transcript mail of a conversation, whoever asks (visitor or agent)."""
+        return _take(self._transcripts, "transcript", conversation_id)
 
     def connect(self, address: str) -> Admission:
         """One new /ws/widget connection; when admitted, ``release`` must run as it closes."""

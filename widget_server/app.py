@@ -32,6 +32,7 @@ from widget_server.web import (
     help_form,
     help_metrics,
     inbound_email,
+    mail_confirm,
     session,
     static,
     widget_ws,
@@ -43,6 +44,7 @@ from widget_server.web.console import articles as console_articles
 from widget_server.web.console import auth as console_auth
 from widget_server.web.console import live as console_live
 from widget_server.web.console import mail_pages as console_mail
+from widget_server.web.console import mail_prefs as console_mail_prefs
 from widget_server.web.console import pages as console_pages
 from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
@@ -118,12 +120,14 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *api.routes,
         *inbound_email.routes,
         *access_grants.routes,
+        *mail_confirm.routes,
         *help_form.routes,
         *help_centre.routes,
         *help_api.routes,
         *help_metrics.routes,
         *console_auth.routes,
         *console_pages.routes,
+        *console_mail_prefs.routes,
         *console_admin.routes,
         *console_privacy.routes,
         *console_mail.routes,

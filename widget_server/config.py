@@ -169,6 +169,14 @@ SETTINGS: tuple[Setting, ...] = (
             "Messages per visitor per minute."),
     Setting("help_form_posts_per_ip_hour", "WIDGET_HELP_FORM_POSTS_PER_IP_HOUR", _limit,
             "Help Form posts (requests and replies) per client address per hour."),
+    Setting("mail_confirmations_per_address_hour",
+            "WIDGET_MAIL_CONFIRMATIONS_PER_ADDRESS_HOUR", _limit,
+            "Address confirmation mails (Get replies by email) per email address per hour."),
+    Setting("mail_confirmations_per_ip_hour", "WIDGET_MAIL_CONFIRMATIONS_PER_IP_HOUR", _limit,
+            "Address confirmation mails asked for per client address per hour."),
+    Setting("transcripts_per_conversation_hour",
+            "WIDGET_TRANSCRIPTS_PER_CONVERSATION_HOUR", _limit,
+            "Transcript mails of one conversation per hour (widget and console together)."),
     Setting("ws_connects_per_ip_minute", "WIDGET_WS_CONNECTS_PER_IP_MINUTE", _limit,
             "New /ws/widget connections per client address per minute."),
     Setting("ws_open_per_ip", "WIDGET_WS_OPEN_PER_IP", _limit,
@@ -234,6 +242,9 @@ class Settings:
     requests_per_ip_hour: int = 100
     messages_per_visitor_minute: int = 30
     help_form_posts_per_ip_hour: int = 120
+    mail_confirmations_per_address_hour: int = 3
+    mail_confirmations_per_ip_hour: int = 10
+    transcripts_per_conversation_hour: int = 3
     ws_connects_per_ip_minute: int = 600
     ws_open_per_ip: int = 1000
     ws_frames_per_minute: int = 600

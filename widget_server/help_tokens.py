@@ -22,7 +22,9 @@ from widget_server.models import Site
 
 FORM_SALT = "widget-server.help-form.v1"
 REQUEST_SALT = "widget-server.help-request.v1"
+CONFIRM_SALT = "widget-server.mail-confirm.v1"
 FORM_MAX_AGE = 24 * 3600  # a form left open for longer is re-rendered with a fresh token
+CONFIRM_MAX_AGE = 24 * 3600  # an address confirmation link works for a day after it is mailed
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,17 @@ class RequestKey:
     email: str | None
 
 
+@dataclass(frozen=True)
+class MailConfirmation:
+    """What an address confirmation link confirms: this visitor's address, asked for in this
+    conversation (docs/email.md)."""
+
+    site_key: str
+    visitor_id: str
+    conversation_id: str
+    email: str
+
+
 class HelpTokens:
     def __init__(self, secret_key: str, fallbacks: Sequence[str], clock: Clock) -> None:
         keys = [*fallbacks, secret_key]  # itsdangerous signs with the last key
@@ -60,6 +73,7 @@ class HelpTokens:
 
         self._forms = URLSafeTimedSerializer(keys, salt=FORM_SALT, signer=ClockSigner)
         self._requests = URLSafeSerializer(keys, salt=REQUEST_SALT)
+        self._confirms = URLSafeTimedSerializer(keys, salt=CONFIRM_SALT, signer=ClockSigner)
 
     def new_form(self, site: Site, visitor_id: str) -> tuple[str, FormGrant]:
         grant = FormGrant(site.key, visitor_id, str(uuid.uuid4()))
@@ -95,6 +109,21 @@ class HelpTokens:
         return RequestKey(data["s"], data["v"], data["c"],
                           name if isinstance(name, str) else None,
                           email if isinstance(email, str) else None)
+
+
+    def confirm(self, key: MailConfirmation) -> str:
+        return str(self._confirms.dumps({"s": key.site_key, "v": key.visitor_id,
+                                         "c": key.conversation_id, "e": key.email}))
+
+    def read_confirm(self, token: str) -> MailConfirmation | None:
+        """What a genuine confirmation link not older than CONFIRM_MAX_AGE confirms."""
+        try:
+            data: Any = self._confirms.loads(token, max_age=CONFIRM_MAX_AGE)
+        except BadSignature:  # also SignatureExpired
+            return None
+        if not _strings(data, "s", "v", "c", "e"):
+            return None
+        return MailConfirmation(data["s"], data["v"], data["c"], data["e"])
 
 
 def _strings(data: object, *keys: str) -> bool:

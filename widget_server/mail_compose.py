@@ -10,7 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from widget_server import tickets as rules
-from widget_server.store.mail_records import MailContext, OutboxMail
+from widget_server.store.mail_records import MailContext, OutboxMail, ThreadMessage
 
 templates = Environment(
     loader=PackageLoader("widget_server", "templates/mail"),
@@ -24,8 +24,15 @@ SUBJECTS = {
     "acknowledgement": "[{reference}] We received your request: {subject}",
     "reply": "[{reference}] New reply: {subject}",
     "solved": "[{reference}] Solved: {subject}",
+    "confirm": "[{reference}] Confirm your address to get replies by email",
+    "transcript": "[{reference}] Transcript: {subject}",
+    "alert": "[{reference}] {what}: {subject}",
 }
 TEST_SUBJECT = "Test mail from {site_name}"
+ALERT_WHAT = {"new_ticket": "New ticket", "visitor_reply": "The visitor replied",
+              "sla_at_risk": "SLA at risk", "sla_breached": "SLA breached",
+              "escalated": "Escalated to your tier"}
+ALERT_HEADER = "X-Widget-Alert"  # sqlite_alerts.HEADER
 
 
 @dataclass(frozen=True)
@@ -65,6 +72,12 @@ def promise(context: MailContext, now: datetime) -> str | None:
     return f"We'll reply by {rules.format_due(context.first_response_due)}."
 
 
+def _author(message: ThreadMessage, visitor_name: str | None, kind: str) -> str:
+    if message.author_type == "visitor":  # an alert is read by an agent, the rest by them
+        return message.author_name or visitor_name or ("Visitor" if kind == "alert" else "You")
+    return message.author_name or "Support"
+
+
 def compose(mail: OutboxMail, follow_url: str, now: datetime) -> Composed:
     context = mail.context
     assert context is not None, "only a claimed mail is composed"
@@ -75,11 +88,12 @@ def compose(mail: OutboxMail, follow_url: str, now: datetime) -> Composed:
         "subject": context.subject, "severity": context.severity_label,
         "promise": promise(context, now), "follow_url": follow_url, "page_url": page,
         "name": context.visitor_name,
-        "messages": [{"author": m.author_name or "Support", "body": m.body,
+        "what": ALERT_WHAT.get(mail.headers.get(ALERT_HEADER, ""), "Ticket update"),
+        "messages": [{"author": _author(m, context.visitor_name, mail.kind), "body": m.body,
                       "when": rules.format_due(m.created_at)} for m in context.messages],
     }
     subject = one_line(SUBJECTS[mail.kind].format(reference=context.reference,
-                                                  subject=context.subject))
+                                                  subject=context.subject, what=values["what"]))
     return Composed(
         subject=subject,
         text=templates.get_template(f"{mail.kind}.txt").render(values),

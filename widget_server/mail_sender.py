@@ -25,7 +25,7 @@ import aiosmtplib
 from widget_server.background import BackgroundLoop
 from widget_server.clock import Clock
 from widget_server.config import Settings
-from widget_server.help_tokens import HelpTokens, RequestKey
+from widget_server.help_tokens import HelpTokens, MailConfirmation, RequestKey
 from widget_server.mail_compose import compose, from_name, one_line
 from widget_server.mail_settings import SmtpUrl, mail_from_address
 from widget_server.mail_tokens import reply_address
@@ -46,7 +46,10 @@ SMTP_TIMEOUT = 30.0
 SMTP_LEASE_MARGIN = timedelta(seconds=2 * SMTP_TIMEOUT)  # no send may start past its lease
 STOP_WAIT = SMTP_TIMEOUT  # a graceful stop waits this long for the mails being sent
 AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "reply": "auto-generated",
-                  "solved": "auto-generated", "test": "auto-generated"}  # RFC 3834
+                  "solved": "auto-generated", "test": "auto-generated",
+                  "confirm": "auto-generated", "transcript": "auto-generated",
+                  "alert": "auto-generated"}  # RFC 3834
+CONFIRM_PATH = "/api/widget/v1/email-confirmations/"
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -135,7 +138,7 @@ class MailSender(BackgroundLoop):
         if subject is None or text is None or html is None:
             composed = compose(mail, self._follow_url(mail), self.clock.now())
             subject, text, html = composed.subject, composed.text, composed.html
-            headers = self._headers(mail)
+            headers = {**mail.headers, **self._headers(mail)}
             await self.store.mail_composed(mail.id, subject, text, html, headers,
                                            composed.upto_seq)
         site_name = one_line(mail.context.site_name) if mail.context else ""
@@ -157,7 +160,9 @@ class MailSender(BackgroundLoop):
         assert mail.context is not None
         # the From name, kept for the retries
         headers = {"X-Site-Name": from_name(mail.context.site_name, mail.context.sender_name)}
-        if self.reply_domain and mail.conversation_id:
+        # an address not yet confirmed, or an agent's, gets no way to write as the visitor
+        if self.reply_domain and mail.conversation_id and mail.kind not in {"confirm",
+                                                                            "alert"}:
             headers["Reply-To"] = reply_address(self.secret_key, mail.conversation_id,
                                                 self.reply_domain)
         return headers
@@ -165,6 +170,12 @@ class MailSender(BackgroundLoop):
     def _follow_url(self, mail: OutboxMail) -> str:
         context = mail.context
         assert context is not None and mail.conversation_id is not None
+        if mail.kind == "alert":  # to an agent: the ticket in the console
+            return f"{self.base_url}/console/tickets/{context.site_key}/{mail.ticket_number}"
+        if mail.kind == "confirm":  # the link confirms; it opens nothing of the request
+            token = self.help_tokens.confirm(MailConfirmation(
+                context.site_key, context.visitor_id, mail.conversation_id, mail.to_address))
+            return f"{self.base_url}{CONFIRM_PATH}{token}"
         token = self.help_tokens.follow(RequestKey(context.site_key, context.visitor_id,
                                                    mail.conversation_id, context.visitor_name,
                                                    mail.to_address))

@@ -66,8 +66,9 @@ export const views = {
 // refill the live slots of the view on screen
 export function refresh(panel) {
   panel.title.textContent = panel.site ? panel.site.name : "Help";
-  const { status, list, head, log, typing, access } = panel.slots;
+  const { status, list, head, log, typing, access, mail } = panel.slots;
   if (status) status.replaceChildren(...statusLine(panel));
+  if (mail && panel.visitor) offerMail(panel, mail);
   const verified = Boolean(panel.visitor && panel.visitor.verified);
   // only verified visitors can grant access
   if (access && access.childElementCount !== Number(verified)) {
@@ -191,7 +192,20 @@ function conversationView(panel) {
     slot(panel, "status", "div", { role: "status" }),
     slot(panel, "log", "div", { class: "log", role: "log", "aria-label": "Messages" }),
     slot(panel, "typing", "p", { class: "typing" }),
-    form);
+    form,
+    slot(panel, "mail"));
+}
+
+// when the server mails: "Get replies by email" until the visitor's replies are mailed, then
+// "Email me this conversation"; what they do is a module of its own (mail.js)
+function offerMail(panel, slot) {
+  const id = panel.view.conversation;
+  const has = panel.visitor.mail_verified;
+  const want = panel.site && panel.site.mail && id && !id.startsWith("new:") ? id + has : "";
+  if (slot.dataset.for === want) return;
+  slot.dataset.for = want;
+  slot.replaceChildren(...(want ? [h("button", { type: "button", class: "link", text: has ? "Email me this conversation" : "Get replies by email",
+    onclick: () => import("./mail.js").then((m) => slot.replaceChildren(m.mailView(panel, id, has))) })] : []));
 }
 
 function ticketHead(panel) {

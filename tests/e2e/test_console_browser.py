@@ -244,3 +244,6 @@ def test_axe_finds_no_serious_violations_in_inbox_and_ticket_view(
     assert serious_violations(agent) == []
     agent.goto(f"{server.url}/console/search")
     assert serious_violations(agent) == []
+    agent.goto(f"{server.url}/console/email-alerts")
+    expect(agent.get_by_label("The visitor replied on a ticket assigned to me")).to_be_checked()
+    assert serious_violations(agent) == []

@@ -66,6 +66,8 @@ async def test_tokens_of_integration_agents_made_before_0010_keep_working(
         conn.execute("ALTER TABLE sites DROP COLUMN support_address")
         conn.execute("ALTER TABLE tickets DROP COLUMN follow_up_of_id")
         conn.execute("ALTER TABLE sites DROP COLUMN mail_sender_name")  # 0014
+        conn.execute("ALTER TABLE visitors DROP COLUMN mail_confirmed")  # 0013
+        conn.execute("DROP TABLE agent_mail_prefs")
     upgraded = SQLiteStore(store.path)  # the next start migrates
     await upgraded.open()
     try:

@@ -25,9 +25,11 @@ from widget_server.models import (
     VisitorProfile,
 )
 from widget_server.reports import TicketFacts
+from widget_server.store import sqlite_alerts as alerts
 from widget_server.store import sqlite_console as jobs
 from widget_server.store import sqlite_message_index as message_index
 from widget_server.store import sqlite_rows as rows
+from widget_server.store.mail_records import MailPlan
 
 T = TypeVar("T")
 OPEN_STATUSES = ("new", "open", "pending")
@@ -43,6 +45,7 @@ class StoreMixin:
     """What the query mixins need from the store class they are mixed into."""
 
     _clock: Clock
+    _mail: MailPlan | None  # None: mail is off
 
     async def _fetchall(self, sql: str, params: tuple[Any, ...] = (), *,
                         slow: bool = False) -> list[Any]:
@@ -283,6 +286,9 @@ class ConsoleQueries(StoreMixin):
 
     async def move_tier(self, site_id: int, number: int, agent: Agent, step: int,
                         reason: str) -> TicketChange:
+        if self._mail is not None:  # an escalation alerts the agents of the new tier
+            return await self._write(alerts.move_tier, self._mail, site_id, number, agent,
+                                     step, reason, self._clock.now())
         return await self._write(jobs.move_tier, site_id, number, agent, step, reason,
                                  self._clock.now())
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from widget_server.clock import isoformat
-from widget_server.errors import Unprocessable
+from widget_server.errors import Conflict, Unprocessable
+from widget_server.store import sqlite_alerts as alerts
 from widget_server.store import sqlite_mail as jobs
 from widget_server.store.console_queries import StoreMixin
 from widget_server.store.mail_records import MailPlan, OutboxMail
@@ -16,6 +17,52 @@ from widget_server.store.mail_records import MailPlan, OutboxMail
 
 class MailQueries(StoreMixin):
     _mail: MailPlan | None  # None: mail is off
+
+    async def queue_mail_confirmation(self, site_id: int, visitor_id: str,
+                                      conversation_id: str, to_address: str, now: datetime
+                                      ) -> int | None:
+        """Queue an address confirmation mail; None when the conversation is not the
+        visitor's (or mail is off)."""
+        if self._mail is None:
+            return None
+        return await self._write(jobs.queue_confirmation, self._mail, site_id, visitor_id,
+                                 conversation_id, to_address, now)
+
+    async def queue_transcript(self, site_id: int, conversation_id: str,
+                               visitor_id: str | None, now: datetime) -> str:
+        """Queue a transcript mail to the conversation's verified address (returned);
+        ``NotFound``, or ``Conflict`` without a verified address or with mail off."""
+        if self._mail is None:
+            raise Conflict("this server sends no mail", code="mail_off")
+        return await self._write(jobs.queue_transcript, self._mail, site_id, conversation_id,
+                                 visitor_id, now)
+
+    async def transcript_address(self, site_id: int, conversation_id: str,
+                                 visitor_id: str | None) -> str:
+        """Where a transcript would go (read before spending a rate limit on it); raises
+        as ``queue_transcript`` does."""
+        row = await self._fetchone(jobs.TRANSCRIPT_TARGET,
+                                   (conversation_id, site_id, visitor_id, visitor_id))
+        return jobs.transcript_target(row)[0]
+
+    async def agent_mail_prefs(self, agent_id: int) -> dict[str, bool]:
+        return alerts.prefs(await self._fetchone(alerts.PREFS, (agent_id,)))
+
+    async def set_agent_mail_prefs(self, agent_id: int, wanted: dict[str, bool]) -> None:
+        await self._write(alerts.set_prefs, agent_id, wanted)
+
+    async def conversation_mail_to(self, conversation_id: str) -> str | None:
+        row = await self._fetchone_now("SELECT mail_to FROM conversations WHERE id = ?",
+                                       (conversation_id,))
+        return row[0] if row else None
+
+    async def confirm_mail_address(self, site_id: int, visitor_id: str, email: str) -> bool:
+        return await self._write(jobs.confirm_address, site_id, visitor_id, email)
+
+    async def visitor_mail_confirmed(self, visitor_id: str) -> str | None:
+        row = await self._fetchone_now("SELECT mail_confirmed FROM visitors WHERE id = ?",
+                                       (visitor_id,))
+        return row[0] if row else None
 
     async def mail_due(self, now: datetime) -> bool:
         """Whether any queued mail is due: a cheap read before claiming in a write."""

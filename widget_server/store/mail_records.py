@@ -8,7 +8,8 @@ from typing import Literal
 
 from widget_server.models import Visitor
 
-MailKind = Literal["acknowledgement", "reply", "solved", "test"]
+MailKind = Literal["acknowledgement", "reply", "solved", "test", "confirm", "transcript",
+                   "alert"]
 MailState = Literal["queued", "sent", "failed", "skipped"]
 
 

@@ -22,6 +22,7 @@ from widget_server.models import (
     Ticket,
     TicketChange,
 )
+from widget_server.store import sqlite_alerts as alerts
 from widget_server.store import sqlite_mail as mail
 from widget_server.store import sqlite_message_index as message_index
 from widget_server.store import sqlite_rows as rows
@@ -315,8 +316,8 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
 
     # -- writes
     async def post_visitor_message(self, post: VisitorPost, now: datetime) -> PostResult:
-        if self._mail is not None and post.mail_to:
-            return await self._write(mail.post_visitor_message, post, now, self._mail)
+        if self._mail is not None:  # a verified address to remember, alerts to agents
+            return await self._write(alerts.post_visitor_message, post, now, self._mail)
         return await self._write(writes.post_visitor_message, post, now)
 
     async def post_agent_message(
@@ -339,6 +340,9 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
 
     async def sla_sweep(self, holder: str, now: datetime, lease: timedelta) -> SweepResult:
         # every site's solved tickets may close at once after a pause: off the loop
+        if self._mail is not None:  # and mail each SLA mark to the agents who want it
+            return await self._write(alerts.sla_sweep, self._mail, holder, now, lease,
+                                     off_loop=True)
         return await self._write(sweep, holder, now, lease, off_loop=True)
 
     async def set_site_policy(self, site_id: int, policy_toml: str | None) -> None:

@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 
 from widget_server import tickets as rules
 from widget_server.clock import isoformat, parse_iso
+from widget_server.errors import Conflict, NotFound
 from widget_server.models import Agent, PostResult, TicketChange
 from widget_server.store import sqlite_sla as sla
 from widget_server.store import sqlite_writes as writes
@@ -32,15 +33,17 @@ ERROR_CHARS = 500  # of an SMTP server's answer kept as the reason
 
 def enqueue(conn: sqlite3.Connection, plan: MailPlan, site_id: int, to_address: str,
             kind: MailKind, conversation_id: str | None, number: int | None,
-            send_after: datetime, now: datetime) -> int:
-    """Queue one mail; its Message-ID is fixed here, so a retry is recognisably the same."""
+            send_after: datetime, now: datetime, headers: dict[str, str] | None = None) -> int:
+    """Queue one mail; its Message-ID is fixed here, so a retry is recognisably the same.
+    ``headers``: kept with the mail until it is composed (an alert's kind)."""
     placeholder = f"<pending.{secrets.token_hex(16)}@{plan.domain}>"
     mail_id = int(conn.execute(
         "INSERT INTO mail_outbox (site_id, to_address, kind, conversation_id, ticket_number,"
-        " message_id, send_after, next_attempt_at, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        " message_id, send_after, next_attempt_at, created_at, headers)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (site_id, to_address, kind, conversation_id, number, placeholder,
-         isoformat(send_after), isoformat(send_after), isoformat(now))).fetchone()[0])
+         isoformat(send_after), isoformat(send_after), isoformat(now),
+         json.dumps(headers or {}))).fetchone()[0])
     conn.execute("UPDATE mail_outbox SET message_id = ? WHERE id = ?",
                  (f"<outbox-{mail_id}.{secrets.token_hex(8)}@{plan.domain}>", mail_id))
     return mail_id
@@ -52,14 +55,79 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
     Help Form request's acknowledgement is queued with the ticket (the widget shows its own)."""
     result = writes.post_visitor_message(conn, post, now)
     ticket = result.ticket
-    if post.mail_to and post.conversation_id is None and not result.duplicate and ticket:
+    if post.conversation_id is not None or result.duplicate or ticket is None:
+        return result
+    mail_to = post.mail_to or _confirmed(conn, post.visitor.id)
+    if mail_to:
         conn.execute("UPDATE conversations SET mail_to = ? WHERE id = ?",
-                     (post.mail_to, ticket.conversation_id))
+                     (mail_to, ticket.conversation_id))
         wanted = post.channel == "form" if post.acknowledge is None else post.acknowledge
-        if wanted:
+        if wanted and post.mail_to:  # never to an address confirmed in the widget
             enqueue(conn, plan, post.visitor.site_id, post.mail_to, "acknowledgement",
                     ticket.conversation_id, ticket.number, now, now)
     return result
+
+
+def _confirmed(conn: sqlite3.Connection, visitor_id: str) -> str | None:
+    """The address the visitor confirmed through the link we mailed, if any."""
+    row = conn.execute("SELECT mail_confirmed FROM visitors WHERE id = ?",
+                       (visitor_id,)).fetchone()
+    return row[0] if row else None
+
+
+def queue_confirmation(conn: sqlite3.Connection, plan: MailPlan, site_id: int,
+                       visitor_id: str, conversation_id: str, to_address: str, now: datetime
+                       ) -> int | None:
+    """Queue the mail with the link that confirms ``to_address`` for the visitor; None when
+    the conversation is not one of the visitor's requests."""
+    row = conn.execute(
+        "SELECT t.number FROM conversations c JOIN tickets t ON t.conversation_id = c.id"
+        " WHERE c.id = ? AND c.visitor_id = ? AND c.site_id = ?",
+        (conversation_id, visitor_id, site_id)).fetchone()
+    if row is None:
+        return None
+    return enqueue(conn, plan, site_id, to_address, "confirm", conversation_id, row[0], now,
+                   now)
+
+
+TRANSCRIPT_TARGET = (
+    "SELECT c.mail_to, t.number FROM conversations c JOIN tickets t"
+    " ON t.conversation_id = c.id WHERE c.id = ? AND c.site_id = ?"
+    " AND (? IS NULL OR c.visitor_id = ?)")
+
+
+def transcript_target(row: sqlite3.Row | tuple[str | None, int] | None) -> tuple[str, int]:
+    """The verified address and ticket number a transcript goes to, from a row of
+    TRANSCRIPT_TARGET; NotFound, or Conflict without a verified address."""
+    if row is None:
+        raise NotFound("no request of yours has this id", code="unknown_conversation")
+    if row[0] is None:
+        raise Conflict("this request has no verified email address to mail a transcript to",
+                       code="no_verified_address")
+    return str(row[0]), int(row[1])
+
+
+def queue_transcript(conn: sqlite3.Connection, plan: MailPlan, site_id: int,
+                     conversation_id: str, visitor_id: str | None, now: datetime) -> str:
+    """Queue the public thread to the conversation's verified address; return the address.
+    ``visitor_id``: asked for by this visitor, whose conversation it must be."""
+    to_address, number = transcript_target(conn.execute(
+        TRANSCRIPT_TARGET, (conversation_id, site_id, visitor_id, visitor_id)).fetchone())
+    enqueue(conn, plan, site_id, to_address, "transcript", conversation_id, number, now, now)
+    return to_address
+
+
+def confirm_address(conn: sqlite3.Connection, site_id: int, visitor_id: str, email: str
+                    ) -> bool:
+    """The visitor confirmed ``email``: their requests, open and later, are mailed to it.
+    False when the visitor is gone (erased since the link was mailed)."""
+    updated = conn.execute("UPDATE visitors SET mail_confirmed = ? WHERE id = ? AND site_id = ?",
+                           (email, visitor_id, site_id)).rowcount
+    if not updated:
+        return False
+    conn.execute("UPDATE conversations SET mail_to = ? WHERE visitor_id = ?",
+                 (email, visitor_id))
+    return True
 
 
 def _mail_to(conn: sqlite3.Connection, conversation_id: str) -> str | None:
@@ -172,7 +240,17 @@ def _context(conn: sqlite3.Connection, row: sqlite3.Row) -> MailContext | None:
     if found is None:  # erased, or moved by a merge: nothing to tell
         return None
     messages: tuple[ThreadMessage, ...] = ()
-    if row["kind"] == "reply":
+    if row["kind"] in ("transcript", "alert"):  # the public thread: never an internal note
+        messages = tuple(
+            ThreadMessage(m["seq"], m["author_type"], m["author_name"], m["body"],
+                          parse_iso(m["created_at"]))
+            for m in conn.execute(
+                "SELECT seq, author_type, author_name, body, created_at FROM messages"
+                " WHERE conversation_id = ? AND internal = 0 ORDER BY seq",
+                (row["conversation_id"],)))
+        if row["kind"] == "alert":  # what the visitor wrote last, if anything
+            messages = tuple(m for m in messages if m.author_type == "visitor")[-1:]
+    elif row["kind"] == "reply":
         mailed = conn.execute(
             "SELECT MAX(upto_seq) FROM mail_outbox WHERE conversation_id = ? AND kind = 'reply'"
             " AND subject IS NOT NULL AND state IN ('queued', 'sent')",

@@ -206,8 +206,8 @@ def selector_where(selector: ErasureSelector) -> tuple[str, tuple[str, ...]]:
     value = selector.value.strip()
     if selector.kind == "user_id":
         return "user_id = ?", (value,)
-    if selector.kind == "email":
-        return "email = ? COLLATE NOCASE", (value,)
+    if selector.kind == "email":  # also an address confirmed for replies by email
+        return "(email = ? COLLATE NOCASE OR mail_confirmed = ? COLLATE NOCASE)", (value, value)
     return "id = ?", (value,)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from widget_server.clock import isoformat, parse_iso
@@ -24,8 +25,10 @@ def _take_lease(conn: sqlite3.Connection, holder: str, now: datetime,
     return bool(row and row[0] == holder)
 
 
-def sweep(conn: sqlite3.Connection, holder: str, now: datetime,
-          lease: timedelta) -> SweepResult:
+def sweep(conn: sqlite3.Connection, holder: str, now: datetime, lease: timedelta,
+          marked: Callable[[int, str], object] | None = None) -> SweepResult:
+    """``marked(ticket_id, "sla_at_risk" | "sla_breached")`` is told of each mark, in the
+    transaction (the mail alerts of sqlite_alerts.py)."""
     if not _take_lease(conn, holder, now, lease):
         return SweepResult(False, [], None)
     stamp = isoformat(now)
@@ -36,6 +39,8 @@ def sweep(conn: sqlite3.Connection, holder: str, now: datetime,
             (stamp, stamp)).fetchall():
         _event(conn, row[0], "sla_at_risk", "system", None, {"due": row[1]}, now)
         touched.add(row[0])
+        if marked is not None:
+            marked(row[0], "sla_at_risk")
     for row in conn.execute(
             "UPDATE tickets SET sla_breached_at = ? WHERE sla_due IS NOT NULL"
             " AND sla_breached_at IS NULL AND sla_due <= ? RETURNING id, sla_due, sla_kind",
@@ -43,6 +48,8 @@ def sweep(conn: sqlite3.Connection, holder: str, now: datetime,
         _event(conn, row[0], "sla_breached", "system", None,
                {"due": row[1], "clock": row[2]}, now)
         touched.add(row[0])
+        if marked is not None:
+            marked(row[0], "sla_breached")
     wakes = []
     for site_id, policy_text in conn.execute("SELECT id, policy FROM sites").fetchall():
         after = policy_from_text(policy_text).auto_close_after

@@ -114,6 +114,14 @@ def _required_identity(rt: Runtime, site: Site, current: Visitor | None,
                             rt.clock.now())
 
 
+async def _mail_verified(rt: Runtime, visitor: Visitor) -> bool:
+    """Whether follow-ups of the visitor's new requests are mailed: the host signed their
+    address, or they confirmed one through the link we mailed (docs/email.md)."""
+    if visitor.email_verified and visitor.email:
+        return True
+    return await rt.store.visitor_mail_confirmed(visitor.id) is not None
+
+
 async def create_session(request: Request) -> Response:
     rt = runtime(request)
     data = await read_json_object(request)
@@ -130,9 +138,11 @@ async def create_session(request: Request) -> Response:
     visitor = await resolve_visitor(rt, site, data.get("token"), data.get("user"))
     conversations = await rt.store.visitor_conversations(visitor.id)
     policy = policy_from_text(site.policy)
+    mail = rt.settings.smtp_url is not None
     body = {
         "token": rt.tokens.issue(visitor, site.key),
-        "visitor": visitor_json(visitor),
+        "visitor": {**visitor_json(visitor),
+                    "mail_verified": mail and await _mail_verified(rt, visitor)},
         "site": {
             "key": site.key,
             "name": site.name,
@@ -143,6 +153,7 @@ async def create_session(request: Request) -> Response:
             ],
             "default_severity": policy.default_severity,
             "visitor_proposes_severity": policy.visitor_proposes_severity,
+            "mail": mail,
             "limits": {"max_body_chars": rt.settings.max_body_chars,
                        "max_frame_bytes": rt.settings.max_frame_bytes,
                        "idle_timeout": rt.settings.ws_idle_timeout},

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from widget_server.abuse import enforce
 from widget_server.clock import isoformat
 from widget_server.errors import NotFound, Unprocessable, WidgetError
 from widget_server.models import Agent, AgentSession, Site, Ticket
@@ -94,6 +95,9 @@ async def _render(request: Request, *, status: int = 200, error: str | None = No
         error=error, drafts={"form": "", "body": "", "reason": "", "into": "", **(drafts or {})},
         linked=linked, visitor=visitor, profile=profile,
         access=await grant_status(rt, site, profile),
+        mail_on=rt.settings.smtp_url is not None,
+        mail_to=await rt.store.conversation_mail_to(ticket.conversation_id),
+        mailed=request.query_params.get("mailed") == "transcript",
         page_link=present.web_url(profile.page_url),
         others=[{"ticket": other, "url": ticket_url(site.key, other.number),
                  "status": present.status_label(other.status)} for other in others],
@@ -185,9 +189,19 @@ def _move(step: int) -> Action:
     return move
 
 
+async def transcript(request: Request, site: Site, ticket: Ticket, form: FormData) -> str:
+    """The public thread mailed to the conversation's verified address (docs/email.md)."""
+    rt = runtime(request)
+    await rt.store.transcript_address(site.id, ticket.conversation_id, None)
+    enforce(rt.limits.transcript(ticket.conversation_id), "this transcript was mailed "
+            "several times this hour; try again later")
+    await rt.store.queue_transcript(site.id, ticket.conversation_id, None, rt.clock.now())
+    return ticket_url(site.key, ticket.number) + "?mailed=transcript"
+
+
 ACTIONS: dict[str, Action] = {
     "reply": reply, "note": note, "update": update, "split": split, "merge": merge,
-    "escalate": _move(+1), "return": _move(-1),
+    "escalate": _move(+1), "return": _move(-1), "transcript": transcript,
 }
 
 
