@@ -534,6 +534,72 @@ async def test_the_upkeep_runs_while_batches_held_through_long_commits_keep_comi
     assert upkept_at and upkept_at[0] < 1000, upkept_at  # not only once they stopped
 
 
+async def _upkeep_while_a_batch_waits(db_path: Path, upkeep: Callable[[sqlite3.Connection], Any]
+                                     ) -> tuple[SQLiteWriter, int]:
+    """Two jobs make the upkeep due while a third waits for the second's commit: the
+    writer, and how many COMMITs ran."""
+    loop_thread, release = threading.get_ident(), threading.Event()
+    held = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    commits: list[int] = []
+
+    def on_statement(statement: str) -> None:
+        if statement == "COMMIT":
+            commits.append(threading.get_ident())
+            if threading.get_ident() != loop_thread and not release.is_set():
+                loop.call_soon_threadsafe(held.set)
+                release.wait(10)  # an fsync on a slow disk
+
+    writer = _statement_watching_writer(db_path, on_statement, upkeep=upkeep, upkeep_every=2)
+    await writer.start()
+    try:
+        release.set()
+        await writer.run(lambda conn: conn.execute(
+            "CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
+        release.clear()
+        first = asyncio.ensure_future(writer.run(lambda conn: _insert_note(conn, "first")))
+        await asyncio.wait_for(held.wait(), 10)  # its commit is under way
+        late = asyncio.ensure_future(writer.run(lambda conn: _insert_note(conn, "late")))
+        for _ in range(5):
+            await asyncio.sleep(0)
+        release.set()
+        assert await asyncio.wait_for(asyncio.gather(first, late), 10) == [1, 1]
+    finally:
+        release.set()
+        await writer.close()
+    return writer, len(commits)
+
+
+async def test_a_busy_writers_upkeep_rides_in_the_next_batch_with_no_commit_of_its_own(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)  # only every 2 jobs
+
+    def upkeep(conn: sqlite3.Connection) -> bool:
+        _insert_note(conn, "upkeep")
+        return False
+
+    writer, commits = await _upkeep_while_a_batch_waits(db_path, upkeep)
+    # on a slow disk a commit of its own would hold the waiting job for one more fsync
+    assert (writer.batches, writer.jobs, commits) == (3, 3, 3)
+    assert plain(db_path, "SELECT body FROM notes ORDER BY id") == [
+        ("first",), ("late",), ("upkeep",)]
+
+
+async def test_a_failing_upkeep_in_a_batch_fails_alone(
+        db_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)
+
+    def upkeep(conn: sqlite3.Connection) -> bool:
+        _insert_note(conn, "upkeep")
+        raise RuntimeError("upkeep broke")
+
+    writer, commits = await _upkeep_while_a_batch_waits(db_path, upkeep)
+    assert "sqlite writer upkeep failed" in caplog.text
+    assert (writer.batches, writer.jobs, commits) == (3, 3, 3)
+    assert plain(db_path, "SELECT body FROM notes ORDER BY id") == [("first",), ("late",)]
+
+
 async def test_a_failing_commit_fails_its_whole_batch_and_the_writer_goes_on(
         db_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     committed_in: list[int] = []

@@ -5,9 +5,9 @@ new index segment at every commit (one per writer batch) and keep merging them, 
 grows with the index: about a third of the writer's CPU per message on a fresh database,
 more on a large one (docs/performance.md). Instead
 ``message_index_state.indexed_upto`` is the highest message id in ``messages_fts``, and every
-message above it is pending. The writer indexes what is pending as its upkeep, between
-batches on the event loop (sqlite_writer.SQLiteWriter): when it has been idle for a moment,
-or after ``INDEX_EVERY`` jobs while it is busy, at most ``UPKEEP_MESSAGES`` at a time, so that
+message above it is pending. The writer indexes what is pending as its upkeep, on the event
+loop (sqlite_writer.SQLiteWriter): when it has been idle for a moment, or inside a batch
+after ``INDEX_EVERY`` jobs while it is busy, at most ``UPKEEP_MESSAGES`` at a time, so that
 a backlog (messages written by another process, say) never holds the loop for long. A search
 first indexes everything still pending, in the writer's helper thread
 (``ConsoleQueries.search``), so it finds every acknowledged message.
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import sqlite3
 
-# Jobs after which a busy writer indexes anyway: bounded work per upkeep (a few ms) and an
+# Jobs after which a busy writer indexes anyway, in a batch: bounded work (a few ms) and an
 # index at most this far behind while messages keep coming.
 INDEX_EVERY = 500
 # The most one upkeep indexes: about 5 ms of the loop (2.5 ms for 500 on the benchmark's VM).

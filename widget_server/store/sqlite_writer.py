@@ -3,36 +3,30 @@ run on the event loop and whose commit runs in the writer's helper thread.
 
 Callers hand over a job (a plain function over a ``sqlite3.Connection``). Every job handed
 over during one iteration of the event loop runs in the next, together, in one
-``BEGIN IMMEDIATE`` transaction with one commit (while the server is busy, a batch waits
-up to ``LINGER`` for more: group commit), and only then are the callers' futures
-resolved. One commit (an fsync with ``synchronous=full``) per batch, instead of one per
-statement, is what lets a small box persist thousands of messages per second while never
-acknowledging anything that is not on disk. A job that raises fails alone: the batch is
-rolled back and run again with a SAVEPOINT around each job. A job may therefore run twice
-(the first run rolled back), so it must only touch the database.
+``BEGIN IMMEDIATE`` transaction with one commit (while the server is busy, a batch waits up
+to ``LINGER`` for more: group commit); only then are the callers' futures resolved. One
+commit (an fsync with ``synchronous=full``) per batch is what lets a small box persist
+thousands of messages per second while never acknowledging anything not on disk. A job that
+raises fails alone: the batch is rolled back and run again with a SAVEPOINT around each job,
+so a job may run twice and must only touch the database.
 
-A batch's statements run on the event loop's thread (about 0.1 ms per message; no thread
-hand-over per message, docs/performance.md); they read and write pages through
-SQLite's cache and the OS's, and sync nothing. Whatever can wait for the disk runs in the writer's
-helper thread, with new jobs held until it is done, so the jobs that come meanwhile make the
-next batch: every ``COMMIT`` (its fsync is 0.3 ms on a local SSD, several ms on network
-block storage, and on the loop it held every socket for that long), the upkeep's commit,
-the checkpoint that lets the WAL start over, closing the connection, a batch that finds the
-database locked by another process (the connection fails at once on the loop and waits
-``busy_timeout`` in the thread), and a job its caller marks ``off_loop`` because it may run
-long. A batch's futures resolve when its commit has returned; if the commit fails, every
-job of the batch fails and nothing of it is stored.
+A batch's statements run on the loop's thread (about 0.1 ms per message, no thread hand-over
+per message) and sync nothing. Whatever can wait for the disk runs in the helper thread, with
+new jobs held until it is done, so those that come meanwhile make the next batch: every
+``COMMIT`` (0.3 ms on a local SSD, several ms on network storage), the checkpoint that lets
+the WAL start over, closing the connection, a batch that finds the database locked by
+another process (``busy_timeout`` is 0 on the loop and waits in the thread), and a job its
+caller marks ``off_loop``. If a commit fails, every job of its batch fails and nothing of it
+is stored.
 
-The upkeep runs once no job has come for ``UPKEEP_IDLE``, or after ``upkeep_every`` jobs when
-none of those pauses come. First the ``upkeep`` job (work that may lag behind the writes:
-indexing messages for search), its statements on the loop and its commit in the helper, in
-a transaction of its own, right after the acks of the batch before it; it must do bounded
-work (a few ms) and return True when more remains, and then it runs again at the next
-chance. Then a passive WAL checkpoint, on a connection and thread of its own: it waits for
-no writer, so the batches go on while it copies pages and syncs the database file. SQLite's
-own checkpoint after a commit is turned off on the writer's connection, because it would
-copy and sync inside a commit. A failing upkeep is logged and tried again later; it never
-fails a caller.
+The upkeep runs once no job has come for ``UPKEEP_IDLE``, or after ``upkeep_every`` jobs
+otherwise. First the ``upkeep`` job (indexing messages for search): when jobs are waiting,
+as the last job of the next batch (a commit of its own would hold them for one more fsync),
+else in a transaction of its own right after the acks of the batch before. It must do
+bounded work (a few ms) and return True when more remains; it runs again at the next chance.
+Then a passive WAL checkpoint on a connection and thread of its own, which waits for no
+writer (SQLite's own, which would copy and sync inside a commit, is off). A failing upkeep
+is logged and tried again later; it never fails a caller.
 """
 
 from __future__ import annotations
@@ -62,10 +56,9 @@ GROUP = 8
 LINGER = 0.001
 BUSY_WINDOW = 0.005
 UPKEEP_IDLE = 0.05
-# The writer's connection copies what a checkpoint left (holding the writes for a sync of the
-# WAL and of the database file) only once the WAL holds this many frames: SQLite's own
-# automatic checkpoint waits for as many (wal_autocheckpoint).
-CATCH_UP_FRAMES = 1000
+# The writer's connection copies what a checkpoint left (holding the writes for two syncs)
+# once the WAL holds this many frames (16 MB); 1,000 meant every dozen batches on a busy server.
+CATCH_UP_FRAMES = 4000
 
 
 class WriterClosed(RuntimeError):
@@ -89,6 +82,8 @@ class SQLiteWriter:
         self._linger: asyncio.TimerHandle | None = None
         self._away: asyncio.Future[Any] | None = None  # the connection is the helper's
         self._upkeep_due = False  # scheduled to run on the loop
+        self._upkeep_folded = False  # the upkeep rides in the next batch
+        self._upkeep_future: asyncio.Future[Any] | None = None
         self._checkpointer: ThreadPoolExecutor | None = None
         self._checkpointing: asyncio.Future[int | None] | None = None
         self._checkpoint_conn: sqlite3.Connection | None = None  # the checkpointer's own
@@ -176,6 +171,8 @@ class SQLiteWriter:
         if not self._pending:
             return
         batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
+        if self._upkeep_folded:
+            batch, self._upkeep_folded = [*batch, self._folded_upkeep()], False
         jobs = [job for job, _ in batch]
         try:
             outcomes = _run_batch(conn, jobs, commit=False)
@@ -202,8 +199,7 @@ class SQLiteWriter:
         self._done(batch, outcomes)  # every job failed: rolled back, nothing to commit
 
     def _commit_away(self, batch: list[Item], outcomes: list[Outcome]) -> None:
-        """Commit in the helper thread: the commit's fsync needs no GIL, so the loop reads
-        and answers while the disk syncs, however long it takes."""
+        """Commit in the helper thread: the loop serves on while the disk syncs (no GIL)."""
         assert self._conn is not None
         conn = self._conn
 
@@ -229,8 +225,7 @@ class SQLiteWriter:
         self._in_helper(batch, waiting)
 
     def _in_helper(self, batch: list[Item], work: Callable[[], list[Outcome]]) -> None:
-        """Run ``work``, which gives the batch's outcomes, in the helper thread. If it
-        raises, nothing of the batch is stored: every job fails with that error."""
+        """``work`` gives the batch's outcomes in the helper; if it raises, every job fails."""
         def back(away: asyncio.Future[list[Outcome]]) -> None:
             error = away.exception()
             if error is not None:
@@ -261,10 +256,9 @@ class SQLiteWriter:
             gathered = took[0] >= LINGER
             then(done)
             if gathered and self._pending and not self._upkeep_due and self._conn is not None:
-                # The jobs held meanwhile gathered for longer than a linger: they are the
-                # group. Their statements run now, before the acks just released go out,
-                # so that the disk syncs the next batch while the loop sends them. A due
-                # upkeep goes first, or a steady stream of such batches would starve it.
+                # The jobs held meanwhile gathered for longer than a linger: they run now,
+                # before the acks just released go out, so that the disk syncs them while
+                # the loop sends those. A due upkeep first, or such batches would starve it.
                 self._flush()
             else:
                 self._schedule_flush()
@@ -278,13 +272,19 @@ class SQLiteWriter:
 
     def _done(self, batch: list[Item], outcomes: list[Outcome]) -> None:
         assert self._loop is not None
+        jobs = len(batch) - (bool(batch) and batch[-1][1] is self._upkeep_future)
         self.batches += 1
-        self.jobs += len(batch)
-        self._since_upkeep += len(batch)
+        self.jobs += jobs
+        self._since_upkeep += jobs
         self._last_batch = self._loop.time()
         _settle(batch, outcomes)
         if self._since_upkeep >= self._upkeep_every:
-            self._run_upkeep()
+            if self._pending and self._upkeep is not None and not self._upkeep_folded:
+                # busy: it rides in the next batch, which a commit of its own would hold
+                self._since_upkeep = 0
+                self._upkeep_folded = True
+            else:
+                self._run_upkeep()
         elif self._idle_timer is None:
             self._idle_timer = self._loop.call_at(self._last_batch + UPKEEP_IDLE,
                                                   self._upkeep_when_idle)
@@ -353,9 +353,20 @@ class SQLiteWriter:
                     return
         self._checkpoint()
 
-    def _upkept(self, away: asyncio.Future[None], more: bool) -> None:
+    def _folded_upkeep(self) -> Item:  # if it raises, it fails alone like any job
+        assert self._loop is not None and self._upkeep is not None
+        future: asyncio.Future[Any] = self._loop.create_future()
+        self._upkeep_future = future
+        future.add_done_callback(self._folded_upkept)
+        return self._upkeep, future
+
+    def _folded_upkept(self, done: asyncio.Future[Any]) -> None:
+        if not isinstance(done.exception(), WriterClosed):
+            self._upkept(done, done.exception() is None and bool(done.result()))
+
+    def _upkept(self, away: asyncio.Future[Any], more: bool) -> None:
         error = away.exception()
-        if error is not None:  # the commit failed: the work is still there to do
+        if error is not None:  # it or its commit failed: the work is still there to do
             log.error("sqlite writer upkeep failed", exc_info=error)
         elif more:
             self._upkeep_later()
@@ -369,8 +380,7 @@ class SQLiteWriter:
             self._idle_timer = self._loop.call_later(UPKEEP_IDLE, self._upkeep_when_idle)
 
     def _checkpoint(self) -> None:
-        """A passive checkpoint in the checkpointer's thread; one at a time (the next
-        upkeep's catches up with what one still running leaves)."""
+        """A passive checkpoint in the checkpointer's thread, one at a time."""
         if self._checkpointer is None or self._loop is None or self._checkpointing is not None:
             return
         self._checkpointing = self._loop.run_in_executor(self._checkpointer,
@@ -388,13 +398,10 @@ class SQLiteWriter:
             return None
 
     def _checkpointed(self, done: asyncio.Future[int | None]) -> None:
-        """Then, once the WAL holds CATCH_UP_FRAMES, copy the frames committed during the
-        checkpoint, on the writer's own connection in the helper thread, before the next
-        batch: a few pages, and a sync of the WAL and of the database file. SQLite starts the
-        WAL over only when a write transaction begins with every frame copied, and while
-        writes keep coming one always comes during a checkpoint in the thread: without this
-        the WAL would grow for as long as they do. Not after every checkpoint: the writes
-        wait for those two syncs, several ms each on a slow disk."""
+        """Then, once the WAL holds CATCH_UP_FRAMES, copy the frames committed meanwhile on
+        the writer's connection in the helper thread, before the next batch. SQLite starts the
+        WAL over only when a write transaction begins with every frame copied: while writes
+        keep coming, without this the WAL would grow for as long as they do."""
         self._checkpointing = None
         if done.cancelled() or done.exception() or self._conn is None:
             return
