@@ -49,6 +49,14 @@ def watermark(db_path: Path) -> int:
     return int(plain(db_path, "SELECT indexed_upto FROM message_index_state")[0][0])
 
 
+
+def wal_connection(path: Path | str) -> sqlite3.Connection:
+    """A writer's connection as the store makes it in this respect: in WAL mode, where the
+    checkpointer's connection never blocks the writer's commit."""
+    conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode = WAL")
+    return conn
+
 async def test_a_search_indexes_what_is_pending_first(lazy_store: SQLiteStore,
                                                       db_path: Path) -> None:
     site = await shop(lazy_store)
@@ -76,8 +84,7 @@ async def test_a_busy_writer_runs_its_upkeep_after_every_so_many_jobs(
     monkeypatch.setattr(sqlite_writer, "UPKEEP_IDLE", 3600.0)
     upkeeps: list[int] = []
     writer = SQLiteWriter(
-        lambda: sqlite3.connect(str(tmp_path / "w.db"), isolation_level=None,
-                                check_same_thread=False),
+        lambda: wal_connection(tmp_path / "w.db"),
         upkeep=lambda conn: upkeeps.append(1), upkeep_every=3)
     await writer.start()
     try:
@@ -100,8 +107,7 @@ async def test_a_failing_upkeep_is_logged_and_the_writes_go_on(
     def broken(conn: sqlite3.Connection) -> None:
         raise RuntimeError("upkeep broke")
 
-    writer = SQLiteWriter(lambda: sqlite3.connect(str(tmp_path / "w.db"), isolation_level=None,
-                                                  check_same_thread=False),
+    writer = SQLiteWriter(lambda: wal_connection(tmp_path / "w.db"),
                           upkeep=broken, upkeep_every=1)
     await writer.start()
     try:
@@ -203,8 +209,7 @@ async def test_an_upkeep_with_more_to_do_runs_again_without_new_jobs(
         calls.append(1)
         return len(calls) < 4  # more remains after the first three
 
-    writer = SQLiteWriter(lambda: sqlite3.connect(str(tmp_path / "w.db"), isolation_level=None,
-                                                  check_same_thread=False),
+    writer = SQLiteWriter(lambda: wal_connection(tmp_path / "w.db"),
                           upkeep=upkeep, upkeep_every=1)
     await writer.start()
     try:
@@ -224,8 +229,7 @@ async def test_the_upkeep_runs_on_the_loop_and_waits_out_another_writer_quietly(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = str(tmp_path / "w.db")
     threads: list[int] = []
-    writer = SQLiteWriter(lambda: sqlite3.connect(path, isolation_level=None,
-                                                  check_same_thread=False),
+    writer = SQLiteWriter(lambda: wal_connection(path),
                           upkeep=lambda conn: threads.append(threading.get_ident()),
                           upkeep_every=1)
     await writer.start()
