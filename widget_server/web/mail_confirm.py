@@ -2,9 +2,10 @@
 
 ``POST /api/widget/v1/email-confirmations`` (visitor token, ``{conversation, email}``) queues
 one mail to the typed address, with a signed link valid for a day; that mail is all a typed
-address ever gets. ``GET /api/widget/v1/email-confirmations/{token}``, the link, records the
-address as the visitor's confirmed one: their requests, open and later, are mailed to it
-(docs/email.md). Rate-limited per address and per client address (abuse.py).
+address ever gets. ``GET /api/widget/v1/email-confirmations/{token}``, the link, shows a
+button whose ``POST`` records the address as the visitor's confirmed one: their requests,
+open and later, are mailed to it (docs/email.md). Rate-limited per address and per client
+address (abuse.py).
 ``POST /api/widget/v1/transcripts`` (``{conversation}``) mails the public thread to the
 conversation's verified address; never to an address merely typed.
 """
@@ -89,27 +90,44 @@ async def transcript(request: Request) -> Response:
                         headers={"Cache-Control": "no-store"})
 
 
+async def confirm_page(request: Request) -> Response:
+    """The link in the mail shows a button and writes nothing: mail scanners and link
+    previews follow links, and only a person's click may confirm an address."""
+    rt = runtime(request)
+    found = rt.help_tokens.read_confirm(request.path_params["token"])
+    site = await rt.site(found.site_key) if found is not None else None
+    if found is None or site is None:
+        return _broken_link(site)
+    return render("mail_confirm.html", headers=NO_STORE, site=site,
+                  heading="Confirm your address",
+                  message=f"Get replies to your requests on {site.name} at {found.email}?")
+
+
 async def confirm(request: Request) -> Response:
-    """The link in the mail. A GET that writes: following it is the confirmation, and doing
-    so twice records the same address again."""
+    """The button's POST: records the address; doing so twice records it again."""
     rt = runtime(request)
     found = rt.help_tokens.read_confirm(request.path_params["token"])
     site = await rt.site(found.site_key) if found is not None else None
     if found is None or site is None or not await rt.store.confirm_mail_address(
             site.id, found.visitor_id, found.email):
-        return render("base.html", status=400, headers=NO_STORE, site=site,
-                      heading="This link does not work",
-                      message="It is not a confirmation link of ours, or it is more than a "
-                              "day old. Ask for replies by email again in the chat.")
+        return _broken_link(site)
     return render("base.html", headers=NO_STORE, site=site, heading="Address confirmed",
                   message=f"Replies to your requests on {site.name} will be mailed to "
                           f"{found.email}. You can close this page.")
 
 
+def _broken_link(site: Site | None) -> Response:
+    return render("base.html", status=400, headers=NO_STORE, site=site,
+                  heading="This link does not work",
+                  message="It is not a confirmation link of ours, or it is more than a "
+                          "day old. Ask for replies by email again in the chat.")
+
+
 routes = [
     Route("/api/widget/v1/email-confirmations", with_cors(ask), methods=["POST"]),
     Route("/api/widget/v1/email-confirmations", preflight, methods=["OPTIONS"]),
-    Route("/api/widget/v1/email-confirmations/{token}", confirm, methods=["GET"]),
+    Route("/api/widget/v1/email-confirmations/{token}", confirm_page, methods=["GET"]),
+    Route("/api/widget/v1/email-confirmations/{token}", confirm, methods=["POST"]),
     Route("/api/widget/v1/transcripts", with_cors(transcript), methods=["POST"]),
     Route("/api/widget/v1/transcripts", preflight, methods=["OPTIONS"]),
 ]
