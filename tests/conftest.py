@@ -7,6 +7,7 @@ import pytest
 
 from tests.clocked import TimeShift
 from tests.inprocess import InProcess, in_process
+from tests.mail_sink import MailSink
 from tests.support import ServerProcess, Site, create_site
 from widget_server.clock import Clock, SystemClock
 from widget_server.store.sqlite import SQLiteStore
@@ -84,3 +85,12 @@ async def store(db_path: Path, clock: Clock) -> AsyncIterator[SQLiteStore]:
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[MailSink]:
+    """An SMTP server on loopback that keeps what it is sent (tests/mail_sink.py), one per
+    test module."""
+    running = MailSink().start()
+    yield running
+    running.stop()

@@ -39,13 +39,6 @@ def mail_env(sink: MailSink, **extra: str) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[MailSink]:
-    running = MailSink().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def mailer(tmp_path_factory: pytest.TempPathFactory, sink: MailSink, shift: TimeShift
            ) -> Iterator[ServerProcess]:
     """A server that mails through the module's sink; ``shift`` moves its clock."""

@@ -20,13 +20,6 @@ ALERTS_PAGE = "/console/email-alerts"
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[MailSink]:
-    running = MailSink().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def mailer(tmp_path_factory: pytest.TempPathFactory, sink: MailSink
            ) -> Iterator[ServerProcess]:
     process = ServerProcess(tmp_path_factory.mktemp("alerts") / "widget.db",

@@ -49,13 +49,6 @@ On Sun, Dec 6, 2026 at 9:00 PM Acme Support <support@acme.test> wrote:
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[MailSink]:
-    running = MailSink().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def receiver(tmp_path_factory: pytest.TempPathFactory, sink: MailSink
              ) -> Iterator[ServerProcess]:
     process = ServerProcess(tmp_path_factory.mktemp("inbound") / "widget.db", env=mail_env(

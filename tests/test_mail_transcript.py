@@ -19,13 +19,6 @@ XSS = "<script>alert(1)</script>"
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[MailSink]:
-    running = MailSink().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def mailer(tmp_path_factory: pytest.TempPathFactory, sink: MailSink
            ) -> Iterator[ServerProcess]:
     process = ServerProcess(tmp_path_factory.mktemp("transcript") / "widget.db",

@@ -21,13 +21,6 @@ LINK = re.compile(r"(http://\S+/api/widget/v1/email-confirmations/\S+)")
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[MailSink]:
-    running = MailSink().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def mailer(tmp_path_factory: pytest.TempPathFactory, sink: MailSink
            ) -> Iterator[ServerProcess]:
     process = ServerProcess(tmp_path_factory.mktemp("widget-mail") / "widget.db",

@@ -30,13 +30,6 @@ MARKUP = "<b>gone</b>"
 
 
 @pytest.fixture(scope="module")
-def sink() -> Iterator[MailSink]:
-    running = MailSink().start()
-    yield running
-    running.stop()
-
-
-@pytest.fixture(scope="module")
 def mailer(tmp_path_factory: pytest.TempPathFactory, sink: MailSink) -> Iterator[ServerProcess]:
     process = ServerProcess(tmp_path_factory.mktemp("console-mail") / "widget.db",
                             env=mail_env(sink))
