@@ -38,6 +38,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -330,40 +331,37 @@ def main(argv: list[str] | None = None) -> int:
 def run_slow_disk(args: argparse.Namespace) -> int:
     plan = {**(slow_disk.QUICK if args.quick else slow_disk.FULL), "workers": args.workers,
             "pin": bool(SERVER_CPU)}
-    signal.signal(signal.SIGTERM, _interrupt)
-    started = time.perf_counter()
-    report: dict[str, Any] = {"mode": "slow-disk" + (" quick" if args.quick else ""),
-                              "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                              "machine": server_process.machine_info(),
-                              "loadavg_before": [round(x, 2) for x in os.getloadavg()],
-                              "server_env": BENCH_LIMITS}
-    log("running: slow disk ...")
-    report["slow_disk"] = slow_disk.run(plan, server_env(), log)
-    report["elapsed_s"] = round(time.perf_counter() - started, 1)
-    print(slow_disk.table(report["slow_disk"]))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"\nwrote {args.out} ({report['elapsed_s']} s)")
-    return 0 if report["slow_disk"].get("persistence_ok", True) else 1
+    result = run_scenario(args, "slow_disk", "slow-disk", slow_disk.run, slow_disk.table, plan)
+    return 0 if result.get("persistence_ok", True) else 1
 
 
 def run_mail(args: argparse.Namespace) -> int:
     plan = {**(mail_bench.QUICK if args.quick else mail_bench.FULL), "workers": args.workers}
+    run_scenario(args, "mail", "mail", mail_bench.run, mail_bench.table, plan)
+    return 0
+
+
+def run_scenario(args: argparse.Namespace, key: str, mode: str,
+                 run: Callable[..., dict[str, Any]], table: Callable[[dict[str, Any]], str],
+                 plan: dict[str, Any]) -> dict[str, Any]:
+    """One scenario alone (``--slow-disk``, ``--mail``): its table printed, its JSON written
+    with the machine's description; the scenario's own result returned."""
     signal.signal(signal.SIGTERM, _interrupt)
     started = time.perf_counter()
-    report: dict[str, Any] = {"mode": "mail" + (" quick" if args.quick else ""),
+    report: dict[str, Any] = {"mode": mode + (" quick" if args.quick else ""),
                               "timestamp": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
                               "machine": server_process.machine_info(),
                               "loadavg_before": [round(x, 2) for x in os.getloadavg()],
                               "server_env": BENCH_LIMITS}
-    log("running: mail ...")
-    report["mail"] = mail_bench.run(plan, server_env(), log)
+    log(f"running: {mode.replace('-', ' ')} ...")
+    report[key] = run(plan, server_env(), log)
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
-    print(mail_bench.table(report["mail"]))
+    print(table(report[key]))
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"\nwrote {args.out} ({report['elapsed_s']} s)")
-    return 0
+    result: dict[str, Any] = report[key]
+    return result
 
 
 def run_suite(args: argparse.Namespace) -> int:
