@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from widget_server import metrics
 from widget_server.clock import FakeClock
 from widget_server.models import Agent, Site, Visitor
 from widget_server.realtime.hub import Hub
@@ -86,15 +87,22 @@ async def test_breach_is_flagged_at_the_due_instant_and_not_a_second_before(
     number = await open_ticket(store, site, clock)
     scheduler = SlaScheduler(store, Hub(), clock)
     assert (await ticket(store, site, number)).first_response_due == T0 + 12 * H
+    def breaches() -> float:  # what /metrics shows as widget_sla_marks_total
+        return metrics.REGISTRY.get_sample_value("widget_sla_marks_total",
+                                                 {"mark": "breached"}) or 0.0
+
+    breached_before = breaches()
     clock.advance(12 * H - timedelta(seconds=1))
     result = await scheduler.run_once()
     assert result.acted and result.next_wake == T0 + 12 * H
     assert not (await ticket(store, site, number)).breached
     assert len(events(store, "sla_at_risk")) == 1  # 80 % of 12 h passed at 9 h 36 min
+    assert result.marks == ("sla_at_risk",)
     clock.advance(timedelta(seconds=1))
-    await scheduler.run_once()
+    assert (await scheduler.run_once()).marks == ("sla_breached",)
     assert (await ticket(store, site, number)).breached
-    await scheduler.run_once()
+    assert (await scheduler.run_once()).marks == ()
+    assert breaches() == breached_before + 1
     assert events(store, "sla_breached") == [
         {"due": "2026-11-26T20:00:00.000Z", "clock": "first_response"}]
 

@@ -15,6 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from widget_server import metrics
 from widget_server.config import Settings
 from widget_server.errors import WidgetError
 from widget_server.rate_limit import Concurrency, RateLimiter, retry_after
@@ -31,6 +32,7 @@ class RateLimited(WidgetError):
     def __init__(self, seconds: float, message: str = "too many requests; try again later"
                  ) -> None:
         super().__init__(message)
+        metrics.RATE_LIMITED.inc()  # made only to refuse something
         self.retry_after = retry_after(seconds)  # whole seconds, at least 1, as header text
         self.seconds = int(self.retry_after)
 

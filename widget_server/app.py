@@ -33,6 +33,7 @@ from widget_server.web import (
     help_metrics,
     inbound_email,
     mail_confirm,
+    metrics_route,
     session,
     static,
     widget_ws,
@@ -50,6 +51,7 @@ from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
 from widget_server.web.errors import EXCEPTION_HANDLERS
 from widget_server.web.headers import SecurityHeaders
+from widget_server.web.request_log import RequestLog
 from widget_server.web.url_check import UrlCheck
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
 
     routes = [
         *health.routes,
+        *metrics_route.routes,
         *static.routes,
         *session.routes,
         *widget_ws.routes,
@@ -138,8 +141,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     ]
     return Starlette(
         routes=routes,
-        # Outermost first: the security headers reach every answer, a 413 of BodyLimit too.
-        middleware=[Middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds),
+        # Outermost first: the request id, the security headers reach every answer, a 413
+        # of BodyLimit too.
+        middleware=[Middleware(RequestLog, log_lines=settings.log_format == "json"),
+                    Middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds),
                     Middleware(UrlCheck),
                     Middleware(BodyLimit, limit=settings.max_request_bytes,
                                timeout=settings.http_timeout)],

@@ -399,8 +399,10 @@ async def _prepare_demo(store: Store, settings: Settings) -> list[str]:
 
 def _serve(settings: Settings, clock: Clock) -> None:
     import uvicorn
+    from uvicorn.config import LOGGING_CONFIG
 
     from widget_server.app import create_app
+    from widget_server.log_format import log_config
     from widget_server.logs import redact_private_links
     from widget_server.web.http_deadline import header_deadline_protocol
 
@@ -422,6 +424,9 @@ def _serve(settings: Settings, clock: Clock) -> None:
         loop="uvloop" if importlib.util.find_spec("uvloop") else "asyncio",
         http=header_deadline_protocol(settings.http_timeout),
         log_level=settings.log_level,
+        # JSON: our access line (web/request_log.py) has the request id, route and site
+        log_config=log_config(settings.log_format, settings.log_level) or LOGGING_CONFIG,
+        access_log=settings.log_format != "json",
         server_header=False,
         lifespan="on",
     )

@@ -85,3 +85,10 @@ def client_address(source: Mapping[str, Any] | Any, trusted: tuple[str, ...]) ->
             return str(address)
         last_trusted = address
     return str(last_trusted)  # every hop is ours: the request began at a trusted host
+
+
+def address_in(text: str, entries: tuple[str, ...]) -> bool:
+    """Whether the address ``text`` (as ``client_address`` gives it) is in one of
+    ``entries`` (parsed by ``parse_proxies``)."""
+    address = _address(text)
+    return address is not None and bool(entries) and _is_trusted(address, _networks(entries))

@@ -91,6 +91,19 @@ def _on_off(text: str) -> bool:
     return value in {"on", "1", "true"}
 
 
+def _log_format(text: str) -> str:
+    value = text.strip().lower()
+    if value not in {"text", "json"}:
+        raise ValueError("must be text or json")
+    return value
+
+
+def _metrics_token(text: str) -> str:
+    if len(text.strip()) < 16:
+        raise ValueError("must be at least 16 characters")
+    return text.strip()
+
+
 def _log_level(text: str) -> str:
     value = text.strip().lower()
     if value not in {"critical", "error", "warning", "info", "debug"}:
@@ -152,6 +165,12 @@ SETTINGS: tuple[Setting, ...] = (
         "SQLite synchronous mode: full (survives power loss) or normal (survives kill -9).",
     ),
     Setting("log_level", "WIDGET_LOG_LEVEL", _log_level, "Server log level."),
+    Setting("log_format", "WIDGET_LOG_FORMAT", _log_format,
+            "Log lines as text (uvicorn's) or json (one object per line, with request ids)."),
+    Setting("metrics_token", "WIDGET_METRICS_TOKEN", _metrics_token,
+            "Bearer token that may read GET /metrics (docs/operations.md).", secret=True),
+    Setting("metrics_allow", "WIDGET_METRICS_ALLOW", parse_proxies,
+            "Addresses or networks that may read GET /metrics without the token."),
     Setting("scheduler", "WIDGET_SCHEDULER", _on_off,
             "Run the SLA scheduler in this process (on/off). Safe on several processes."),
     Setting("retention_interval", "WIDGET_RETENTION_INTERVAL", _positive_float,
@@ -234,6 +253,9 @@ class Settings:
     max_request_bytes: int = 4 * 1024 * 1024  # an article's 200,000 characters, form-encoded
     sqlite_synchronous: str = "full"
     log_level: str = "info"
+    log_format: str = "text"
+    metrics_token: str | None = None
+    metrics_allow: tuple[str, ...] = field(default_factory=tuple)
     scheduler: bool = True
     retention_interval: float = 3600.0
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextvars import ContextVar
 
 from websockets.exceptions import InvalidState
 from websockets.frames import Frame
@@ -33,6 +34,14 @@ _HEADER_LINES = frozenset({"< %s: %s", "> %s: %s"})
 PUBLIC_PARAMS = frozenset({"site", "limit", "before", "status", "severity", "days", "page",
                            "sent"})
 REDACTED = "[redacted]"
+# what a log line knows of the request being served (web/request_log.py sets them)
+REQUEST_ID: ContextVar[str | None] = ContextVar("request_id", default=None)
+SITE_ID: ContextVar[int | None] = ContextVar("site_id", default=None)
+
+
+def note_site(site_id: int) -> None:
+    """The site the request being served is about, for its log line."""
+    SITE_ID.set(site_id)
 
 
 def _query(match: re.Match[str]) -> str:

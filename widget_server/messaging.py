@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from widget_server import metrics
 from widget_server.clock import Clock
 from widget_server.errors import Unprocessable, WidgetError
 from widget_server.models import Agent, Author, PostResult, Ticket, TicketChange, Visitor
@@ -22,6 +23,9 @@ from widget_server.realtime.hub import Hub
 from widget_server.store import Store, TicketPatch, VisitorPost
 from widget_server.text import multi_line, optional_line
 
+STORED_BY_VISITOR = metrics.MESSAGES_STORED.labels("visitor")
+STORED_BY_AGENT = metrics.MESSAGES_STORED.labels("agent")
+STORED_NOTE = metrics.MESSAGES_STORED.labels("note")
 
 class BodyTooLong(WidgetError):
     code = "body_too_long"
@@ -73,7 +77,10 @@ class Messaging:
                            page_url=optional_line(page_url and page_url[:2000]),
                            user_agent=optional_line(user_agent and user_agent[:500]),
                            mail_to=mail_to, acknowledge=acknowledge)
-        return await self.store.post_visitor_message(post, self.clock.now())
+        result = await self.store.post_visitor_message(post, self.clock.now())
+        if not result.duplicate:
+            STORED_BY_VISITOR.inc()
+        return result
 
     def announce(self, visitor: Visitor, result: PostResult) -> None:
         if result.duplicate or not result.created:
@@ -92,6 +99,7 @@ class Messaging:
         change = await self.store.post_agent_message(
             site_id, number, agent, body, internal, self.clock.now()
         )
+        (STORED_NOTE if internal else STORED_BY_AGENT).inc()
         self.changed()
         event = MessagesAdded(change.ticket.conversation_id, change.messages, change.ticket)
         self.hub.publish(agents_channel(site_id), event)

@@ -217,6 +217,7 @@ class SweepResult:
     acted: bool  # False when another scheduler holds the lease
     changed: list[tuple[Ticket, str]]  # tickets and their visitor ids
     next_wake: datetime | None
+    marks: tuple[str, ...] = ()  # "sla_at_risk" / "sla_breached", one per mark made
 
 
 def normalize_origin(origin: str) -> str:

@@ -9,6 +9,7 @@ from widget_server.clock import Clock
 from widget_server.config import Settings
 from widget_server.errors import Unauthorized
 from widget_server.help_tokens import HelpTokens
+from widget_server.logs import note_site
 from widget_server.messaging import Messaging
 from widget_server.models import Site, Visitor, normalize_origin
 from widget_server.realtime.hub import Hub
@@ -39,7 +40,10 @@ class Runtime:
                    for site in await self.store.list_sites(fresh=True))
 
     async def site(self, key: str) -> Site | None:
-        return await self.store.get_site_by_key(key)
+        site = await self.store.get_site_by_key(key)
+        if site is not None:
+            note_site(site.id)  # for the request's log line
+        return site
 
     async def token_visitor(self, token: str, site: Site) -> Visitor:
         """The visitor a token speaks for on ``site`` now: signed, unexpired, and not erased

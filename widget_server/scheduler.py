@@ -12,6 +12,7 @@ import logging
 import secrets
 from datetime import timedelta
 
+from widget_server import metrics
 from widget_server.background import BackgroundLoop
 from widget_server.clock import Clock
 from widget_server.models import SweepResult
@@ -38,6 +39,8 @@ class SlaScheduler(BackgroundLoop):
     async def run_once(self) -> SweepResult:
         result = await self.store.sla_sweep(self.holder, self.clock.now(), LEASE)
         await self.store.expire_access_grants(self.clock.now())  # the audit's expiry events
+        for mark in result.marks:
+            metrics.SLA_MARKS.labels(metrics.SLA_MARK_NAMES[mark]).inc()
         for ticket, visitor_id in result.changed:
             event = TicketUpdated(ticket)
             self.hub.publish(agents_channel(ticket.site_id), event)

@@ -45,6 +45,13 @@ class MailQueries(StoreMixin):
                                    (conversation_id, site_id, visitor_id, visitor_id))
         return jobs.transcript_target(row)[0]
 
+    async def mail_outbox_stats(self) -> tuple[int, int]:
+        """(mails queued, mails given up): the outbox's depth and failures for /metrics."""
+        found = dict(await self._fetchall(
+            "SELECT state, COUNT(*) FROM mail_outbox WHERE state IN ('queued', 'failed')"
+            " GROUP BY state", slow=True))
+        return int(found.get("queued", 0)), int(found.get("failed", 0))
+
     async def agent_mail_prefs(self, agent_id: int) -> dict[str, bool]:
         return alerts.prefs(await self._fetchone(alerts.PREFS, (agent_id,)))
 

@@ -122,8 +122,9 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
             self._sites.committed()  # a write that changed a site: read the sites again
 
     @property
-    def writer_stats(self) -> dict[str, int]:
-        return {"batches": self._writer.batches, "jobs": self._writer.jobs}
+    def writer_stats(self) -> dict[str, float]:
+        return {"batches": self._writer.batches, "jobs": self._writer.jobs,
+                "commit_seconds": self._writer.commit_seconds}
 
     async def ping(self) -> bool:
         return (await self._fetchone("SELECT 1")) is not None

@@ -33,12 +33,14 @@ def sweep(conn: sqlite3.Connection, holder: str, now: datetime, lease: timedelta
         return SweepResult(False, [], None)
     stamp = isoformat(now)
     touched: set[int] = set()
+    marks: list[str] = []
     for row in conn.execute(
             "UPDATE tickets SET sla_warned_at = ? WHERE sla_due IS NOT NULL"
             " AND sla_warned_at IS NULL AND sla_at_risk_at <= ? RETURNING id, sla_due",
             (stamp, stamp)).fetchall():
         _event(conn, row[0], "sla_at_risk", "system", None, {"due": row[1]}, now)
         touched.add(row[0])
+        marks.append("sla_at_risk")
         if marked is not None:
             marked(row[0], "sla_at_risk")
     for row in conn.execute(
@@ -48,6 +50,7 @@ def sweep(conn: sqlite3.Connection, holder: str, now: datetime, lease: timedelta
         _event(conn, row[0], "sla_breached", "system", None,
                {"due": row[1], "clock": row[2]}, now)
         touched.add(row[0])
+        marks.append("sla_breached")
         if marked is not None:
             marked(row[0], "sla_breached")
     wakes = []
@@ -77,4 +80,4 @@ def sweep(conn: sqlite3.Connection, holder: str, now: datetime, lease: timedelta
             " JOIN conversations c ON c.id = t.conversation_id WHERE t.id = ?",
             (ticket_id,)).fetchone()
         changed.append((rows.ticket(row), row["visitor_id"]))
-    return SweepResult(True, changed, min(wakes) if wakes else None)
+    return SweepResult(True, changed, min(wakes) if wakes else None, tuple(marks))

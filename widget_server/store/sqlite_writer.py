@@ -13,20 +13,19 @@ so a job may run twice and must only touch the database.
 A batch's statements run on the loop's thread (about 0.1 ms per message, no thread hand-over
 per message) and sync nothing. Whatever can wait for the disk runs in the helper thread, with
 new jobs held until it is done, so those that come meanwhile make the next batch: every
-``COMMIT`` (0.3 ms on a local SSD, several ms on network storage), the checkpoint that lets
-the WAL start over, closing the connection, a batch that finds the database locked by
-another process (``busy_timeout`` is 0 on the loop and waits in the thread), and a job its
-caller marks ``off_loop``. If a commit fails, every job of its batch fails and nothing of it
-is stored.
+``COMMIT`` (0.3 ms on a local SSD, several ms on network storage), the WAL's checkpoint,
+closing the connection, a batch that finds the database locked by another process
+(``busy_timeout`` is 0 on the loop, waits in the thread), and a job marked ``off_loop``.
+If a commit fails, every job of its batch fails and nothing of it is stored.
 
 The upkeep runs once no job has come for ``UPKEEP_IDLE``, or after ``upkeep_every`` jobs
 otherwise. First the ``upkeep`` job (indexing messages for search): when jobs are waiting,
 as the last job of the next batch (a commit of its own would hold them for one more fsync),
 else in a transaction of its own right after the acks of the batch before. It must do
 bounded work (a few ms) and return True when more remains; it runs again at the next chance.
-Then a passive WAL checkpoint on a connection and thread of its own, which waits for no
-writer (SQLite's own, which would copy and sync inside a commit, is off). A failing upkeep
-is logged and tried again later; it never fails a caller.
+Then a passive WAL checkpoint on a connection and thread of its own, waiting for no writer
+(SQLite's own, which would copy and sync inside a commit, is off). A failing upkeep is
+logged and tried again later; it never fails a caller.
 """
 
 from __future__ import annotations
@@ -57,7 +56,7 @@ LINGER = 0.001
 BUSY_WINDOW = 0.005
 UPKEEP_IDLE = 0.05
 # The writer's connection copies what a checkpoint left (holding the writes for two syncs)
-# once the WAL holds this many frames (16 MB); 1,000 meant every dozen batches on a busy server.
+# once the WAL holds this many frames (16 MB).
 CATCH_UP_FRAMES = 4000
 
 
@@ -91,14 +90,13 @@ class SQLiteWriter:
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_batch = float("-inf")  # no batch yet: not busy, however new the clock
         self._open = False
-        self.batches = 0
-        self.jobs = 0
+        self.batches = self.jobs = 0
+        self.commit_seconds = 0.0  # in the helper thread; read by /metrics
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         conn = self._connect()
-        # On the loop a locked database must fail at once, not hold every socket for the
-        # busy timeout: such a batch goes to the helper thread, which waits as configured.
+        # a locked database fails at once on the loop; the helper thread waits as configured
         self._busy_timeout_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
         conn.execute("PRAGMA busy_timeout = 0")
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's, not the commit's
@@ -204,7 +202,9 @@ class SQLiteWriter:
         conn = self._conn
 
         def commit() -> list[Outcome]:
+            began = time.perf_counter()
             _commit(conn)
+            self.commit_seconds += time.perf_counter() - began
             return outcomes
 
         self._in_helper(batch, commit)

@@ -11,6 +11,7 @@ from starlette.requests import Request
 
 from widget_server.api_tokens import hash_api_token
 from widget_server.errors import Unauthorized, WidgetError
+from widget_server.logs import note_site
 from widget_server.models import Agent
 from widget_server.runtime import Runtime
 
@@ -43,4 +44,5 @@ async def authenticate(request: Request) -> tuple[int, Agent]:
     found = await rt.store.find_api_agent(hash_api_token(token))
     if found is None or not found[1].active:
         raise Unauthorized("this API token is not valid", code="invalid_token")
+    note_site(found[0])
     return found

@@ -12,7 +12,7 @@ from starlette.routing import Match, Route
 
 from widget_server.abuse import RateLimited
 from widget_server.errors import WidgetError
-from widget_server.logs import redact
+from widget_server.logs import REQUEST_ID, redact
 from widget_server.runtime import Runtime
 from widget_server.text import multi_line
 from widget_server.web.bearer import challenge
@@ -30,8 +30,14 @@ _HTTP_CODES = {
 
 def json_error(status: int, code: str, message: str,
                headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse({"error": {"code": code, "message": message}}, status_code=status,
-                        headers=headers)
+    """The error shape, with the request's id (web/request_log.py) when it has one: also in
+    ``X-Request-Id`` here, since a 500 is sent past the middleware that adds it."""
+    error = {"code": code, "message": message}
+    request_id = REQUEST_ID.get()
+    if request_id is not None:
+        error["request_id"] = request_id
+        headers = {**(headers or {}), "X-Request-Id": request_id}
+    return JSONResponse({"error": error}, status_code=status, headers=headers)
 
 
 def error_headers(exc: WidgetError) -> dict[str, str]:

@@ -208,7 +208,10 @@ def _spec() -> dict[str, Any]:
             "schemas": {
                 "Error": {"type": "object", "required": ["error"], "properties": {
                     "error": {"type": "object", "required": ["code", "message"], "properties": {
-                        "code": {"type": "string"}, "message": {"type": "string"}}}}},
+                        "code": {"type": "string"}, "message": {"type": "string"},
+                        "request_id": {"type": "string", "description":
+                                       "The answer's X-Request-Id, also in the server's log."}
+                    }}}},
                 "Ticket": {"type": "object", "required": _TICKET_REQUIRED, "properties": {
                     "number": {"type": "integer"}, "reference": {"type": "string"},
                     "status": {"enum": list(STATUSES)}, "status_label": {"type": "string"},

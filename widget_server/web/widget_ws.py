@@ -10,10 +10,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
+from widget_server import metrics
 from widget_server.abuse import RateLimited
 from widget_server.client_address import client_address
 from widget_server.errors import Unauthorized, WidgetError
@@ -24,6 +26,8 @@ from widget_server.realtime.visitor_stream import VisitorStream
 from widget_server.runtime import Runtime
 from widget_server.web.ws_send import text_sender
 
+OPEN_SOCKETS = metrics.SOCKETS_OPEN.labels("widget")
+ACK_SECONDS = metrics.ACK_SECONDS
 log = logging.getLogger(__name__)
 
 GOING_AWAY = 1001  # idle for WIDGET_WS_IDLE_TIMEOUT: the widget reconnects and resumes
@@ -197,6 +201,7 @@ async def _serve(
     context = (hello.page, websocket.headers.get("user-agent"), address)
     channel = visitor_channel(visitor.id)
     rt.hub.subscribe(channel, stream)  # before reading the state, so nothing slips between
+    OPEN_SOCKETS.inc()
     try:
         conversations = await rt.store.visitor_conversations(visitor.id)
         await stream.send({
@@ -236,6 +241,7 @@ async def _serve(
             await websocket.close(code=1011)
     finally:
         frames.stop()
+        OPEN_SOCKETS.dec()
         rt.hub.unsubscribe(channel, stream)
         await stream.stop()
 
@@ -253,6 +259,7 @@ async def _handle(
         await stream.send(protocol.error_frame(error.code, error.message))
         return
     if isinstance(frame, protocol.Send):
+        began = time.perf_counter()
         wait = rt.limits.send(visitor.id, new_request=frame.conversation is None,
                               address=context[2])
         if wait:  # refused, not closed: the widget keeps it in its outbox and sends it later
@@ -270,6 +277,7 @@ async def _handle(
             await stream.send(protocol.error_frame(exc.code, exc.message, ref=frame.client_msg_id))
             return
         await stream.acknowledge(result)
+        ACK_SECONDS.observe(time.perf_counter() - began)
         rt.messaging.announce(visitor, result)
     elif isinstance(frame, protocol.Ping):
         await stream.send({"type": "pong"})

@@ -15,6 +15,7 @@ from typing import Any
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from widget_server import metrics
 from widget_server.models import Agent, Message, Ticket
 from widget_server.numbers import MAX_INT
 from widget_server.realtime import protocol
@@ -30,6 +31,7 @@ from widget_server.web.agent_json import api_message, api_ticket
 from widget_server.web.console.auth import current_session
 from widget_server.web.ws_send import texts_sender
 
+OPEN_SOCKETS = metrics.SOCKETS_OPEN.labels("console")
 log = logging.getLogger(__name__)
 QUEUE_LIMIT = 2000
 UNSUPPORTED_DATA = 1003
@@ -113,6 +115,7 @@ async def console_socket(websocket: WebSocket) -> None:
     allowed = Allowed(rt, session.id, set(sites))
     sender = asyncio.create_task(_send_loop(websocket, feed, allowed))
     guard = asyncio.create_task(_recheck(websocket, allowed))
+    OPEN_SOCKETS.inc()
     try:
         await websocket.send_text(json.dumps({"type": "ready", "agent": agent.name,
                                               "sites": sorted(sites.values())}))
@@ -143,6 +146,7 @@ async def console_socket(websocket: WebSocket) -> None:
         with contextlib.suppress(Exception):
             await websocket.close(code=1011)
     finally:
+        OPEN_SOCKETS.dec()
         for site_id in sites:
             rt.hub.unsubscribe(agents_channel(site_id), feed)
         for task in (sender, guard):
