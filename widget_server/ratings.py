@@ -82,12 +82,15 @@ class Group:
 
 
 def parse_score(value: object) -> int:
-    """A score from JSON (an integer) or a form (digits); 422 ``invalid_score`` otherwise."""
-    if isinstance(value, str) and value.isascii() and value.isdigit() and len(value) == 1:
-        value = int(value)
+    """A score from JSON: an integer from 1 to 5; 422 ``invalid_score`` otherwise."""
     if isinstance(value, bool) or not isinstance(value, int) or value not in SCORES:
         raise Unprocessable("score must be a whole number from 1 to 5", code="invalid_score")
     return value
+
+
+def parse_form_score(value: object) -> int:
+    """A score from a form field: one digit from 1 to 5."""
+    return parse_score(int(value) if value in {str(score) for score in SCORES} else None)
 
 
 def parse_comment(value: object) -> str | None:

@@ -93,7 +93,7 @@ async def link_post(request: Request) -> Response:
     form = await read_form(request)
     comment_text = form.get("comment")
     try:
-        score = rules.parse_score(form.get("score"))
+        score = rules.parse_form_score(form.get("score"))
         comment = rules.parse_comment(comment_text)  # an empty box keeps the stored one
         await runtime(request).messaging.rate(site.id, visitor_id, conversation, score,
                                               comment, comment is None, "email")
