@@ -27,8 +27,8 @@ def mailer(tmp_path_factory: pytest.TempPathFactory, sink: MailSink
     process.stop()
 
 
-def solve(server: ServerProcess, site_token_client: httpx.Client) -> None:
-    answer = site_token_client.patch("/api/v1/tickets/1", json={"status": "solved"})
+def solve(client: httpx.Client) -> None:
+    answer = client.patch("/api/v1/tickets/1", json={"status": "solved"})
     assert answer.status_code == 200, answer.text
 
 
@@ -39,7 +39,7 @@ def test_the_solved_mail_links_show_a_form_whose_post_records_the_rating(
     submit_form(mailer, site, to)
     sink.wait_for(to)
     with api(mailer, site) as client:
-        solve(mailer, client)
+        solve(client)
         mail = sink.wait_for(to, 2)[1]
         plain, rich = text_of(mail)
         assert "How did we do?" in plain and "How did we do?" in rich
@@ -83,7 +83,7 @@ def test_a_site_with_ratings_off_gets_a_solved_mail_without_links(
     submit_form(mailer, site, to)
     sink.wait_for(to)
     with api(mailer, site) as client:
-        solve(mailer, client)
+        solve(client)
     plain, rich = text_of(sink.wait_for(to, 2)[1])
     assert "solved" in plain and "How did we do?" not in plain + rich
     assert LINKS.search(plain) is None

@@ -14,6 +14,7 @@ import pytest
 
 from tests.inprocess import InProcess
 from tests.support import Site, VisitorClient, console_client, csrf_of, start_session
+from widget_server.store.privacy_records import ErasureSelector
 
 pytestmark = pytest.mark.anyio
 
@@ -167,3 +168,23 @@ async def test_console_ticket_report_csv_and_api_report_show_the_rating(
             404, "site_not_found")
         today = inprocess.clock.now().date().isoformat()
         assert (await client.get(f"/api/v1/reports/csat?since={today}")).json()["count"] == 2
+
+
+async def test_an_erasure_deletes_the_rating_and_its_comment(inprocess: InProcess) -> None:
+    site = await inprocess.create_site()
+    api_token = await inprocess.api_token(site)
+    token, conversation = await open_request(inprocess, site)
+    await patch(inprocess, api_token, 1, status="solved")
+    assert (await rate(inprocess, site, token, conversation, score=1,
+                       comment="My account number is 12345")).status_code == 200
+    visitor_id = (await start_session(inprocess, site, token=token))["visitor"]["id"]
+    stored = await inprocess.store.get_site_by_key(site.key)
+    assert stored is not None
+    await inprocess.store.erase_visitor(stored.id, ErasureSelector("visitor", visitor_id),
+                                        "cli")
+    async with inprocess.client(headers={"Authorization": f"Bearer {api_token}"}) as client:
+        assert (await client.get("/api/v1/reports/csat")).json()["count"] == 0
+        ticket = (await client.get("/api/v1/tickets/1")).json()
+    rated = [e for e in ticket["events"] if e["type"] == "rating"]
+    assert rated and all(e["actor"]["id"] is None for e in rated)
+    assert "12345" not in str(ticket)
