@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from widget_server import ratings as rules
+from widget_server.abuse import enforce
 from widget_server.errors import NotFound, Unauthorized, Unprocessable, WidgetError
 from widget_server.models import Site
 from widget_server.numbers import parse_int
@@ -53,6 +54,8 @@ async def rate(request: Request) -> Response:
         raise Unprocessable("conversation must be the id of one of your requests",
                             code="invalid_conversation")
     score = rules.parse_score(data.get("score"))
+    # a rating counts as a message against the visitor's limit: changes stay few
+    enforce(rt.limits.send(visitor.id, new_request=False, address=""))
     # no comment, or null: the stored one stays; "" removes it
     keep = data.get("comment") is None
     comment = rules.parse_comment(data.get("comment"))
@@ -95,6 +98,7 @@ async def link_post(request: Request) -> Response:
     try:
         score = rules.parse_form_score(form.get("score"))
         comment = rules.parse_comment(comment_text)  # an empty box keeps the stored one
+        enforce(runtime(request).limits.send(visitor_id, new_request=False, address=""))
         await runtime(request).messaging.rate(site.id, visitor_id, conversation, score,
                                               comment, comment is None, "email")
     except WidgetError as exc:
