@@ -191,7 +191,7 @@ function conversationView(panel) {
     back(panel, "← All requests"),
     slot(panel, "head", "div", { class: "ticket-head" }),
     slot(panel, "status", "div", { role: "status" }),
-    slot(panel, "log", "div", { class: "log", role: "log", "aria-label": "Messages" }),
+    slot(panel, "log", "div", { class: "log", role: "log", "aria-label": "Messages", tabindex: "0" }),
     slot(panel, "typing", "p", { class: "typing" }),
     slot(panel, "rating"),
     form,

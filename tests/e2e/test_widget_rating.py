@@ -13,6 +13,7 @@ from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import HostPages, host_page
 from tests.e2e.steps import open_request
+from tests.e2e.test_widget_a11y import serious_widget_violations
 from tests.support import ServerProcess, Site, run_cli
 
 
@@ -52,6 +53,7 @@ def test_a_visitor_rates_a_solved_request_and_the_console_shows_it(
     scores = widget.get_by_role("group", name="How did we do?")  # live, without a reload
     expect(scores).to_be_visible()
     expect(scores.get_by_role("radio")).to_have_count(5)
+    assert serious_widget_violations(page) == []
     scores.get_by_role("radio", name="1, Very bad").focus()  # a radio group: arrows move
     for _ in range(3):
         page.keyboard.press("ArrowRight")
