@@ -34,7 +34,7 @@ def rate(conn: sqlite3.Connection, site_id: int, visitor_id: str, conversation_i
     if enabled is None or not enabled[0]:
         raise Conflict("this site does not ask for ratings", code="ratings_off")
     row = conn.execute(
-        f"SELECT {rows.TICKET_COLUMNS}, t.version AS ticket_version FROM {rows.TICKET_FROM}"
+        f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM}"
         " JOIN conversations c ON c.id = t.conversation_id"
         f" WHERE t.id = {rows.LATEST_TICKET.format('?')} AND c.visitor_id = ?"
         " AND c.site_id = ?", (conversation_id, visitor_id, site_id)).fetchone()
