@@ -34,6 +34,7 @@ from widget_server.web import (
     inbound_email,
     mail_confirm,
     metrics_route,
+    ratings,
     session,
     static,
     widget_ws,
@@ -43,6 +44,7 @@ from widget_server.web.console import access as console_access
 from widget_server.web.console import admin as console_admin
 from widget_server.web.console import articles as console_articles
 from widget_server.web.console import auth as console_auth
+from widget_server.web.console import csat_pages as console_csat
 from widget_server.web.console import live as console_live
 from widget_server.web.console import mail_pages as console_mail
 from widget_server.web.console import mail_prefs as console_mail_prefs
@@ -124,6 +126,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *inbound_email.routes,
         *access_grants.routes,
         *mail_confirm.routes,
+        *ratings.routes,
         *help_form.routes,
         *help_centre.routes,
         *help_api.routes,
@@ -136,6 +139,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *console_mail.routes,
         *console_access.routes,
         *console_sla.routes,
+        *console_csat.routes,
         *console_articles.routes,
         *console_live.routes,
     ]

@@ -25,6 +25,8 @@ REQUEST_SALT = "widget-server.help-request.v1"
 CONFIRM_SALT = "widget-server.mail-confirm.v1"
 FORM_MAX_AGE = 24 * 3600  # a form left open for longer is re-rendered with a fresh token
 CONFIRM_MAX_AGE = 24 * 3600  # an address confirmation link works for a day after it is mailed
+RATING_SALT = "widget-server.mail-rating.v1"
+RATING_MAX_AGE = 30 * 24 * 3600  # the solved mail's rating links work for 30 days
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,15 @@ class RequestKey:
 
 
 @dataclass(frozen=True)
+class RatingLink:
+    """Whose rating of which conversation's ticket a solved mail's rating link records."""
+
+    site_key: str
+    visitor_id: str
+    conversation_id: str
+
+
+@dataclass(frozen=True)
 class MailConfirmation:
     """What an address confirmation link confirms: this visitor's address, asked for in this
     conversation (docs/email.md)."""
@@ -74,6 +85,7 @@ class HelpTokens:
         self._forms = URLSafeTimedSerializer(keys, salt=FORM_SALT, signer=ClockSigner)
         self._requests = URLSafeSerializer(keys, salt=REQUEST_SALT)
         self._confirms = URLSafeTimedSerializer(keys, salt=CONFIRM_SALT, signer=ClockSigner)
+        self._ratings = URLSafeTimedSerializer(keys, salt=RATING_SALT, signer=ClockSigner)
 
     def new_form(self, site: Site, visitor_id: str) -> tuple[str, FormGrant]:
         grant = FormGrant(site.key, visitor_id, str(uuid.uuid4()))
@@ -124,6 +136,20 @@ class HelpTokens:
         if not _strings(data, "s", "v", "c", "e"):
             return None
         return MailConfirmation(data["s"], data["v"], data["c"], data["e"])
+
+    def rating(self, link: RatingLink) -> str:
+        return str(self._ratings.dumps({"s": link.site_key, "v": link.visitor_id,
+                                        "c": link.conversation_id}))
+
+    def read_rating(self, token: str) -> RatingLink | None:
+        """What a genuine rating link not older than RATING_MAX_AGE rates."""
+        try:
+            data: Any = self._ratings.loads(token, max_age=RATING_MAX_AGE)
+        except BadSignature:  # also SignatureExpired
+            return None
+        if not _strings(data, "s", "v", "c"):
+            return None
+        return RatingLink(data["s"], data["v"], data["c"])
 
 
 def _strings(data: object, *keys: str) -> bool:

@@ -10,6 +10,7 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from widget_server import tickets as rules
+from widget_server.ratings import SCORE_LABELS
 from widget_server.store.mail_records import MailContext, OutboxMail, ThreadMessage
 
 templates = Environment(
@@ -78,7 +79,9 @@ def _author(message: ThreadMessage, visitor_name: str | None, kind: str) -> str:
     return message.author_name or "Support"
 
 
-def compose(mail: OutboxMail, follow_url: str, now: datetime) -> Composed:
+def compose(mail: OutboxMail, follow_url: str, now: datetime,
+            rating_url: str | None = None) -> Composed:
+    """``rating_url``: the solved mail's signed rating link; each score adds ``?score=N``."""
     context = mail.context
     assert context is not None, "only a claimed mail is composed"
     page = context.page_url if (context.page_url or "").startswith(("https://", "http://")) \
@@ -89,6 +92,8 @@ def compose(mail: OutboxMail, follow_url: str, now: datetime) -> Composed:
         "promise": promise(context, now), "follow_url": follow_url, "page_url": page,
         "name": context.visitor_name,
         "what": ALERT_WHAT.get(mail.headers.get(ALERT_HEADER, ""), "Ticket update"),
+        "ratings": [{"score": score, "label": label, "url": f"{rating_url}?score={score}"}
+                    for score, label in SCORE_LABELS.items()] if rating_url else [],
         "messages": [{"author": _author(m, context.visitor_name, mail.kind), "body": m.body,
                       "when": rules.format_due(m.created_at)} for m in context.messages],
     }

@@ -25,7 +25,7 @@ import aiosmtplib
 from widget_server.background import BackgroundLoop
 from widget_server.clock import Clock
 from widget_server.config import Settings
-from widget_server.help_tokens import HelpTokens, MailConfirmation, RequestKey
+from widget_server.help_tokens import HelpTokens, MailConfirmation, RatingLink, RequestKey
 from widget_server.mail_compose import compose, from_name, one_line
 from widget_server.mail_settings import SmtpUrl, mail_from_address
 from widget_server.mail_tokens import reply_address
@@ -50,6 +50,7 @@ AUTO_SUBMITTED = {"acknowledgement": "auto-replied", "reply": "auto-generated",
                   "confirm": "auto-generated", "transcript": "auto-generated",
                   "alert": "auto-generated"}  # RFC 3834
 CONFIRM_PATH = "/api/widget/v1/email-confirmations/"
+RATING_PATH = "/api/widget/v1/ratings/"
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -136,7 +137,8 @@ class MailSender(BackgroundLoop):
     async def _message(self, mail: OutboxMail) -> EmailMessage:
         subject, text, html, headers = mail.subject, mail.text_body, mail.html_body, mail.headers
         if subject is None or text is None or html is None:
-            composed = compose(mail, self._follow_url(mail), self.clock.now())
+            composed = compose(mail, self._follow_url(mail), self.clock.now(),
+                               await self._rating_url(mail))
             subject, text, html = composed.subject, composed.text, composed.html
             headers = {**mail.headers, **self._headers(mail)}
             await self.store.mail_composed(mail.id, subject, text, html, headers,
@@ -180,6 +182,18 @@ class MailSender(BackgroundLoop):
                                                    mail.conversation_id, context.visitor_name,
                                                    mail.to_address))
         return f"{self.base_url}/help/requests/{token}"
+
+    async def _rating_url(self, mail: OutboxMail) -> str | None:
+        """The solved mail's rating link (without its score), if the site asks for ratings."""
+        context = mail.context
+        if mail.kind != "solved" or context is None or mail.conversation_id is None:
+            return None
+        site = await self.store.get_site_by_key(context.site_key)
+        if site is None or not site.ratings_enabled:
+            return None
+        token = self.help_tokens.rating(RatingLink(context.site_key, context.visitor_id,
+                                                   mail.conversation_id))
+        return f"{self.base_url}{RATING_PATH}{token}"
 
     def _client(self) -> aiosmtplib.SMTP:
         smtp = self.smtp

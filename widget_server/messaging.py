@@ -12,6 +12,7 @@ from widget_server import metrics
 from widget_server.clock import Clock
 from widget_server.errors import Unprocessable, WidgetError
 from widget_server.models import Agent, Author, PostResult, Ticket, TicketChange, Visitor
+from widget_server.ratings import Rating
 from widget_server.realtime.events import (
     MessagesAdded,
     TicketUpdated,
@@ -119,6 +120,17 @@ class Messaging:
         self.hub.publish(visitor_channel(change.visitor_id), TicketUpdated(change.ticket))
         self.hub.publish(agents_channel(site_id), TicketUpdated(change.ticket))
         return change
+
+    async def rate(self, site_id: int, visitor_id: str, conversation_id: str, score: int,
+                   comment: str | None, keep: bool, channel: str) -> Rating:
+        """The visitor's satisfaction rating (ratings.py): stored, then shown live on their
+        other tabs and to the site's agents. ``keep``: the stored comment stays."""
+        rating, ticket = await self.store.rate_ticket(site_id, visitor_id, conversation_id,
+                                                      score, comment, keep, channel,
+                                                      self.clock.now())
+        self.hub.publish(visitor_channel(visitor_id), TicketUpdated(ticket))
+        self.hub.publish(agents_channel(site_id), TicketUpdated(ticket))
+        return rating
 
     # -- console operations: each commits first, then tells the visitor and the agents
     def _publish_change(self, site_id: int, change: TicketChange) -> None:

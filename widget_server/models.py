@@ -26,6 +26,7 @@ class Site:
     grant_max_hours: int = 168  # longest support access grant; 0: grants off
     retention_days: int | None = None  # None: keep forever (docs/privacy.md)
     mail_sender_name: str | None = None  # From display name of its mails; None: its name
+    ratings_enabled: bool = True  # ask for a satisfaction rating when a ticket is solved
 
     @property
     def identity_required(self) -> bool:
@@ -135,6 +136,8 @@ class Ticket:
     closed_at: datetime | None = None
     erased_at: datetime | None = None  # a tombstone: see docs/privacy.md
     erased_reason: str | None = None  # "retention" or "erasure"
+    rating: int | None = None  # the visitor's satisfaction score, 1-5 (ratings.py)
+    rated_at: datetime | None = None  # when it was first given
 
 
 @dataclass(frozen=True)

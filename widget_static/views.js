@@ -66,9 +66,10 @@ export const views = {
 // refill the live slots of the view on screen
 export function refresh(panel) {
   panel.title.textContent = panel.site ? panel.site.name : "Help";
-  const { status, list, head, log, typing, access, mail } = panel.slots;
+  const { status, list, head, log, typing, access, mail, rating } = panel.slots;
   if (status) status.replaceChildren(...statusLine(panel));
   if (mail && panel.visitor) offerMail(panel, mail);
+  if (rating) offerRating(panel, rating);
   const verified = Boolean(panel.visitor && panel.visitor.verified);
   // only verified visitors can grant access
   if (access && access.childElementCount !== Number(verified)) {
@@ -190,8 +191,9 @@ function conversationView(panel) {
     back(panel, "← All requests"),
     slot(panel, "head", "div", { class: "ticket-head" }),
     slot(panel, "status", "div", { role: "status" }),
-    slot(panel, "log", "div", { class: "log", role: "log", "aria-label": "Messages" }),
+    slot(panel, "log", "div", { class: "log", role: "log", "aria-label": "Messages", tabindex: "0" }),
     slot(panel, "typing", "p", { class: "typing" }),
+    slot(panel, "rating"),
     form,
     slot(panel, "mail"));
 }
@@ -206,6 +208,16 @@ function offerMail(panel, slot) {
   slot.dataset.for = want;
   slot.replaceChildren(...(want ? [h("button", { type: "button", class: "link", text: has ? "Email me this conversation" : "Get replies by email",
     onclick: () => import("./mail.js").then((m) => slot.replaceChildren(m.mailView(panel, id, has))) })] : []));
+}
+
+// "How did we do?" once the request is solved, if the site asks (rating.js)
+function offerRating(panel, slot) {
+  const id = panel.view.conversation, c = panel.conversations.get(id), t = c && c.ticket;
+  const want = panel.site && panel.site.ratings && t && /solved|closed/.test(t.status) ? id + (t.rating ? t.rating.score : "") : "";
+  if (slot.dataset.for === want) return;
+  slot.dataset.for = want;
+  slot.replaceChildren();
+  if (want) import("./rating.js").then((m) => slot.dataset.for === want && slot.replaceChildren(m.ratingView(panel, id, t)));
 }
 
 function ticketHead(panel) {

@@ -68,6 +68,10 @@ async def test_tokens_of_integration_agents_made_before_0010_keep_working(
         conn.execute("ALTER TABLE sites DROP COLUMN mail_sender_name")  # 0014
         conn.execute("ALTER TABLE visitors DROP COLUMN mail_confirmed")  # 0013
         conn.execute("DROP TABLE agent_mail_prefs")
+        conn.execute("DROP TABLE ratings")  # 0016
+        conn.execute("ALTER TABLE tickets DROP COLUMN rating")
+        conn.execute("ALTER TABLE tickets DROP COLUMN rated_at")
+        conn.execute("ALTER TABLE sites DROP COLUMN ratings_enabled")
     upgraded = SQLiteStore(store.path)  # the next start migrates
     await upgraded.open()
     try:

@@ -14,6 +14,7 @@ import msgspec
 from widget_server.clock import isoformat
 from widget_server.models import Message, Ticket, Visitor
 from widget_server.numbers import MAX_INT
+from widget_server.ratings import CHANGE_WINDOW
 from widget_server.tickets import STAGE_LABELS, STATUS_LABELS
 
 ShortId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
@@ -159,7 +160,16 @@ def _ticket_json(ticket: Ticket) -> dict[str, Any]:
         "response_kind": ticket.sla_kind,
         "sla_paused": ticket.sla_paused,
         "breached": ticket.breached,
+        **_rating_json(ticket),
     }
+
+
+def _rating_json(ticket: Ticket) -> dict[str, Any]:
+    """A rated ticket's score and until when it may change (ratings.py); nothing else."""
+    if ticket.rating is None or ticket.rated_at is None:
+        return {}
+    return {"rating": {"score": ticket.rating,
+                       "changeable_until": isoformat(ticket.rated_at + CHANGE_WINDOW)}}
 
 
 def message_frame(message: Message) -> dict[str, Any]:

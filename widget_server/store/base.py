@@ -37,6 +37,7 @@ from widget_server.models import (
     Visitor,
     VisitorProfile,
 )
+from widget_server.ratings import Rating, RatingRow
 from widget_server.reports import TicketFacts
 from widget_server.store.mail_records import MailThread, OutboxMail
 from widget_server.store.privacy_records import (
@@ -255,8 +256,19 @@ class InboundStore(Protocol):
     async def support_site(self, address: str) -> int | None: ...
 
 
+class RatingStore(Protocol):
+    """Satisfaction ratings (ratings.py, store/rating_queries.py)."""
+
+    async def rate_ticket(self, site_id: int, visitor_id: str, conversation_id: str,
+                          score: int, comment: str | None, keep: bool, channel: str,
+                          now: datetime) -> tuple[Rating, Ticket]: ...
+    async def ticket_rating(self, ticket_id: int) -> Rating | None: ...
+    async def rating_rows(self, site_id: int, since: datetime) -> list[RatingRow]: ...
+    async def set_ratings_enabled(self, site_id: int, enabled: bool) -> None: ...
+
+
 class Store(ConsoleStore, HelpStore, GrantStore, PrivacyStore, MailStore, InboundStore,
-            Protocol):
+            RatingStore, Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> bool: ...

@@ -106,7 +106,8 @@ def purge_conversations(conn: sqlite3.Connection, site_id: int, conversation_ids
                 "UPDATE tickets SET subject = '', conversation_id = ?, erased_at = ?,"
                 " erased_reason = ?, status = 'closed',"
                 " closed_at = CASE WHEN status = 'closed' THEN closed_at ELSE ? END,"
-                " sla_running_since = NULL, sla_due = NULL, sla_at_risk_at = NULL"
+                " sla_running_since = NULL, sla_due = NULL, sla_at_risk_at = NULL,"
+                " rating = NULL, rated_at = NULL"
                 f" WHERE id IN ({ticket_marks})",
                 (placeholder, stamp, reason, stamp, *ticket_part))
             # the one update ticket_events allows, and only on tombstones
@@ -120,6 +121,8 @@ def purge_conversations(conn: sqlite3.Connection, site_id: int, conversation_ids
                 ticket_part)
             conn.execute(f"DELETE FROM agent_reads WHERE ticket_id IN ({ticket_marks})",
                          ticket_part)
+            conn.execute(f"DELETE FROM ratings WHERE ticket_id IN ({ticket_marks})",
+                         ticket_part)  # the comment is the visitor's words
         for row in tickets:
             data: dict[str, object] = {"by": reason}
             if row["status"] != "closed":

@@ -18,7 +18,7 @@ TICKET_COLUMNS = (
     " t.updated_at, t.tier, t.split_from_id, t.merged_into_id, s.reference_prefix,"
     " t.sla_kind, t.sla_target, t.sla_consumed, t.sla_running_since, t.sla_due,"
     " t.sla_warned_at, t.sla_breached_at, t.next_response_at, t.solved_at,"
-    " t.closed_at, t.erased_at, t.erased_reason"
+    " t.closed_at, t.erased_at, t.erased_reason, t.rating, t.rated_at"
 )
 # The rows TicketMemo builds records from: with the version (migration 0009), which
 # TICKET_COLUMNS lacks (the writer's jobs add TICKET_VERSION_COLUMNS, for TicketVersions).
@@ -56,6 +56,7 @@ def site(row: sqlite3.Row) -> Site:
         grant_max_hours=row["grant_max_hours"],
         retention_days=row["retention_days"],
         mail_sender_name=row["mail_sender_name"],
+        ratings_enabled=bool(row["ratings_enabled"]),
     )
 
 
@@ -105,6 +106,8 @@ def ticket(row: sqlite3.Row) -> Ticket:
         closed_at=_maybe_time(row["closed_at"]),
         erased_at=_maybe_time(row["erased_at"]),
         erased_reason=row["erased_reason"],
+        rating=row["rating"],
+        rated_at=_maybe_time(row["rated_at"]),
     )
 
 

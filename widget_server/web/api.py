@@ -6,6 +6,8 @@ visitor's widget live, like replies from the console.
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime, timedelta
+
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -13,6 +15,7 @@ from starlette.routing import Route
 from widget_server.errors import InvalidAssignee, NotFound, Unprocessable
 from widget_server.models import Ticket
 from widget_server.numbers import parse_int, parse_signed
+from widget_server.ratings import report_json
 from widget_server.reports import build_report
 from widget_server.store import TicketPatch
 from widget_server.tickets import STATUSES
@@ -157,6 +160,31 @@ async def sla_report(request: Request) -> Response:
     return JSONResponse(report.as_json())
 
 
+async def csat_report(request: Request) -> Response:
+    """Satisfaction ratings given since ``since`` (a UTC date; default 90 days ago) on the
+    token's site, or on ``site`` (a key) if the token's agent works there (ratings.py)."""
+    site_id, agent = await authenticate(request)
+    rt = runtime(request)
+    key = request.query_params.get("site")
+    site = await rt.store.get_site_by_key(key) if key is not None else \
+        await rt.store.get_site(site_id)
+    if site is None or (site.id != site_id and
+                        site.id not in await rt.store.agent_site_ids(agent)):
+        raise NotFound("no site your token may read has this key", code="site_not_found")
+    today = rt.clock.now().date()
+    raw = request.query_params.get("since")
+    try:
+        since = date.fromisoformat(raw) if raw is not None else today - timedelta(days=89)
+    except ValueError:
+        since = None
+    if since is None or (raw is not None and len(raw) != 10) or since > today:
+        raise Unprocessable("since must be a date like 2026-01-31, not in the future",
+                            code="invalid_since")
+    found = await rt.store.rating_rows(
+        site.id, datetime(since.year, since.month, since.day, tzinfo=UTC))
+    return JSONResponse(report_json(site.key, since, found))
+
+
 async def openapi(request: Request) -> Response:
     return JSONResponse(openapi_json())
 
@@ -165,6 +193,7 @@ routes = [
     Route("/api/v1/openapi.json", openapi, methods=["GET"]),
     Route("/api/v1/tickets", list_tickets, methods=["GET"]),
     Route("/api/v1/reports/sla", sla_report, methods=["GET"]),
+    Route("/api/v1/reports/csat", csat_report, methods=["GET"]),
     Route("/api/v1/tickets/{number:id}", get_ticket, methods=["GET"]),
     Route("/api/v1/tickets/{number:id}", patch_ticket, methods=["PATCH"]),
     Route("/api/v1/tickets/{number:id}/messages", post_message, methods=["POST"]),

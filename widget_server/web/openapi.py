@@ -153,6 +153,52 @@ def _spec() -> dict[str, Any]:
                     "backlog": {"type": "object", "additionalProperties": {"type": "integer"}},
                 }}), "401": _ERRORS["401"], "422": _ERRORS["422"]},
             }},
+            "/api/v1/reports/csat": {"get": {
+                "operationId": "getCsatReport",
+                "summary": "Satisfaction ratings (1-5) of a site since a date: counts, CSAT "
+                           "(share of 4 and 5), average, per week, agent and severity, and "
+                           "every rating with its comment.",
+                "parameters": [
+                    {"name": "site", "in": "query", "description": "A site key; default: "
+                     "the token's site. Another site only if the token's agent works on it.",
+                     "schema": {"type": "string"}},
+                    {"name": "since", "in": "query", "description": "A UTC date; ratings "
+                     "first given on it or later. Default: 89 days before today.",
+                     "schema": {"type": "string", "format": "date"}}],
+                "responses": {"200": _ok("The report.", {
+                    "type": "object",
+                    "required": ["site", "since", "count", "groups", "ratings"],
+                    "properties": {
+                        "site": {"type": "string"},
+                        "since": {"type": "string", "format": "date"},
+                        "count": {"type": "integer"},
+                        "satisfied": {"type": "integer"},
+                        "csat": {"type": ["number", "null"]},
+                        "average": {"type": ["number", "null"]},
+                        "scores": {"type": "object",
+                                   "additionalProperties": {"type": "integer"}},
+                        "groups": {"type": "array", "items": {"type": "object", "properties": {
+                            "week": {"type": "string", "format": "date",
+                                     "description": "The Monday of the week (UTC)."},
+                            "agent": {"type": "string", "description": "The assignee when "
+                                      "the visitor rated, or \"Unassigned\"."},
+                            "severity": {"type": "string"}, "count": {"type": "integer"},
+                            "satisfied": {"type": "integer"}, "csat": {"type": "number"},
+                            "average": {"type": "number"}}}},
+                        "ratings": {"type": "array", "items": {"type": "object", "properties": {
+                            "ticket": {"type": "integer"}, "reference": {"type": "string"},
+                            "severity": {"type": "string"},
+                            "agent_id": {"type": ["integer", "null"]},
+                            "agent": {"type": ["string", "null"]},
+                            "score": {"type": "integer", "minimum": 1, "maximum": 5},
+                            "comment": {"type": ["string", "null"]},
+                            "created_at": {"type": "string", "format": "date-time"},
+                            "updated_at": {"type": "string", "format": "date-time"}}}},
+                    }}),
+                    "401": _ERRORS["401"],
+                    "404": _error("`site_not_found`: no site the token may read has this key."),
+                    "422": _error("`invalid_since`: since is not a date, or in the future.")},
+            }},
             "/api/v1/tickets/{number}/messages": {"post": {
                 "operationId": "postMessage",
                 "summary": "Reply as the token's agent; public replies reach the widget live.",

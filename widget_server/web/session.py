@@ -154,6 +154,7 @@ async def create_session(request: Request) -> Response:
             "default_severity": policy.default_severity,
             "visitor_proposes_severity": policy.visitor_proposes_severity,
             "mail": mail,
+            "ratings": site.ratings_enabled,
             "limits": {"max_body_chars": rt.settings.max_body_chars,
                        "max_frame_bytes": rt.settings.max_frame_bytes,
                        "idle_timeout": rt.settings.ws_idle_timeout},

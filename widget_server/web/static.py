@@ -31,7 +31,7 @@ VERSIONED_CACHE = "public, max-age=31536000, immutable"
 # article.js, access.js and mail.js) and its stylesheet
 PANEL_FILES = {name: "text/javascript" for name in (
     "panel.js", "dom.js", "outbox.js", "connection.js", "views.js", "articles.js", "article.js",
-    "access.js", "mail.js")} | {"panel.css": "text/css"}
+    "access.js", "mail.js", "rating.js")} | {"panel.css": "text/css"}
 PLAIN_FILES = {"help.css": "text/css"}
 ICON_FILES = {"favicon.svg": "image/svg+xml"}
 CONSOLE_FILES = {"console.js": "text/javascript", "console.css": "text/css",

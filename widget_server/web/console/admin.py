@@ -45,6 +45,7 @@ NOTICES = {
     "agent-enabled": "The agent was enabled.",
     "token-revoked": "The API token was revoked.",
     "mail-saved": "The sender name was saved; mails queued from now on use it.",
+    "ratings-saved": "The satisfaction rating setting was saved.",
 }
 ROLES = ("agent", "admin")
 ROTATION_GRACE_HOURS = 24  # the previous identity secret stays valid this long

@@ -208,6 +208,11 @@ def describe(kind: str, data: dict[str, object], agents: dict[str, str],
         return f"Opened by an answer by mail to the closed #{data.get('number')}"
     if kind == "followed_up_by":
         return f"Answered by mail after closing: follow-up #{data.get('number')}"
+    if kind == "rating":
+        via = " by email" if data.get("channel") == "email" else ""
+        if "from" in data:
+            return f"Rating changed{via} from {data.get('from')} to {data.get('score')} out of 5"
+        return f"Rated {data.get('score')} out of 5{via}"
     if kind == "erased":
         why = "retention period" if data.get("by") == "retention" else "erasure request"
         return f"Conversation and visitor details erased ({why})"
