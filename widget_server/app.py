@@ -48,6 +48,7 @@ from widget_server.web.console import mail_prefs as console_mail_prefs
 from widget_server.web.console import pages as console_pages
 from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
+from widget_server.web.console import workspace as console_workspace
 from widget_server.web.errors import EXCEPTION_HANDLERS
 from widget_server.web.headers import SecurityHeaders
 from widget_server.web.url_check import UrlCheck
@@ -135,6 +136,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *console_sla.routes,
         *console_articles.routes,
         *console_live.routes,
+        *console_workspace.routes,
     ]
     return Starlette(
         routes=routes,

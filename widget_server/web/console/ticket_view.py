@@ -25,7 +25,7 @@ from widget_server.store import TicketPatch
 from widget_server.text import one_line
 from widget_server.tickets import STAGES, STATUSES
 from widget_server.web.api import MAX_INT
-from widget_server.web.console import mail_pages, present, privacy
+from widget_server.web.console import mail_pages, present, privacy, workspace
 from widget_server.web.console.access import grant_status
 from widget_server.web.console.auth import console_page, page, site_for_agent
 from widget_server.web.errors import runtime
@@ -104,6 +104,8 @@ async def _render(request: Request, *, status: int = 200, error: str | None = No
         timeline=present.timeline(await rt.store.ticket_events(ticket), names, site, visitor),
         mail=await mail_pages.ticket_mail(rt, ticket),
         agents=await site_agents(request, site),
+        queue=await workspace.queue(request, (site.key, ticket.number)),
+        team=await workspace.team(request),
         statuses=[(key, present.status_label(key)) for key in STATUSES],
         stages=[(key, present.stage_label(key)) for key in STAGES],
         severities=[*labels.items(), *([] if ticket.severity in labels
