@@ -28,7 +28,9 @@ from tests.support import (  # noqa: E402
     VisitorClient,
     create_site,
     run_cli,
+    with_store,
 )
+from widget_server.store import Store  # noqa: E402
 
 EMAIL, PASSWORD = "dana@example.com", "screenshots-password-1"
 REQUESTS = [
@@ -45,10 +47,19 @@ async def fill(server: ServerProcess, site: Site) -> None:
         visitor = await VisitorClient.connect(server, site)
         await visitor.open_request(body, severity=severity)
         await visitor.close()
-    api = Api(server, site.api_token())
+    api = Api(server, site.api_token("Sam Rivera"))
     await api.reply(1, "Thanks, we can reproduce it. A fix is on its way; meanwhile "
                        "the export works from **Reports > Download**.")
     await api.aclose()
+
+
+def away(db: Path, email: str) -> None:
+    async def work(store: Store) -> None:
+        agent = await store.get_agent_by_email(email)
+        assert agent is not None
+        await store.set_presence(agent.id, "away")
+
+    with_store(db, work)
 
 
 def shoot(base: str, site: Site, prefix: str) -> None:
@@ -100,7 +111,10 @@ def main() -> None:
                     "--name", "Dana Agent", "--site", site.key)
             run_cli("articles", "import", "--db", str(db), "--site", site.key,
                     str(ROOT / "widget_server" / "sample_articles"))
+            run_cli("agent", "add", "--db", str(db), "--email", "lee@example.com",
+                    "--name", "Lee Park", "--site", site.key)
             asyncio.run(fill(server, site))
+            away(db, "lee@example.com")
             shoot(server.url, site, args.prefix)
         finally:
             server.stop()
