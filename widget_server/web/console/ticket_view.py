@@ -90,6 +90,7 @@ async def _render(request: Request, *, status: int = 200, error: str | None = No
     replies = await rt.store.saved_replies([site.id])
     await rt.store.mark_agent_read(_agent(request).id, ticket)
     labels = present.severity_labels(site)
+    team = await workspace.team(request)
     return page(
         request, "console/ticket.html", status, site=site, ticket=ticket, thread=thread,
         error=error, drafts={"form": "", "body": "", "reason": "", "into": "", **(drafts or {})},
@@ -105,7 +106,7 @@ async def _render(request: Request, *, status: int = 200, error: str | None = No
         mail=await mail_pages.ticket_mail(rt, ticket),
         agents=await site_agents(request, site),
         queue=await workspace.queue(request, (site.key, ticket.number)),
-        team=await workspace.team(request),
+        team=team, away={member["id"] for member in team if member["status"] == "away"},
         statuses=[(key, present.status_label(key)) for key in STATUSES],
         stages=[(key, present.stage_label(key)) for key in STAGES],
         severities=[*labels.items(), *([] if ticket.severity in labels
