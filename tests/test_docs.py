@@ -222,7 +222,10 @@ def test_the_widget_api_is_documented() -> None:
 
 def test_readme_shows_the_screenshots() -> None:
     readme = (ROOT / "README.md").read_text("utf-8")
-    for name in ("widget-desktop.png", "widget-mobile.png"):
+    for name in ("widget-desktop.png", "widget-mobile.png", "console-ticket-desktop.png",
+                 "console-ticket-desktop-dark.png", "console-inbox-mobile.png",
+                 "help-home-desktop.png", "help-article-mobile.png",
+                 "before-console-ticket-desktop.png", "before-help-article-desktop.png"):
         assert (DOCS / name).is_file(), f"docs/{name} is missing"
         assert re.search(rf"!\[[^\]]+\]\(docs/{re.escape(name)}\)", readme), (
             f"README.md must show docs/{name} as an image with alt text")

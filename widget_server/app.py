@@ -51,6 +51,7 @@ from widget_server.web.console import mail_prefs as console_mail_prefs
 from widget_server.web.console import pages as console_pages
 from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
+from widget_server.web.console import workspace as console_workspace
 from widget_server.web.errors import EXCEPTION_HANDLERS
 from widget_server.web.headers import SecurityHeaders
 from widget_server.web.request_log import RequestLog
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *console_csat.routes,
         *console_articles.routes,
         *console_live.routes,
+        *console_workspace.routes,
     ]
     return Starlette(
         routes=routes,

@@ -39,6 +39,15 @@ REASONS: dict[str, str] = {
     "other": "Other reason",
 }
 
+# The same reasons as agents read them in the console's reports.
+REASON_LABELS: dict[str, str] = {
+    "not_addressed": "Didn't address the problem",
+    "not_understood": "Hard to understand",
+    "feature_missing": "Feature doesn't do what's needed",
+    "other": "Other reason",
+    "none": "No reason given",  # a "No" left at the reason step
+}
+
 ALLOWED_TAGS = {
     "p", "br", "hr", "h2", "h3", "h4", "h5", "h6", "strong", "em", "del", "s", "code", "pre",
     "blockquote", "ul", "ol", "li", "a", "img", "table", "thead", "tbody", "tr", "th", "td",
@@ -125,6 +134,19 @@ class Feedback:
     helpful: bool
     reason: str | None = None
     comment: str | None = None
+
+
+@dataclass(frozen=True)
+class FeedbackComment:
+    """What a reader wrote after voting "No", shown to agents with the reason's label."""
+
+    reason: str
+    comment: str
+    created_at: datetime
+
+    @property
+    def reason_label(self) -> str:
+        return REASON_LABELS.get(self.reason, self.reason)
 
 
 @dataclass(frozen=True)

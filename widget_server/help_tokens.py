@@ -23,6 +23,8 @@ from widget_server.models import Site
 FORM_SALT = "widget-server.help-form.v1"
 REQUEST_SALT = "widget-server.help-request.v1"
 CONFIRM_SALT = "widget-server.mail-confirm.v1"
+VOTE_SALT = "widget-server.article-vote.v1"
+VOTE_MAX_AGE = 24 * 3600  # the reason of a "No" can be given for a day after the click
 FORM_MAX_AGE = 24 * 3600  # a form left open for longer is re-rendered with a fresh token
 CONFIRM_MAX_AGE = 24 * 3600  # an address confirmation link works for a day after it is mailed
 RATING_SALT = "widget-server.mail-rating.v1"
@@ -86,6 +88,22 @@ class HelpTokens:
         self._requests = URLSafeSerializer(keys, salt=REQUEST_SALT)
         self._confirms = URLSafeTimedSerializer(keys, salt=CONFIRM_SALT, signer=ClockSigner)
         self._ratings = URLSafeTimedSerializer(keys, salt=RATING_SALT, signer=ClockSigner)
+        self._votes = URLSafeTimedSerializer(keys, salt=VOTE_SALT, signer=ClockSigner)
+
+    def vote(self, vote_id: int, article_id: int) -> str:
+        """The reason step's hold on one anonymous "No": the vote's id, nothing of who."""
+        return str(self._votes.dumps({"v": vote_id, "a": article_id}))
+
+    def read_vote(self, token: str, article_id: int) -> int | None:
+        """The id of the vote a genuine, fresh token of this article names; None otherwise."""
+        try:
+            data: Any = self._votes.loads(token, max_age=VOTE_MAX_AGE)
+        except BadSignature:  # also SignatureExpired
+            return None
+        if not isinstance(data, dict) or data.get("a") != article_id:
+            return None
+        vote = data.get("v")
+        return vote if isinstance(vote, int) and not isinstance(vote, bool) else None
 
     def new_form(self, site: Site, visitor_id: str) -> tuple[str, FormGrant]:
         grant = FormGrant(site.key, visitor_id, str(uuid.uuid4()))

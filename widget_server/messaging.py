@@ -164,3 +164,6 @@ class Messaging:
     def agent_typing(self, ticket: Ticket, visitor_id: str, agent: Agent) -> None:
         self.hub.publish(visitor_channel(visitor_id),
                          Typing(ticket.conversation_id, Author("agent", agent.name)))
+        # the other agents on the ticket learn who is replying (collision warning)
+        self.hub.publish(agents_channel(ticket.site_id), Typing(
+            ticket.conversation_id, Author("agent", agent.name, str(agent.id))))

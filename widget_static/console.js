@@ -60,6 +60,8 @@ function connect(onFrame, onReady) {
       } catch {
         return;
       }
+      // console-workspace.js (queue, collision, presence) listens for the same frames
+      document.dispatchEvent(new CustomEvent("console:frame", { detail: frame }));
       if (frame.type === "ready") {
         delay = 1000;
         document.body.dataset.live = "connected";
@@ -141,7 +143,18 @@ function setUpInbox() {
       const fresh = parsed.getElementById("inbox-results");
       const current = document.getElementById("inbox-results");
       if (!fresh || !current) return;
+      // the row the agent had reached with j/k or Tab keeps the focus across the swap
+      const focused = current.contains(document.activeElement) ? document.activeElement : null;
+      const row = (focused && focused.closest("tr")) || current.querySelector("tr.selected");
+      const href = row && row.querySelector("a[href]") && row.querySelector("a[href]")
+        .getAttribute("href");
       current.replaceWith(document.adoptNode(fresh));
+      const link = href && [...fresh.querySelectorAll("tr a[href]")]
+        .find((candidate) => candidate.getAttribute("href") === href);
+      if (link) {
+        link.closest("tr").classList.add("selected");
+        if (focused) link.focus();
+      }
       setTitle(Number(fresh.dataset.unread || 0));
       refreshCountdowns();
     } catch {
@@ -309,7 +322,8 @@ function setUpTicket() {
     if (frame.type === "message") {
       notifyVisitorMessage(frame);
       if (here) append(frame.message);
-    } else if (frame.type === "typing" && here) {
+    } else if (frame.type === "typing" && here && frame.author
+               && frame.author.type === "visitor") {
       typing.textContent = "Visitor is typing…";
       clearTimeout(typingTimer);
       typingTimer = setTimeout(() => { typing.textContent = ""; }, TYPING_SHOWN_MS);

@@ -136,7 +136,7 @@ def test_reply_with_the_keyboard_only_and_a_saved_reply_shortcut(
     page: Page, agent: Page, host_pages: HostPages, server: ServerProcess, widget_site: Site
 ) -> None:
     agent.goto(f"{server.url}/console/saved-replies")
-    agent.get_by_label("Shortcut").fill("thanks")
+    agent.get_by_label("Shortcut", exact=True).fill("thanks")
     agent.get_by_label("Title").fill("Thanks")
     agent.get_by_label("Text").fill("Thanks for your patience!")
     agent.get_by_role("button", name="Add saved reply").click()

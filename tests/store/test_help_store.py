@@ -213,9 +213,32 @@ async def test_article_metrics_count_views_votes_and_reasons(
     assert (first.id, first.views, first.helpful, first.not_helpful) == (read, 3, 1, 3)
     assert first.helpful_share == 0.25
     assert first.reasons == {"not_addressed": 1, "not_understood": 0, "feature_missing": 0,
-                             "other": 2}
+                             "other": 2, "none": 0}
     assert (second.id, second.views, second.helpful_share) == (quiet, 0, None)
     assert metrics.views == 3
+
+
+async def test_a_no_counts_at_its_click_and_takes_its_reason_once(
+    store: SQLiteStore, site: Site, clock: FakeClock
+) -> None:
+    article = await add(store, site, "votes", "Votes", "x")
+    since = clock.now()
+    abandoned = await store.start_no_vote(article)  # the reader leaves at the reason step
+    answered = await store.start_no_vote(article)
+    assert abandoned != answered
+    assert await store.give_vote_reason(answered, article, "not_understood", "Too terse")
+    # a replayed form, another article's vote: nothing changes
+    assert not await store.give_vote_reason(answered, article, "other", "again")
+    other = await add(store, site, "other", "Other", "x")
+    assert not await store.give_vote_reason(abandoned, other, "other", None)
+    clock.advance(timedelta(seconds=1))
+    metrics = {item.id: item for item in (await store.help_metrics(site.id, since)).articles}
+    assert metrics[article].not_helpful == 2
+    assert metrics[article].reasons["none"] == 1
+    assert metrics[article].reasons["not_understood"] == 1
+    comments = await store.feedback_comments(article)
+    assert [(c.reason, c.comment, c.reason_label) for c in comments] == [
+        ("not_understood", "Too terse", "Hard to understand")]
 
 
 async def test_searches_without_results_are_counted_with_their_queries(

@@ -95,3 +95,57 @@ async def test_console_frames_carry_the_same_ticket_and_message_json_as_the_rest
     assert frame["ticket"] == rest["ticket"] == patched.json()["ticket"]
     assert message["message"] == next(m for m in rest["messages"]
                                       if m["id"] == message["message"]["id"])
+
+
+async def test_agents_hear_who_is_replying_and_who_is_away_with_ids(
+    server: ServerProcess, site: Site
+) -> None:
+    sockets, ids = [], []
+    for name in ("dana", "sam"):
+        email = f"{name}-{uuid.uuid4().hex[:6]}@example.com"
+        run_cli("agent", "add", "--db", str(server.db), "--email", email, "--name",
+                name.title(), "--password", "pw-team-1-long", "--site", site.key)
+        cookie = await signed_in_cookie(server, email, "pw-team-1-long")
+        socket = await websockets.connect(
+            f"ws://127.0.0.1:{server.port}/ws/console", origin=server.url,  # type: ignore[arg-type]
+            additional_headers={"Cookie": f"widget_console={cookie}"})
+        ready = json.loads(await socket.recv())
+        assert ready["type"] == "ready" and isinstance(ready["agent_id"], int)
+        sockets.append((socket, cookie))
+        ids.append(ready["agent_id"])
+    (dana, dana_cookie), (sam, _) = sockets
+    visitor = await VisitorClient.connect(server, site)
+    try:
+        await visitor.open_request("Two agents")
+        for socket in (dana, sam):  # the new ticket's message frames
+            while json.loads(await socket.recv())["type"] != "message":
+                pass
+        await dana.send(json.dumps({"type": "typing", "site": site.key, "ticket": 1}))
+        heard = json.loads(await sam.recv())
+        while heard["type"] != "typing":
+            heard = json.loads(await sam.recv())
+        assert heard == {"type": "typing", "site": site.key, "ticket": 1,
+                         "author": {"type": "agent", "name": "Dana", "id": ids[0]}}
+
+        async with httpx.AsyncClient(base_url=server.url,
+                                     cookies={"widget_console": dana_cookie}) as client:
+            page = (await client.get("/console")).text
+            csrf = re.search(r'data-csrf="([^"]+)"', page)
+            assert csrf
+            bad = await client.post("/console/presence", data={"csrf": csrf.group(1),
+                                                               "status": "asleep"},
+                                    headers={"Origin": server.url})
+            assert bad.status_code == 422 and bad.json()["error"]["code"] == "invalid_presence"
+            done = await client.post("/console/presence", data={
+                "csrf": csrf.group(1), "status": "away", "back": "https://evil.example/"},
+                headers={"Origin": server.url})
+            assert done.status_code == 303 and done.headers["location"] == "/console"
+        frame = json.loads(await sam.recv())
+        while frame["type"] != "presence":
+            frame = json.loads(await sam.recv())
+        assert frame == {"type": "presence",
+                         "agent": {"id": ids[0], "name": "Dana", "status": "away"}}
+    finally:
+        await visitor.close()
+        for socket, _ in sockets:
+            await socket.close()

@@ -225,8 +225,11 @@ async def test_feedback_form_yes_then_no_with_the_four_exact_reasons(
     labels = re.findall(r'<label for="reason-([a-z_]+)">([^<]+)</label>', step)
     assert [(key, text.replace("&#39;", "'")) for key, text in labels] == list(REASONS.items())
     assert 'type="radio"' in step and 'maxlength="1000"' in step and "anonymous" in step
+    # the No counts from its click; the reason step fills the same row in
     assert query(corpus.db, "SELECT helpful, reason FROM article_feedback WHERE article_id = ?",
-                 (article_id(corpus, "billing"),)) == [(1, None)]  # the No is not stored yet
+                 (article_id(corpus, "billing"),)) == [(1, None), (0, None)]
+    vote = re.search(r'name="vote" value="([^"]+)"', step)
+    assert vote, "the reason step carries the vote it completes"
 
     missing = await browser.post(action, data={"site": corpus.key, "helpful": "no",
                                                "step": "reasons", "comment": "hm"})
@@ -236,13 +239,21 @@ async def test_feedback_form_yes_then_no_with_the_four_exact_reasons(
                                                 "step": "reasons", "reason": "other",
                                                 "comment": "x" * 1001})
     assert "at most 1000 characters" in assert_page(too_long, 422)
-    done = await browser.post(action, data={"site": corpus.key, "helpful": "no",
-                                            "step": "reasons", "reason": "not_understood",
-                                            "comment": "Which owner?"})
-    assert done.status_code == 303
+    for _ in range(2):  # sent twice: still one vote, with its first reason
+        done = await browser.post(action, data={"site": corpus.key, "helpful": "no",
+                                                "step": "reasons", "reason": "not_understood",
+                                                "comment": "Which owner?",
+                                                "vote": vote.group(1)})
+        assert done.status_code == 303
     assert query(corpus.db, "SELECT helpful, reason, comment FROM article_feedback"
                  " WHERE article_id = ? ORDER BY id", (article_id(corpus, "billing"),)) == [
         (1, None, None), (0, "not_understood", "Which owner?")]
+    forged = await browser.post(action, data={"site": corpus.key, "helpful": "no",
+                                              "step": "reasons", "reason": "other",
+                                              "vote": vote.group(1) + "x"})
+    assert forged.status_code == 303  # a bad token is a vote of its own, not an edit
+    assert len(query(corpus.db, "SELECT id FROM article_feedback WHERE article_id = ?",
+                     (article_id(corpus, "billing"),))) == 3
     bad = await browser.post(action, data={"site": corpus.key, "helpful": "maybe"})
     assert_page(bad, 422)
 
@@ -485,7 +496,7 @@ async def test_metrics_json_for_signed_in_agents_of_the_site(
     assert billing == {"id": target, "slug": "billing", "title": "Billing and invoices",
                        "status": "published", "views": 0, "helpful": 1, "not_helpful": 0,
                        "helpful_share": 1.0, "comments": 0,
-                       "reasons": {key: 0 for key in REASONS}}
+                       "reasons": {**{key: 0 for key in REASONS}, "none": 0}}
 
 
 # -- importing

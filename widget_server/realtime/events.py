@@ -30,7 +30,17 @@ class Typing:
     encoded: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
 
-Event = MessagesAdded | TicketUpdated | Typing
+@dataclass(frozen=True)
+class PresenceChanged:
+    """An agent set their availability ("online" or "away"); told to the agents of a site."""
+
+    agent_id: int
+    name: str
+    status: str
+    encoded: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+
+
+Event = MessagesAdded | TicketUpdated | Typing | PresenceChanged
 
 
 def visitor_channel(visitor_id: str) -> str:

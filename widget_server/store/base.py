@@ -18,6 +18,7 @@ from widget_server.articles import (
     ArticleSource,
     Comment,
     Feedback,
+    FeedbackComment,
     SiteMetrics,
 )
 from widget_server.models import (
@@ -138,6 +139,18 @@ class HelpStore(Protocol):
     async def search_articles(self, site_id: int, text: str, limit: int = 10
                               ) -> list[ArticleHit]: ...
     async def record_feedback(self, article_id: int, feedback: Feedback) -> None: ...
+    async def start_no_vote(self, article_id: int) -> int:
+        """A "No" counted at once, its reason still to come; the vote's id."""
+        ...
+
+    async def give_vote_reason(self, vote_id: int, article_id: int, reason: str,
+                               comment: str | None) -> bool:
+        """Fill in the reason of a "No" started with ``start_no_vote``; False when that vote
+        is gone or has its reason already."""
+        ...
+
+    async def feedback_comments(self, article_id: int, limit: int = 50
+                                ) -> list[FeedbackComment]: ...
     async def add_visitor_comment(self, article_id: int, visitor: Visitor, body: str
                                   ) -> Comment: ...
     async def add_agent_comment(self, article_id: int, agent: Agent, body: str) -> Comment: ...
@@ -267,8 +280,15 @@ class RatingStore(Protocol):
     async def set_ratings_enabled(self, site_id: int, enabled: bool) -> None: ...
 
 
+class PresenceStore(Protocol):
+    """Agents' availability: "online" or "away", set by each agent."""
+
+    async def set_presence(self, agent_id: int, status: str) -> None: ...
+    async def presence_of(self, agent_ids: list[int]) -> dict[int, str]: ...
+
+
 class Store(ConsoleStore, HelpStore, GrantStore, PrivacyStore, MailStore, InboundStore,
-            RatingStore, Protocol):
+            RatingStore, PresenceStore, Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> bool: ...

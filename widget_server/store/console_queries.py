@@ -33,6 +33,9 @@ from widget_server.store.mail_records import MailPlan
 
 T = TypeVar("T")
 OPEN_STATUSES = ("new", "open", "pending")
+# when due times tie, the graver severity first (a policy's own keys come after these)
+SEVERITY_RANK = ("CASE t.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1"
+                 " WHEN 'normal' THEN 2 WHEN 'low' THEN 3 ELSE 4 END")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
@@ -170,7 +173,7 @@ class ConsoleQueries(StoreMixin):
         severity: str | None = None, assignee: str | None = None, sla: str | None = None,
         tier: int | None = None, limit: int = 200,
     ) -> list[InboxRow]:
-        """Breached tickets first, then by first-response due time."""
+        """Breached tickets first, then by response due time, then by severity."""
         if not site_ids:
             return []
         now = isoformat(self._clock.now())
@@ -197,10 +200,11 @@ class ConsoleQueries(StoreMixin):
         found = await self._fetchall(
             f"SELECT {rows.TICKET_COLUMNS}, s.key AS site_key, s.name AS site_name,"
             " v.name AS visitor_name, v.email AS visitor_email,"
+            # the last message a person wrote: the automatic acknowledgement says nothing
             " (SELECT m.body FROM messages m WHERE m.conversation_id = t.conversation_id"
-            "  ORDER BY m.id DESC LIMIT 1) AS last_body,"
+            "  AND m.author_type != 'system' ORDER BY m.id DESC LIMIT 1) AS last_body,"
             " (SELECT m.author_type FROM messages m WHERE m.conversation_id = t.conversation_id"
-            "  ORDER BY m.id DESC LIMIT 1) AS last_author,"
+            "  AND m.author_type != 'system' ORDER BY m.id DESC LIMIT 1) AS last_author,"
             " EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = t.conversation_id"
             "  AND m.author_type = 'visitor' AND m.id > COALESCE((SELECT r.message_id FROM"
             "  agent_reads r WHERE r.agent_id = ? AND r.ticket_id = t.id), 0)) AS unread"
@@ -208,7 +212,7 @@ class ConsoleQueries(StoreMixin):
             " JOIN visitors v ON v.id = c.visitor_id"
             f" WHERE {' AND '.join(where)}"
             " ORDER BY CASE WHEN t.sla_due <= ? THEN 0 WHEN t.sla_due IS NOT NULL THEN 1"
-            " ELSE 2 END, t.sla_due, t.id LIMIT ?",
+            " ELSE 2 END, t.sla_due, " + SEVERITY_RANK + ", t.id LIMIT ?",
             (agent.id, *params, now, limit))
         return [InboxRow(rows.ticket(row), row["site_key"], row["site_name"],
                          row["visitor_name"], row["visitor_email"], row["last_body"],

@@ -20,9 +20,10 @@ from widget_server.articles import (
     ArticleSource,
     Comment,
     Feedback,
+    FeedbackComment,
     SiteMetrics,
 )
-from widget_server.clock import isoformat
+from widget_server.clock import isoformat, parse_iso
 from widget_server.models import Agent, Visitor
 from widget_server.store import sqlite_help as jobs
 from widget_server.store.console_queries import StoreMixin, fts_query
@@ -103,6 +104,22 @@ class HelpQueries(StoreMixin):
     async def record_feedback(self, article_id: int, feedback: Feedback) -> None:
         """Stored with nothing that could identify who gave it."""
         await self._write(jobs.record_feedback, article_id, feedback, self._clock.now())
+
+    async def start_no_vote(self, article_id: int) -> int:
+        return await self._write(jobs.start_no_vote, article_id, self._clock.now())
+
+    async def give_vote_reason(self, vote_id: int, article_id: int, reason: str,
+                               comment: str | None) -> bool:
+        return await self._write(jobs.give_vote_reason, vote_id, article_id, reason, comment)
+
+    async def feedback_comments(self, article_id: int, limit: int = 50
+                                ) -> list[FeedbackComment]:
+        """The newest comments left with a "No", newest first."""
+        found = await self._fetchall(
+            "SELECT reason, comment, created_at FROM article_feedback WHERE article_id = ?"
+            " AND helpful = 0 AND comment IS NOT NULL ORDER BY id DESC LIMIT ?",
+            (article_id, limit))
+        return [FeedbackComment(row[0] or "none", row[1], parse_iso(row[2])) for row in found]
 
     async def add_visitor_comment(self, article_id: int, visitor: Visitor, body: str
                                   ) -> Comment:
@@ -188,15 +205,17 @@ class HelpQueries(StoreMixin):
             (start, end, start, end, start, end, start, end, site_id), slow=True)
         reasons: dict[int, dict[str, int]] = {}
         for row in await self._fetchall(
-                "SELECT f.article_id, f.reason, COUNT(*) FROM article_feedback f"
-                " JOIN articles a ON a.id = f.article_id WHERE a.site_id = ? AND f.helpful = 0"
-                f" AND {span('f')} GROUP BY f.article_id, f.reason", (site_id, start, end),
+                "SELECT f.article_id, COALESCE(f.reason, 'none'), COUNT(*)"
+                " FROM article_feedback f JOIN articles a ON a.id = f.article_id"
+                f" WHERE a.site_id = ? AND f.helpful = 0 AND {span('f')}"
+                " GROUP BY f.article_id, COALESCE(f.reason, 'none')", (site_id, start, end),
                 slow=True):
             reasons.setdefault(row[0], {})[row[1]] = int(row[2])
         metrics = [
             ArticleMetrics(id=row[0], slug=row[1], title=row[2], status=row[3], views=row[4],
                            helpful=row[5], not_helpful=row[6], comments=row[7],
-                           reasons={key: reasons.get(row[0], {}).get(key, 0) for key in REASONS})
+                           reasons={key: reasons.get(row[0], {}).get(key, 0)
+                                    for key in (*REASONS, "none")})
             for row in found
         ]
         return sorted(metrics, key=lambda m: (-m.views, m.title.lower(), m.id))

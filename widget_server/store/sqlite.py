@@ -35,6 +35,7 @@ from widget_server.store.help_queries import HelpQueries
 from widget_server.store.inbound_queries import InboundQueries
 from widget_server.store.mail_queries import MailQueries
 from widget_server.store.mail_records import MailPlan
+from widget_server.store.presence_queries import PresenceQueries
 from widget_server.store.privacy_queries import PrivacyQueries
 from widget_server.store.rating_queries import RatingQueries
 from widget_server.store.site_cache import SiteCache
@@ -49,7 +50,8 @@ QUICK_CONVERSATIONS = 20
 
 
 class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
-                  PrivacyQueries, MailQueries, InboundQueries, RatingQueries):
+                  PrivacyQueries, MailQueries, InboundQueries, RatingQueries,
+                  PresenceQueries):
     def __init__(self, path: str, *, synchronous: str = "full", clock: Clock | None = None,
                  site_cache_seconds: float = 0.0, mail_plan: MailPlan | None = None) -> None:
         self.path = path

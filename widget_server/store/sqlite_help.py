@@ -81,6 +81,24 @@ def record_feedback(conn: sqlite3.Connection, article_id: int, feedback: Feedbac
         (article_id, int(feedback.helpful), feedback.reason, feedback.comment, isoformat(now)))
 
 
+def start_no_vote(conn: sqlite3.Connection, article_id: int, now: datetime) -> int:
+    _require_article(conn, article_id)
+    row = conn.execute(
+        "INSERT INTO article_feedback (article_id, helpful, reason, comment, created_at)"
+        " VALUES (?, 0, NULL, NULL, ?) RETURNING id", (article_id, isoformat(now))).fetchone()
+    return int(row[0])
+
+
+def give_vote_reason(conn: sqlite3.Connection, vote_id: int, article_id: int, reason: str,
+                     comment: str | None) -> bool:
+    """Only a "No" still without a reason takes one: a replayed form changes nothing."""
+    found = conn.execute(
+        "UPDATE article_feedback SET reason = ?, comment = ? WHERE id = ? AND article_id = ?"
+        " AND helpful = 0 AND reason IS NULL RETURNING id",
+        (reason, comment, vote_id, article_id)).fetchone()
+    return found is not None
+
+
 def add_visitor_comment(conn: sqlite3.Connection, article_id: int, visitor: Visitor, body: str,
                         now: datetime) -> Comment:
     _require_article(conn, article_id)

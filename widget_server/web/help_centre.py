@@ -111,42 +111,59 @@ async def article_page(request: Request) -> Response:
 
 
 def _reasons_page(site: Site, article: Article, reason: str = "", comment: str = "",
-                  error: str | None = None, status: int = 200) -> Response:
+                  error: str | None = None, status: int = 200, vote: str = "") -> Response:
     return render("help_feedback.html", status, NO_STORE, **_article_context(site, article),
                   step="reasons", reasons=REASONS, reason=reason, comment=comment,
-                  error=error, comment_max=COMMENT_MAX)
+                  error=error, comment_max=COMMENT_MAX, vote=vote)
+
+
+def _too_many(site: Site, exc: RateLimited) -> Response:
+    return render("base.html", 429, {**NO_STORE, "Retry-After": exc.retry_after},
+                  site=site, heading="Too many answers",
+                  message="We got many answers from your network just now. "
+                          "Please try again in a few minutes.")
 
 
 async def post_feedback(request: Request) -> Response:
     fields = await _read_fields(request, COMMENT_MAX)
     site = await _site_named(request, fields.get("site", ""))
     article = await _published(request, site)
+    store, tokens = runtime(request).store, runtime(request).help_tokens
     helpful = fields.get("helpful")
     if helpful not in {"yes", "no"}:
         raise PageError(422, "Choose Yes or No",
                         "Tell us whether the article was helpful with the Yes or No button.",
                         site)
+    vote = tokens.read_vote(fields.get("vote", ""), article.id) if helpful == "no" else None
     data: dict[str, object] = {"helpful": helpful == "yes"}
     if helpful == "no":
         if fields.get("step") != "reasons":
-            return _reasons_page(site, article)  # nothing is stored before the reason
+            # the "No" counts from the click: a reader who leaves at the reason step is heard
+            try:
+                limit(request, "feedback", site)
+            except RateLimited as exc:
+                return _too_many(site, exc)
+            started = await store.start_no_vote(article.id)
+            return _reasons_page(site, article, vote=tokens.vote(started, article.id))
         reason, comment = fields.get("reason", ""), fields.get("comment", "")
         data.update(reason=reason, comment=comment)
         if reason not in REASONS:
             return _reasons_page(site, article, reason, comment,
-                                 "Choose the reason that fits best", 422)
+                                 "Choose the reason that fits best", 422, fields.get("vote", ""))
     try:
         feedback = parse_feedback(data)
-        limit(request, "feedback", site)
+        if vote is None:  # a completed vote was counted (and limited) at its click
+            limit(request, "feedback", site)
     except Unprocessable as exc:
         return _reasons_page(site, article, str(data.get("reason")), str(data.get("comment")),
-                             exc.message, 422)
+                             exc.message, 422, fields.get("vote", ""))
     except RateLimited as exc:
-        return render("base.html", 429, {**NO_STORE, "Retry-After": exc.retry_after},
-                      site=site, heading="Too many answers",
-                      message="We got many answers from your network just now. "
-                              "Please try again in a few minutes.")
-    await runtime(request).store.record_feedback(article.id, feedback)
+        return _too_many(site, exc)
+    if vote is None:
+        await store.record_feedback(article.id, feedback)
+    else:  # False: this vote has its reason already (the form sent twice); nothing changes
+        await store.give_vote_reason(vote, article.id, feedback.reason or "other",
+                                     feedback.comment)
     return RedirectResponse(f"/help/articles/{quote(article.slug)}/feedback?site="
                             f"{quote(site.key)}", 303, headers=NO_STORE)
 

@@ -36,7 +36,9 @@ PLAIN_FILES = {"help.css": "text/css"}
 ICON_FILES = {"favicon.svg": "image/svg+xml"}
 CONSOLE_FILES = {"console.js": "text/javascript", "console.css": "text/css",
                  "console-admin.js": "text/javascript", "console-admin.css": "text/css",
-                 "console-sla.css": "text/css"}
+                 "console-sla.css": "text/css", "console-workspace.js": "text/javascript",
+                 "console-markdown.js": "text/javascript",
+                 "console-design.css": "text/css"}
 
 _BLOCK_COMMENT = re.compile(r"^\s*/\*.*?\*/\s*$", re.MULTILINE | re.DOTALL)
 

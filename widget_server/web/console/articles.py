@@ -21,6 +21,7 @@ from widget_server.articles import (
     BODY_MAX,
     DEFAULT_CATEGORY,
     DEFLECTION_WINDOW,
+    REASON_LABELS,
     STATUSES,
     Article,
     ArticleError,
@@ -93,11 +94,12 @@ async def _article(request: Request, article_id: int | None) -> tuple[Site, Arti
 async def _editor(request: Request, site: Site, article: Article | None, draft: Draft, *,
                   status: int = 200, error: str | None = None, preview: str | None = None,
                   notice: str | None = None) -> Response:
-    comments = (await _rt(request).store.list_comments(article.id, include_hidden=True)
-                if article else [])
+    store = _rt(request).store
+    comments = await store.list_comments(article.id, include_hidden=True) if article else []
+    no_votes = await store.feedback_comments(article.id) if article else []
     return page(request, "console/article_edit.html", status, site=site, article=article,
                 draft=draft, statuses=STATUSES, error=error, preview=preview, notice=notice,
-                comments=comments)
+                comments=comments, no_votes=no_votes)
 
 
 # -- the list with its metrics
@@ -111,7 +113,8 @@ async def articles_list(request: Request) -> Response:
     per_article: dict[int, ArticleMetrics] = {item.id: item for item in metrics.articles}
     return page(request, "console/articles.html", site=site, sites=sites, articles=articles,
                 metrics=metrics, per_article=per_article, days=METRIC_DAYS,
-                window=int(DEFLECTION_WINDOW.total_seconds() // 60), share=share)
+                window=int(DEFLECTION_WINDOW.total_seconds() // 60), share=share,
+                reason_labels=REASON_LABELS)
 
 
 def share(value: float | None) -> str:

@@ -130,6 +130,7 @@ def page(request: Request, template: str, status: int = 200, **context: Any) -> 
     return render(template, status, security_headers(request, nonce), nonce=nonce,
                   session=session, agent=session.agent if session else None,
                   csrf=session.csrf_token if session else "", request=request,
+                  presence=getattr(request.state, "presence", "online"),
                   **{"mail_on": _rt(request).settings.smtp_url is not None, **context})
 
 
@@ -143,6 +144,9 @@ def console_page(handler: Handler) -> Handler:
                 return RedirectResponse(f"/console/login?next={quote(request.url.path)}", 303)
             raise WidgetError("sign in first", code="not_signed_in", status=401)
         request.state.session = session
+        # the header's availability switch shows the agent's own setting on every page
+        request.state.presence = (await _rt(request).store.presence_of(
+            [session.agent.id]))[session.agent.id]
         if request.method not in {"GET", "HEAD"}:
             if not same_origin(request):
                 raise cross_origin()

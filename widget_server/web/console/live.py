@@ -22,6 +22,7 @@ from widget_server.realtime import protocol
 from widget_server.realtime.events import (
     Event,
     MessagesAdded,
+    PresenceChanged,
     TicketUpdated,
     Typing,
     agents_channel,
@@ -63,13 +64,18 @@ class AgentFeed:
             if ticket is None:
                 return []
             return [self._message(ticket, message) for message in event.messages]
-        if isinstance(event, Typing) and event.author.type == "visitor":
+        if isinstance(event, Typing) and event.author.type in {"visitor", "agent"}:
             ticket = await self._ticket_of(event.conversation_id)
             if ticket is None:
                 return []
+            author: dict[str, Any] = {"type": event.author.type, "name": event.author.name}
+            if event.author.type == "agent":  # the typing agent's own tabs leave it out by id
+                author["id"] = int(event.author.id or 0)
             return [{"type": "typing", "site": self.sites[ticket.site_id],
-                     "ticket": ticket.number,
-                     "author": {"type": "visitor", "name": event.author.name}}]
+                     "ticket": ticket.number, "author": author}]
+        if isinstance(event, PresenceChanged):
+            return [{"type": "presence", "agent": {"id": event.agent_id, "name": event.name,
+                                                   "status": event.status}}]
         return []
 
     async def encoded(self, event: Event) -> list[str]:
@@ -118,6 +124,7 @@ async def console_socket(websocket: WebSocket) -> None:
     OPEN_SOCKETS.inc()
     try:
         await websocket.send_text(json.dumps({"type": "ready", "agent": agent.name,
+                                              "agent_id": agent.id,
                                               "sites": sorted(sites.values())}))
         idle = rt.settings.ws_idle_timeout or None  # console.js pings every 25 s
         while True:

@@ -21,7 +21,7 @@ from widget_server.numbers import parse_int
 from widget_server.runtime import Runtime
 from widget_server.text import one_line
 from widget_server.tickets import STATUSES
-from widget_server.web.console import present, ticket_view
+from widget_server.web.console import present, ticket_view, workspace
 from widget_server.web.console.auth import console_page, page, site_for_agent
 from widget_server.web.console.ticket_view import ticket_url
 from widget_server.web.errors import runtime
@@ -121,7 +121,7 @@ async def inbox(request: Request) -> Response:
                 statuses=[(key, present.status_label(key)) for key in STATUSES],
                 severities=list(present.severity_labels(*chosen).items()),
                 tier_names=tier_names, unread=sum(1 for row in rows if row["unread"]),
-                many_sites=len(sites) > 1)
+                many_sites=len(sites) > 1, team=await workspace.team(request))
 
 
 # -- search

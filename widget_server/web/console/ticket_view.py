@@ -25,7 +25,7 @@ from widget_server.store import TicketPatch
 from widget_server.text import one_line
 from widget_server.tickets import STAGES, STATUSES
 from widget_server.web.api import MAX_INT
-from widget_server.web.console import csat_pages, mail_pages, present, privacy
+from widget_server.web.console import csat_pages, mail_pages, present, privacy, workspace
 from widget_server.web.console.access import grant_status
 from widget_server.web.console.auth import console_page, page, site_for_agent
 from widget_server.web.errors import runtime
@@ -90,6 +90,7 @@ async def _render(request: Request, *, status: int = 200, error: str | None = No
     replies = await rt.store.saved_replies([site.id])
     await rt.store.mark_agent_read(_agent(request).id, ticket)
     labels = present.severity_labels(site)
+    team = await workspace.team(request)
     return page(
         request, "console/ticket.html", status, site=site, ticket=ticket, thread=thread,
         error=error, drafts={"form": "", "body": "", "reason": "", "into": "", **(drafts or {})},
@@ -105,6 +106,8 @@ async def _render(request: Request, *, status: int = 200, error: str | None = No
         mail=await mail_pages.ticket_mail(rt, ticket),
         rating=await csat_pages.ticket_rating(rt, ticket),
         agents=await site_agents(request, site),
+        queue=await workspace.queue(request, (site.key, ticket.number)),
+        team=team, away={member["id"] for member in team if member["status"] == "away"},
         statuses=[(key, present.status_label(key)) for key in STATUSES],
         stages=[(key, present.stage_label(key)) for key in STAGES],
         severities=[*labels.items(), *([] if ticket.severity in labels
