@@ -30,22 +30,30 @@ function results(panel, articles) {
     (part.match ? h("mark", { text: part.text }) : document.createTextNode(part.text)))))));
 }
 
+// the last search stays on the panel: back from an article shows it again
 export function searchBox(panel) {
   const list = h("ul", { class: "results", "aria-live": "polite" });
   let timer = 0;
+  const show = (articles) => {
+    list.replaceChildren(...results(panel, articles.slice(0, 5)));
+    if (!articles.length) list.append(h("li", { class: "empty", text: "No articles match; write to us instead." }));
+  };
   const run = (query, settled) => api(panel, `articles?site=${encodeURIComponent(panel.config.site)}&q=${encodeURIComponent(query)}`)
     .then((data) => {
-      list.replaceChildren(...results(panel, data.articles.slice(0, 5)));
-      if (!data.articles.length) list.append(h("li", { class: "empty", text: "No articles match; write to us instead." }));
+      panel.search = { query: input.value, articles: data.articles };
+      show(data.articles);
       if (settled) sendEvent(panel, "search", { query });
     }).catch(() => {});
+  const last = panel.search;
   const input = h("input", { type: "search", id: "hw-search", name: "q", autocomplete: "off", maxlength: "200",
+    value: last && last.query,
     oninput: () => {
       clearTimeout(timer);
       const query = input.value.trim();
-      if (query.length < 2) { list.replaceChildren(); return; }
+      if (query.length < 2) { panel.search = null; list.replaceChildren(); return; }
       timer = setTimeout(() => run(query, false), 250);
     } });
+  if (last) show(last.articles);
   return h("form", { class: "search", role: "search", onsubmit: (event) => {
     event.preventDefault();
     if (input.value.trim()) run(input.value.trim(), true);

@@ -17,6 +17,7 @@ class Storage {
     catch { return fallback; }
   }
   set(key, value) { try { localStorage.setItem(this.prefix + key, JSON.stringify(value)); } catch { /* full or blocked */ } }
+  drop(key) { try { localStorage.removeItem(this.prefix + key); } catch { /* blocked */ } }
   clear() {
     try {
       for (const key of Object.keys(localStorage)) if (key.startsWith(this.prefix)) localStorage.removeItem(key);
@@ -168,6 +169,8 @@ class Panel {
     const conversation = this.conversation(frame.conversation);
     if (frame.ticket) conversation.ticket = frame.ticket;
     const item = this.settle(frame.client_msg_id, frame.conversation);
+    // the draft it was written in is sent, unless the visitor has written on since
+    if (item && this.store.get(item.draft) === item.body) this.store.drop(item.draft);
     if (item) {
       this.add(conversation, { seq: frame.seq, id: frame.message_id, body: item.body, created_at: frame.created_at,
         client_msg_id: item.client_msg_id, author: { type: "visitor", name: null } });
@@ -286,8 +289,14 @@ class Panel {
   }
 
   // -- sending
+  // where the composer of the view on screen keeps its draft: per visitor (never another
+  // visitor's text on a shared browser) and conversation, "new" for a new request
+  draftKey() {
+    return this.visitor && `draft:${this.visitor.id}:${this.view.conversation || "new"}`;
+  }
+
   enqueue(body, conversation, extra) {
-    const item = this.outbox.add(body, conversation, extra);
+    const item = this.outbox.add(body, conversation, { ...extra, draft: this.draftKey() });
     this.connect();
     this.flush();
     if (this.link.blocked) this.flushHttp();
@@ -354,8 +363,9 @@ class Panel {
     this.focus();
   }
 
+  // home: the heading, not the search box (no keyboard popping up on phones; Tab reaches it)
   focus() {
-    const target = this.body.querySelector({ home: "input[type=search]", article: "button" }[this.view.name] || "textarea");
+    const target = this.view.name === "home" ? this.title : this.body.querySelector(this.view.name === "article" ? "button" : "textarea");
     if (target) target.focus();
   }
 

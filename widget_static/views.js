@@ -6,9 +6,18 @@
 import { h } from "./dom.js";
 import { searchBox, suggestions } from "./articles.js";
 
-const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-const utcDue = new Intl.DateTimeFormat("en-GB", { weekday: "short", hour: "2-digit",
-  minute: "2-digit", hour12: false, timeZone: "UTC" });
+// one way to write a time, in the visitor's own locale and time zone: relative while recent
+// ("2 min ago"), then the time of day, with the weekday or else the date when not today
+const AGO = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
+
+export function when(iso, now = Date.now()) {
+  const date = new Date(iso);
+  const minutes = Math.round((now - date) / 6e4);
+  if (minutes >= 0 && minutes < 60) return AGO.format(-minutes, "minute");
+  const day = date.toDateString() !== new Date(now).toDateString() &&
+    (Math.abs(now - date) < 5e8 ? { weekday: "short" } : { day: "numeric", month: "short" });
+  return date.toLocaleString(undefined, { hour: "numeric", minute: "2-digit", ...day });
+}
 
 // the SLA promise in words; the server's clock decides, the widget only phrases it
 export function promise(ticket, now = Date.now()) {
@@ -20,13 +29,13 @@ export function promise(ticket, now = Date.now()) {
   const due = new Date(waiting);
   if (due.getTime() <= now) return "We're late, and still on it.";
   const verb = ticket.response_kind === "next_response" ? "get back to you" : "reply";
-  return `We'll ${verb} by ${utcDue.format(due).replace(",", "")} UTC`;
+  return `We'll ${verb} by ${when(due, now)}`;
 }
 
 // the dialog: heading, close button, the view's body and a live region for announcements
 export function dialog(panel) {
   panel.live = h("div", { class: "sr", "aria-live": "polite" });
-  panel.title = h("h2", { id: "hw-title", text: "Help" });
+  panel.title = h("h2", { id: "hw-title", text: "Help", tabindex: "-1" });
   panel.body = h("div", { class: "body" });
   const node = h("div", { class: "panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "hw-title", hidden: true,
     onkeydown: (event) => { if (event.key === "Escape") { event.stopPropagation(); panel.setOpen(false); } } },
@@ -116,7 +125,8 @@ function ticketRows(panel) {
   return rows.length ? rows : [h("li", { class: "empty", text: "No requests yet." })];
 }
 
-function newView(panel) {
+function newView(panel, view) {
+  const of = view.followUp;
   const site = panel.site;
   const proposes = !site || site.visitor_proposes_severity !== false;
   const severities = (proposes && site && site.severities) || [];
@@ -135,11 +145,11 @@ function newView(panel) {
       panel.ready = panel.begin();
       await panel.ready;
     }
-    const item = panel.enqueue(body, null, { severity });
+    const item = panel.enqueue(body, null, { severity, follow_up_of: of && of.number });
     panel.show({ name: "conversation", conversation: item.conversation });
   } },
   back(panel, "← Back"),
-  h("h3", { text: "New request" }),
+  h("h3", { text: of ? `Follow-up to ${of.reference}` : "New request" }),
   severities.length ? h("fieldset", {}, h("legend", { text: "How much does it affect you?" }),
     ...severities.map((s) => h("label", { class: "choice" },
       h("input", { type: "radio", name: "severity", value: s.key, checked: s.key === chosen }),
@@ -160,13 +170,18 @@ function newView(panel) {
   return form;
 }
 
+// a draft is kept per visitor and conversation until the server acknowledges it (panel.js)
 function composerField(panel, id, submit) {
   const limit = (panel.site && panel.site.limits && panel.site.limits.max_body_chars) || 5000;
+  const draft = panel.draftKey();
+  const text = draft && panel.store.get(draft, "");
   return h("textarea", { id, name: "body", rows: "3", required: true, maxlength: String(limit),
+    text: panel.outbox.items.some((item) => item.body === text) ? "" : text,
     onkeydown: (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submit(); }
     },
-    oninput: () => {
+    oninput: (event) => {
+      if (draft) panel.store.set(draft, event.target.value);
       const id = panel.view.conversation;
       if (!panel.link.online || !id || id.startsWith("new:") || Date.now() - panel.typingSent < 3000) return;
       panel.typingSent = Date.now();
@@ -175,24 +190,32 @@ function composerField(panel, id, submit) {
 }
 
 function conversationView(panel) {
-  const form = h("form", { class: "composer", onsubmit: (event) => {
+  const form = slot(panel, "composer", "form", { class: "composer", onsubmit: (event) => {
     event.preventDefault();
     const body = form.elements.body.value;
     if (!body.trim()) return;
     form.elements.body.value = "";
     panel.enqueue(body, panel.view.conversation);
     panel.render();
-  } },
+  } });
+  form.append(
   h("label", { for: "hw-reply", class: "sr", text: "Your message" }),
   composerField(panel, "hw-reply", () => form.requestSubmit()),
   h("button", { type: "submit", class: "primary", text: "Send" }));
+  // a closed ticket takes no more messages: a new one, linked to it, does
+  const followUp = slot(panel, "followUp", "div", { class: "composer", hidden: true });
+  followUp.append(h("p", { class: "hint", text: "This request is closed." }),
+    h("button", { type: "button", class: "primary", text: "Start a follow-up", onclick: () => {
+      const ticket = panel.conversations.get(panel.view.conversation).ticket;
+      panel.show({ name: "new", followUp: ticket });
+    } }));
   return h("div", { class: "view conversation" },
     back(panel, "← All requests"),
     slot(panel, "head", "div", { class: "ticket-head" }),
     slot(panel, "status", "div", { role: "status" }),
     slot(panel, "log", "div", { class: "log", role: "log", "aria-label": "Messages" }),
     slot(panel, "typing", "p", { class: "typing" }),
-    form,
+    form, followUp,
     slot(panel, "mail"));
 }
 
@@ -208,33 +231,46 @@ function offerMail(panel, slot) {
     onclick: () => import("./mail.js").then((m) => slot.replaceChildren(m.mailView(panel, id, has))) })] : []));
 }
 
+// number, status, severity and the promise on one line: the thread below keeps the space
 function ticketHead(panel) {
   const conversation = panel.conversations.get(panel.view.conversation);
   const ticket = conversation && conversation.ticket;
   if (!ticket) return [h("h3", { text: "New request" })];
+  const closed = ticket.status === "closed";
+  panel.slots.composer.hidden = closed;
+  panel.slots.followUp.hidden = !closed;
   const facts = [ticket.status_label, ticket.stage_label, `${ticket.severity} severity`,
-    ticket.specialists ? "Our specialists are looking into it" : ""].filter(Boolean);
-  const words = promise(ticket);
-  return [h("h3", { text: `${ticket.reference} ${ticket.subject}` }), h("p", { class: "meta", text: facts.join(" · ") }),
-    words ? h("p", { class: "promise", text: words }) : null].filter(Boolean);
+    ticket.specialists ? "Our specialists are looking into it" : "", promise(ticket)].filter(Boolean);
+  return [h("h3", { text: ticket.reference }), h("p", { class: "meta", text: facts.join(" · ") })];
 }
 
 function messageItems(panel) {
   const id = panel.view.conversation;
   const conversation = panel.conversations.get(id);
-  const stored = conversation ? conversation.messages.map((m) => messageItem(m)) : [];
+  const stored = conversation ? conversation.messages.map((m) => messageItem(panel, m)) : [];
   const queued = panel.outbox.items.filter((item) => item.conversation === id).map((item) =>
-    messageItem({ author: { type: "visitor" }, body: item.body, created_at: item.created_at },
+    messageItem(panel, { author: { type: "visitor" }, body: item.body, created_at: item.created_at },
       item.failed ? `Not sent: ${item.failed}` : panel.link.online ? "Sending…" : "Not sent yet, will retry"));
   return [...stored, ...queued];
 }
 
-function messageItem(message, state) {
-  const mine = message.author.type === "visitor";
-  const who = mine ? "You" : message.author.type === "system" ? "Support" : (message.author.name || "Support");
-  return h("div", { class: `message ${message.author.type}` },
-    h("span", { class: "who", text: who }),
-    h("p", { class: "text", text: message.body }),
-    h("span", { class: "meta" }, h("time", { datetime: message.created_at, text: clock(message.created_at) }),
-      mine ? h("span", { class: "state", text: state || "Sent" }) : null));
+function messageItem(panel, message, state) {
+  const type = message.author.type;
+  const who = type === "visitor" ? "You" : type === "system" ? "Support" : (message.author.name || "Support");
+  const initials = who.split(/\s+/).map((word) => word[0]).join("").slice(0, 2).toUpperCase();
+  // agents write Markdown: plain text until markdown.js is loaded, the subset after
+  const rich = type === "agent" && (panel.markdown || loadMarkdown(panel));
+  return h("div", { class: `message ${type}` },
+    h("span", { class: "who" }, type === "agent" ? h("span", { class: "avatar", "aria-hidden": "true", text: initials }) : null, who),
+    rich ? h("div", { class: "text md" }, rich.render(message.body)) : h("p", { class: "text", text: message.body }),
+    h("span", { class: "meta" }, h("time", { datetime: message.created_at, text: when(message.created_at) }),
+      type === "visitor" ? h("span", { class: "state", text: state || "Sent" }) : null));
+}
+
+function loadMarkdown(panel) {
+  panel.markdownLoad = panel.markdownLoad || import("./markdown.js").then((module) => {
+    panel.markdown = module;
+    panel.render();
+  }, () => { panel.markdownLoad = null; });
+  return null;
 }
