@@ -5,7 +5,7 @@
 import { sendEvent } from "./articles.js";
 import { Connection } from "./connection.js";
 import { Outbox, PERMANENT, isNew } from "./outbox.js";
-import { dialog, refresh, views } from "./views.js";
+import { dialog, local, refresh, views } from "./views.js";
 
 const KEEP_MESSAGES = 200;
 
@@ -124,6 +124,7 @@ class Panel {
       if (known !== [data.visitor.id, data.visitor.name, data.visitor.email].join()) this.link.close();
       this.token = data.token;
       this.visitor = data.visitor;
+      this.store.set("visitor", data.visitor.id);
       this.site = data.site;
       this.store.set("token", this.token);
       for (const ticket of data.tickets) this.conversation(ticket.conversation).ticket = ticket;
@@ -193,7 +194,7 @@ class Panel {
     if (!this.add(conversation, frame)) return;
     if (frame.author.type !== "visitor") {
       this.emit("message", frame);
-      this.announce(`${frame.author.name || "Support"}: ${frame.body}`);
+      this.announce(`${frame.author.name || "Support"}: ${local(frame)}`);
       this.typing = null;
     }
     this.markRead();
@@ -292,7 +293,8 @@ class Panel {
   // where the composer of the view on screen keeps its draft: per visitor (never another
   // visitor's text on a shared browser) and conversation, "new" for a new request
   draftKey() {
-    return this.visitor && `draft:${this.visitor.id}:${this.view.conversation || "new"}`;
+    const visitor = this.visitor ? this.visitor.id : this.store.get("visitor", "");
+    return visitor && `draft:${visitor}:${this.view.conversation || "new"}`;
   }
 
   enqueue(body, conversation, extra) {

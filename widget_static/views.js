@@ -181,7 +181,8 @@ function composerField(panel, id, submit) {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submit(); }
     },
     oninput: (event) => {
-      if (draft) panel.store.set(draft, event.target.value);
+      // the key now: a new request's view names its conversation once acknowledged
+      if (panel.draftKey()) panel.store.set(panel.draftKey(), event.target.value);
       const id = panel.view.conversation;
       if (!panel.link.online || !id || id.startsWith("new:") || Date.now() - panel.typingSent < 3000) return;
       panel.typingSent = Date.now();
@@ -262,9 +263,20 @@ function messageItem(panel, message, state) {
   const rich = type === "agent" && (panel.markdown || loadMarkdown(panel));
   return h("div", { class: `message ${type}` },
     h("span", { class: "who" }, type === "agent" ? h("span", { class: "avatar", "aria-hidden": "true", text: initials }) : null, who),
-    rich ? h("div", { class: "text md" }, rich.render(message.body)) : h("p", { class: "text", text: message.body }),
+    rich ? h("div", { class: "text md" }, rich.render(message.body)) : h("p", { class: "text", text: local(message) }),
     h("span", { class: "meta" }, h("time", { datetime: message.created_at, text: when(message.created_at) }),
       type === "visitor" ? h("span", { class: "state", text: state || "Sent" }) : null));
+}
+
+// the server writes its acknowledgement's promise in UTC ("by Thu 26 Nov 21:00 UTC"): the
+// visitor reads it in their own time, like every other time in the widget
+export function local(message, now) {
+  return message.body.replace(/\w{3} (\d\d \w{3}) (\d\d:\d\d) UTC/, (text, day, time) => {
+    const year = new Date(message.created_at).getUTCFullYear();
+    const due = (plus) => Date.parse(`${day} ${year + plus} ${time} UTC`);
+    const at = due(0) < Date.parse(message.created_at) - 864e5 ? due(1) : due(0);
+    return at ? when(at, now) : text;
+  });
 }
 
 function loadMarkdown(panel) {
