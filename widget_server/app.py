@@ -26,6 +26,7 @@ from widget_server.visitor_tokens import VisitorTokens
 from widget_server.web import (
     access_grants,
     api,
+    demo_page,
     health,
     help_api,
     help_centre,
@@ -115,6 +116,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
     routes = [
         *health.routes,
         *static.routes,
+        *demo_page.routes,
         *session.routes,
         *widget_ws.routes,
         *api.routes,
