@@ -36,6 +36,7 @@ from widget_server.web import (
     mail_confirm,
     session,
     static,
+    widget_availability,
     widget_ws,
 )
 from widget_server.web.bodies import BodyLimit
@@ -117,6 +118,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *health.routes,
         *static.routes,
         *demo_page.routes,
+        *widget_availability.routes,
         *session.routes,
         *widget_ws.routes,
         *api.routes,

@@ -134,6 +134,9 @@ function newView(panel, view) {
   const describe = composerField(panel, "hw-new-body", () => form.requestSubmit());
   const asksContact = (panel.config.mode === "form" || panel.link.blocked) && !(panel.visitor && panel.visitor.verified);
   const contact = panel.contact || {};
+  // support's hours and speed, when they arrive (availability.js)
+  const note = h("p", { class: "hint" });
+  import("./availability.js").then((module) => module.fill(panel, note, when), () => {});
   const form = h("form", { class: "view", onsubmit: async (event) => {
     event.preventDefault();
     const body = form.elements.body.value;
@@ -150,6 +153,7 @@ function newView(panel, view) {
   } },
   back(panel, "← Back"),
   h("h3", { text: of ? `Follow-up to ${of.reference}` : "New request" }),
+  note,
   severities.length ? h("fieldset", {}, h("legend", { text: "How much does it affect you?" }),
     ...severities.map((s) => h("label", { class: "choice" },
       h("input", { type: "radio", name: "severity", value: s.key, checked: s.key === chosen }),
