@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,7 +17,7 @@ from playwright.sync_api import Browser, Page, expect
 from tests.e2e.conftest import HostPages, host_page
 from tests.e2e.steps import open_request
 from tests.e2e.test_widget_articles import import_articles
-from tests.support import ServerProcess, Site
+from tests.support import ServerProcess, Site, run_cli
 
 
 def goto(page: Page, host_pages: HostPages, server: ServerProcess, site: Site) -> None:
@@ -234,3 +234,40 @@ def test_back_from_an_article_restores_the_search_and_its_results(
     expect(widget.get_by_label("Search help articles")).to_have_value("pass")
     expect(results).to_have_count(2)
     expect(results.first).to_contain_text("Reset your password")
+
+
+def test_outside_coverage_hours_the_widget_says_when_support_is_back_and_how_fast(
+    browser: Browser, host_pages: HostPages, server: ServerProcess, widget_site: Site,
+    tmp_path: Path
+) -> None:
+    today = datetime.now(ZoneInfo("UTC"))
+    back = today + timedelta(days=2)
+    day = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")[back.weekday()]
+    policy = tmp_path / "policy.toml"
+    policy.write_text(f'[calendar]\ntimezone = "UTC"\n{day} = ["09:00-17:00"]\n'
+                      '[[severity]]\nkey = "normal"\nlabel = "Normal"\nfirst_response = "4h"\n')
+    run_cli("policy", "import", "--db", str(widget_site.db), "--site", widget_site.key,
+            str(policy))
+    # one request answered by an agent before the visitor comes: the speed has data
+    session = httpx.post(f"{server.url}/api/widget/v1/session", json={"site": widget_site.key},
+                         headers={"Origin": widget_site.origin}).json()
+    sent = httpx.post(f"{server.url}/api/widget/v1/messages", headers={
+        "Origin": widget_site.origin}, json={"site": widget_site.key, "token": session["token"],
+                                             "conversation": None, "client_msg_id": "c-1",
+                                             "body": "Are you there?"})
+    assert sent.status_code == 200, sent.text
+    agent(server, widget_site, "POST", "1/messages", {"body": "Yes"})
+
+    context = browser.new_context(locale="en-GB", timezone_id="UTC")
+    try:
+        page = context.new_page()
+        goto(page, host_pages, server, widget_site)
+        widget = page.locator("help-widget")
+        widget.get_by_role("button", name="Help").click()
+        widget.get_by_role("button", name="Start a new request").click()
+        weekday = back.strftime("%a")
+        note = widget.locator("form.view > p.hint").first
+        expect(note).to_contain_text(f"We're back {weekday} 09:00; we'll reply by {weekday} 13:00.")
+        expect(note).to_contain_text("Support usually replies within 5 minutes.")
+    finally:
+        context.close()
