@@ -316,30 +316,8 @@ class Panel {
   }
 
   // websockets can be blocked while plain HTTPS works: the same entries, one POST each
-  async flushHttp() {
-    if (this.httpBusy || !this.token || this.link.online) return;
-    this.httpBusy = true;
-    try {
-      for (const item of [...this.outbox.items]) {
-        if (!this.outbox.sendable(item)) continue;
-        const response = await fetch(`${this.config.server}/api/widget/v1/messages`, {
-          method: "POST", mode: "cors", credentials: "omit", headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ site: this.config.site, token: this.token, ...this.outbox.payload(item) }),
-        });
-        const data = await response.json();
-        if (!response.ok) {
-          if (!PERMANENT.has(data.error && data.error.code)) break;
-          this.outbox.fail(item, data.error.message);
-          continue;
-        }
-        this.onAck(data.ack);
-        for (const message of data.messages) if (message.seq !== data.ack.seq) this.onMessage(message);
-      }
-    } catch { /* still offline: the outbox keeps everything */ } finally {
-      this.httpBusy = false;
-      this.render();
-    }
-  }
+  // (fallback.js, loaded then; offline, the import fails and the outbox keeps everything)
+  flushHttp() { if (navigator.onLine) import("./fallback.js").then((module) => module.flushHttp(this), () => {}); }
 
   // -- on screen
   setOpen(open) {

@@ -4,7 +4,7 @@
 // Views get the panel passed in and never import it.
 
 import { h } from "./dom.js";
-import { searchBox, suggestions } from "./articles.js";
+import { searchBox } from "./articles.js";
 
 // one way to write a time, in the visitor's own locale and time zone: relative while recent
 // ("2 min ago"), then the time of day, with the weekday or else the date when not today
@@ -125,6 +125,9 @@ function ticketRows(panel) {
   return rows.length ? rows : [h("li", { class: "empty", text: "No requests yet." })];
 }
 
+// a new request's extras: support's hours and speed, suggestions, the follow-up offer
+const compose = () => import("./compose.js");
+
 function newView(panel, view) {
   const of = view.followUp;
   const site = panel.site;
@@ -134,9 +137,13 @@ function newView(panel, view) {
   const describe = composerField(panel, "hw-new-body", () => form.requestSubmit());
   const asksContact = (panel.config.mode === "form" || panel.link.blocked) && !(panel.visitor && panel.visitor.verified);
   const contact = panel.contact || {};
-  // support's hours and speed, when they arrive (availability.js)
+  // support's hours and speed, and suggestions while writing, when they arrive (compose.js)
   const note = h("p", { class: "hint" });
-  import("./availability.js").then((module) => module.fill(panel, note, when), () => {});
+  const tips = h("div");
+  compose().then((module) => {
+    module.note(panel, note, when);
+    tips.append(module.suggestions(panel, describe));
+  }, () => {});
   const form = h("form", { class: "view", onsubmit: async (event) => {
     event.preventDefault();
     const body = form.elements.body.value;
@@ -168,7 +175,7 @@ function newView(panel, view) {
       value: contact.email || "" })] : []),
   h("label", { for: "hw-new-body", text: "Describe the problem" }),
   describe,
-  suggestions(panel, describe),
+  tips,
   h("button", { type: "submit", class: "primary", text: "Send" }),
   slot(panel, "status", "div", { role: "status" }));
   return form;
@@ -207,13 +214,8 @@ function conversationView(panel) {
   h("label", { for: "hw-reply", class: "sr", text: "Your message" }),
   composerField(panel, "hw-reply", () => form.requestSubmit()),
   h("button", { type: "submit", class: "primary", text: "Send" }));
-  // a closed ticket takes no more messages: a new one, linked to it, does
+  // a closed ticket takes no more messages: a new one, linked to it, does (compose.js)
   const followUp = slot(panel, "followUp", "div", { class: "composer", hidden: true });
-  followUp.append(h("p", { class: "hint", text: "This request is closed." }),
-    h("button", { type: "button", class: "primary", text: "Start a follow-up", onclick: () => {
-      const ticket = panel.conversations.get(panel.view.conversation).ticket;
-      panel.show({ name: "new", followUp: ticket });
-    } }));
   return h("div", { class: "view conversation" },
     back(panel, "← All requests"),
     slot(panel, "head", "div", { class: "ticket-head" }),
@@ -241,9 +243,10 @@ function ticketHead(panel) {
   const conversation = panel.conversations.get(panel.view.conversation);
   const ticket = conversation && conversation.ticket;
   if (!ticket) return [h("h3", { text: "New request" })];
-  const closed = ticket.status === "closed";
-  panel.slots.composer.hidden = closed;
-  panel.slots.followUp.hidden = !closed;
+  const { composer, followUp } = panel.slots;
+  composer.hidden = ticket.status === "closed";
+  followUp.hidden = !composer.hidden;
+  if (composer.hidden && !followUp.firstChild) compose().then((module) => module.followUp(panel, followUp, ticket));
   const facts = [ticket.status_label, ticket.stage_label, `${ticket.severity} severity`,
     ticket.specialists ? "Our specialists are looking into it" : "", promise(ticket)].filter(Boolean);
   return [h("h3", { text: ticket.reference }), h("p", { class: "meta", text: facts.join(" · ") })];
@@ -273,20 +276,19 @@ function messageItem(panel, message, state) {
 }
 
 // the server writes its acknowledgement's promise in UTC ("by Thu 26 Nov 21:00 UTC"): the
-// visitor reads it in their own time, like every other time in the widget
+// visitor reads it in their own time, like every other time in the widget (the year is the
+// message's; a promise past New Year is still written right, as a date)
 export function local(message, now) {
   return message.body.replace(/\w{3} (\d\d \w{3}) (\d\d:\d\d) UTC/, (text, day, time) => {
-    const year = new Date(message.created_at).getUTCFullYear();
-    const due = (plus) => Date.parse(`${day} ${year + plus} ${time} UTC`);
-    const at = due(0) < Date.parse(message.created_at) - 864e5 ? due(1) : due(0);
+    const at = Date.parse(`${day} ${message.created_at.slice(0, 4)} ${time} UTC`);
     return at ? when(at, now) : text;
   });
 }
 
+// once: a module that failed to load (offline) stays failed in the browser until a reload
 function loadMarkdown(panel) {
-  panel.markdownLoad = panel.markdownLoad || import("./markdown.js").then((module) => {
+  panel.markdownLoad ||= import("./markdown.js").then((module) => {
     panel.markdown = module;
     panel.render();
-  }, () => { panel.markdownLoad = null; });
-  return null;
+  }, () => {});
 }
