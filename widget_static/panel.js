@@ -293,7 +293,8 @@ class Panel {
   // where the composer of the view on screen keeps its draft: per visitor (never another
   // visitor's text on a shared browser) and conversation, "new" for a new request
   draftKey() {
-    const visitor = this.visitor ? this.visitor.id : this.store.get("visitor", "");
+    // the visitor's id is stored with each session (begin)
+    const visitor = this.store.get("visitor", "");
     return visitor && `draft:${visitor}:${this.view.conversation || "new"}`;
   }
 

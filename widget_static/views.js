@@ -118,7 +118,7 @@ function ticketRows(panel) {
         h("span", { class: "ref", text: c.ticket.reference }),
         h("span", { class: "subject", text: c.ticket.subject }),
         h("span", { class: "meta", text: c.ticket.status_label }),
-        last ? h("span", { class: "last", text: last.body }) : null,
+        last ? h("span", { class: "last", text: last.body.replace(/[*`]/g, "") }) : null,
         unread ? h("span", { class: "unread", text: String(unread), "aria-label": `${unread} unread` }) : null));
     });
   const rows = [...pending, ...tickets];
@@ -265,7 +265,7 @@ function messageItems(panel) {
 function messageItem(panel, message, state) {
   const type = message.author.type;
   const who = type === "visitor" ? "You" : type === "system" ? "Support" : (message.author.name || "Support");
-  const initials = who.split(/\s+/).map((word) => word[0]).join("").slice(0, 2).toUpperCase();
+  const initials = who.split(" ").map((word) => word[0]).join("").slice(0, 2).toUpperCase();
   // agents write Markdown: plain text until markdown.js is loaded, the subset after
   const rich = type === "agent" && (panel.markdown || loadMarkdown(panel));
   return h("div", { class: `message ${type}` },
