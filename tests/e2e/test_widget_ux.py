@@ -95,6 +95,7 @@ second line of the paragraph
 
 [script](javascript:alert(1)) [data](data:text/html,<script>alert(2)</script>) \
 <img src=x onerror=alert(3)> <script>alert(4)</script> see https://example.org/path.
+**[bold link](javascript:alert(5))** [caps](HTTPS://EXAMPLE.COM/Caps) [quote](https://e.test/a"onclick="alert(6))
 
 ```
 <b>not bold</b> **not bold**
@@ -111,7 +112,8 @@ def test_agent_replies_render_a_safe_markdown_subset_with_the_agents_initials(
     agent(server, widget_site, "POST", "1/messages", {"body": HOSTILE})
     reply = widget.locator(".message.agent").last
     text = reply.locator(".text")
-    expect(text.locator("strong")).to_have_text("Bold words")
+    expect(text.locator("strong").first).to_have_text("Bold words")
+    expect(text.locator("strong").last).to_have_text("[bold link](javascript:alert(5))")
     expect(text.locator("em")).to_have_text("slanted")
     expect(text.locator("p code")).to_have_text("inline <b>code</b>")
     expect(text.locator("p").first.locator("br")).to_have_count(1)
@@ -119,15 +121,16 @@ def test_agent_replies_render_a_safe_markdown_subset_with_the_agents_initials(
     expect(text.locator("ol > li")).to_have_count(2)
     expect(text.locator("pre code")).to_have_text("<b>not bold</b> **not bold**")
     links = text.locator("a")
-    expect(links).to_have_count(2)
+    expect(links).to_have_count(4)
     for link, href in zip(links.all(), ["https://example.com/docs?a=1&b=2",
-                                        "https://example.org/path"], strict=True):
+                                        "https://example.org/path", "https://example.com/Caps",
+                                        'https://e.test/a%22onclick=%22alert(6'], strict=True):
         assert link.get_attribute("href") == href
         assert link.get_attribute("target") == "_blank"
         assert link.get_attribute("rel") == "noopener noreferrer"
     expect(text).to_contain_text("[script](javascript:alert(1))")
     expect(text).to_contain_text("<img src=x onerror=alert(3)> <script>alert(4)</script>")
-    assert reply.locator("script, img, b, [onerror]").count() == 0
+    assert reply.locator("script, img, b, [onerror], [onclick]").count() == 0
     assert dialogs == []
 
     name = reply.locator(".who").inner_text().strip()
