@@ -7,12 +7,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from widget_server.availability import AvailabilityCache
 from widget_server.errors import NotFound, Unprocessable
 from widget_server.web.cors import check_origin, preflight, with_cors
 from widget_server.web.errors import runtime
-
-_cache = AvailabilityCache()
 
 
 async def availability(request: Request) -> Response:
@@ -24,7 +21,7 @@ async def availability(request: Request) -> Response:
     if site is None:
         raise NotFound("no site has this key", code="unknown_site")
     check_origin(request, site)
-    found = await _cache.get(rt.store, site, rt.clock.now())
+    found = await rt.availability.get(rt.store, site, rt.clock.now())
     return JSONResponse(found.json())
 
 
