@@ -21,6 +21,7 @@ export function note(panel, node, when) {
     if (!data.open_now && data.opens_at) words.push(`We're back ${when(data.opens_at)}; we'll reply by ${when(data.reply_by)}.`);
     if (data.usual_reply_seconds !== null) words.push(`Support usually replies within ${span(data.usual_reply_seconds)}.`);
     node.textContent = words.join(" ");
+    node.hidden = !words.length;
   }).catch(() => {});
 }
 

@@ -138,7 +138,7 @@ function newView(panel, view) {
   const asksContact = (panel.config.mode === "form" || panel.link.blocked) && !(panel.visitor && panel.visitor.verified);
   const contact = panel.contact || {};
   // support's hours and speed, and suggestions while writing, when they arrive (compose.js)
-  const note = h("p", { class: "hint" });
+  const note = h("p", { class: "hint", hidden: true });
   const tips = h("div");
   compose().then((module) => {
     module.note(panel, note, when);
