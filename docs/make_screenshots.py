@@ -63,11 +63,12 @@ def shoot(base: str, token: str) -> None:
         widget.get_by_role("log").get_by_text("Request #1 received").wait_for()
         httpx.post(f"{base}/api/v1/tickets/1/messages",
                    headers={"Authorization": f"Bearer {token}"},
-                   json={"body": "Thanks, we can reproduce it. A fix is on its way; meanwhile "
-                                 "the export works from Reports > Download."})
+                   json={"body": "Thanks, we can **reproduce** it. A fix is on its way; "
+                                 "meanwhile the export works from here:\n\n"
+                                 "1. open **Reports**\n2. choose `Download`"})
         widget.get_by_text("we can reproduce it").wait_for()
         page.screenshot(path=str(ROOT / "docs" / "widget-desktop.png"))
-        page.set_viewport_size({"width": 390, "height": 760})
+        page.set_viewport_size({"width": 390, "height": 844})
         widget.get_by_role("button", name="← All requests").click()
         page.screenshot(path=str(ROOT / "docs" / "widget-mobile.png"))
         browser.close()

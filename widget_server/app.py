@@ -26,6 +26,7 @@ from widget_server.visitor_tokens import VisitorTokens
 from widget_server.web import (
     access_grants,
     api,
+    demo_page,
     health,
     help_api,
     help_centre,
@@ -37,6 +38,7 @@ from widget_server.web import (
     ratings,
     session,
     static,
+    widget_availability,
     widget_ws,
 )
 from widget_server.web.bodies import BodyLimit
@@ -121,6 +123,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *health.routes,
         *metrics_route.routes,
         *static.routes,
+        *demo_page.routes,
+        *widget_availability.routes,
         *session.routes,
         *widget_ws.routes,
         *api.routes,

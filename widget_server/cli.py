@@ -13,29 +13,25 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from widget_server import __version__, cli_mail, cli_privacy, cli_ratings
+from widget_server import __version__, cli_mail, cli_privacy, cli_ratings, demo
 from widget_server.api_tokens import hash_api_token, integration_token, new_api_token
 from widget_server.article_import import (
     ArticleImportError,
     import_articles,
     read_folder,
-    sample_articles,
 )
 from widget_server.cli_privacy import DB_HELP, SITE_HELP
 from widget_server.clock import Clock, SystemClock, isoformat
-from widget_server.config import DEMO_SITE_SETTING, ConfigError, Settings
+from widget_server.config import ConfigError, Settings
 from widget_server.embed import snippet
 from widget_server.errors import WidgetError
-from widget_server.models import Site, normalize_origin
+from widget_server.models import Site
 from widget_server.numbers import parse_int
 from widget_server.origins import parse_origin
 from widget_server.passwords import WeakPassword, check_password, hash_password, new_password
 from widget_server.policy import DEFAULT_POLICY_TOML, format_duration, parse_policy
 from widget_server.store import Store, open_store
 from widget_server.text import one_line
-
-DEMO_ADMIN = "admin@example.com"
-DEMO_DB = "./widget-demo.db"
 
 
 class CommandError(Exception):
@@ -169,11 +165,15 @@ def build_parser() -> argparse.ArgumentParser:
     cli_privacy.add_commands(commands)  # retention run, visitor erase
     cli_mail.add_commands(commands)  # mail outbox
 
-    demo = commands.add_parser(
+    demo_command = commands.add_parser(
         "demo", help="serve a ready demo site with its host page at /demo",
         description="Serve a ready demo: a site, an admin whose credentials are printed, "
-        "an API token, sample help articles, and the host page at /demo.")
-    _server_options(demo, default_db=f"$WIDGET_DB or {DEMO_DB}")
+        "an API token, sample help articles, and the host page at /demo. Its data and "
+        "credentials are kept between runs (the credentials in a file beside the database).")
+    _server_options(demo_command, default_db=f"$WIDGET_DB or {demo.DEMO_DB}")
+    demo_command.add_argument(
+        "--fresh", action="store_true",
+        help="delete the demo's database and credentials file first and start over")
     return parser
 
 
@@ -375,29 +375,6 @@ async def _token_create(store: Store, args: argparse.Namespace) -> None:
     print(token)
 
 
-async def _prepare_demo(store: Store, settings: Settings) -> list[str]:
-    origins = {f"http://127.0.0.1:{settings.port}", f"http://localhost:{settings.port}",
-               normalize_origin(settings.base_url)}
-    site, _ = await store.ensure_site("Demo", sorted(origins))
-    await store.set_setting(DEMO_SITE_SETTING, site.key)
-    password = new_password()
-    await store.ensure_agent(DEMO_ADMIN, "Demo Admin", "admin", None)
-    await store.set_agent_password(DEMO_ADMIN, hash_password(password))
-    agent = await store.get_agent_by_email(DEMO_ADMIN)
-    assert agent is not None
-    token = new_api_token()
-    await store.create_api_token("demo", hash_api_token(token), site.id, agent.id)
-    samples = sample_articles()
-    await import_articles(store, site.id, samples)
-    return [
-        f"Help centre:     {settings.base_url}/help ({len(samples)} sample articles)",
-        f"Demo host page:  {settings.base_url}/demo",
-        f"Admin sign-in:   {DEMO_ADMIN} / {password}",
-        f"API token:       {token}",
-        f"Site key:        {site.key}",
-    ]
-
-
 def _serve(settings: Settings, clock: Clock) -> None:
     import uvicorn
     from uvicorn.config import LOGGING_CONFIG
@@ -451,7 +428,7 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
     try:
         db = args.db
         if args.command == "demo" and db is None and not os.environ.get("WIDGET_DB"):
-            db = DEMO_DB  # never mix demo data into the default ./widget.db
+            db = demo.DEMO_DB  # never mix demo data into the default ./widget.db
         settings = Settings.from_env(
             db=db, host=getattr(args, "host", None), port=getattr(args, "port", None),
             public_url=getattr(args, "public_url", None))
@@ -487,7 +464,10 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
         elif args.command == "token":
             asyncio.run(_with_store(settings, lambda store: _token_create(store, args), clock))
         elif args.command == "demo":
-            lines = asyncio.run(_with_store(settings, lambda s: _prepare_demo(s, settings), clock))
+            if args.fresh:
+                demo.forget(settings.db)
+            lines = asyncio.run(_with_store(settings, lambda s: demo.prepare_demo(s, settings),
+                                            clock))
             print("\n".join(lines), flush=True)
             _serve(settings, clock)
     except (CommandError, ConfigError, WidgetError, ArticleImportError) as exc:

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from widget_server import metrics
 from widget_server.clock import Clock
-from widget_server.errors import Unprocessable, WidgetError
+from widget_server.errors import NotFound, Unprocessable, WidgetError
 from widget_server.models import Agent, Author, PostResult, Ticket, TicketChange, Visitor
 from widget_server.ratings import Rating
 from widget_server.realtime.events import (
@@ -61,12 +61,14 @@ class Messaging:
         user_agent: str | None = None,
         mail_to: str | None = None,
         acknowledge: bool | None = None,
+        follow_up_of: int | None = None,
     ) -> PostResult:
         """Store a visitor message (opening a ticket when ``conversation_id`` is None).
 
         Does not publish: the caller acknowledges first, then calls ``announce``, so the
         sending connection sees its ack before any frame that follows from it. ``mail_to``:
         a verified address a new request's follow-ups are mailed to (docs/email.md).
+        ``follow_up_of``: a new request follows up this closed ticket of the same visitor.
         """
         # the visitor's name and email were cleaned where they came in (session, token, form)
         body = self.check_body(multi_line(body))
@@ -78,9 +80,18 @@ class Messaging:
                            page_url=optional_line(page_url and page_url[:2000]),
                            user_agent=optional_line(user_agent and user_agent[:500]),
                            mail_to=mail_to, acknowledge=acknowledge)
+        if follow_up_of is not None and conversation_id is None:
+            found = await self.store.get_ticket(visitor.site_id, follow_up_of)
+            if found is None or found[1] != visitor.id or found[0].status != "closed":
+                raise NotFound("no closed request of yours has this number",
+                               code="follow_up_not_found")
         result = await self.store.post_visitor_message(post, self.clock.now())
         if not result.duplicate:
             STORED_BY_VISITOR.inc()
+        if follow_up_of is not None and result.ticket is not None and not result.duplicate \
+                and conversation_id is None:
+            await self.store.link_follow_up(visitor.site_id, result.ticket.number,
+                                            follow_up_of, via="widget")
         return result
 
     def announce(self, visitor: Visitor, result: PostResult) -> None:

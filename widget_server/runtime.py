@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from widget_server.abuse import Limits
+from widget_server.availability import AvailabilityCache
 from widget_server.clock import Clock
 from widget_server.config import Settings
 from widget_server.errors import Unauthorized
@@ -28,6 +29,7 @@ class Runtime:
     help_tokens: HelpTokens
     secret_keys: list[str]  # oldest first; the last one signs
     limits: Limits  # abuse limits: sessions, messages, sockets per visitor / address
+    availability: AvailabilityCache = field(default_factory=AvailabilityCache)
 
     async def origin_allowed_anywhere(self, origin: str | None) -> bool:
         if not origin:

@@ -1,5 +1,5 @@
-// Help articles inside the panel: search, suggestions while writing, and the anonymous events
-// behind the deflection rate. The article view itself (article.js) loads when one is opened.
+// Help articles inside the panel: search and the anonymous events behind the deflection
+// rate. The article view (article.js) and suggestions while writing (compose.js) load later.
 
 import { h } from "./dom.js";
 
@@ -22,7 +22,7 @@ export function sendEvent(panel, type, extra = {}) {
   api(panel, "events", { site: panel.config.site, browser: browserId(panel), type, ...extra }).catch(() => {});
 }
 
-function results(panel, articles) {
+export function results(panel, articles) {
   return articles.map((article) => h("li", {}, h("button", { type: "button", class: "ticket article",
     onclick: () => panel.show({ name: "article", article: article.id }) },
   h("span", { class: "subject", text: article.title }),
@@ -30,43 +30,32 @@ function results(panel, articles) {
     (part.match ? h("mark", { text: part.text }) : document.createTextNode(part.text)))))));
 }
 
+// the last search stays on the panel: back from an article shows it again
 export function searchBox(panel) {
   const list = h("ul", { class: "results", "aria-live": "polite" });
   let timer = 0;
+  const show = (articles) => {
+    list.replaceChildren(...results(panel, articles.slice(0, 5)));
+    if (!articles.length) list.append(h("li", { class: "empty", text: "No articles match; write to us instead." }));
+  };
   const run = (query, settled) => api(panel, `articles?site=${encodeURIComponent(panel.config.site)}&q=${encodeURIComponent(query)}`)
     .then((data) => {
-      list.replaceChildren(...results(panel, data.articles.slice(0, 5)));
-      if (!data.articles.length) list.append(h("li", { class: "empty", text: "No articles match; write to us instead." }));
+      panel.search = { query: input.value, articles: data.articles };
+      show(data.articles);
       if (settled) sendEvent(panel, "search", { query });
     }).catch(() => {});
+  const last = panel.search;
   const input = h("input", { type: "search", id: "hw-search", name: "q", autocomplete: "off", maxlength: "200",
+    value: last && last.query,
     oninput: () => {
       clearTimeout(timer);
       const query = input.value.trim();
-      if (query.length < 2) { list.replaceChildren(); return; }
+      if (query.length < 2) { panel.search = null; list.replaceChildren(); return; }
       timer = setTimeout(() => run(query, false), 250);
     } });
+  if (last) show(last.articles);
   return h("form", { class: "search", role: "search", onsubmit: (event) => {
     event.preventDefault();
     if (input.value.trim()) run(input.value.trim(), true);
   } }, h("label", { for: "hw-search", text: "Search help articles" }), input, list);
-}
-
-export function suggestions(panel, textarea) {
-  const list = h("ul", { class: "results suggestions", "aria-live": "polite" });
-  const box = h("div", { hidden: true }, h("p", { class: "hint", text: "These articles may answer it:" }), list);
-  let timer = 0;
-  textarea.addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      const text = textarea.value.trim();
-      if (text.length < 4) { box.hidden = true; return; }
-      api(panel, `articles?site=${encodeURIComponent(panel.config.site)}&q=${encodeURIComponent(text.slice(0, 200))}&limit=3`)
-        .then((data) => {
-          list.replaceChildren(...results(panel, data.articles.slice(0, 3)));
-          box.hidden = !data.articles.length;
-        }).catch(() => {});
-    }, 400);
-  });
-  return box;
 }

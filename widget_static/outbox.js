@@ -7,7 +7,7 @@
 
 // refusals that no resend can cure: the entry is kept, marked as not sent for good
 export const PERMANENT = new Set(["body_too_long", "body_empty", "invalid_severity",
-  "conversation_closed", "conversation_not_found", "invalid_frame"]);
+  "conversation_closed", "conversation_not_found", "invalid_frame", "follow_up_not_found"]);
 
 const uuid = () => (crypto.randomUUID ? crypto.randomUUID()
   : ([1e7] + -1e3 + -4e3 + -8e3 + -1e11).replace(/[018]/g, (c) =>
@@ -90,7 +90,7 @@ export class Outbox {
   // the fields of a `send` frame and of POST /api/widget/v1/messages
   payload(item) {
     return { conversation: isNew(item.conversation) ? null : item.conversation, client_msg_id: item.client_msg_id,
-      body: item.body, severity: item.severity, subject: item.subject };
+      body: item.body, severity: item.severity, subject: item.subject, follow_up_of: item.follow_up_of };
   }
 
   // the `send` frame, or null (the entry failed) when it is longer than the server takes:

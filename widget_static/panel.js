@@ -5,7 +5,7 @@
 import { sendEvent } from "./articles.js";
 import { Connection } from "./connection.js";
 import { Outbox, PERMANENT, isNew } from "./outbox.js";
-import { dialog, refresh, views } from "./views.js";
+import { dialog, local, refresh, views } from "./views.js";
 
 const KEEP_MESSAGES = 200;
 
@@ -17,6 +17,7 @@ class Storage {
     catch { return fallback; }
   }
   set(key, value) { try { localStorage.setItem(this.prefix + key, JSON.stringify(value)); } catch { /* full or blocked */ } }
+  drop(key) { try { localStorage.removeItem(this.prefix + key); } catch { /* blocked */ } }
   clear() {
     try {
       for (const key of Object.keys(localStorage)) if (key.startsWith(this.prefix)) localStorage.removeItem(key);
@@ -123,6 +124,7 @@ class Panel {
       if (known !== [data.visitor.id, data.visitor.name, data.visitor.email].join()) this.link.close();
       this.token = data.token;
       this.visitor = data.visitor;
+      this.store.set("visitor", data.visitor.id);
       this.site = data.site;
       this.store.set("token", this.token);
       for (const ticket of data.tickets) this.conversation(ticket.conversation).ticket = ticket;
@@ -168,6 +170,8 @@ class Panel {
     const conversation = this.conversation(frame.conversation);
     if (frame.ticket) conversation.ticket = frame.ticket;
     const item = this.settle(frame.client_msg_id, frame.conversation);
+    // the draft it was written in is sent, unless the visitor has written on since
+    if (item && this.store.get(item.draft) === item.body) this.store.drop(item.draft);
     if (item) {
       this.add(conversation, { seq: frame.seq, id: frame.message_id, body: item.body, created_at: frame.created_at,
         client_msg_id: item.client_msg_id, author: { type: "visitor", name: null } });
@@ -190,7 +194,7 @@ class Panel {
     if (!this.add(conversation, frame)) return;
     if (frame.author.type !== "visitor") {
       this.emit("message", frame);
-      this.announce(`${frame.author.name || "Support"}: ${frame.body}`);
+      this.announce(`${frame.author.name || "Support"}: ${local(frame)}`);
       this.typing = null;
     }
     this.markRead();
@@ -286,8 +290,16 @@ class Panel {
   }
 
   // -- sending
+  // where the composer of the view on screen keeps its draft: per visitor (never another
+  // visitor's text on a shared browser) and conversation, "new" for a new request
+  draftKey() {
+    // the visitor's id is stored with each session (begin)
+    const visitor = this.store.get("visitor", "");
+    return visitor && `draft:${visitor}:${this.view.conversation || "new"}`;
+  }
+
   enqueue(body, conversation, extra) {
-    const item = this.outbox.add(body, conversation, extra);
+    const item = this.outbox.add(body, conversation, { ...extra, draft: this.draftKey() });
     this.connect();
     this.flush();
     if (this.link.blocked) this.flushHttp();
@@ -305,30 +317,8 @@ class Panel {
   }
 
   // websockets can be blocked while plain HTTPS works: the same entries, one POST each
-  async flushHttp() {
-    if (this.httpBusy || !this.token || this.link.online) return;
-    this.httpBusy = true;
-    try {
-      for (const item of [...this.outbox.items]) {
-        if (!this.outbox.sendable(item)) continue;
-        const response = await fetch(`${this.config.server}/api/widget/v1/messages`, {
-          method: "POST", mode: "cors", credentials: "omit", headers: { "Content-Type": "application/json" },
-          body: JSON.stringify({ site: this.config.site, token: this.token, ...this.outbox.payload(item) }),
-        });
-        const data = await response.json();
-        if (!response.ok) {
-          if (!PERMANENT.has(data.error && data.error.code)) break;
-          this.outbox.fail(item, data.error.message);
-          continue;
-        }
-        this.onAck(data.ack);
-        for (const message of data.messages) if (message.seq !== data.ack.seq) this.onMessage(message);
-      }
-    } catch { /* still offline: the outbox keeps everything */ } finally {
-      this.httpBusy = false;
-      this.render();
-    }
-  }
+  // (fallback.js, loaded then; offline, the import fails and the outbox keeps everything)
+  flushHttp() { if (navigator.onLine) import("./fallback.js").then((module) => module.flushHttp(this), () => {}); }
 
   // -- on screen
   setOpen(open) {
@@ -354,8 +344,9 @@ class Panel {
     this.focus();
   }
 
+  // home: the heading, not the search box (no keyboard popping up on phones; Tab reaches it)
   focus() {
-    const target = this.body.querySelector({ home: "input[type=search]", article: "button" }[this.view.name] || "textarea");
+    const target = this.view.name === "home" ? this.title : this.body.querySelector(this.view.name === "article" ? "button" : "textarea");
     if (target) target.focus();
   }
 

@@ -4,11 +4,20 @@
 // Views get the panel passed in and never import it.
 
 import { h } from "./dom.js";
-import { searchBox, suggestions } from "./articles.js";
+import { searchBox } from "./articles.js";
 
-const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-const utcDue = new Intl.DateTimeFormat("en-GB", { weekday: "short", hour: "2-digit",
-  minute: "2-digit", hour12: false, timeZone: "UTC" });
+// one way to write a time, in the visitor's own locale and time zone: relative while recent
+// ("2 min ago"), then the time of day, with the weekday or else the date when not today
+const AGO = new Intl.RelativeTimeFormat(undefined, { numeric: "auto", style: "short" });
+
+export function when(iso, now = Date.now()) {
+  const date = new Date(iso);
+  const minutes = Math.round((now - date) / 6e4);
+  if (minutes >= 0 && minutes < 60) return AGO.format(-minutes, "minute");
+  const day = date.toDateString() !== new Date(now).toDateString() &&
+    (Math.abs(now - date) < 5e8 ? { weekday: "short" } : { day: "numeric", month: "short" });
+  return date.toLocaleString(undefined, { hour: "numeric", minute: "2-digit", ...day });
+}
 
 // the SLA promise in words; the server's clock decides, the widget only phrases it
 export function promise(ticket, now = Date.now()) {
@@ -20,13 +29,13 @@ export function promise(ticket, now = Date.now()) {
   const due = new Date(waiting);
   if (due.getTime() <= now) return "We're late, and still on it.";
   const verb = ticket.response_kind === "next_response" ? "get back to you" : "reply";
-  return `We'll ${verb} by ${utcDue.format(due).replace(",", "")} UTC`;
+  return `We'll ${verb} by ${when(due, now)}`;
 }
 
 // the dialog: heading, close button, the view's body and a live region for announcements
 export function dialog(panel) {
   panel.live = h("div", { class: "sr", "aria-live": "polite" });
-  panel.title = h("h2", { id: "hw-title", text: "Help" });
+  panel.title = h("h2", { id: "hw-title", text: "Help", tabindex: "-1" });
   panel.body = h("div", { class: "body" });
   const node = h("div", { class: "panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "hw-title", hidden: true,
     onkeydown: (event) => { if (event.key === "Escape") { event.stopPropagation(); panel.setOpen(false); } } },
@@ -110,14 +119,18 @@ function ticketRows(panel) {
         h("span", { class: "ref", text: c.ticket.reference }),
         h("span", { class: "subject", text: c.ticket.subject }),
         h("span", { class: "meta", text: c.ticket.status_label }),
-        last ? h("span", { class: "last", text: last.body }) : null,
+        last ? h("span", { class: "last", text: last.body.replace(/[*`]/g, "") }) : null,
         unread ? h("span", { class: "unread", text: String(unread), "aria-label": `${unread} unread` }) : null));
     });
   const rows = [...pending, ...tickets];
   return rows.length ? rows : [h("li", { class: "empty", text: "No requests yet." })];
 }
 
-function newView(panel) {
+// a new request's extras: support's hours and speed, suggestions, the follow-up offer
+const compose = () => import("./compose.js");
+
+function newView(panel, view) {
+  const of = view.followUp;
   const site = panel.site;
   const proposes = !site || site.visitor_proposes_severity !== false;
   const severities = (proposes && site && site.severities) || [];
@@ -125,6 +138,13 @@ function newView(panel) {
   const describe = composerField(panel, "hw-new-body", () => form.requestSubmit());
   const asksContact = (panel.config.mode === "form" || panel.link.blocked) && !(panel.visitor && panel.visitor.verified);
   const contact = panel.contact || {};
+  // support's hours and speed, and suggestions while writing, when they arrive (compose.js)
+  const note = h("p", { class: "hint", hidden: true });
+  const tips = h("div");
+  compose().then((module) => {
+    module.note(panel, note, when);
+    tips.append(module.suggestions(panel, describe));
+  }, () => {});
   const form = h("form", { class: "view", onsubmit: async (event) => {
     event.preventDefault();
     const body = form.elements.body.value;
@@ -136,11 +156,12 @@ function newView(panel) {
       panel.ready = panel.begin();
       await panel.ready;
     }
-    const item = panel.enqueue(body, null, { severity });
+    const item = panel.enqueue(body, null, { severity, follow_up_of: of && of.number });
     panel.show({ name: "conversation", conversation: item.conversation });
   } },
   back(panel, "← Back"),
-  h("h3", { text: "New request" }),
+  h("h3", { text: of ? `Follow-up to ${of.reference}` : "New request" }),
+  note,
   severities.length ? h("fieldset", {}, h("legend", { text: "How much does it affect you?" }),
     ...severities.map((s) => h("label", { class: "choice" },
       h("input", { type: "radio", name: "severity", value: s.key, checked: s.key === chosen }),
@@ -155,19 +176,25 @@ function newView(panel) {
       value: contact.email || "" })] : []),
   h("label", { for: "hw-new-body", text: "Describe the problem" }),
   describe,
-  suggestions(panel, describe),
+  tips,
   h("button", { type: "submit", class: "primary", text: "Send" }),
   slot(panel, "status", "div", { role: "status" }));
   return form;
 }
 
+// a draft is kept per visitor and conversation until the server acknowledges it (panel.js)
 function composerField(panel, id, submit) {
   const limit = (panel.site && panel.site.limits && panel.site.limits.max_body_chars) || 5000;
+  const draft = panel.draftKey();
+  const text = draft && panel.store.get(draft, "");
   return h("textarea", { id, name: "body", rows: "3", required: true, maxlength: String(limit),
+    text: panel.outbox.items.some((item) => item.body === text) ? "" : text,
     onkeydown: (event) => {
       if (event.key === "Enter" && !event.shiftKey && !event.isComposing) { event.preventDefault(); submit(); }
     },
-    oninput: () => {
+    oninput: (event) => {
+      // the key now: a new request's view names its conversation once acknowledged
+      if (panel.draftKey()) panel.store.set(panel.draftKey(), event.target.value);
       const id = panel.view.conversation;
       if (!panel.link.online || !id || id.startsWith("new:") || Date.now() - panel.typingSent < 3000) return;
       panel.typingSent = Date.now();
@@ -176,17 +203,20 @@ function composerField(panel, id, submit) {
 }
 
 function conversationView(panel) {
-  const form = h("form", { class: "composer", onsubmit: (event) => {
+  const form = slot(panel, "composer", "form", { class: "composer", onsubmit: (event) => {
     event.preventDefault();
     const body = form.elements.body.value;
     if (!body.trim()) return;
     form.elements.body.value = "";
     panel.enqueue(body, panel.view.conversation);
     panel.render();
-  } },
+  } });
+  form.append(
   h("label", { for: "hw-reply", class: "sr", text: "Your message" }),
   composerField(panel, "hw-reply", () => form.requestSubmit()),
   h("button", { type: "submit", class: "primary", text: "Send" }));
+  // a closed ticket takes no more messages: a new one, linked to it, does (compose.js)
+  const followUp = slot(panel, "followUp", "div", { class: "composer", hidden: true });
   return h("div", { class: "view conversation" },
     back(panel, "← All requests"),
     slot(panel, "head", "div", { class: "ticket-head" }),
@@ -194,7 +224,7 @@ function conversationView(panel) {
     slot(panel, "log", "div", { class: "log", role: "log", "aria-label": "Messages", tabindex: "0" }),
     slot(panel, "typing", "p", { class: "typing" }),
     slot(panel, "rating"),
-    form,
+    form, followUp,
     slot(panel, "mail"));
 }
 
@@ -220,33 +250,57 @@ function offerRating(panel, slot) {
   if (want) import("./rating.js").then((m) => slot.dataset.for === want && slot.replaceChildren(m.ratingView(panel, id, t)));
 }
 
+// number, status, severity and the promise on one line: the thread below keeps the space
 function ticketHead(panel) {
   const conversation = panel.conversations.get(panel.view.conversation);
   const ticket = conversation && conversation.ticket;
   if (!ticket) return [h("h3", { text: "New request" })];
+  const { composer, followUp } = panel.slots;
+  composer.hidden = ticket.status === "closed";
+  followUp.hidden = !composer.hidden;
+  if (composer.hidden && !followUp.firstChild) compose().then((module) => module.followUp(panel, followUp, ticket));
   const facts = [ticket.status_label, ticket.stage_label, `${ticket.severity} severity`,
-    ticket.specialists ? "Our specialists are looking into it" : ""].filter(Boolean);
-  const words = promise(ticket);
-  return [h("h3", { text: `${ticket.reference} ${ticket.subject}` }), h("p", { class: "meta", text: facts.join(" · ") }),
-    words ? h("p", { class: "promise", text: words }) : null].filter(Boolean);
+    ticket.specialists ? "Our specialists are looking into it" : "", promise(ticket)].filter(Boolean);
+  return [h("h3", { text: ticket.reference }), h("p", { class: "meta", text: facts.join(" · ") })];
 }
 
 function messageItems(panel) {
   const id = panel.view.conversation;
   const conversation = panel.conversations.get(id);
-  const stored = conversation ? conversation.messages.map((m) => messageItem(m)) : [];
+  const stored = conversation ? conversation.messages.map((m) => messageItem(panel, m)) : [];
   const queued = panel.outbox.items.filter((item) => item.conversation === id).map((item) =>
-    messageItem({ author: { type: "visitor" }, body: item.body, created_at: item.created_at },
+    messageItem(panel, { author: { type: "visitor" }, body: item.body, created_at: item.created_at },
       item.failed ? `Not sent: ${item.failed}` : panel.link.online ? "Sending…" : "Not sent yet, will retry"));
   return [...stored, ...queued];
 }
 
-function messageItem(message, state) {
-  const mine = message.author.type === "visitor";
-  const who = mine ? "You" : message.author.type === "system" ? "Support" : (message.author.name || "Support");
-  return h("div", { class: `message ${message.author.type}` },
-    h("span", { class: "who", text: who }),
-    h("p", { class: "text", text: message.body }),
-    h("span", { class: "meta" }, h("time", { datetime: message.created_at, text: clock(message.created_at) }),
-      mine ? h("span", { class: "state", text: state || "Sent" }) : null));
+function messageItem(panel, message, state) {
+  const type = message.author.type;
+  const who = type === "visitor" ? "You" : type === "system" ? "Support" : (message.author.name || "Support");
+  const initials = who.split(" ").map((word) => word[0]).join("").slice(0, 2).toUpperCase();
+  // agents write Markdown: plain text until markdown.js is loaded, the subset after
+  const rich = type === "agent" && (panel.markdown || loadMarkdown(panel));
+  return h("div", { class: `message ${type}` },
+    h("span", { class: "who" }, type === "agent" ? h("span", { class: "avatar", "aria-hidden": "true", text: initials }) : null, who),
+    rich ? h("div", { class: "text md" }, rich.render(message.body)) : h("p", { class: "text", text: local(message) }),
+    h("span", { class: "meta" }, h("time", { datetime: message.created_at, text: when(message.created_at) }),
+      type === "visitor" ? h("span", { class: "state", text: state || "Sent" }) : null));
+}
+
+// the server writes its acknowledgement's promise in UTC ("by Thu 26 Nov 21:00 UTC"): the
+// visitor reads it in their own time, like every other time in the widget (the year is the
+// message's; a promise past New Year is still written right, as a date)
+export function local(message, now) {
+  return message.body.replace(/\w{3} (\d\d \w{3}) (\d\d:\d\d) UTC/, (text, day, time) => {
+    const at = Date.parse(`${day} ${message.created_at.slice(0, 4)} ${time} UTC`);
+    return at ? when(at, now) : text;
+  });
+}
+
+// once: a module that failed to load (offline) stays failed in the browser until a reload
+function loadMarkdown(panel) {
+  panel.markdownLoad ||= import("./markdown.js").then((module) => {
+    panel.markdown = module;
+    panel.render();
+  }, () => {});
 }

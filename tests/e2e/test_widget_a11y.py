@@ -49,7 +49,12 @@ def test_keyboard_only_flow(page: Page, host_pages: HostPages, server: ServerPro
     assert active_in_widget(page) == "Help"
     page.keyboard.press("Enter")
     expect(widget.get_by_role("dialog")).to_be_visible()
-    expect(widget.get_by_label("Search help articles")).to_be_focused()  # search first
+    # the panel's heading, not the search box (no keyboard popping up on phones)
+    expect(widget.get_by_role("heading", level=2)).to_be_focused()
+    page.keyboard.press("Tab")
+    assert active_in_widget(page) == "Close help"
+    page.keyboard.press("Tab")
+    expect(widget.get_by_label("Search help articles")).to_be_focused()
     page.keyboard.press("Tab")
     assert active_in_widget(page) == "Start a new request"
     page.keyboard.press("Enter")

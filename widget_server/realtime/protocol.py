@@ -36,6 +36,8 @@ class Send(msgspec.Struct, tag="send", tag_field="type"):
     body: Text
     severity: Annotated[str, msgspec.Meta(max_length=40)] | None = None
     subject: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    # a new request that follows up the visitor's closed ticket with this number
+    follow_up_of: Annotated[int, msgspec.Meta(ge=1, le=MAX_INT)] | None = None
 
 
 class Typing(msgspec.Struct, tag="typing", tag_field="type"):

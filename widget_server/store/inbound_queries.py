@@ -3,6 +3,7 @@ MailQueries: the conversation an answer belongs to, bouncing addresses, follow-u
 
 from __future__ import annotations
 
+import json
 import sqlite3
 from datetime import datetime
 
@@ -25,9 +26,9 @@ def mark_bouncing(conn: sqlite3.Connection, address: str, reason: str, now: date
 
 
 def link_follow_up(conn: sqlite3.Connection, site_id: int, number: int, of_number: int,
-                   now: datetime) -> None:
+                   now: datetime, via: str = "mail") -> None:
     """The ticket ``number`` follows up the closed ticket ``of_number``: linked both ways in
-    its history, as a split is."""
+    its history, as a split is; ``via`` says how (a mail, or the widget's follow-up)."""
     found = {row[0]: row[1] for row in conn.execute(
         "SELECT number, id FROM tickets WHERE site_id = ? AND number IN (?, ?)",
         (site_id, number, of_number))}
@@ -39,8 +40,8 @@ def link_follow_up(conn: sqlite3.Connection, site_id: int, number: int, of_numbe
                                    (found[of_number], "followed_up_by", {"number": number})):
         conn.execute(
             "INSERT INTO ticket_events (ticket_id, type, actor_type, actor_id, data,"
-            " created_at) VALUES (?, ?, 'system', NULL, json_object('number', ?), ?)",
-            (ticket_id, type_, data["number"], isoformat(now)))
+            " created_at) VALUES (?, ?, 'system', NULL, ?, ?)",
+            (ticket_id, type_, json.dumps({**data, "via": via}), isoformat(now)))
 
 
 def set_support_address(conn: sqlite3.Connection, site_id: int, address: str | None) -> None:
@@ -101,8 +102,9 @@ class InboundQueries(StoreMixin):
             " ORDER BY created_at DESC LIMIT ?", (limit,))
         return [(row[0], row[1], row[2]) for row in rows]
 
-    async def link_follow_up(self, site_id: int, number: int, of_number: int) -> None:
-        await self._write(link_follow_up, site_id, number, of_number, self._clock.now())
+    async def link_follow_up(self, site_id: int, number: int, of_number: int,
+                             via: str = "mail") -> None:
+        await self._write(link_follow_up, site_id, number, of_number, self._clock.now(), via)
 
     async def set_support_address(self, site_id: int, address: str | None) -> None:
         await self._write(set_support_address, site_id, address and address.lower())

@@ -28,6 +28,7 @@ from widget_server.store import sqlite_message_index as message_index
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_schema as schema
 from widget_server.store import sqlite_writes as writes
+from widget_server.store.availability_queries import AvailabilityQueries
 from widget_server.store.base import TicketPatch, VisitorPost
 from widget_server.store.console_queries import ConsoleQueries, ReportQueries
 from widget_server.store.grant_queries import GrantQueries
@@ -51,7 +52,7 @@ QUICK_CONVERSATIONS = 20
 
 class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
                   PrivacyQueries, MailQueries, InboundQueries, RatingQueries,
-                  PresenceQueries):
+                  PresenceQueries, AvailabilityQueries):
     def __init__(self, path: str, *, synchronous: str = "full", clock: Clock | None = None,
                  site_cache_seconds: float = 0.0, mail_plan: MailPlan | None = None) -> None:
         self.path = path

@@ -193,7 +193,7 @@ async def post_message(request: Request) -> Response:
                            address=client_address(request, rt.settings.trusted_proxies)))
     result = await rt.messaging.visitor_send(
         visitor, frame.conversation, frame.client_msg_id, frame.body, frame.severity,
-        frame.subject, channel="widget")
+        frame.subject, channel="widget", follow_up_of=frame.follow_up_of)
     rt.messaging.announce(visitor, result)
     return JSONResponse({"ack": ack_frame(result.message, result.ticket),
                          "messages": [message_frame(m) for m in result.created]})

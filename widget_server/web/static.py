@@ -1,4 +1,4 @@
-"""The widget's files: /widget.js (the loader), versioned files under /widget/, and /demo.
+"""The widget's files: /widget.js (the loader) and versioned files under /widget/.
 
 The loader is small and revalidated often; it names the current version, and the panel files
 under /widget/<version>/ are then cached for a year. Files are served compacted (comment
@@ -8,7 +8,6 @@ widget_static/ stays the source.
 
 from __future__ import annotations
 
-import base64
 import gzip
 import hashlib
 import re
@@ -18,20 +17,20 @@ from importlib import resources
 from pathlib import Path
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from widget_server.config import DEMO_SITE_SETTING
 from widget_server.errors import NotFound
-from widget_server.web.errors import runtime
 
 LOADER_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 VERSIONED_CACHE = "public, max-age=31536000, immutable"
-# the panel's ES modules (panel.js imports all but the views loaded when first shown,
-# article.js, access.js and mail.js) and its stylesheet
+# the panel's ES modules (panel.js imports all but those loaded when first needed,
+# article.js, access.js, mail.js, markdown.js, compose.js, fallback.js) and its
+# stylesheet
 PANEL_FILES = {name: "text/javascript" for name in (
     "panel.js", "dom.js", "outbox.js", "connection.js", "views.js", "articles.js", "article.js",
-    "access.js", "mail.js", "rating.js")} | {"panel.css": "text/css"}
+    "access.js", "mail.js", "rating.js", "markdown.js", "compose.js",
+    "fallback.js")} | {"panel.css": "text/css"}
 PLAIN_FILES = {"help.css": "text/css"}
 ICON_FILES = {"favicon.svg": "image/svg+xml"}
 CONSOLE_FILES = {"console.js": "text/javascript", "console.css": "text/css",
@@ -41,6 +40,9 @@ CONSOLE_FILES = {"console.js": "text/javascript", "console.css": "text/css",
                  "console-design.css": "text/css"}
 
 _BLOCK_COMMENT = re.compile(r"^\s*/\*.*?\*/\s*$", re.MULTILINE | re.DOTALL)
+# CSS only: the space around punctuation, which no selector or value of ours needs (a space
+# before ":" is a descendant combinator and stays)
+_CSS_SPACE = re.compile(r"\s*([{};,>])\s*|(:)\s+")
 
 
 def static_dir() -> Path:
@@ -60,6 +62,12 @@ def compact(source: str) -> str:
     source = _BLOCK_COMMENT.sub("", source)
     lines = (line.strip() for line in source.splitlines())
     return "\n".join(line for line in lines if line and not line.startswith("//")) + "\n"
+
+
+def compact_css(source: str) -> str:
+    """``compact``, then the spaces around CSS punctuation: the panel's styles count in the
+    widget's first-open budget."""
+    return _CSS_SPACE.sub(lambda match: match.group(1) or match.group(2), compact(source))
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
@@ -113,7 +121,8 @@ class WidgetAssets:
 @cache
 def widget_assets() -> WidgetAssets:
     folder = static_dir()
-    sources = {name: compact((folder / name).read_text("utf-8")) for name in PANEL_FILES}
+    sources = {name: (compact_css if name.endswith(".css") else compact)(
+        (folder / name).read_text("utf-8")) for name in PANEL_FILES}
     loader_source = compact((folder / "widget.js").read_text("utf-8"))
     digest = hashlib.sha256(loader_source.encode())
     for name in sorted(sources):
@@ -166,40 +175,6 @@ def plain_asset(name: str) -> Asset:
     return Asset.of((static_dir() / name).read_text("utf-8"), kinds[name])
 
 
-async def demo_page(request: Request) -> Response:
-    rt = runtime(request)
-    site_key = await rt.store.get_setting(DEMO_SITE_SETTING)
-    if site_key is None:
-        raise NotFound("no demo site here; start the server with `widget-server demo`",
-                       code="no_demo_site")
-    server = f"{request.url.scheme}://{request.url.netloc}"
-    page = (examples_dir() / "host_page.html").read_text("utf-8")
-    page = page.replace("https://support.example.com", server).replace("SITE_KEY", site_key)
-    return HTMLResponse(page, headers={"Cache-Control": "no-store",
-                                       **demo_headers(request, page)})
-
-
-def _hashes(page: str, tag: str) -> str:
-    """CSP sources for the page's inline ``tag`` elements, by the hash of each."""
-    found = re.findall(rf"<{tag}>(.*?)</{tag}>", page, re.DOTALL)
-    return " ".join("'sha256-" + base64.b64encode(hashlib.sha256(text.encode()).digest())
-                    .decode() + "'" for text in found)
-
-
-def demo_headers(request: Request, page: str) -> dict[str, str]:
-    """The demo is a host page under a strict policy: its only inline code, the snippet's
-    queue stub and its stylesheet, allowed by hash; everything else from this server."""
-    socket = f"{'wss' if request.url.scheme == 'https' else 'ws'}://{request.url.netloc}"
-    return {
-        "Content-Security-Policy": (
-            f"default-src 'self'; script-src 'self' {_hashes(page, 'script')}; "
-            f"style-src 'self' {_hashes(page, 'style')}; img-src 'self' data:; "
-            f"connect-src 'self' {socket}; frame-ancestors 'none'; base-uri 'none'; "
-            "form-action 'self'; object-src 'none'"),
-        "Referrer-Policy": "same-origin",
-    }
-
-
 async def favicon(request: Request) -> Response:
     """The server's icon (an SVG): browsers ask for /favicon.ico, and pages link to it."""
     return plain_asset("favicon.svg").response(request, {"Cache-Control": "public, max-age=86400"})
@@ -209,7 +184,6 @@ routes = [
     Route("/favicon.ico", favicon, methods=["GET", "HEAD"]),
     Route("/widget.js", widget_js, methods=["GET", "HEAD"]),
     Route("/widget/{version:str}/{name:str}", versioned_file, methods=["GET", "HEAD"]),
-    Route("/demo", demo_page, methods=["GET"]),
     Route("/widget/{name:str}", plain_file, methods=["GET", "HEAD"]),
     Route("/console/static/{name:str}", console_file, methods=["GET", "HEAD"]),
 ]

@@ -272,7 +272,7 @@ async def _handle(
             result = await rt.messaging.visitor_send(
                 visitor, frame.conversation, frame.client_msg_id, frame.body,
                 frame.severity, frame.subject, page_url=context[0], user_agent=context[1],
-            )
+                follow_up_of=frame.follow_up_of)
         except WidgetError as exc:
             await stream.send(protocol.error_frame(exc.code, exc.message, ref=frame.client_msg_id))
             return

@@ -204,6 +204,10 @@ def describe(kind: str, data: dict[str, object], agents: dict[str, str],
         verb = "Escalated" if kind == "escalated" else "Returned"
         return (f"{verb} from {tier(data.get('from'))} to {tier(data.get('to'))}. "
                 f"Reason: {data.get('reason', '(erased)')}")
+    if kind == "follow_up_of" and data.get("via") == "widget":
+        return f"A follow-up from the widget to the closed #{data.get('number')}"
+    if kind == "followed_up_by" and data.get("via") == "widget":
+        return f"Followed up from the widget after closing: #{data.get('number')}"
     if kind == "follow_up_of":
         return f"Opened by an answer by mail to the closed #{data.get('number')}"
     if kind == "followed_up_by":
