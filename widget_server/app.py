@@ -35,6 +35,7 @@ from widget_server.web import (
     mail_confirm,
     session,
     static,
+    webhooks_api,
     widget_ws,
 )
 from widget_server.web.bodies import BodyLimit
@@ -48,9 +49,11 @@ from widget_server.web.console import mail_prefs as console_mail_prefs
 from widget_server.web.console import pages as console_pages
 from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
+from widget_server.web.console import webhook_pages as console_webhooks
 from widget_server.web.errors import EXCEPTION_HANDLERS
 from widget_server.web.headers import SecurityHeaders
 from widget_server.web.url_check import UrlCheck
+from widget_server.webhook_sender import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +99,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 if not settings.public_url:
                     log.warning("mail is on but WIDGET_PUBLIC_URL is not set: the links in "
                                 "the mails point at %s", settings.base_url)
+            webhooks = WebhookSender(store, clock, settings.webhook_allow_private,
+                                     settings.base_url)
+            webhooks.start()
             receiver = None
             if settings.smtp_listen is not None:
                 receiver = await start_receiver(MailRouter(app.state.runtime),
@@ -105,6 +111,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             finally:
                 if receiver is not None:
                     receiver.close()
+                await webhooks.stop()
                 if mail is not None:
                     await mail.stop()
                 await retention.stop()
@@ -118,6 +125,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *session.routes,
         *widget_ws.routes,
         *api.routes,
+        *webhooks_api.routes,
         *inbound_email.routes,
         *access_grants.routes,
         *mail_confirm.routes,
@@ -131,6 +139,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *console_admin.routes,
         *console_privacy.routes,
         *console_mail.routes,
+        *console_webhooks.routes,
         *console_access.routes,
         *console_sla.routes,
         *console_articles.routes,
