@@ -100,7 +100,7 @@ async def destination(url: str, allow_private: bool) -> str:
         for address in addresses:
             reason = refusal(ipaddress.ip_address(address))
             if reason is not None:
-                raise Refused(f"refused: {host} resolves to {reason}")
+                raise Refused(f"refused: {host} resolves to {address}, {reason}")
     return addresses[0]
 
 

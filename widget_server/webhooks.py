@@ -89,8 +89,8 @@ def parse_events(value: object) -> tuple[str, ...]:
 
 
 def refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
-    """Why a delivery may not connect to ``address`` (without WIDGET_WEBHOOK_ALLOW_PRIVATE),
-    or None. An IPv4-mapped IPv6 address is judged as the IPv4 address it carries."""
+    """Why a delivery may not connect to ``address`` without WIDGET_WEBHOOK_ALLOW_PRIVATE
+    (say, "a loopback address"), or None. An IPv4-mapped IPv6 address is judged as the IPv4 address it carries."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     for kind, flag in (("loopback", address.is_loopback), ("private", address.is_private),
@@ -102,7 +102,7 @@ def refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | Non
                         address in ipaddress.ip_network("100.64.0.0/10")),
                        ("not globally routable", not address.is_global)):
         if flag:
-            return f"{address} is a {kind} address"
+            return f"a {kind} address"
     return None
 
 
@@ -138,5 +138,6 @@ def parse_url(text: object, allow_private: bool) -> str:
     if literal is not None and not allow_private:
         reason = refusal(literal)
         if reason is not None:
-            raise Unprocessable(f"webhooks may not go to {reason}", code="webhook_url_refused")
+            raise Unprocessable(f"webhooks may not go to {literal}, {reason}",
+                                code="webhook_url_refused")
     return url

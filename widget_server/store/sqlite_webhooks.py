@@ -338,8 +338,9 @@ def claim_due(conn: sqlite3.Connection, now: datetime, lease_until: datetime, li
 def record_attempt(conn: sqlite3.Connection, attempt: Attempt, plan: MailPlan | None,
                    console_url: str) -> str:
     """Log an attempt and settle its delivery: "delivered", "retry", "given_up", or
-    "disabled" when the endpoint's every attempt has failed for DISABLE_AFTER (its pending
-    deliveries are given up, and admins are mailed when mail is on)."""
+    "disabled" when the endpoint's every attempt has failed for DISABLE_AFTER, or since the
+    event of a delivery now given up (its pending deliveries are given up too, and admins
+    are mailed when mail is on)."""
     now = attempt.attempted_at
     response = attempt.response[:EXCERPT_CHARS] if attempt.response is not None else None
     error = attempt.error[:EXCERPT_CHARS] if attempt.error is not None else None
@@ -372,7 +373,9 @@ def record_attempt(conn: sqlite3.Connection, attempt: Attempt, plan: MailPlan | 
     since = parse_iso(row["failing_since"]) if row["failing_since"] else now
     conn.execute("UPDATE webhook_endpoints SET failure_streak = failure_streak + 1,"
                  " failing_since = ? WHERE id = ?", (isoformat(since), row["endpoint_id"]))
-    if now - since < DISABLE_AFTER:
+    # disabled: every attempt for DISABLE_AFTER failed, or a delivery was given up after
+    # failing from its first attempt with no success to the endpoint in between
+    if now - since < DISABLE_AFTER and (again or since > parse_iso(row["created_at"])):
         return "retry" if again else "given_up"
     reason = f"every attempt failed since {isoformat(since)}; the last: {error}"
     conn.execute(
