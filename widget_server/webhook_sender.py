@@ -107,20 +107,20 @@ async def destination(url: str, allow_private: bool) -> str:
 async def post(url: str, headers: dict[str, str], body: bytes, allow_private: bool,
                tls: ssl.SSLContext) -> tuple[int, str]:
     """POST once, without following redirects; the status and an excerpt of the answer."""
-    address = await destination(url, allow_private)
     timeouts = {"connect": CONNECT_TIMEOUT, "read": TOTAL_TIMEOUT, "write": TOTAL_TIMEOUT,
                 "pool": TOTAL_TIMEOUT}
-    async with httpcore.AsyncConnectionPool(ssl_context=tls, max_connections=1,
-                                            network_backend=PinnedBackend(address)) as pool:
-        async with asyncio.timeout(TOTAL_TIMEOUT):
-            async with pool.stream("POST", url, headers=list(headers.items()), content=body,
-                                   extensions={"timeout": timeouts}) as response:
-                read = b""
-                async for chunk in response.aiter_stream():
-                    read += chunk
-                    if len(read) >= READ_BYTES:
-                        break
-                return response.status, read[:READ_BYTES].decode("utf-8", "replace")
+    async with asyncio.timeout(TOTAL_TIMEOUT):  # the lookup, the connection, the answer
+        address = await destination(url, allow_private)
+        pool = httpcore.AsyncConnectionPool(ssl_context=tls, max_connections=1,
+                                            network_backend=PinnedBackend(address))
+        async with pool, pool.stream("POST", url, headers=list(headers.items()), content=body,
+                                     extensions={"timeout": timeouts}) as response:
+            read = b""
+            async for chunk in response.aiter_stream():
+                read += chunk
+                if len(read) >= READ_BYTES:
+                    break
+            return response.status, read[:READ_BYTES].decode("utf-8", "replace")
 
 
 def verdict(status: int) -> str | None:

@@ -90,7 +90,8 @@ def parse_events(value: object) -> tuple[str, ...]:
 
 def refusal(address: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
     """Why a delivery may not connect to ``address`` without WIDGET_WEBHOOK_ALLOW_PRIVATE
-    (say, "a loopback address"), or None. An IPv4-mapped IPv6 address is judged as the IPv4 address it carries."""
+    (say, "a loopback address"), or None. An IPv4-mapped IPv6 address is judged as the
+    IPv4 address it carries."""
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped
     for kind, flag in (("loopback", address.is_loopback), ("private", address.is_private),
