@@ -104,23 +104,22 @@ async def destination(url: str, allow_private: bool) -> str:
     return addresses[0]
 
 
-async def post(url: str, headers: dict[str, str], body: bytes, allow_private: bool,
+async def post(url: str, headers: dict[str, str], body: bytes, address: str,
                tls: ssl.SSLContext) -> tuple[int, str]:
-    """POST once, without following redirects; the status and an excerpt of the answer."""
+    """POST once to ``address`` (TLS, SNI and Host still the URL's host), without following
+    redirects; the status and an excerpt of the answer."""
     timeouts = {"connect": CONNECT_TIMEOUT, "read": TOTAL_TIMEOUT, "write": TOTAL_TIMEOUT,
                 "pool": TOTAL_TIMEOUT}
-    async with asyncio.timeout(TOTAL_TIMEOUT):  # the lookup, the connection, the answer
-        address = await destination(url, allow_private)
-        pool = httpcore.AsyncConnectionPool(ssl_context=tls, max_connections=1,
-                                            network_backend=PinnedBackend(address))
-        async with pool, pool.stream("POST", url, headers=list(headers.items()), content=body,
-                                     extensions={"timeout": timeouts}) as response:
-            read = b""
-            async for chunk in response.aiter_stream():
-                read += chunk
-                if len(read) >= READ_BYTES:
-                    break
-            return response.status, read[:READ_BYTES].decode("utf-8", "replace")
+    pool = httpcore.AsyncConnectionPool(ssl_context=tls, max_connections=1,
+                                        network_backend=PinnedBackend(address))
+    async with pool, pool.stream("POST", url, headers=list(headers.items()), content=body,
+                                 extensions={"timeout": timeouts}) as response:
+        read = b""
+        async for chunk in response.aiter_stream():
+            read += chunk
+            if len(read) >= READ_BYTES:
+                break
+        return response.status, read[:READ_BYTES].decode("utf-8", "replace")
 
 
 def verdict(status: int) -> str | None:
@@ -179,8 +178,9 @@ class WebhookSender(BackgroundLoop):
         status: int | None = None
         response: str | None = None
         try:
-            status, response = await post(claimed.url, headers, body, self.allow_private,
-                                          self.tls)
+            async with asyncio.timeout(TOTAL_TIMEOUT):  # the lookup, connection, answer
+                address = await destination(claimed.url, self.allow_private)
+                status, response = await post(claimed.url, headers, body, address, self.tls)
             error = verdict(status)
         except Refused as exc:
             error = str(exc)

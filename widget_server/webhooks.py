@@ -77,10 +77,13 @@ def retry_at(created_at: datetime, attempts: int, now: datetime) -> datetime | N
 
 
 def parse_events(value: object) -> tuple[str, ...]:
-    """The events of a registration: a non-empty list of known names, in EVENTS' order."""
+    """The events of a registration: a non-empty list of known names, each once; returned
+    in EVENTS' order."""
     if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
         raise Unprocessable("events must be a non-empty list of event names",
                             code="invalid_events")
+    if len(set(value)) != len(value):
+        raise Unprocessable("events names an event twice", code="invalid_events")
     unknown = sorted(set(value) - set(EVENTS))
     if unknown:
         raise Unprocessable(f"unknown events: {', '.join(unknown)}; known: {', '.join(EVENTS)}",

@@ -68,6 +68,8 @@ async def test_tokens_of_integration_agents_made_before_0010_keep_working(
         conn.execute("ALTER TABLE sites DROP COLUMN mail_sender_name")  # 0014
         conn.execute("ALTER TABLE visitors DROP COLUMN mail_confirmed")  # 0013
         conn.execute("DROP TABLE agent_mail_prefs")
+        for table in ("webhook_attempts", "webhook_deliveries", "webhook_endpoints"):  # 0017
+            conn.execute(f"DROP TABLE {table}")
     upgraded = SQLiteStore(store.path)  # the next start migrates
     await upgraded.open()
     try:
