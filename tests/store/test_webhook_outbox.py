@@ -219,7 +219,12 @@ async def test_an_erasure_forgets_the_deliveries_of_the_visitor_s_tickets(
         store: SQLiteStore, db_path: Path) -> None:
     site = await shop(store)
     await store.create_webhook(site.id, "https://a.example.com/h", EVENTS)
-    await request(store, site, "My card number is 4111", "u-ada")
-    assert queued(db_path)
+    visitor, _, _ = await request(store, site, "My card number is 4111", "u-ada")
+    await store.create_access_grant(site.id, "u-ada", visitor.id,
+                                    GrantRequest(hours=1, ticket_number=None, reason=None),
+                                    START)
+    assert any("4111" in json.dumps(p) for _, _, p in queued(db_path))
     await store.erase_visitor(site.id, ErasureSelector("user_id", "u-ada"), "cli")
     assert not [p for _, _, p in queued(db_path) if "4111" in json.dumps(p)]
+    assert [t for t, _, _ in queued(db_path)] == ["access_grant.created",
+                                                  "access_grant.revoked"]
