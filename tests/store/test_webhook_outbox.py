@@ -22,6 +22,7 @@ from widget_server.models import Agent, Site, Visitor
 from widget_server.store.base import TicketPatch, VisitorPost
 from widget_server.store.privacy_records import ErasureSelector
 from widget_server.store.sqlite import SQLiteStore
+from widget_server.store.webhook_records import Attempt
 from widget_server.webhook_sender import WebhookSender
 from widget_server.webhooks import EVENTS, GIVE_UP_AFTER
 
@@ -114,7 +115,9 @@ async def test_each_write_job_queues_its_events_in_its_transaction(
         "message.created", "message.created", "ticket.updated",  # the reply: new -> open
         "message.created",  # the note: only b asked for notes
         "ticket.updated"]
-    assert {k for _, k in to_a} == {f"ticket:{(await store.get_ticket(site.id, number))[0].id}"}  # type: ignore[index]
+    found_ticket = await store.get_ticket(site.id, number)
+    assert found_ticket is not None
+    assert {k for _, k in to_a} == {f"ticket:{found_ticket[0].id}"}
     created = found[0][2]
     assert created["type"] == "ticket.created" and created["version"] == 1
     data = created["data"]
@@ -228,3 +231,18 @@ async def test_an_erasure_forgets_the_deliveries_of_the_visitor_s_tickets(
     assert not [p for _, _, p in queued(db_path) if "4111" in json.dumps(p)]
     assert [t for t, _, _ in queued(db_path)] == ["access_grant.created",
                                                   "access_grant.revoked"]
+
+
+async def test_an_endpoint_deleted_while_its_delivery_is_sent_leaves_nothing(
+        store: SQLiteStore, clock: FakeClock, db_path: Path) -> None:
+    site = await shop(store)
+    endpoint, _ = await store.create_webhook(site.id, "https://a.example.com/h", EVENTS)
+    await request(store, site)
+    claimed = await store.claim_webhooks(clock.now(), timedelta(minutes=1), 10)
+    assert {c.delivery.event_type for c in claimed} == {"ticket.created"}
+    await store.delete_webhook(site.id, endpoint.id)
+    attempt = Attempt(delivery_id=claimed[0].delivery.id, attempted_at=clock.now(),
+                      status=200, error=None, response="ok", duration_ms=3)
+    assert await store.record_webhook_attempt(attempt, "http://console.test") == "gone"
+    assert plain(db_path, "SELECT count(*) FROM webhook_attempts") == [(0,)]
+    assert await store.webhook_outbox_stats() == (0, 0)

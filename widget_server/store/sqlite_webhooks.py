@@ -344,17 +344,17 @@ def record_attempt(conn: sqlite3.Connection, attempt: Attempt, plan: MailPlan | 
     now = attempt.attempted_at
     response = attempt.response[:EXCERPT_CHARS] if attempt.response is not None else None
     error = attempt.error[:EXCERPT_CHARS] if attempt.error is not None else None
-    conn.execute(
-        "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, error, response,"
-        " duration_ms) VALUES (?, ?, ?, ?, ?, ?)",
-        (attempt.delivery_id, isoformat(now), attempt.status, error, response,
-         attempt.duration_ms))
     row = conn.execute(
         "SELECT d.endpoint_id, d.attempts, d.created_at, d.state, e.failing_since, e.site_id,"
         " e.url FROM webhook_deliveries d JOIN webhook_endpoints e ON e.id = d.endpoint_id"
         " WHERE d.id = ?", (attempt.delivery_id,)).fetchone()
     if row is None:  # deleted with its endpoint while being sent
         return "gone"
+    conn.execute(
+        "INSERT INTO webhook_attempts (delivery_id, attempted_at, status, error, response,"
+        " duration_ms) VALUES (?, ?, ?, ?, ?, ?)",
+        (attempt.delivery_id, isoformat(now), attempt.status, error, response,
+         attempt.duration_ms))
     attempts = row["attempts"] + 1
     if error is None:
         conn.execute(
