@@ -306,7 +306,9 @@ async def test_the_console_page_registers_tests_and_resends(
         assert secret, made.text
         again = await console.get(base)
         assert secret.group(1) not in again.text  # shown once
-        endpoint_id = int(re.search(r'id="webhook-(\d+)"', again.text).group(1))  # type: ignore[union-attr]
+        row = re.search(r'id="webhook-(\d+)"', again.text)
+        assert row
+        endpoint_id = int(row.group(1))
         sent = await console.post(f"{base}/{endpoint_id}/test",
                                   data={"csrf": csrf_of(page.text)})
         assert sent.status_code == 303
