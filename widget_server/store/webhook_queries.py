@@ -155,7 +155,7 @@ class WebhookQueries(StoreMixin):
         its failures, for metrics."""
         row = await self._fetchone(
             "SELECT (SELECT count(*) FROM webhook_deliveries WHERE state = 'pending'),"
-            " (SELECT count(*) FROM webhook_deliveries WHERE state = 'failed')")
+            " (SELECT count(*) FROM webhook_deliveries WHERE state = 'failed')", slow=True)
         return int(row[0]), int(row[1])
 
     # -- the sender
