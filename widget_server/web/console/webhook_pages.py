@@ -4,7 +4,8 @@ for each endpoint disabled after failing, "Enable again", "Send a test event", a
 delivery log (request body, status, time, answer) with "Resend".
 
 Every POST is an ``admin_page`` one: signed in as an admin, from this server's own pages,
-with the session's CSRF token. The page has no script: forms only, under the console's CSP.
+with the session's CSRF token. The page is forms only: no script of its own, under the
+console's CSP.
 """
 
 from __future__ import annotations
