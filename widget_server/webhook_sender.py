@@ -36,6 +36,7 @@ from widget_server.store.webhook_records import Attempt, Claimed
 from widget_server.webhooks import (
     CONNECT_TIMEOUT,
     EXCERPT_CHARS,
+    KEEP_LOG,
     LEASE,
     TOTAL_TIMEOUT,
     refusal,
@@ -48,6 +49,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0  # how often the outbox is looked at; a look is one indexed read
+PRUNE_SECONDS = 3600.0  # how often settled deliveries older than KEEP_LOG are deleted
 BATCH = 20  # deliveries claimed (and sent side by side) per round
 READ_BYTES = 4096  # of an answer's body; the rest is not read
 USER_AGENT = "widget-server-webhooks/1"
@@ -141,12 +143,16 @@ class WebhookSender(BackgroundLoop):
         self.allow_private = allow_private
         self.console_url = console_url  # the admins' notice links to the console
         self.tls = ssl.create_default_context()
+        self._pruned = 0.0  # monotonic instant of the last pruning; 0: not yet
 
     async def _loop(self) -> None:
         while True:
             try:
                 while await self.run_once() > 0:
                     pass  # something was sent: the next of a ticket may be due now
+                if not self._pruned or time.monotonic() - self._pruned >= PRUNE_SECONDS:
+                    self._pruned = time.monotonic()
+                    await self.store.prune_webhook_log(self.clock.now() - KEEP_LOG)
             except Exception:
                 log.exception("webhook sender round failed; trying again shortly")
             await asyncio.sleep(POLL_SECONDS)

@@ -43,6 +43,7 @@ GIVE_UP_AFTER = timedelta(days=3)  # a delivery not through 3 days after its eve
 DISABLE_AFTER = timedelta(days=3)  # an endpoint whose every attempt failed this long: disabled
 CONNECT_TIMEOUT = 5.0
 TOTAL_TIMEOUT = 15.0  # connect, send, and the whole answer
+KEEP_LOG = timedelta(days=30)  # settled deliveries and their log are kept this long
 EXCERPT_CHARS = 500  # of an answer's body kept in the delivery log
 LEASE = timedelta(seconds=2 * TOTAL_TIMEOUT + 30)  # a claimed delivery is claimed again after
 

@@ -246,3 +246,17 @@ async def test_an_endpoint_deleted_while_its_delivery_is_sent_leaves_nothing(
     assert await store.record_webhook_attempt(attempt, "http://console.test") == "gone"
     assert plain(db_path, "SELECT count(*) FROM webhook_attempts") == [(0,)]
     assert await store.webhook_outbox_stats() == (0, 0)
+
+
+async def test_settled_deliveries_are_pruned_after_their_time(
+        store: SQLiteStore, clock: FakeClock, receiver: Receiver, db_path: Path) -> None:
+    site = await shop(store)
+    await store.create_webhook(site.id, receiver.url(), ("ticket.created",))
+    await request(store, site)
+    receiver.answers.append((503, {}))
+    await request(store, site)  # the second: delivered after the first
+    running = sender(store, clock)
+    assert await running.run_once() == 2  # two tickets: both heads; one fails
+    assert await store.prune_webhook_log(clock.now() + timedelta(days=1)) == 1
+    assert plain(db_path, "SELECT state, attempts FROM webhook_deliveries") == [("pending", 1)]
+    assert plain(db_path, "SELECT count(*) FROM webhook_attempts") == [(1,)]

@@ -314,6 +314,17 @@ def forget_tickets(conn: sqlite3.Connection, ticket_ids: Sequence[str | int]) ->
     conn.execute(f"DELETE FROM webhook_deliveries WHERE ordering_key IN ({marks})", keys)
 
 
+def prune(conn: sqlite3.Connection, before: datetime) -> int:
+    """Delete the settled deliveries (delivered or given up) queued before ``before``, with
+    their log; how many."""
+    old = "SELECT id FROM webhook_deliveries WHERE state != 'pending' AND created_at < ?"
+    conn.execute(f"DELETE FROM webhook_attempts WHERE delivery_id IN ({old})",
+                 (isoformat(before),))
+    return int(conn.execute(
+        "DELETE FROM webhook_deliveries WHERE state != 'pending' AND created_at < ?",
+        (isoformat(before),)).rowcount)
+
+
 # -- the sender's jobs
 
 def claim_due(conn: sqlite3.Connection, now: datetime, lease_until: datetime, limit: int

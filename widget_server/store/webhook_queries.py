@@ -170,6 +170,10 @@ class WebhookQueries(StoreMixin):
                              ) -> list[Claimed]:
         return await self._write(jobs.claim_due, now, now + lease, limit)
 
+    async def prune_webhook_log(self, before: datetime) -> int:
+        """Forget settled deliveries queued before ``before`` (see sqlite_webhooks.prune)."""
+        return await self._write(jobs.prune, before, off_loop=True)
+
     async def record_webhook_attempt(self, attempt: Attempt, console_url: str) -> str:
         """Log an attempt and settle its delivery; see sqlite_webhooks.record_attempt."""
         outcome = await self._write(jobs.record_attempt, attempt, self._mail, console_url)
