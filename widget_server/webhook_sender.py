@@ -169,9 +169,10 @@ class WebhookSender(BackgroundLoop):
     async def _deliver(self, claimed: Claimed) -> None:
         attempt = await self.attempt(claimed)
         outcome = await self.store.record_webhook_attempt(attempt, self.console_url)
-        if outcome in {"given_up", "disabled"}:
-            log.warning("webhook delivery %s to %s %s: %s", claimed.delivery.webhook_id,
-                        claimed.url, "given up" if outcome == "given_up"
+        if outcome in {"given_up", "disabled"}:  # the host only: a URL may hold a token
+            log.warning("webhook delivery %s to endpoint %s at %s %s: %s",
+                        claimed.delivery.webhook_id, claimed.delivery.endpoint_id,
+                        urlsplit(claimed.url).hostname, "given up" if outcome == "given_up"
                         else "failed; the endpoint is disabled", attempt.error)
 
     async def attempt(self, claimed: Claimed) -> Attempt:
