@@ -59,7 +59,9 @@ def new_webhook_id() -> str:
 def sign(secret: str, webhook_id: str, at: datetime, body: bytes) -> dict[str, str]:
     """The three headers of the Standard Webhooks specification for one attempt."""
     return {"webhook-id": webhook_id, "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": Webhook(secret).sign(webhook_id, at, body)}
+            # signed as text: every standardwebhooks release encodes it as UTF-8, the body's
+            # encoding (releases before 1.3 would sign bytes as their repr)
+            "webhook-signature": Webhook(secret).sign(webhook_id, at, body.decode())}
 
 
 def envelope(event_type: str, at: datetime, data: dict[str, Any]) -> str:
