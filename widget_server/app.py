@@ -38,6 +38,7 @@ from widget_server.web import (
     ratings,
     session,
     static,
+    webhooks_api,
     widget_availability,
     widget_ws,
 )
@@ -53,11 +54,13 @@ from widget_server.web.console import mail_prefs as console_mail_prefs
 from widget_server.web.console import pages as console_pages
 from widget_server.web.console import privacy as console_privacy
 from widget_server.web.console import sla_pages as console_sla
+from widget_server.web.console import webhook_pages as console_webhooks
 from widget_server.web.console import workspace as console_workspace
 from widget_server.web.errors import EXCEPTION_HANDLERS
 from widget_server.web.headers import SecurityHeaders
 from widget_server.web.request_log import RequestLog
 from widget_server.web.url_check import UrlCheck
+from widget_server.webhook_sender import WebhookSender
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +106,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 if not settings.public_url:
                     log.warning("mail is on but WIDGET_PUBLIC_URL is not set: the links in "
                                 "the mails point at %s", settings.base_url)
+            webhooks = WebhookSender(store, clock, settings.webhook_allow_private,
+                                     settings.base_url)
+            webhooks.start()
             receiver = None
             if settings.smtp_listen is not None:
                 receiver = await start_receiver(MailRouter(app.state.runtime),
@@ -112,6 +118,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             finally:
                 if receiver is not None:
                     receiver.close()
+                await webhooks.stop()
                 if mail is not None:
                     await mail.stop()
                 await retention.stop()
@@ -128,6 +135,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *session.routes,
         *widget_ws.routes,
         *api.routes,
+        *webhooks_api.routes,
         *inbound_email.routes,
         *access_grants.routes,
         *mail_confirm.routes,
@@ -142,6 +150,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *console_admin.routes,
         *console_privacy.routes,
         *console_mail.routes,
+        *console_webhooks.routes,
         *console_access.routes,
         *console_sla.routes,
         *console_csat.routes,

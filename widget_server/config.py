@@ -235,6 +235,10 @@ SETTINGS: tuple[Setting, ...] = (
             "host:port the built-in SMTP receiver of answers listens on; unset: none."),
     Setting("mail_max_bytes", "WIDGET_MAIL_MAX_BYTES", _positive_int,
             "Largest inbound mail accepted, in bytes (SMTP 552 or HTTP 413 beyond)."),
+    # webhooks (docs/webhooks.md)
+    Setting("webhook_allow_private", "WIDGET_WEBHOOK_ALLOW_PRIVATE", _on_off,
+            "Let webhooks go to private, loopback and link-local addresses and to http:// "
+            "URLs (on/off; off by default)."),
 )
 
 
@@ -285,6 +289,7 @@ class Settings:
     mail_reply_domain: str | None = None
     smtp_listen: tuple[str, int] | None = None
     mail_max_bytes: int = 10 * 1024 * 1024
+    webhook_allow_private: bool = False
 
     def __post_init__(self) -> None:
         if self.smtp_url is not None and not self.mail_from:

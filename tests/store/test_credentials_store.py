@@ -73,6 +73,8 @@ async def test_tokens_of_integration_agents_made_before_0010_keep_working(
         conn.execute("ALTER TABLE tickets DROP COLUMN rated_at")
         conn.execute("ALTER TABLE sites DROP COLUMN ratings_enabled")
         conn.execute("DROP TABLE agent_presence")  # 0018 (its CHECK edit is idempotent)
+        for table in ("webhook_attempts", "webhook_deliveries", "webhook_endpoints"):  # 0017
+            conn.execute(f"DROP TABLE {table}")
     upgraded = SQLiteStore(store.path)  # the next start migrates
     await upgraded.open()
     try:

@@ -22,6 +22,7 @@ from widget_server.store import sqlite_writes as writes
 from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
 from widget_server.store.sqlite_writer import SQLiteWriter
+from widget_server.store.webhook_queries import Subscriptions, WebhookSubscriptions
 
 pytestmark = pytest.mark.anyio
 
@@ -157,6 +158,11 @@ async def test_the_migration_counts_the_messages_already_indexed(
     site_of = rows.site  # and sites without their sender name (0014)
     monkeypatch.setattr(rows, "site", lambda row: site_of({**dict(row), "mail_sender_name": None}))
     old = SQLiteStore(str(db_path))
+
+    async def no_webhooks() -> Subscriptions:  # and without webhook endpoints (0017)
+        return {}
+
+    old._webhooks = WebhookSubscriptions(no_webhooks)
     await old.open()
     site = await shop(old)
     posted = await old.post_visitor_message(VisitorPost(

@@ -7,7 +7,7 @@ class.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
@@ -32,6 +32,7 @@ from widget_server.store import sqlite_rows as rows
 from widget_server.store.mail_records import MailPlan
 
 T = TypeVar("T")
+TIER_EVENTS = ("ticket.updated",)
 OPEN_STATUSES = ("new", "open", "pending")
 # when due times tie, the graver severity first (a policy's own keys come after these)
 SEVERITY_RANK = ("CASE t.severity WHEN 'critical' THEN 0 WHEN 'high' THEN 1"
@@ -63,6 +64,11 @@ class StoreMixin:
         raise NotImplementedError
 
     async def _write(self, job: Callable[..., T], *args: Any, off_loop: bool = False) -> T:
+        raise NotImplementedError
+
+    async def _hooked(self, site_id: int | None, job: Callable[..., T], *args: Any,
+                      events: Collection[str] | None = None, off_loop: bool = False) -> T:
+        """``_write``, queuing the webhook events of the job (webhook_queries.py)."""
         raise NotImplementedError
 
 
@@ -280,21 +286,22 @@ class ConsoleQueries(StoreMixin):
     # -- ticket operations
     async def split_ticket(self, site_id: int, number: int, message_ids: list[int],
                            agent: Agent) -> tuple[TicketChange, TicketChange]:
-        return await self._write(jobs.split_ticket, site_id, number, message_ids, agent,
-                                 self._clock.now())
+        return await self._hooked(site_id, jobs.split_ticket, site_id, number, message_ids,
+                                  agent, self._clock.now())
 
     async def merge_ticket(self, site_id: int, number: int, into_number: int,
                            agent: Agent) -> tuple[TicketChange, TicketChange]:
-        return await self._write(jobs.merge_ticket, site_id, number, into_number, agent,
-                                 self._clock.now())
+        return await self._hooked(site_id, jobs.merge_ticket, site_id, number, into_number,
+                                  agent, self._clock.now())
 
     async def move_tier(self, site_id: int, number: int, agent: Agent, step: int,
                         reason: str) -> TicketChange:
         if self._mail is not None:  # an escalation alerts the agents of the new tier
-            return await self._write(alerts.move_tier, self._mail, site_id, number, agent,
-                                     step, reason, self._clock.now())
-        return await self._write(jobs.move_tier, site_id, number, agent, step, reason,
-                                 self._clock.now())
+            return await self._hooked(site_id, alerts.move_tier, self._mail, site_id, number,
+                                      agent, step, reason, self._clock.now(),
+                                      events=TIER_EVENTS)
+        return await self._hooked(site_id, jobs.move_tier, site_id, number, agent, step, reason,
+                                  self._clock.now(), events=TIER_EVENTS)
 
 
 def _marks(values: tuple[Any, ...] | list[Any]) -> str:

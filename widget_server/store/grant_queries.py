@@ -22,6 +22,8 @@ from widget_server.clock import isoformat, parse_iso
 from widget_server.errors import Conflict, NotFound
 from widget_server.store.console_queries import StoreMixin
 
+GRANT_EVENTS = ("access_grant.created", "access_grant.revoked", "access_grant.expired",
+                "access_grant.used")
 MAX_ACTIVE_GRANTS = 20  # per user: more than this is somebody clicking in a loop
 GRANT_COLUMNS = ("g.id, g.site_id, g.user_id, g.scope, g.reason, g.hours, g.created_at,"
                  " g.expires_at, g.revoked_at, t.number AS ticket_number")
@@ -156,15 +158,18 @@ def set_grant_max(conn: sqlite3.Connection, site_id: int, hours: int) -> None:
 class GrantQueries(StoreMixin):
     async def create_access_grant(self, site_id: int, user_id: str, visitor_id: str,
                                   request: GrantRequest, now: datetime) -> AccessGrant:
-        return await self._write(create_grant, site_id, user_id, visitor_id, request, now)
+        return await self._hooked(site_id, create_grant, site_id, user_id, visitor_id, request,
+                                  now, events=GRANT_EVENTS)
 
     async def revoke_access_grant(self, site_id: int, user_id: str, grant_id: str,
                                   now: datetime) -> AccessGrant:
-        return await self._write(revoke_grant, site_id, user_id, grant_id, now)
+        return await self._hooked(site_id, revoke_grant, site_id, user_id, grant_id, now,
+                                  events=GRANT_EVENTS)
 
     async def record_grant_use(self, site_id: int, grant_id: str, actor_name: str, action: str,
                                detail: str | None, now: datetime) -> GrantEvent:
-        return await self._write(record_use, site_id, grant_id, actor_name, action, detail, now)
+        return await self._hooked(site_id, record_use, site_id, grant_id, actor_name, action,
+                                  detail, now, events=GRANT_EVENTS)
 
     async def expire_access_grants(self, now: datetime) -> int:
         """Record every expiry that is due; cheap when none is (one indexed read)."""
@@ -172,7 +177,7 @@ class GrantQueries(StoreMixin):
                 "SELECT 1 FROM access_grants WHERE revoked_at IS NULL AND expiry_recorded = 0"
                 " AND expires_at <= ? LIMIT 1", (isoformat(now),)) is None:
             return 0
-        return await self._write(expire_due, now)
+        return await self._hooked(None, expire_due, now, events=GRANT_EVENTS)
 
     async def set_grant_max_hours(self, site_id: int, hours: int) -> None:
         await self._write(set_grant_max, site_id, hours)

@@ -102,8 +102,9 @@ class PrivacyQueries(StoreMixin):
                             ) -> Purged:
         """Erase every matching visitor of the site in one transaction; 404
         ``visitor_not_found`` when none matches."""
-        return await self._write(jobs.erase_visitor, site_id, selector, actor, agent_id,
-                                 reference, self._clock.now(), off_loop=True)
+        return await self._hooked(site_id, jobs.erase_visitor, site_id, selector, actor,
+                                  agent_id, reference, self._clock.now(),
+                                  events=("access_grant.revoked",), off_loop=True)
 
     async def privacy_audit(self, site_id: int, limit: int = 100) -> list[AuditEntry]:
         found = await self._fetchall(

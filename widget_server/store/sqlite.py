@@ -43,16 +43,20 @@ from widget_server.store.site_cache import SiteCache
 from widget_server.store.sqlite_readers import Readers
 from widget_server.store.sqlite_sweep import sweep
 from widget_server.store.sqlite_writer import SQLiteWriter
+from widget_server.store.webhook_queries import WebhookQueries, WebhookSubscriptions
 
 T = TypeVar("T")
 # A visitor's conversations are read on the loop (every session and hello) while there are
 # at most this many; more go to a reader thread, so no visitor's history holds the loop.
 QUICK_CONVERSATIONS = 20
+MESSAGE_EVENTS = ("ticket.created", "message.created", "ticket.updated")
+UPDATE_EVENTS = ("ticket.updated",)
+SWEEP_EVENTS = ("ticket.sla_at_risk", "ticket.sla_breached", "ticket.updated")
 
 
 class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
                   PrivacyQueries, MailQueries, InboundQueries, RatingQueries,
-                  PresenceQueries, AvailabilityQueries):
+                  PresenceQueries, AvailabilityQueries, WebhookQueries):
     def __init__(self, path: str, *, synchronous: str = "full", clock: Clock | None = None,
                  site_cache_seconds: float = 0.0, mail_plan: MailPlan | None = None) -> None:
         self.path = path
@@ -66,6 +70,7 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         self._quick: sqlite3.Connection | None = None  # reads by key, on the loop's thread
         self._sites = SiteCache(self._read_sites, site_cache_seconds)
         self._tickets = rows.TicketMemo(2048)  # for reads, on the event loop's thread
+        self._webhooks = WebhookSubscriptions(self._read_webhook_subscriptions)
 
     # -- lifecycle
     async def open(self) -> None:
@@ -320,35 +325,41 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         ]
 
     # -- writes
+    # the jobs of events webhooks tell of run through _hooked: wrapped to queue the events
+    # while an endpoint of the site wants them (webhook_queries.py), plain otherwise
     async def post_visitor_message(self, post: VisitorPost, now: datetime) -> PostResult:
+        site_id = post.visitor.site_id
         if self._mail is not None:  # a verified address to remember, alerts to agents
-            return await self._write(alerts.post_visitor_message, post, now, self._mail)
-        return await self._write(writes.post_visitor_message, post, now)
+            return await self._hooked(site_id, alerts.post_visitor_message, post, now,
+                                      self._mail, events=MESSAGE_EVENTS)
+        return await self._hooked(site_id, writes.post_visitor_message, post, now,
+                                  events=MESSAGE_EVENTS)
 
     async def post_agent_message(
         self, site_id: int, number: int, agent: Agent, body: str, internal: bool, now: datetime
     ) -> TicketChange:
         if self._mail is not None and not internal:
-            return await self._write(mail.post_agent_message, site_id, number, agent, body,
-                                     internal, now, self._mail)
-        return await self._write(
-            writes.post_agent_message, site_id, number, agent, body, internal, now
-        )
+            return await self._hooked(site_id, mail.post_agent_message, site_id, number, agent,
+                                      body, internal, now, self._mail, events=MESSAGE_EVENTS)
+        return await self._hooked(site_id, writes.post_agent_message, site_id, number, agent,
+                                  body, internal, now, events=MESSAGE_EVENTS)
 
     async def update_ticket(
         self, site_id: int, number: int, agent: Agent, patch: TicketPatch, now: datetime
     ) -> TicketChange:
         if self._mail is not None and patch.status == "solved":
-            return await self._write(mail.update_ticket, site_id, number, agent, patch, now,
-                                     self._mail)
-        return await self._write(writes.update_ticket, site_id, number, agent, patch, now)
+            return await self._hooked(site_id, mail.update_ticket, site_id, number, agent,
+                                      patch, now, self._mail, events=UPDATE_EVENTS)
+        return await self._hooked(site_id, writes.update_ticket, site_id, number, agent, patch,
+                                  now, events=UPDATE_EVENTS)
 
     async def sla_sweep(self, holder: str, now: datetime, lease: timedelta) -> SweepResult:
         # every site's solved tickets may close at once after a pause: off the loop
         if self._mail is not None:  # and mail each SLA mark to the agents who want it
-            return await self._write(alerts.sla_sweep, self._mail, holder, now, lease,
-                                     off_loop=True)
-        return await self._write(sweep, holder, now, lease, off_loop=True)
+            return await self._hooked(None, alerts.sla_sweep, self._mail, holder, now, lease,
+                                      events=SWEEP_EVENTS, off_loop=True)
+        return await self._hooked(None, sweep, holder, now, lease, events=SWEEP_EVENTS,
+                                  off_loop=True)
 
     async def set_site_policy(self, site_id: int, policy_toml: str | None) -> None:
         await self._write(writes.set_site_policy, site_id, policy_toml)

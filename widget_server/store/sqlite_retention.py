@@ -28,6 +28,7 @@ from widget_server.store.privacy_records import (
     cutoff,
     describe_days,
 )
+from widget_server.store.sqlite_webhooks import forget_tickets
 from widget_server.store.sqlite_writes import _event
 from widget_server.visitor_tokens import user_visitor_id
 
@@ -123,6 +124,7 @@ def purge_conversations(conn: sqlite3.Connection, site_id: int, conversation_ids
                          ticket_part)
             conn.execute(f"DELETE FROM ratings WHERE ticket_id IN ({ticket_marks})",
                          ticket_part)  # the comment is the visitor's words
+            forget_tickets(conn, ticket_part)  # webhook payloads carry the messages
         for row in tickets:
             data: dict[str, object] = {"by": reason}
             if row["status"] != "closed":

@@ -10,6 +10,7 @@ from typing import Any
 
 from widget_server import __version__
 from widget_server.tickets import STAGES, STATUSES
+from widget_server.web.openapi_webhooks import webhook_events, webhook_paths, webhook_schemas
 
 
 def _error(description: str) -> dict[str, Any]:
@@ -247,7 +248,9 @@ def _spec() -> dict[str, Any]:
                                   "conversation's mails go to.")},
             }},
             **_grant_paths(ref),
+            **webhook_paths(ref),
         },
+        "webhooks": webhook_events(ref),
         "components": {
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer",
                                            "description": "From `widget-server token create`."}},
@@ -313,6 +316,7 @@ def _spec() -> dict[str, Any]:
                                   "id": {"type": ["string", "null"]}}},
                               "data": {"type": "object"},
                               "created_at": {"type": "string", "format": "date-time"}}},
+                **webhook_schemas(ref),
                 "Message": {"type": "object", "required": [
                     "id", "seq", "author", "body", "internal", "created_at"], "properties": {
                     "id": {"type": "integer"}, "seq": {"type": ["integer", "null"]},
