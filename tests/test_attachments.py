@@ -3,6 +3,7 @@ websocket and REST, who may read a file, the content checks (docs/api.md#attachm
 
 from __future__ import annotations
 
+import asyncio
 import io
 from typing import Any
 
@@ -18,6 +19,7 @@ from tests.support import (
     console_client,
     create_site,
     csrf_of,
+    run_cli,
     start_session,
 )
 
@@ -224,3 +226,42 @@ async def test_agents_attach_through_the_api_and_the_console(
         await visitor.close()
         await api.aclose()
         await console.aclose()
+
+
+async def test_a_sites_rules_from_the_console_and_the_cli_apply_to_uploads(
+        server: ServerProcess) -> None:
+    site = create_site(server.db)
+    admin = await console_client(server, site, role="admin")
+    try:
+        page = await admin.get(f"/console/admin/sites/{site.key}")
+        csrf = csrf_of(page.text)
+        wrong = await admin.post(f"/console/admin/sites/{site.key}/attachments", data={
+            "csrf": csrf, "attachment_max_mb": "0", "attachment_max_files": "1"},
+            headers={"Origin": server.url})
+        assert wrong.status_code == 422
+        saved = await admin.post(f"/console/admin/sites/{site.key}/attachments", data={
+            "csrf": csrf, "attachment_max_mb": "1", "attachment_max_files": "1",
+            "attachment_types": "image/png"}, headers={"Origin": server.url})
+        assert saved.status_code == 303, saved.text
+    finally:
+        await admin.aclose()
+    visitor = await VisitorClient.connect(server, site)
+    try:
+        text = await upload(server, site, visitor.token, b"a log\n", "app.log")
+        assert text.json()["error"]["code"] == "attachment_type_not_allowed"
+        first, second = [(await upload(server, site, visitor.token, png_bytes(c))
+                          ).json()["attachment"]["id"] for c in ("red", "blue")]
+        await visitor.send("two", attachments=[first, second])
+        assert (await visitor.recv_type("error"))["code"] == "too_many_attachments"
+        big = await upload(server, site, visitor.token, b"\x89PNG" + bytes(2 * 1024 * 1024))
+        assert big.status_code == 413
+    finally:
+        await visitor.close()
+
+    done = await asyncio.to_thread(run_cli, "site", "set-attachments", "--db", str(server.db),
+                                   "--site", site.key, "--types", "default", "--max-files",
+                                   "3")
+    assert "3 a message" in done.stdout
+    token = (await start_session(server, site))["token"]
+    log = await upload(server, site, token, b"a log\n", "app.log")
+    assert log.status_code == 201

@@ -98,7 +98,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             if settings.smtp_url is None:
                 log.info("mail is off (WIDGET_SMTP_URL is not set): nothing is mailed")
             else:
-                mail = MailSender(store, clock, settings, secret, app.state.runtime.help_tokens)
+                mail = MailSender(store, clock, settings, secret, app.state.runtime.help_tokens,
+                                  lambda found: attachments.link_url(settings.base_url, found))
                 mail.start()
                 log.info("mail goes out through %s", settings.smtp_url)
                 if not settings.public_url:

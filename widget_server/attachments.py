@@ -168,8 +168,24 @@ class Attachments:
                 with contextlib.suppress(FileNotFoundError):
                     cleaned.unlink()
 
+    async def store_bytes(self, data: bytes, name: str | None, site: Site,
+                          uploader: Uploader) -> AttachmentInfo:
+        """A file already in memory (an inbound mail's, bounded by WIDGET_MAIL_MAX_BYTES),
+        checked and kept like an upload."""
+        spool = self.spool(site)
+        try:
+            spool.feed(data)
+        except BaseException:
+            spool.discard()
+            raise
+        return await self.store_upload(spool, name, site, uploader)
+
     def link_token(self, attachment_id: str) -> str:
         return str(self._links.dumps(attachment_id))
+
+    def link_url(self, base_url: str, attachment_id: str) -> str:
+        """The signed, expiring link of a mail: it serves the file to whoever holds it."""
+        return f"{base_url}/attachments/{attachment_id}?link={self.link_token(attachment_id)}"
 
     def link_allows(self, token: str, attachment_id: str) -> bool:
         try:

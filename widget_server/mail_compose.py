@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -78,7 +79,15 @@ def _author(message: ThreadMessage, visitor_name: str | None, kind: str) -> str:
     return message.author_name or "Support"
 
 
-def compose(mail: OutboxMail, follow_url: str, now: datetime) -> Composed:
+def size_label(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    return f"{max(1, round(size / 1024))} KB"
+
+
+def compose(mail: OutboxMail, follow_url: str, now: datetime,
+            link: Callable[[str], str] | None = None) -> Composed:
+    """``link``: an attachment id's signed, expiring URL (none: the mail names no files)."""
     context = mail.context
     assert context is not None, "only a claimed mail is composed"
     page = context.page_url if (context.page_url or "").startswith(("https://", "http://")) \
@@ -90,7 +99,10 @@ def compose(mail: OutboxMail, follow_url: str, now: datetime) -> Composed:
         "name": context.visitor_name,
         "what": ALERT_WHAT.get(mail.headers.get(ALERT_HEADER, ""), "Ticket update"),
         "messages": [{"author": _author(m, context.visitor_name, mail.kind), "body": m.body,
-                      "when": rules.format_due(m.created_at)} for m in context.messages],
+                      "when": rules.format_due(m.created_at),
+                      "files": [{"name": a.name, "size": size_label(a.size), "url": link(a.id)}
+                                for a in m.attachments] if link else []}
+                     for m in context.messages],
     }
     subject = one_line(SUBJECTS[mail.kind].format(reference=context.reference,
                                                   subject=context.subject, what=values["what"]))
