@@ -168,6 +168,8 @@ SETTINGS: tuple[Setting, ...] = (
             "New requests (tickets) per client address per hour, whatever the visitor."),
     Setting("messages_per_visitor_minute", "WIDGET_MESSAGES_PER_VISITOR_MINUTE", _limit,
             "Messages per visitor per minute."),
+    Setting("uploads_per_visitor_hour", "WIDGET_UPLOADS_PER_VISITOR_HOUR", _limit,
+            "Attachment uploads per visitor per hour."),
     Setting("help_form_posts_per_ip_hour", "WIDGET_HELP_FORM_POSTS_PER_IP_HOUR", _limit,
             "Help Form posts (requests and replies) per client address per hour."),
     Setting("mail_confirmations_per_address_hour",
@@ -251,6 +253,7 @@ class Settings:
     requests_per_ip_hour: int = 100
     messages_per_visitor_minute: int = 30
     help_form_posts_per_ip_hour: int = 120
+    uploads_per_visitor_hour: int = 100
     mail_confirmations_per_address_hour: int = 3
     mail_confirmations_per_ip_hour: int = 10
     transcripts_per_conversation_hour: int = 3

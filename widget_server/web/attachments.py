@@ -19,6 +19,7 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
 
 from widget_server import attachment_content as content
+from widget_server.abuse import enforce
 from widget_server.attachments import ID, AttachmentTooLarge, Spool, Viewer, may_read
 from widget_server.errors import NotFound, Unauthorized, Unprocessable, WidgetError
 from widget_server.models import Site, StoredAttachment, Uploader
@@ -150,6 +151,7 @@ async def widget_upload(request: Request) -> Response:
     visitor = await rt.token_visitor(token, site)
     if site.identity_required and not visitor.verified:
         raise identity_required()
+    enforce(rt.limits.upload(visitor.id), "too many uploads; try again later")
     return await _upload(request, site, Uploader(site.id, visitor_id=visitor.id))
 
 
@@ -216,6 +218,8 @@ def file_headers(found: StoredAttachment) -> dict[str, str]:
         "Content-Security-Policy": "sandbox; default-src 'none'",
         "Cache-Control": "private, max-age=300",
         "Referrer-Policy": "no-referrer",
+        # the widget reads the file with fetch() from the host's page: let it see the name
+        "Access-Control-Expose-Headers": "Content-Disposition",
     }
 
 
