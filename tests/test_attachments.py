@@ -258,6 +258,8 @@ async def test_a_sites_rules_from_the_console_and_the_cli_apply_to_uploads(
     finally:
         await visitor.close()
 
+    rules = (await start_session(server, site))["site"]["attachments"]
+    assert rules == {"max_bytes": 1024 * 1024, "max_files": 1, "types": ["image/png"]}
     done = await asyncio.to_thread(run_cli, "site", "set-attachments", "--db", str(server.db),
                                    "--site", site.key, "--types", "default", "--max-files",
                                    "3")
