@@ -267,3 +267,24 @@ async def test_a_sites_rules_from_the_console_and_the_cli_apply_to_uploads(
     token = (await start_session(server, site))["token"]
     log = await upload(server, site, token, b"a log\n", "app.log")
     assert log.status_code == 201
+
+
+async def test_an_agent_of_another_site_and_a_stranger_link_get_404(
+        server: ServerProcess, site: Site) -> None:
+    token = (await start_session(server, site))["token"]
+    attachment = (await upload(server, site, token, png_bytes("white"),
+                               name="Größe 100%.png")).json()["attachment"]
+    elsewhere = create_site(server.db)
+    outsider = await console_client(server, elsewhere, role="agent")  # admins: every site
+    insider = await console_client(server, site, role="agent")
+    try:
+        assert (await outsider.get(attachment["url"])).status_code == 404
+        served = await insider.get(attachment["url"])
+        assert served.status_code == 200
+        assert served.headers["content-disposition"] == (
+            "inline; filename=\"Gr__e 100%.png\"; filename*=UTF-8''Gr%C3%B6%C3%9Fe%20100%25.png")
+        assert (await insider.get(attachment["url"] + "?link=forged")).status_code == 404
+        assert (await insider.get("/attachments/att_nope")).status_code == 404
+    finally:
+        await outsider.aclose()
+        await insider.aclose()
