@@ -45,6 +45,14 @@ class AttachmentTooLarge(WidgetError):
         self.limit = limit
 
 
+class StorageUnavailable(WidgetError):
+    code = "storage_unavailable"
+    status = 503
+
+    def __init__(self) -> None:
+        super().__init__("the file could not be stored; try again later")
+
+
 def new_id() -> str:
     return "att_" + secrets.token_urlsafe(18)
 
@@ -159,7 +167,11 @@ class Attachments:
                                                     code="attachment_invalid_image")
             info = AttachmentInfo(new_id(), safe_name(name), size, kind)
             async with self._lock:
-                await self.blobs.put(key, path)
+                try:
+                    await self.blobs.put(key, path)
+                except Exception:  # a full disk, an S3 endpoint down or refusing
+                    log.exception("attachment file %s could not be stored", key)
+                    raise StorageUnavailable from None
                 await self.store.add_attachment(info, uploader, key)
             return info
         finally:

@@ -154,8 +154,14 @@ async def test_the_migration_counts_the_messages_already_indexed(
     whole_ticket, record_of = writes._WHOLE_TICKET, writes._record_of
     monkeypatch.setattr(writes, "_WHOLE_TICKET", rows.TICKET_COLUMNS)
     monkeypatch.setattr(writes, "_record_of", rows.ticket)
-    site_of = rows.site  # and sites without their sender name (0014)
-    monkeypatch.setattr(rows, "site", lambda row: site_of({**dict(row), "mail_sender_name": None}))
+    site_of = rows.site  # and sites without their sender name (0014) or attachment rules (0015)
+    monkeypatch.setattr(rows, "site", lambda row: site_of({
+        **dict(row), "mail_sender_name": None, "attachment_max_bytes": 10 * 1024 * 1024,
+        "attachment_max_files": 10, "attachment_types": None,
+        "attachment_keep_metadata": 0}))
+    message_columns = rows.MESSAGE_COLUMNS  # and messages without attachments (0015)
+    monkeypatch.setattr(rows, "MESSAGE_COLUMNS", message_columns.replace(
+        "attachments", "NULL AS attachments"))
     old = SQLiteStore(str(db_path))
     await old.open()
     site = await shop(old)
@@ -171,6 +177,7 @@ async def test_the_migration_counts_the_messages_already_indexed(
     monkeypatch.setattr(writes, "_WHOLE_TICKET", whole_ticket)
     monkeypatch.setattr(writes, "_record_of", record_of)
     monkeypatch.setattr(rows, "site", site_of)
+    monkeypatch.setattr(rows, "MESSAGE_COLUMNS", message_columns)
     new = SQLiteStore(str(db_path))
     await new.open()
     try:
