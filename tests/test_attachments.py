@@ -169,6 +169,17 @@ async def test_a_type_outside_the_allow_list_is_refused(
     assert answer.json()["error"]["code"] == "attachment_type_not_allowed"
 
 
+async def test_an_image_of_too_many_pixels_is_refused(server: ServerProcess, site: Site
+                                                      ) -> None:
+    bomb = io.BytesIO()
+    Image.new("1", (8000, 6000)).save(bomb, "PNG")  # 48 megapixels in a few kB
+    assert len(bomb.getvalue()) < 100_000
+    token = (await start_session(server, site))["token"]
+    answer = await upload(server, site, token, bomb.getvalue(), name="blank.png")
+    assert answer.status_code == 415
+    assert answer.json()["error"]["code"] == "attachment_invalid_image"
+
+
 async def test_exif_and_gps_are_removed_from_images(server: ServerProcess, site: Site) -> None:
     original = jpeg_with_gps()
     assert Image.open(io.BytesIO(original)).getexif().get_ifd(0x8825)  # the test has GPS

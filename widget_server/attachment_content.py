@@ -22,6 +22,7 @@ HEAD_BYTES = 64 * 1024
 IMAGE_TYPES = ("image/png", "image/jpeg", "image/gif", "image/webp")
 DEFAULT_TYPES = (*IMAGE_TYPES, "application/pdf", "text/plain", "application/zip")
 INLINE_TYPES = frozenset({*IMAGE_TYPES, "application/pdf"})
+MAX_PIXELS = 40_000_000  # 8K screenshots (33 MP) pass; decoding takes up to 4 bytes a pixel
 # what puremagic may call a zip archive's flavours; we store and serve them as a zip
 _ZIP_SIGNATURES = (b"PK\x03\x04", b"PK\x05\x06")
 _DANGEROUS = frozenset({"text/html", "application/xhtml+xml", "image/svg+xml", "text/xml",
@@ -84,6 +85,12 @@ def _is_text(head: bytes) -> bool:
     return True
 
 
+def _too_large(size: tuple[int, int]) -> bool:
+    """A picture too large to decode safely: a small file may expand to gigabytes of
+    pixels (a decompression bomb), so the pixels count, not the bytes."""
+    return size[0] * size[1] > MAX_PIXELS
+
+
 def allowed(content_type: str, allow_list: tuple[str, ...] | None) -> bool:
     return content_type in (allow_list or DEFAULT_TYPES)
 
@@ -96,7 +103,7 @@ def without_metadata(source: Path, target: Path, content_type: str) -> bool:
     fmt = _PIL_FORMATS[content_type]
     try:
         with Image.open(source) as image:
-            if image.format != fmt:
+            if image.format != fmt or _too_large(image.size):
                 return False
             image.load()
             animated = getattr(image, "is_animated", False)
@@ -128,7 +135,7 @@ def is_readable_image(source: Path, content_type: str) -> bool:
 
     try:
         with Image.open(source) as image:
-            if image.format != _PIL_FORMATS[content_type]:
+            if image.format != _PIL_FORMATS[content_type] or _too_large(image.size):
                 return False
             image.verify()
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError,

@@ -138,6 +138,7 @@ class Attachments:
         self.clock = clock
         self._links = URLSafeTimedSerializer(secret_keys, salt=LINK_SALT)
         self._lock = asyncio.Lock()  # an upload's put and row, a sweep's check and delete
+        self._decoding = asyncio.Semaphore(2)  # images decoded at once: their pixels' memory
 
     def spool(self, site: Site) -> Spool:
         return Spool(self.spool_dir, site.attachment_max_bytes)
@@ -153,18 +154,9 @@ class Attachments:
                 raise content.AttachmentRefused(f"files of type {kind} cannot be attached")
             path, key, size = spool.path, spool.digest.hexdigest(), spool.size
             if kind in content.IMAGE_TYPES:
-                if site.attachment_keep_metadata:
-                    readable = await asyncio.to_thread(content.is_readable_image, path, kind)
-                else:
-                    cleaned = spool.path.with_suffix(".clean")
-                    readable = await asyncio.to_thread(content.without_metadata, path,
-                                                       cleaned, kind)
-                    if readable:
-                        path = cleaned
-                        key, size = await asyncio.to_thread(_digest, cleaned)
-                if not readable:
-                    raise content.AttachmentRefused("the image cannot be read",
-                                                    code="attachment_invalid_image")
+                async with self._decoding:
+                    path, key, size = await self._checked_image(spool, kind, site)
+                cleaned = path if path != spool.path else None
             info = AttachmentInfo(new_id(), safe_name(name), size, kind)
             async with self._lock:
                 try:
@@ -191,6 +183,23 @@ class Attachments:
             spool.discard()
             raise
         return await self.store_upload(spool, name, site, uploader)
+
+    async def _checked_image(self, spool: Spool, kind: str, site: Site
+                             ) -> tuple[Path, str, int]:
+        """The image as it is kept: re-encoded without metadata (unless the site keeps it);
+        its path, SHA-256 and size. Refused when it does not decode."""
+        if site.attachment_keep_metadata:
+            if await asyncio.to_thread(content.is_readable_image, spool.path, kind):
+                return spool.path, spool.digest.hexdigest(), spool.size
+        else:
+            cleaned = spool.path.with_suffix(".clean")
+            if await asyncio.to_thread(content.without_metadata, spool.path, cleaned, kind):
+                key, size = await asyncio.to_thread(_digest, cleaned)
+                return cleaned, key, size
+            with contextlib.suppress(FileNotFoundError):
+                cleaned.unlink()
+        raise content.AttachmentRefused("the image cannot be read, or has too many pixels",
+                                        code="attachment_invalid_image")
 
     def link_token(self, attachment_id: str) -> str:
         return str(self._links.dumps(attachment_id))
