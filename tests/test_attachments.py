@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import io
+import json
 from typing import Any
 
 import httpx
 import pytest
+import websockets
 from PIL import Image
 
 from tests.support import (
@@ -299,3 +301,27 @@ async def test_an_agent_of_another_site_and_a_stranger_link_get_404(
     finally:
         await outsider.aclose()
         await insider.aclose()
+
+
+async def test_the_console_feed_lists_attachments_of_a_message_without_text(
+        server: ServerProcess, site: Site) -> None:
+    console = await console_client(server, site, role="agent")
+    visitor = await VisitorClient.connect(server, site)
+    cookie = console.cookies["widget_console"]
+    feed = await websockets.connect(
+        f"ws://127.0.0.1:{server.port}/ws/console", origin=server.url,  # type: ignore[arg-type]
+        additional_headers={"Cookie": f"widget_console={cookie}"})
+    try:
+        assert json.loads(await feed.recv())["type"] == "ready"
+        attachment = (await upload(server, site, visitor.token, png_bytes("gray"))
+                      ).json()["attachment"]
+        await visitor.open_request("", attachments=[attachment["id"]])  # a file, no text
+        while (frame := json.loads(await asyncio.wait_for(feed.recv(), 20)))["type"] \
+                != "message" or frame["message"]["author"]["type"] != "visitor":
+            pass
+        assert frame["message"]["attachments"] == [attachment]
+        assert frame["message"]["body"] == ""
+    finally:
+        await feed.close()
+        await visitor.close()
+        await console.aclose()
