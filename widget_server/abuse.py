@@ -79,6 +79,7 @@ class Limits:
         self._frames = _bucket(settings.ws_frames_per_minute, MINUTE, monotonic)
         self._open = Concurrency(settings.ws_open_per_ip) if settings.ws_open_per_ip else None
         self._typing = RateLimiter(1, TYPING_SECONDS, monotonic)
+        self._uploads = _bucket(settings.uploads_per_visitor_hour, HOUR, monotonic)
 
     def session(self, address: str, returning_visitor: str | None = None) -> float:
         """One call of the session endpoint. A call with a valid token counts against that
@@ -87,6 +88,10 @@ class Limits:
         if returning_visitor is not None:
             return _take(self._sessions, "session-visitor", returning_visitor)
         return _take(self._sessions, "session", address)
+
+    def upload(self, visitor_id: str) -> float:
+        """One attachment upload by a visitor (each may be up to the site's size limit)."""
+        return _take(self._uploads, "upload", visitor_id)
 
     def send(self, visitor_id: str, new_request: bool, address: str) -> float:
         """One visitor message; ``new_request`` when it opens a ticket, which counts against

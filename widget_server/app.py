@@ -10,6 +10,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from widget_server.abuse import Limits
+from widget_server.attachments import AttachmentSweep, open_attachments
 from widget_server.clock import Clock, SystemClock
 from widget_server.config import Settings
 from widget_server.help_tokens import HelpTokens
@@ -42,6 +43,7 @@ from widget_server.web import (
     widget_availability,
     widget_ws,
 )
+from widget_server.web import attachments as attachment_routes
 from widget_server.web.bodies import BodyLimit
 from widget_server.web.console import access as console_access
 from widget_server.web.console import admin as console_admin
@@ -75,6 +77,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await store.open()
         try:
             secret = settings.secret_key or await store.secret_key()
+            attachments = open_attachments(settings, store, clock,
+                                           [*settings.secret_key_fallbacks, secret])
             hub = Hub()
             scheduler = SlaScheduler(store, hub, clock)
             app.state.runtime = Runtime(
@@ -88,19 +92,24 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 help_tokens=HelpTokens(secret, settings.secret_key_fallbacks, clock),
                 secret_keys=[*settings.secret_key_fallbacks, secret],
                 limits=Limits(settings),
+                attachments=attachments,
             )
             app.state.runtime.messaging.changed = scheduler.poke
             app.state.scheduler = scheduler
             retention = RetentionJob(store, clock, settings.retention_interval,
                                      credential_lifetime(settings.token_max_age))
+            retention.after_run = attachments.sweep  # the files of purged messages go too
+            sweep = AttachmentSweep(attachments)
             if settings.scheduler:
                 scheduler.start()
                 retention.start()
+                sweep.start()
             mail = None
             if settings.smtp_url is None:
                 log.info("mail is off (WIDGET_SMTP_URL is not set): nothing is mailed")
             else:
-                mail = MailSender(store, clock, settings, secret, app.state.runtime.help_tokens)
+                mail = MailSender(store, clock, settings, secret, app.state.runtime.help_tokens,
+                                  lambda found: attachments.link_url(settings.base_url, found))
                 mail.start()
                 log.info("mail goes out through %s", settings.smtp_url)
                 if not settings.public_url:
@@ -121,6 +130,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 await webhooks.stop()
                 if mail is not None:
                     await mail.stop()
+                await sweep.stop()
                 await retention.stop()
                 await scheduler.stop()
         finally:
@@ -136,6 +146,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *widget_ws.routes,
         *api.routes,
         *webhooks_api.routes,
+        *attachment_routes.routes,
         *inbound_email.routes,
         *access_grants.routes,
         *mail_confirm.routes,
@@ -166,7 +177,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                     Middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds),
                     Middleware(UrlCheck),
                     Middleware(BodyLimit, limit=settings.max_request_bytes,
-                               timeout=settings.http_timeout)],
+                               timeout=settings.http_timeout,
+                               own_limits=dict.fromkeys(attachment_routes.UPLOAD_PATHS,
+                                                        settings.max_upload_bytes
+                                                        + attachment_routes.MULTIPART_SLACK))],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

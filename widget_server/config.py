@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from widget_server.blob_storage import S3Location, parse_s3_url
 from widget_server.client_address import parse_proxies
 from widget_server.mail_settings import (
     SmtpUrl,
@@ -186,6 +187,8 @@ SETTINGS: tuple[Setting, ...] = (
             "New requests (tickets) per client address per hour, whatever the visitor."),
     Setting("messages_per_visitor_minute", "WIDGET_MESSAGES_PER_VISITOR_MINUTE", _limit,
             "Messages per visitor per minute."),
+    Setting("uploads_per_visitor_hour", "WIDGET_UPLOADS_PER_VISITOR_HOUR", _limit,
+            "Attachment uploads per visitor per hour."),
     Setting("help_form_posts_per_ip_hour", "WIDGET_HELP_FORM_POSTS_PER_IP_HOUR", _limit,
             "Help Form posts (requests and replies) per client address per hour."),
     Setting("mail_confirmations_per_address_hour",
@@ -239,6 +242,14 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("webhook_allow_private", "WIDGET_WEBHOOK_ALLOW_PRIVATE", _on_off,
             "Let webhooks go to private, loopback and link-local addresses and to http:// "
             "URLs (on/off; off by default)."),
+    # attachments (docs/configuration.md#attachments)
+    Setting("data_dir", "WIDGET_DATA_DIR", str,
+            "Folder of attachment files and upload spools; default: DB-NAME-data beside the DB."),
+    Setting("s3_url", "WIDGET_S3_URL", parse_s3_url,
+            "S3-compatible bucket for attachment files, e.g. https://KEY:SECRET@host/bucket.",
+            secret=True),
+    Setting("max_upload_bytes", "WIDGET_MAX_UPLOAD_BYTES", _positive_int,
+            "Ceiling of every site's attachment size limit, in bytes."),
 )
 
 
@@ -268,6 +279,7 @@ class Settings:
     requests_per_ip_hour: int = 100
     messages_per_visitor_minute: int = 30
     help_form_posts_per_ip_hour: int = 120
+    uploads_per_visitor_hour: int = 100
     mail_confirmations_per_address_hour: int = 3
     mail_confirmations_per_ip_hour: int = 10
     transcripts_per_conversation_hour: int = 3
@@ -290,6 +302,9 @@ class Settings:
     smtp_listen: tuple[str, int] | None = None
     mail_max_bytes: int = 10 * 1024 * 1024
     webhook_allow_private: bool = False
+    data_dir: str | None = None  # None: beside the database (blob_storage.default_data_dir)
+    s3_url: S3Location | None = None
+    max_upload_bytes: int = 100 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.smtp_url is not None and not self.mail_from:

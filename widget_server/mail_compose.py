@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -79,9 +80,17 @@ def _author(message: ThreadMessage, visitor_name: str | None, kind: str) -> str:
     return message.author_name or "Support"
 
 
+def size_label(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / (1024 * 1024):.1f} MB"
+    return f"{max(1, round(size / 1024))} KB"
+
+
 def compose(mail: OutboxMail, follow_url: str, now: datetime,
-            rating_url: str | None = None) -> Composed:
-    """``rating_url``: the solved mail's signed rating link; each score adds ``?score=N``."""
+            rating_url: str | None = None,
+            link: Callable[[str], str] | None = None) -> Composed:
+    """``rating_url``: the solved mail's signed rating link; each score adds ``?score=N``.
+    ``link``: an attachment id's signed, expiring URL (none: the mail names no files)."""
     context = mail.context
     assert context is not None, "only a claimed mail is composed"
     page = context.page_url if (context.page_url or "").startswith(("https://", "http://")) \
@@ -95,7 +104,10 @@ def compose(mail: OutboxMail, follow_url: str, now: datetime,
         "ratings": [{"score": score, "label": label, "url": f"{rating_url}?score={score}"}
                     for score, label in SCORE_LABELS.items()] if rating_url else [],
         "messages": [{"author": _author(m, context.visitor_name, mail.kind), "body": m.body,
-                      "when": rules.format_due(m.created_at)} for m in context.messages],
+                      "when": rules.format_due(m.created_at),
+                      "files": [{"name": a.name, "size": size_label(a.size), "url": link(a.id)}
+                                for a in m.attachments] if link else []}
+                     for m in context.messages],
     }
     subject = one_line(SUBJECTS[mail.kind].format(reference=context.reference,
                                                   subject=context.subject, what=values["what"]))

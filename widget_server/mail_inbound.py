@@ -21,6 +21,7 @@ from mailparser_reply import EmailReplyParser
 LANGUAGES = ["en", "de", "fr", "es", "it", "nl", "pt", "pl", "sv", "da", "ja"]
 _MESSAGE_ID = re.compile(r"<[^<>\s]+>")
 _BULK = {"bulk", "list", "junk"}
+MAX_FILES = 20  # a site takes at most its own number per message; the rest is noted
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,13 @@ class InboundMail:
     automatic: bool  # Auto-Submitted other than "no", or Precedence bulk/list/junk
     failed: tuple[str, ...] = ()  # a DSN: the recipients it reports as failed
     reason: str = ""  # a DSN: their status and diagnostic
+    files: tuple[MailFile, ...] = ()  # its attachments, checked like uploads when stored
+
+
+@dataclass(frozen=True)
+class MailFile:
+    name: str | None
+    data: bytes
 
 
 def parse_mail(raw: bytes) -> InboundMail:
@@ -58,7 +66,21 @@ def parse_mail(raw: bytes) -> InboundMail:
         refers_to=tuple(dict.fromkeys(refers)),
         text="" if failed else new_text(message),
         automatic=auto != "no" or precedence in _BULK or bool(failed),
-        failed=failed, reason=reason)
+        failed=failed, reason=reason, files=() if failed else mail_files(message))
+
+
+def mail_files(message: EmailMessage) -> tuple[MailFile, ...]:
+    """The mail's attachments (the parts that are not its text), at most ``MAX_FILES``."""
+    found: list[MailFile] = []
+    for part in message.iter_attachments():
+        if len(found) >= MAX_FILES:
+            break
+        if part.get_content_maintype() in {"multipart", "message"}:
+            continue  # a forwarded mail or a nested alternative: not a file
+        data = part.get_payload(decode=True)
+        if isinstance(data, bytes) and data:
+            found.append(MailFile(part.get_filename(), data))
+    return tuple(found)
 
 
 def body_text(message: EmailMessage) -> str:

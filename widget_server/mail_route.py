@@ -15,11 +15,12 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from widget_server.attachments import safe_name
 from widget_server.errors import Conflict, WidgetError
 from widget_server.mail_inbound import InboundMail
 from widget_server.mail_settings import mail_from_address
 from widget_server.mail_tokens import parse_reply_address
-from widget_server.models import Visitor
+from widget_server.models import Uploader, Visitor
 from widget_server.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -102,13 +103,16 @@ class MailRouter:
         if thread.mail_to is None or mail.sender != thread.mail_to.lower():
             raise MailRefused("only the address the request's mails go to may answer them",
                               code="sender_not_verified")
-        if not mail.text.strip():
+        if not mail.text.strip() and not mail.files:
             return Delivery("ignored", thread.ticket_number, "the mail adds no text")
-        automatic, body, client_msg_id = self._automatic(mail), self._body(mail), _msg_id(mail)
+        files, note, most = await self._attach(mail, thread.site_id, thread.visitor.id)
+        automatic, body, client_msg_id = self._automatic(mail), self._body(mail, note), \
+            _msg_id(mail)
         messaging = self.rt.messaging
         try:
             result = await messaging.visitor_send(thread.visitor, thread.conversation_id,
-                                                  client_msg_id, body)
+                                                  client_msg_id, body, attachments=files,
+                                                  max_files=most)
             outcome = "answer"
         except Conflict as exc:
             if exc.code != "conversation_closed" or thread.ticket_number is None:
@@ -117,7 +121,7 @@ class MailRouter:
             result = await messaging.visitor_send(
                 thread.visitor, None, client_msg_id, body, subject=subject,
                 channel=thread.channel or "form", mail_to=thread.mail_to,
-                acknowledge=not automatic)
+                acknowledge=not automatic, attachments=files, max_files=most)
             outcome = "follow_up"
             if result.ticket is not None and not result.duplicate:
                 await store.link_follow_up(thread.site_id, result.ticket.number,
@@ -132,8 +136,35 @@ class MailRouter:
         (RFC 3834)."""
         return mail.automatic or mail.sender == self.own_address
 
-    def _body(self, mail: InboundMail) -> str:
-        return mail.text[:self.rt.settings.max_body_chars]
+    def _body(self, mail: InboundMail, note: str = "") -> str:
+        """The mail's text, and the note on files not kept, within the longest body."""
+        room = self.rt.settings.max_body_chars - len(note)
+        return (mail.text[:max(room, 0)] + note)[:self.rt.settings.max_body_chars]
+
+    async def _attach(self, mail: InboundMail, site_id: int, visitor_id: str
+                      ) -> tuple[tuple[str, ...], str, int]:
+        """Keep the mail's files like a visitor's uploads (the same checks): their ids, a
+        note naming those refused (too large, a type not allowed, too many), and the
+        site's files per message."""
+        site = await self.rt.store.get_site(site_id)
+        if not mail.files or site is None:
+            return (), "", 10
+        kept: list[str] = []
+        refused: list[str] = []
+        for file in mail.files:
+            name = safe_name(file.name)
+            if len(kept) >= site.attachment_max_files:
+                refused.append(f"{name} (more than {site.attachment_max_files} files)")
+                continue
+            try:
+                info = await self.rt.attachments.store_bytes(
+                    file.data, file.name, site, Uploader(site.id, visitor_id=visitor_id))
+            except WidgetError as exc:
+                refused.append(f"{name} ({exc.message})")
+                continue
+            kept.append(info.id)
+        note = f"\n\n[Attachments not kept: {'; '.join(refused)}]" if refused else ""
+        return tuple(kept), note, site.attachment_max_files
 
     async def _support_site(self, recipients: Sequence[str], site_id: int | None
                             ) -> int | None:
@@ -148,16 +179,18 @@ class MailRouter:
         Help Form request (unless the mail is automatic), its follow-ups mailed back."""
         if "@" not in mail.sender:
             raise MailRefused("a new request needs a From address", code="sender_not_verified")
-        if not mail.text.strip():
+        if not mail.text.strip() and not mail.files:
             return Delivery("ignored", None, "the mail adds no text")
         automatic = self._automatic(mail)
         # the visitor of this one mail, named after it: delivered twice, it is one request
         visitor = Visitor(id="v_" + _msg_id(mail)[5:29], site_id=site_id, user_id=None,
                           name=mail.sender_name, email=mail.sender, verified=False)
         subject = mail.subject[:200] or None
+        files, note, most = await self._attach(mail, site_id, visitor.id)
         result = await self.rt.messaging.visitor_send(
-            visitor, None, _msg_id(mail), self._body(mail), subject=subject, channel="email",
-            mail_to=mail.sender, acknowledge=not automatic)
+            visitor, None, _msg_id(mail), self._body(mail, note), subject=subject,
+            channel="email", mail_to=mail.sender, acknowledge=not automatic,
+            attachments=files, max_files=most)
         self.rt.messaging.announce(visitor, result)
         return Delivery("request", result.ticket.number if result.ticket else None,
                         "automatic: nothing is sent in answer" if automatic else "")

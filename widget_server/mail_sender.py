@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -76,7 +77,8 @@ class MailSender(BackgroundLoop):
     task_name = "mail-sender"
 
     def __init__(self, store: Store, clock: Clock, settings: Settings, secret_key: str,
-                 help_tokens: HelpTokens) -> None:
+                 help_tokens: HelpTokens,
+                 attachment_link: Callable[[str], str] | None = None) -> None:
         assert settings.smtp_url is not None and settings.mail_from
         self.store = store
         self.clock = clock
@@ -86,6 +88,7 @@ class MailSender(BackgroundLoop):
         self.base_url = settings.base_url
         self.secret_key = secret_key
         self.help_tokens = help_tokens
+        self.attachment_link = attachment_link  # an attachment id's signed URL for mails
         self._stopping = False
         self._round: asyncio.Future[None] | None = None
 
@@ -138,7 +141,7 @@ class MailSender(BackgroundLoop):
         subject, text, html, headers = mail.subject, mail.text_body, mail.html_body, mail.headers
         if subject is None or text is None or html is None:
             composed = compose(mail, self._follow_url(mail), self.clock.now(),
-                               await self._rating_url(mail))
+                               await self._rating_url(mail), self.attachment_link)
             subject, text, html = composed.subject, composed.text, composed.html
             headers = {**mail.headers, **self._headers(mail)}
             await self.store.mail_composed(mail.id, subject, text, html, headers,

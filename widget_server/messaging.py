@@ -41,10 +41,10 @@ class Messaging:
         self.max_body_chars = max_body_chars
         self.changed: Callable[[], None] = lambda: None  # the SLA scheduler's wake-up
 
-    def check_body(self, body: str) -> str:
+    def check_body(self, body: str, attached: bool = False) -> str:
         if len(body) > self.max_body_chars:
             raise BodyTooLong(f"a message may have at most {self.max_body_chars} characters")
-        if not body.strip():
+        if not body.strip() and not attached:  # attachments alone make a message
             raise Unprocessable("a message needs some text", code="body_empty")
         return body
 
@@ -62,6 +62,8 @@ class Messaging:
         mail_to: str | None = None,
         acknowledge: bool | None = None,
         follow_up_of: int | None = None,
+        attachments: tuple[str, ...] = (),
+        max_files: int = 10,
     ) -> PostResult:
         """Store a visitor message (opening a ticket when ``conversation_id`` is None).
 
@@ -71,7 +73,7 @@ class Messaging:
         ``follow_up_of``: a new request follows up this closed ticket of the same visitor.
         """
         # the visitor's name and email were cleaned where they came in (session, token, form)
-        body = self.check_body(multi_line(body))
+        body = self.check_body(multi_line(body), attached=bool(attachments))
         if mail_to is None and conversation_id is None and visitor.email_verified:
             mail_to = visitor.email  # the host signed this address
         post = VisitorPost(visitor=visitor, conversation_id=conversation_id,
@@ -79,13 +81,14 @@ class Messaging:
                            subject=optional_line(subject), channel=channel,
                            page_url=optional_line(page_url and page_url[:2000]),
                            user_agent=optional_line(user_agent and user_agent[:500]),
-                           mail_to=mail_to, acknowledge=acknowledge)
+                           mail_to=mail_to, acknowledge=acknowledge,
+                           attachments=attachments)
         if follow_up_of is not None and conversation_id is None:
             found = await self.store.get_ticket(visitor.site_id, follow_up_of)
             if found is None or found[1] != visitor.id or found[0].status != "closed":
                 raise NotFound("no closed request of yours has this number",
                                code="follow_up_not_found")
-        result = await self.store.post_visitor_message(post, self.clock.now())
+        result = await self.store.post_visitor_message(post, self.clock.now(), max_files)
         if not result.duplicate:
             STORED_BY_VISITOR.inc()
         if follow_up_of is not None and result.ticket is not None and not result.duplicate \
@@ -105,11 +108,12 @@ class Messaging:
             self.hub.publish(visitor_channel(visitor.id), TicketUpdated(result.ticket))
 
     async def agent_reply(
-        self, site_id: int, number: int, agent: Agent, body: str, internal: bool
+        self, site_id: int, number: int, agent: Agent, body: str, internal: bool,
+        attachments: tuple[str, ...] = (), max_files: int = 10,
     ) -> TicketChange:
-        body = self.check_body(multi_line(body))
+        body = self.check_body(multi_line(body), attached=bool(attachments))
         change = await self.store.post_agent_message(
-            site_id, number, agent, body, internal, self.clock.now()
+            site_id, number, agent, body, internal, self.clock.now(), attachments, max_files
         )
         (STORED_NOTE if internal else STORED_BY_AGENT).inc()
         self.changed()

@@ -75,6 +75,10 @@ async def test_tokens_of_integration_agents_made_before_0010_keep_working(
         conn.execute("DROP TABLE agent_presence")  # 0018 (its CHECK edit is idempotent)
         for table in ("webhook_attempts", "webhook_deliveries", "webhook_endpoints"):  # 0017
             conn.execute(f"DROP TABLE {table}")
+        conn.execute("DROP TABLE attachments")  # 0015
+        conn.execute("ALTER TABLE messages DROP COLUMN attachments")
+        for column in ("max_bytes", "max_files", "types", "keep_metadata"):
+            conn.execute(f"ALTER TABLE sites DROP COLUMN attachment_{column}")
     upgraded = SQLiteStore(store.path)  # the next start migrates
     await upgraded.open()
     try:

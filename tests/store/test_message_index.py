@@ -5,24 +5,17 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.store.helpers import plain, say, shop
-from widget_server.models import Visitor
 from widget_server.store import sqlite_message_index as message_index
-from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_schema as schema
 from widget_server.store import sqlite_writer
-from widget_server.store import sqlite_writes as writes
-from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
 from widget_server.store.sqlite_writer import SQLiteWriter
-from widget_server.store.webhook_queries import Subscriptions, WebhookSubscriptions
 
 pytestmark = pytest.mark.anyio
 
@@ -150,42 +143,44 @@ async def test_the_migration_counts_the_messages_already_indexed(
     every = schema.available_migrations()
     monkeypatch.setattr(schema, "available_migrations",
                         lambda: [m for m in every if m[0] < 8])
-    # today's jobs read tickets.version, which came later (0009): read tickets as code of
-    # that time did, and post a new request only (a follow-up's one read needs the version)
-    whole_ticket, record_of = writes._WHOLE_TICKET, writes._record_of
-    monkeypatch.setattr(writes, "_WHOLE_TICKET", rows.TICKET_COLUMNS)
-    monkeypatch.setattr(writes, "_record_of", rows.ticket)
-    site_of = rows.site  # and sites without their sender name (0014)
-    monkeypatch.setattr(rows, "site", lambda row: site_of({**dict(row), "mail_sender_name": None}))
-    old = SQLiteStore(str(db_path))
-
-    async def no_webhooks() -> Subscriptions:  # and without webhook endpoints (0017)
-        return {}
-
-    old._webhooks = WebhookSubscriptions(no_webhooks)
-    await old.open()
-    site = await shop(old)
-    posted = await old.post_visitor_message(VisitorPost(
-        visitor=Visitor(id="v_legacy", site_id=site.id, user_id=None, name=None, email=None,
-                        verified=False),
-        conversation_id=None, client_msg_id=str(uuid.uuid4()), body="legacy words",
-        severity="normal", subject="Old times"), datetime.now(UTC))
-    await old.close()
-    assert indexed(db_path, "legacy") == [posted.message.id]  # by the trigger of 0002
+    # the rows as code of that time wrote them, in plain SQL: today's jobs need today's schema
+    conn = schema.connect(str(db_path))
+    try:
+        schema.migrate(conn)
+        stamp = "2026-01-05T10:00:00.000Z"
+        with conn:
+            site_id = conn.execute(
+                "INSERT INTO sites (key, name, allowed_origins, identity_secret, ticket_counter,"
+                " created_at) VALUES ('site_legacy', 'Legacy', '[]', 's', 1, ?) RETURNING id",
+                (stamp,)).fetchone()[0]
+            conn.execute("INSERT INTO visitors (id, site_id, created_at) VALUES"
+                         " ('v_legacy', ?, ?)", (site_id, stamp))
+            conn.execute("INSERT INTO conversations (id, site_id, visitor_id, last_seq,"
+                         " created_at, updated_at) VALUES ('c_legacy', ?, 'v_legacy', 1, ?, ?)",
+                         (site_id, stamp, stamp))
+            legacy_id = conn.execute(
+                "INSERT INTO messages (conversation_id, seq, author_type, author_visitor_id,"
+                " body, client_msg_id, created_at) VALUES ('c_legacy', 1, 'visitor',"
+                " 'v_legacy', 'legacy words', 'm1', ?) RETURNING id", (stamp,)).fetchone()[0]
+            conn.execute("INSERT INTO tickets (site_id, number, conversation_id, subject,"
+                         " severity, status, channel, first_response_due, created_at,"
+                         " updated_at) VALUES (?, 1, 'c_legacy', 'Old times', 'normal', 'new',"
+                         " 'widget', ?, ?, ?)", (site_id, stamp, stamp, stamp))
+    finally:
+        conn.close()
+    assert indexed(db_path, "legacy") == [legacy_id]  # by the trigger of 0002
 
     monkeypatch.setattr(schema, "available_migrations", lambda: every)
-    monkeypatch.setattr(writes, "_WHOLE_TICKET", whole_ticket)
-    monkeypatch.setattr(writes, "_record_of", record_of)
-    monkeypatch.setattr(rows, "site", site_of)
     new = SQLiteStore(str(db_path))
     await new.open()
     try:
         assert watermark(db_path) == plain(db_path, "SELECT MAX(id) FROM messages")[0][0]
+        site = await new.get_site(site_id)
+        assert site is not None
         later = await say(new, site, "legacy again")
         hits = await new.search([site.id], "legacy")
-        assert {hit.ticket.id for hit in hits} == {
-            r.ticket.id for r in (posted, later) if r.ticket}
-        assert indexed(db_path, "legacy") == [posted.message.id, later.message.id]
+        assert {hit.ticket.number for hit in hits} == {1, later.ticket and later.ticket.number}
+        assert indexed(db_path, "legacy") == [legacy_id, later.message.id]
     finally:
         await new.close()
 

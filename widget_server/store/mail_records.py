@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Literal
 
-from widget_server.models import Visitor
+from widget_server.models import AttachmentInfo, Visitor
 
 MailKind = Literal["acknowledgement", "reply", "solved", "test", "confirm", "transcript",
                    "alert"]
@@ -28,6 +28,7 @@ class ThreadMessage:
     author_name: str | None
     body: str
     created_at: datetime
+    attachments: tuple[AttachmentInfo, ...] = ()  # linked from the mail with signed links
 
 
 @dataclass(frozen=True)

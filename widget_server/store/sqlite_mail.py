@@ -16,7 +16,8 @@ from datetime import datetime, timedelta
 from widget_server import tickets as rules
 from widget_server.clock import isoformat, parse_iso
 from widget_server.errors import Conflict, NotFound
-from widget_server.models import Agent, PostResult, TicketChange
+from widget_server.models import Agent, AttachmentInfo, PostResult, TicketChange
+from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_sla as sla
 from widget_server.store import sqlite_writes as writes
 from widget_server.store.base import TicketPatch, VisitorPost
@@ -243,9 +244,9 @@ def _context(conn: sqlite3.Connection, row: sqlite3.Row) -> MailContext | None:
     if row["kind"] in ("transcript", "alert"):  # the public thread: never an internal note
         messages = tuple(
             ThreadMessage(m["seq"], m["author_type"], m["author_name"], m["body"],
-                          parse_iso(m["created_at"]))
+                          parse_iso(m["created_at"]), _files(m["attachments"]))
             for m in conn.execute(
-                "SELECT seq, author_type, author_name, body, created_at FROM messages"
+                "SELECT seq, author_type, author_name, body, created_at, attachments FROM messages"
                 " WHERE conversation_id = ? AND internal = 0 ORDER BY seq",
                 (row["conversation_id"],)))
         if row["kind"] == "alert":  # what the visitor wrote last, if anything
@@ -257,9 +258,9 @@ def _context(conn: sqlite3.Connection, row: sqlite3.Row) -> MailContext | None:
             (row["conversation_id"],)).fetchone()[0] or 0
         messages = tuple(
             ThreadMessage(m["seq"], m["author_type"], m["author_name"], m["body"],
-                          parse_iso(m["created_at"]))
+                          parse_iso(m["created_at"]), _files(m["attachments"]))
             for m in conn.execute(
-                "SELECT seq, author_type, author_name, body, created_at FROM messages"
+                "SELECT seq, author_type, author_name, body, created_at, attachments FROM messages"
                 " WHERE conversation_id = ? AND author_type = 'agent' AND internal = 0"
                 " AND seq > ? ORDER BY seq",
                 (row["conversation_id"], max(mailed, found["visitor_read_seq"]))))
@@ -329,3 +330,8 @@ def failed_attempt(conn: sqlite3.Connection, mail_id: int, error: str,
         conn.execute("UPDATE mail_outbox SET attempts = attempts + 1, last_error = ?,"
                      " next_attempt_at = ? WHERE id = ?",
                      (error[:ERROR_CHARS], isoformat(retry_at), mail_id))
+
+
+def _files(stored: str | None) -> tuple[AttachmentInfo, ...]:
+    """A message's attachments, for the signed links of its mail (``messages.attachments``)."""
+    return rows.attachment_infos(stored) if stored else ()

@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from widget_server.abuse import enforce
+from widget_server.attachment_content import DEFAULT_TYPES
 from widget_server.client_address import client_address
 from widget_server.errors import Forbidden, NotFound, Unauthorized, Unprocessable
 from widget_server.models import Site, Visitor
@@ -158,6 +159,9 @@ async def create_session(request: Request) -> Response:
             "limits": {"max_body_chars": rt.settings.max_body_chars,
                        "max_frame_bytes": rt.settings.max_frame_bytes,
                        "idle_timeout": rt.settings.ws_idle_timeout},
+            "attachments": {"max_bytes": site.attachment_max_bytes,
+                            "max_files": site.attachment_max_files,
+                            "types": list(site.attachment_types or DEFAULT_TYPES)},
         },
         "tickets": [
             {**ticket_json(c.ticket), "conversation": c.id, "last_seq": c.last_seq}
@@ -193,7 +197,8 @@ async def post_message(request: Request) -> Response:
                            address=client_address(request, rt.settings.trusted_proxies)))
     result = await rt.messaging.visitor_send(
         visitor, frame.conversation, frame.client_msg_id, frame.body, frame.severity,
-        frame.subject, channel="widget", follow_up_of=frame.follow_up_of)
+        frame.subject, channel="widget", follow_up_of=frame.follow_up_of,
+        attachments=tuple(frame.attachments), max_files=site.attachment_max_files)
     rt.messaging.announce(visitor, result)
     return JSONResponse({"ack": ack_frame(result.message, result.ticket),
                          "messages": [message_frame(m) for m in result.created]})

@@ -20,6 +20,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from widget_server.api_tokens import hash_api_token, new_api_token
+from widget_server.attachment_content import DEFAULT_TYPES
 from widget_server.embed import snippet
 from widget_server.errors import NotFound
 from widget_server.mail_settings import parse_support_address
@@ -46,6 +47,7 @@ NOTICES = {
     "token-revoked": "The API token was revoked.",
     "mail-saved": "The sender name was saved; mails queued from now on use it.",
     "ratings-saved": "The satisfaction rating setting was saved.",
+    "attachments-saved": "The attachment rules were saved; uploads from now on follow them.",
 }
 ROLES = ("agent", "admin")
 ROTATION_GRACE_HOURS = 24  # the previous identity secret stays valid this long
@@ -175,7 +177,11 @@ async def _site_values(request: Request, site: Site) -> dict[str, str]:
     return {"name": site.name, "origins": "\n".join(site.allowed_origins),
             "tiers": "\n".join(site.tier_names), "identity_mode": site.identity_mode,
             "sender_name": site.mail_sender_name or "",
-            "support_address": await _store(request).support_address(site.id) or ""}
+            "support_address": await _store(request).support_address(site.id) or "",
+            "attachment_max_mb": str(site.attachment_max_bytes // (1024 * 1024)),
+            "attachment_max_files": str(site.attachment_max_files),
+            "attachment_types": ",".join(site.attachment_types or DEFAULT_TYPES),
+            "attachment_keep_metadata": "on" if site.attachment_keep_metadata else ""}
 
 
 async def _site_page(request: Request, site: Site, status: int = 200,
@@ -184,6 +190,7 @@ async def _site_page(request: Request, site: Site, status: int = 200,
     values = values or await _site_values(request, site)
     return page(request, "console/admin_site.html", status, site=site, values=values,
                 errors=errors or {}, snippet=snippet(site, _base_url(request)),
+                attachment_types=DEFAULT_TYPES,
                 notice=_notice(request), identity_modes=IDENTITY_MODES,
                 previous_until=_previous_until(request, site))
 
@@ -253,6 +260,36 @@ async def site_mail(request: Request) -> Response:
             **await _site_values(request, site), "sender_name": sender_name})
     await _store(request).set_mail_sender_name(site.id, sender_name or None)
     return _done(f"/console/admin/sites/{site.key}", "mail-saved")
+
+
+@admin_page
+async def site_attachments(request: Request) -> Response:
+    """The site's attachment rules: size, files per message, types, image metadata."""
+    site = await _site(request)
+    form = await read_form(request)
+    ceiling = request.app.state.runtime.settings.max_upload_bytes // (1024 * 1024)
+    errors: Errors = {}
+    max_mb = parse_int(_text(form, "attachment_max_mb"), 1, max(ceiling, 1))
+    if max_mb is None:
+        errors["attachment_max_mb"] = f"Enter a whole number of MB from 1 to {ceiling}."
+    max_files = parse_int(_text(form, "attachment_max_files"), 1, 100)
+    if max_files is None:
+        errors["attachment_max_files"] = "Enter a whole number from 1 to 100."
+    types = tuple(t for t in DEFAULT_TYPES if t in form.getlist("attachment_types"))
+    if not types:
+        errors["attachment_types"] = "Allow at least one type."
+    keep = _text(form, "attachment_keep_metadata") == "on"
+    if errors or max_mb is None or max_files is None:
+        return await _site_page(request, site, 422, errors, {
+            **await _site_values(request, site),
+            "attachment_max_mb": _text(form, "attachment_max_mb"),
+            "attachment_max_files": _text(form, "attachment_max_files"),
+            "attachment_types": ",".join(types), "attachment_keep_metadata": "on" if keep
+            else ""})
+    await _store(request).set_attachment_rules(
+        site.id, max_mb * 1024 * 1024, max_files,
+        None if types == DEFAULT_TYPES else types, keep)
+    return _done(f"/console/admin/sites/{site.key}", "attachments-saved")
 
 
 # -- agents
@@ -427,6 +464,7 @@ routes: list[BaseRoute] = [
     Route("/console/admin/sites/{key:str}", site_page, methods=["GET", "POST"]),
     Route("/console/admin/sites/{key:str}/rotate-secret", rotate_secret, methods=["POST"]),
     Route("/console/admin/sites/{key:str}/mail", site_mail, methods=["POST"]),
+    Route("/console/admin/sites/{key:str}/attachments", site_attachments, methods=["POST"]),
     Route("/console/admin/agents", agents, methods=["GET", "POST"]),
     Route("/console/admin/agents/{agent_id:id}", agent_page, methods=["POST"]),
     Route("/console/admin/agents/{agent_id:id}/active", agent_active, methods=["POST"]),
