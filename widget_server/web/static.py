@@ -28,10 +28,11 @@ from widget_server.web.errors import runtime
 LOADER_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 VERSIONED_CACHE = "public, max-age=31536000, immutable"
 # the panel's ES modules (panel.js imports all but the views loaded when first shown,
-# article.js, access.js and mail.js) and its stylesheet
+# article.js, access.js and mail.js, and attach.js, loaded on the first attachment) and its
+# stylesheet
 PANEL_FILES = {name: "text/javascript" for name in (
     "panel.js", "dom.js", "outbox.js", "connection.js", "views.js", "articles.js", "article.js",
-    "access.js", "mail.js")} | {"panel.css": "text/css"}
+    "access.js", "mail.js", "attach.js")} | {"panel.css": "text/css"}
 PLAIN_FILES = {"help.css": "text/css"}
 ICON_FILES = {"favicon.svg": "image/svg+xml"}
 CONSOLE_FILES = {"console.js": "text/javascript", "console.css": "text/css",

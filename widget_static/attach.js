@@ -1,0 +1,230 @@
+// Attachments in the widget, loaded the first time a visitor attaches a file (the button, a
+// paste, a drop) or a message with files is shown. Files upload as soon as they are chosen,
+// one POST each with XMLHttpRequest (fetch reports no upload progress); the message then goes
+// out with their ids. Files are fetched with the visitor token in a header, never in a URL,
+// and shown from object URLs; everything shown is textContent.
+
+import { h } from "./dom.js";
+
+const CSS = `.tray,.files{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:6px}
+.tray li,.files li{display:flex;align-items:center;gap:6px;background:#f3f4f6;border:1px solid #e5e7eb;
+border-radius:8px;padding:4px 6px;font-size:13px;max-width:100%}
+.message .files li{background:#fff}
+.tray img,.files img{display:block;max-width:64px;max-height:64px;border-radius:4px}
+.files img{max-width:200px;max-height:160px}
+.tray .name,.files .name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:160px}
+.tray .size,.files .size{color:#4b5563}
+.tray progress{width:60px}
+.tray button{background:none;border:0;font-size:18px;line-height:1;padding:0 4px;color:#374151}
+.dropping{outline:3px dashed #1a56db;outline-offset:-3px}
+.alert{color:#b91c1c;font-size:13px;margin:0}
+.alert:empty{display:none}
+.text:empty{display:none}`;
+
+const styled = new WeakSet();
+// the composer form -> its attachments: {list, status, alert, input, items: [{file, node, done, attachment}]}
+const trays = new WeakMap();
+const wrapped = new WeakSet();
+// attachment id -> Promise of an object URL for its bytes
+const sources = new Map();
+let dragTimer = 0;
+
+export function attach(panel, what, files) {
+  if (!styled.has(panel.root)) {
+    const sheet = new CSSStyleSheet();
+    sheet.replaceSync(CSS);
+    panel.root.adoptedStyleSheets = [...panel.root.adoptedStyleSheets, sheet];
+    styled.add(panel.root);
+  }
+  if (typeof what !== "string") return show(panel, what, files);
+  const field = panel.body.querySelector("#hw-reply, #hw-new-body");
+  if (!field) return;
+  const tray = trayOf(panel, field.form);
+  if (what === "pick") tray.input.click();
+  if (what === "dragover") {
+    field.form.classList.add("dropping");
+    clearTimeout(dragTimer);
+    dragTimer = setTimeout(() => field.form.classList.remove("dropping"), 200);
+  }
+  if (what === "paste" || what === "drop") {
+    field.form.classList.remove("dropping");
+    for (const file of [...files]) add(panel, tray, file);
+  }
+}
+
+const size = (bytes) => (bytes < 1024 ? `${bytes} B` : bytes < 1048576 ? `${Math.round(bytes / 1024)} KB`
+  : `${(bytes / 1048576).toFixed(1)} MB`);
+const isImage = (type) => /^image\/(png|jpeg|gif|webp)$/.test(type || "");
+const limits = (panel) => (panel.site && panel.site.limits) || {};
+
+function trayOf(panel, form) {
+  let tray = trays.get(form);
+  if (tray) return tray;
+  tray = { items: [], form,
+    list: h("ul", { class: "tray", "aria-label": "Attached files" }),
+    status: h("p", { class: "status", "aria-live": "polite" }),
+    alert: h("p", { class: "alert", role: "alert" }),
+    input: h("input", { type: "file", multiple: true, hidden: true, tabindex: "-1", "aria-hidden": "true" }) };
+  tray.input.addEventListener("change", () => {
+    for (const file of [...tray.input.files]) add(panel, tray, file);
+    tray.input.value = "";
+  });
+  form.querySelector("[type=submit]").before(tray.list, tray.status, tray.alert, tray.input);
+  trays.set(form, tray);
+  wrap(panel);
+  return tray;
+}
+
+// every message the panel queues takes the files uploaded in the composer on screen; a submit
+// while files still upload waits for them
+function wrap(panel) {
+  if (wrapped.has(panel)) return;
+  wrapped.add(panel);
+  const enqueue = panel.enqueue;
+  panel.enqueue = function (body, conversation, extra) {
+    const field = panel.body.querySelector("#hw-reply, #hw-new-body");
+    const tray = field && trays.get(field.form);
+    const files = tray ? take(tray) : [];
+    return enqueue.call(this, body, conversation,
+      files.length ? { ...extra, attachments: files, ids: files.map((file) => file.id) } : extra);
+  };
+  panel.body.addEventListener("submit", (event) => {
+    const tray = trays.get(event.target);
+    if (!tray || !tray.items.length) return;
+    const uploading = tray.items.filter((item) => !item.attachment);
+    const form = tray.form;
+    if (uploading.length) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      tray.status.textContent = "Sending when the files are uploaded…";
+      Promise.all(uploading.map((item) => item.done)).then(() => form.isConnected && form.requestSubmit());
+    } else if (form.classList.contains("composer") && !form.elements.body.value.trim()) {
+      // files without words: the composer sends them as they are
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      panel.enqueue("", panel.view.conversation);
+      panel.render();
+    }
+  }, true);
+}
+
+function take(tray) {
+  const files = tray.items.filter((item) => item.attachment);
+  for (const item of tray.items) forget(tray, item);
+  return files.map((item) => item.attachment);
+}
+
+function forget(tray, item) {
+  if (item.request && !item.attachment) item.request.abort();
+  if (item.preview) URL.revokeObjectURL(item.preview);
+  item.node.remove();
+  tray.items = tray.items.filter((other) => other !== item);
+  wordsNeeded(tray);
+}
+
+// files alone may be sent from a conversation's composer; a new request needs words
+function wordsNeeded(tray) {
+  tray.form.elements.body.required = !tray.items.length || !tray.form.classList.contains("composer");
+}
+
+function refuse(tray, name, reason) {
+  tray.alert.textContent = `Could not attach ${name}: ${reason}`;
+}
+
+function add(panel, tray, file) {
+  const name = file.name || "pasted image";
+  const most = limits(panel).attachment_max_files || 10;
+  const largest = limits(panel).attachment_max_bytes;
+  if (tray.items.length >= most) return refuse(tray, name, `at most ${most} files go with one message.`);
+  if (largest && file.size > largest) return refuse(tray, name, `it is larger than ${size(largest)}.`);
+  tray.alert.textContent = "";
+  const item = { file };
+  item.preview = isImage(file.type) ? URL.createObjectURL(file) : null;
+  const bar = h("progress", { max: "100", value: "0", "aria-label": `Uploading ${name}` });
+  item.node = h("li", {},
+    item.preview ? h("img", { src: item.preview, alt: "" }) : null,
+    h("span", { class: "name", text: name }), h("span", { class: "size", text: size(file.size) }), bar,
+    h("button", { type: "button", "aria-label": `Remove ${name}`, text: "×", onclick: () => {
+      forget(tray, item);
+      tray.status.textContent = `${name} removed.`;
+      tray.form.elements.body.focus();
+    } }));
+  tray.items.push(item);
+  tray.list.append(item.node);
+  wordsNeeded(tray);
+  tray.status.textContent = `Uploading ${name}…`;
+  item.done = upload(panel, item, file, name, bar).then((attachment) => {
+    item.attachment = attachment;
+    bar.replaceWith(h("span", { class: "size", text: "Ready" }));
+    tray.status.textContent = `${name} is ready to send.`;
+  }, (error) => {
+    if (!tray.items.includes(item)) return; // removed by the visitor
+    forget(tray, item);
+    refuse(tray, name, error.message);
+  });
+}
+
+async function upload(panel, item, file, name, bar) {
+  await panel.ready;
+  return new Promise((resolve, reject) => {
+    const request = (item.request = new XMLHttpRequest());
+    request.open("POST", `${panel.config.server}/api/widget/v1/attachments`);
+    request.setRequestHeader("Authorization", `Bearer ${panel.token}`);
+    request.responseType = "json";
+    request.upload.addEventListener("progress", (event) => {
+      if (event.lengthComputable) bar.value = String(Math.round((event.loaded * 100) / event.total));
+    });
+    request.addEventListener("loadend", () => {
+      const data = request.response || {};
+      if (request.status >= 200 && request.status < 300 && data.attachment) return resolve(data.attachment);
+      const said = data.error && data.error.message;
+      reject(new Error(request.status === 413 ? `it is too big${said ? ` (${said})` : ""}.`
+        : said || (request.status ? "the server refused it." : "check your connection and try again.")));
+    });
+    const body = new FormData();
+    body.append("site", panel.config.site);
+    body.append("file", file, name);
+    request.send(body);
+  });
+}
+
+// the files of a message, before its time: images as previews, the others as download links
+function show(panel, node, attachments) {
+  const list = h("ul", { class: "files" }, ...attachments.map((attachment) => {
+    const label = `${attachment.name}, ${size(attachment.size)}`;
+    const link = h("a", { href: "#", download: attachment.name, title: `Download ${label}` });
+    link.addEventListener("click", async (event) => {
+      if (link.getAttribute("href") !== "#") return;
+      event.preventDefault();
+      link.href = await source(panel, attachment).catch(() => "#");
+      if (link.getAttribute("href") !== "#") link.click();
+    });
+    if (isImage(attachment.content_type)) {
+      const image = h("img", { alt: label });
+      link.append(image);
+      source(panel, attachment).then((url) => { image.src = url; link.href = url; }, () => {
+        image.replaceWith(h("span", { class: "name", text: attachment.name }));
+      });
+    } else {
+      link.append(h("span", { class: "name", text: attachment.name }), " ", h("span", { class: "size", text: size(attachment.size) }));
+    }
+    return h("li", {}, link);
+  }));
+  node.lastChild.before(list);
+}
+
+function source(panel, attachment) {
+  let found = sources.get(attachment.id);
+  if (!found) {
+    found = panel.ready.then(() => fetch(new URL(attachment.url, panel.config.server), {
+      mode: "cors", credentials: "omit", headers: { Authorization: `Bearer ${panel.token}` } }))
+      .then((response) => {
+        if (!response.ok) throw new Error(String(response.status));
+        return response.blob();
+      })
+      .then((blob) => URL.createObjectURL(blob));
+    found.catch(() => sources.delete(attachment.id));
+    sources.set(attachment.id, found);
+  }
+  return found;
+}
