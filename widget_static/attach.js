@@ -6,85 +6,77 @@
 
 import { h } from "./dom.js";
 
-const CSS = `.tray,.files{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:6px}
-.tray li,.files li{display:flex;align-items:center;gap:6px;background:#f3f4f6;border:1px solid #e5e7eb;
-border-radius:8px;padding:4px 6px;font-size:13px;max-width:100%}
-.message .files li{background:#fff}
-.tray img,.files img{display:block;max-width:64px;max-height:64px;border-radius:4px}
-.files img{max-width:200px;max-height:160px}
-.tray .name,.files .name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:160px}
-.tray .size,.files .size{color:#4b5563}
-.tray progress{width:60px}
-.tray button{background:none;border:0;font-size:18px;line-height:1;padding:0 4px;color:#374151}
-.dropping{outline:3px dashed #1a56db;outline-offset:-3px}
+const CSS = `.att{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:6px}
+.att li{display:flex;align-items:center;gap:6px;font-size:13px;max-width:100%}
+.tray li{background:#f3f4f6;border-radius:8px;padding:4px 6px}
+.att img{display:block;max-width:200px;max-height:160px;border-radius:4px}
+.tray img{max-width:64px;max-height:64px}
+.att .name{overflow:hidden;text-overflow:ellipsis;white-space:nowrap;max-width:160px}
+.tray button{background:none;border:0;font-size:18px;padding:0 4px}
+.dropping{outline:3px dashed #1a56db}
 .alert{color:#b91c1c;font-size:13px;margin:0}
-.alert:empty{display:none}
-.text:empty{display:none}`;
+.alert:empty,.text:empty{display:none}`;
 
 const styled = new WeakSet();
-// the composer form -> its attachments: {list, status, alert, input, items: [{file, node, done, attachment}]}
+// the composer form -> its tray: {form, list, status, alert, input, items: [{node, done, request, preview, attachment}]}
 const trays = new WeakMap();
-const wrapped = new WeakSet();
-// attachment id -> Promise of an object URL for its bytes
+// attachment id -> the promise of an object URL of its bytes
 const sources = new Map();
 let dragTimer = 0;
 
+const composer = (panel) => {
+  const field = panel.body.querySelector("#hw-reply, #hw-new-body");
+  return field && field.form;
+};
+const size = (bytes) => (bytes < 1024 ? `${bytes} B` : bytes < 1048576 ? `${Math.round(bytes / 1024)} KB`
+  : `${(bytes / 1048576).toFixed(1)} MB`);
+const isImage = (type) => /^image\//.test(type);
+const stop = (event) => { event.preventDefault(); event.stopImmediatePropagation(); };
+
 export function attach(panel, what, files) {
-  if (!styled.has(panel.root)) {
+  if (!styled.has(panel)) {
+    styled.add(panel);
     const sheet = new CSSStyleSheet();
     sheet.replaceSync(CSS);
     panel.root.adoptedStyleSheets = [...panel.root.adoptedStyleSheets, sheet];
-    styled.add(panel.root);
+    wrap(panel);
   }
   if (typeof what !== "string") return show(panel, what, files);
-  const field = panel.body.querySelector("#hw-reply, #hw-new-body");
-  if (!field) return;
-  const tray = trayOf(panel, field.form);
+  const form = composer(panel);
+  if (!form) return;
+  const tray = trayOf(panel, form);
+  clearTimeout(dragTimer);
+  form.classList.toggle("dropping", what === "dragover");
+  if (what === "dragover") dragTimer = setTimeout(() => form.classList.remove("dropping"), 200);
   if (what === "pick") tray.input.click();
-  if (what === "dragover") {
-    field.form.classList.add("dropping");
-    clearTimeout(dragTimer);
-    dragTimer = setTimeout(() => field.form.classList.remove("dropping"), 200);
-  }
-  if (what === "paste" || what === "drop") {
-    field.form.classList.remove("dropping");
-    for (const file of [...files]) add(panel, tray, file);
-  }
+  for (const file of files || []) add(panel, tray, file);
 }
-
-const size = (bytes) => (bytes < 1024 ? `${bytes} B` : bytes < 1048576 ? `${Math.round(bytes / 1024)} KB`
-  : `${(bytes / 1048576).toFixed(1)} MB`);
-const isImage = (type) => /^image\/(png|jpeg|gif|webp)$/.test(type || "");
-const limits = (panel) => (panel.site && panel.site.limits) || {};
 
 function trayOf(panel, form) {
   let tray = trays.get(form);
   if (tray) return tray;
   tray = { items: [], form,
-    list: h("ul", { class: "tray", "aria-label": "Attached files" }),
+    list: h("ul", { class: "att tray", "aria-label": "Attached files" }),
     status: h("p", { class: "status", "aria-live": "polite" }),
     alert: h("p", { class: "alert", role: "alert" }),
-    input: h("input", { type: "file", multiple: true, hidden: true, tabindex: "-1", "aria-hidden": "true" }) };
-  tray.input.addEventListener("change", () => {
-    for (const file of [...tray.input.files]) add(panel, tray, file);
-    tray.input.value = "";
-  });
+    input: h("input", { type: "file", multiple: true, hidden: true, onchange: () => {
+      for (const file of tray.input.files) add(panel, tray, file);
+      tray.input.value = "";
+    } }) };
   form.querySelector("[type=submit]").before(tray.list, tray.status, tray.alert, tray.input);
   trays.set(form, tray);
-  wrap(panel);
   return tray;
 }
 
-// every message the panel queues takes the files uploaded in the composer on screen; a submit
-// while files still upload waits for them
+// every message the panel queues takes the files uploaded in the composer on screen (the
+// panel leaves this to us so that its first open carries none of it); a submit while files
+// still upload waits for them
 function wrap(panel) {
-  if (wrapped.has(panel)) return;
-  wrapped.add(panel);
   const enqueue = panel.enqueue;
   panel.enqueue = function (body, conversation, extra) {
-    const field = panel.body.querySelector("#hw-reply, #hw-new-body");
-    const tray = field && trays.get(field.form);
-    const files = tray ? take(tray) : [];
+    const tray = trays.get(composer(panel));
+    const files = tray ? tray.items.filter((item) => item.attachment).map((item) => item.attachment) : [];
+    if (tray) for (const item of tray.items) forget(tray, item);
     return enqueue.call(this, body, conversation,
       files.length ? { ...extra, attachments: files, ids: files.map((file) => file.id) } : extra);
   };
@@ -92,58 +84,42 @@ function wrap(panel) {
     const tray = trays.get(event.target);
     if (!tray || !tray.items.length) return;
     const uploading = tray.items.filter((item) => !item.attachment);
-    const form = tray.form;
     if (uploading.length) {
-      event.preventDefault();
-      event.stopImmediatePropagation();
-      tray.status.textContent = "Sending when the files are uploaded…";
-      Promise.all(uploading.map((item) => item.done)).then(() => form.isConnected && form.requestSubmit());
-    } else if (form.classList.contains("composer") && !form.elements.body.value.trim()) {
-      // files without words: the composer sends them as they are
-      event.preventDefault();
-      event.stopImmediatePropagation();
+      stop(event);
+      tray.status.textContent = "Sending once the files are uploaded…";
+      Promise.all(uploading.map((item) => item.done)).then(() => tray.form.isConnected && tray.form.requestSubmit());
+    } else if (!tray.form.elements.body.value.trim()) {
+      // files without words, from a conversation's composer (a new request needs words)
+      stop(event);
       panel.enqueue("", panel.view.conversation);
       panel.render();
     }
   }, true);
 }
 
-function take(tray) {
-  const files = tray.items.filter((item) => item.attachment);
-  for (const item of tray.items) forget(tray, item);
-  return files.map((item) => item.attachment);
-}
-
 function forget(tray, item) {
-  if (item.request && !item.attachment) item.request.abort();
+  if (item.request) item.request.abort();
   if (item.preview) URL.revokeObjectURL(item.preview);
   item.node.remove();
   tray.items = tray.items.filter((other) => other !== item);
-  wordsNeeded(tray);
+  words(tray);
 }
 
-// files alone may be sent from a conversation's composer; a new request needs words
-function wordsNeeded(tray) {
+// files may go without words from a conversation's composer; a new request needs words
+function words(tray) {
   tray.form.elements.body.required = !tray.items.length || !tray.form.classList.contains("composer");
-}
-
-function refuse(tray, name, reason) {
-  tray.alert.textContent = `Could not attach ${name}: ${reason}`;
 }
 
 function add(panel, tray, file) {
   const name = file.name || "pasted image";
-  const most = limits(panel).attachment_max_files || 10;
-  const largest = limits(panel).attachment_max_bytes;
-  if (tray.items.length >= most) return refuse(tray, name, `at most ${most} files go with one message.`);
-  if (largest && file.size > largest) return refuse(tray, name, `it is larger than ${size(largest)}.`);
-  tray.alert.textContent = "";
-  const item = { file };
-  item.preview = isImage(file.type) ? URL.createObjectURL(file) : null;
+  const most = (panel.site && panel.site.limits && panel.site.limits.attachment_max_files) || 10;
+  tray.alert.textContent = tray.items.length < most ? "" : `Could not attach ${name}: at most ${most} files go with one message.`;
+  if (tray.alert.textContent) return;
+  const item = { preview: isImage(file.type) ? URL.createObjectURL(file) : null };
   const bar = h("progress", { max: "100", value: "0", "aria-label": `Uploading ${name}` });
   item.node = h("li", {},
     item.preview ? h("img", { src: item.preview, alt: "" }) : null,
-    h("span", { class: "name", text: name }), h("span", { class: "size", text: size(file.size) }), bar,
+    h("span", { class: "name", text: name }), h("span", { text: size(file.size) }), bar,
     h("button", { type: "button", "aria-label": `Remove ${name}`, text: "×", onclick: () => {
       forget(tray, item);
       tray.status.textContent = `${name} removed.`;
@@ -151,16 +127,17 @@ function add(panel, tray, file) {
     } }));
   tray.items.push(item);
   tray.list.append(item.node);
-  wordsNeeded(tray);
+  words(tray);
   tray.status.textContent = `Uploading ${name}…`;
   item.done = upload(panel, item, file, name, bar).then((attachment) => {
     item.attachment = attachment;
-    bar.replaceWith(h("span", { class: "size", text: "Ready" }));
+    item.request = null;
+    bar.replaceWith(h("span", { text: "Ready" }));
     tray.status.textContent = `${name} is ready to send.`;
   }, (error) => {
-    if (!tray.items.includes(item)) return; // removed by the visitor
+    if (!tray.items.includes(item)) return; // the visitor removed it
     forget(tray, item);
-    refuse(tray, name, error.message);
+    tray.alert.textContent = `Could not attach ${name}: ${error.message}`;
   });
 }
 
@@ -190,9 +167,9 @@ async function upload(panel, item, file, name, bar) {
 
 // the files of a message, before its time: images as previews, the others as download links
 function show(panel, node, attachments) {
-  const list = h("ul", { class: "files" }, ...attachments.map((attachment) => {
+  const list = h("ul", { class: "att" }, ...attachments.map((attachment) => {
     const label = `${attachment.name}, ${size(attachment.size)}`;
-    const link = h("a", { href: "#", download: attachment.name, title: `Download ${label}` });
+    const link = h("a", { href: "#", download: attachment.name });
     link.addEventListener("click", async (event) => {
       if (link.getAttribute("href") !== "#") return;
       event.preventDefault();
