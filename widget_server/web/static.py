@@ -35,7 +35,8 @@ PANEL_FILES = {name: "text/javascript" for name in (
     "access.js", "mail.js", "attach.js")} | {"panel.css": "text/css"}
 PLAIN_FILES = {"help.css": "text/css"}
 ICON_FILES = {"favicon.svg": "image/svg+xml"}
-CONSOLE_FILES = {"console.js": "text/javascript", "console.css": "text/css",
+CONSOLE_FILES = {"console.js": "text/javascript", "console-attach.js": "text/javascript",
+                 "console.css": "text/css",
                  "console-admin.js": "text/javascript", "console-admin.css": "text/css",
                  "console-sla.css": "text/css"}
 
