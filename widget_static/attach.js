@@ -159,7 +159,6 @@ async function upload(panel, item, file, name, bar) {
         : said || (request.status ? "the server refused it." : "check your connection and try again.")));
     });
     const body = new FormData();
-    body.append("site", panel.config.site);
     body.append("file", file, name);
     request.send(body);
   });

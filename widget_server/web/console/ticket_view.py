@@ -131,8 +131,11 @@ async def view(request: Request) -> Response:
 
 # -- actions: each returns the URL to go to afterwards
 async def reply(request: Request, site: Site, ticket: Ticket, form: FormData) -> str:
-    await runtime(request).messaging.agent_reply(site.id, ticket.number, _agent(request),
-                                                 _text(form, "body"), internal=False)
+    # the ids of the files console-attach.js uploaded for this reply
+    attachments = tuple(value for value in form.getlist("attachment") if isinstance(value, str))
+    await runtime(request).messaging.agent_reply(
+        site.id, ticket.number, _agent(request), _text(form, "body"), internal=False,
+        attachments=attachments, max_files=site.attachment_max_files)
     return ticket_url(site.key, ticket.number)
 
 
