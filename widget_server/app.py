@@ -5,11 +5,14 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from widget_server.abuse import Limits
+from widget_server.attachments import Attachments, AttachmentSweep
+from widget_server.blob_storage import default_data_dir, open_blobs
 from widget_server.clock import Clock, SystemClock
 from widget_server.config import Settings
 from widget_server.help_tokens import HelpTokens
@@ -37,6 +40,7 @@ from widget_server.web import (
     static,
     widget_ws,
 )
+from widget_server.web import attachments as attachment_routes
 from widget_server.web.bodies import BodyLimit
 from widget_server.web.console import access as console_access
 from widget_server.web.console import admin as console_admin
@@ -65,6 +69,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await store.open()
         try:
             secret = settings.secret_key or await store.secret_key()
+            data_dir = Path(settings.data_dir or default_data_dir(settings.db))
+            attachments = Attachments(store, open_blobs(data_dir, settings.s3_url), data_dir,
+                                      clock, [*settings.secret_key_fallbacks, secret])
             hub = Hub()
             scheduler = SlaScheduler(store, hub, clock)
             app.state.runtime = Runtime(
@@ -78,14 +85,17 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 help_tokens=HelpTokens(secret, settings.secret_key_fallbacks, clock),
                 secret_keys=[*settings.secret_key_fallbacks, secret],
                 limits=Limits(settings),
+                attachments=attachments,
             )
             app.state.runtime.messaging.changed = scheduler.poke
             app.state.scheduler = scheduler
             retention = RetentionJob(store, clock, settings.retention_interval,
                                      credential_lifetime(settings.token_max_age))
+            sweep = AttachmentSweep(attachments)
             if settings.scheduler:
                 scheduler.start()
                 retention.start()
+                sweep.start()
             mail = None
             if settings.smtp_url is None:
                 log.info("mail is off (WIDGET_SMTP_URL is not set): nothing is mailed")
@@ -107,6 +117,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                     receiver.close()
                 if mail is not None:
                     await mail.stop()
+                await sweep.stop()
                 await retention.stop()
                 await scheduler.stop()
         finally:
@@ -118,6 +129,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         *session.routes,
         *widget_ws.routes,
         *api.routes,
+        *attachment_routes.routes,
         *inbound_email.routes,
         *access_grants.routes,
         *mail_confirm.routes,
@@ -142,7 +154,10 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         middleware=[Middleware(SecurityHeaders, hsts_seconds=settings.hsts_seconds),
                     Middleware(UrlCheck),
                     Middleware(BodyLimit, limit=settings.max_request_bytes,
-                               timeout=settings.http_timeout)],
+                               timeout=settings.http_timeout,
+                               own_limits=dict.fromkeys(attachment_routes.UPLOAD_PATHS,
+                                                        settings.max_upload_bytes
+                                                        + attachment_routes.MULTIPART_SLACK))],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )

@@ -12,6 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from widget_server.blob_storage import S3Location, parse_s3_url
 from widget_server.client_address import parse_proxies
 from widget_server.mail_settings import (
     SmtpUrl,
@@ -216,6 +217,14 @@ SETTINGS: tuple[Setting, ...] = (
             "host:port the built-in SMTP receiver of answers listens on; unset: none."),
     Setting("mail_max_bytes", "WIDGET_MAIL_MAX_BYTES", _positive_int,
             "Largest inbound mail accepted, in bytes (SMTP 552 or HTTP 413 beyond)."),
+    # attachments (docs/configuration.md#attachments)
+    Setting("data_dir", "WIDGET_DATA_DIR", str,
+            "Folder of attachment files and upload spools; default: DB-NAME-data beside the DB."),
+    Setting("s3_url", "WIDGET_S3_URL", parse_s3_url,
+            "S3-compatible bucket for attachment files, e.g. https://KEY:SECRET@host/bucket.",
+            secret=True),
+    Setting("max_upload_bytes", "WIDGET_MAX_UPLOAD_BYTES", _positive_int,
+            "Ceiling of every site's attachment size limit, in bytes."),
 )
 
 
@@ -263,6 +272,9 @@ class Settings:
     mail_reply_domain: str | None = None
     smtp_listen: tuple[str, int] | None = None
     mail_max_bytes: int = 10 * 1024 * 1024
+    data_dir: str | None = None  # None: beside the database (blob_storage.default_data_dir)
+    s3_url: S3Location | None = None
+    max_upload_bytes: int = 100 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if self.smtp_url is not None and not self.mail_from:

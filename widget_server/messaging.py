@@ -36,10 +36,10 @@ class Messaging:
         self.max_body_chars = max_body_chars
         self.changed: Callable[[], None] = lambda: None  # the SLA scheduler's wake-up
 
-    def check_body(self, body: str) -> str:
+    def check_body(self, body: str, attached: bool = False) -> str:
         if len(body) > self.max_body_chars:
             raise BodyTooLong(f"a message may have at most {self.max_body_chars} characters")
-        if not body.strip():
+        if not body.strip() and not attached:  # attachments alone make a message
             raise Unprocessable("a message needs some text", code="body_empty")
         return body
 
@@ -56,6 +56,8 @@ class Messaging:
         user_agent: str | None = None,
         mail_to: str | None = None,
         acknowledge: bool | None = None,
+        attachments: tuple[str, ...] = (),
+        max_files: int = 10,
     ) -> PostResult:
         """Store a visitor message (opening a ticket when ``conversation_id`` is None).
 
@@ -64,7 +66,7 @@ class Messaging:
         a verified address a new request's follow-ups are mailed to (docs/email.md).
         """
         # the visitor's name and email were cleaned where they came in (session, token, form)
-        body = self.check_body(multi_line(body))
+        body = self.check_body(multi_line(body), attached=bool(attachments))
         if mail_to is None and conversation_id is None and visitor.email_verified:
             mail_to = visitor.email  # the host signed this address
         post = VisitorPost(visitor=visitor, conversation_id=conversation_id,
@@ -72,8 +74,9 @@ class Messaging:
                            subject=optional_line(subject), channel=channel,
                            page_url=optional_line(page_url and page_url[:2000]),
                            user_agent=optional_line(user_agent and user_agent[:500]),
-                           mail_to=mail_to, acknowledge=acknowledge)
-        return await self.store.post_visitor_message(post, self.clock.now())
+                           mail_to=mail_to, acknowledge=acknowledge,
+                           attachments=attachments)
+        return await self.store.post_visitor_message(post, self.clock.now(), max_files)
 
     def announce(self, visitor: Visitor, result: PostResult) -> None:
         if result.duplicate or not result.created:
@@ -86,11 +89,12 @@ class Messaging:
             self.hub.publish(visitor_channel(visitor.id), TicketUpdated(result.ticket))
 
     async def agent_reply(
-        self, site_id: int, number: int, agent: Agent, body: str, internal: bool
+        self, site_id: int, number: int, agent: Agent, body: str, internal: bool,
+        attachments: tuple[str, ...] = (), max_files: int = 10,
     ) -> TicketChange:
-        body = self.check_body(multi_line(body))
+        body = self.check_body(multi_line(body), attached=bool(attachments))
         change = await self.store.post_agent_message(
-            site_id, number, agent, body, internal, self.clock.now()
+            site_id, number, agent, body, internal, self.clock.now(), attachments, max_files
         )
         self.changed()
         event = MessagesAdded(change.ticket.conversation_id, change.messages, change.ticket)

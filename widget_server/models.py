@@ -26,6 +26,10 @@ class Site:
     grant_max_hours: int = 168  # longest support access grant; 0: grants off
     retention_days: int | None = None  # None: keep forever (docs/privacy.md)
     mail_sender_name: str | None = None  # From display name of its mails; None: its name
+    attachment_max_bytes: int = 10 * 1024 * 1024  # largest attachment (docs/api.md#attachments)
+    attachment_max_files: int = 10  # attachments per message
+    attachment_types: tuple[str, ...] | None = None  # allowed content types; None: default
+    attachment_keep_metadata: bool = False  # keep images' EXIF/GPS instead of removing it
 
     @property
     def identity_required(self) -> bool:
@@ -93,6 +97,37 @@ class Author:
     id: str | None = None
 
 
+@dataclass(frozen=True)
+class AttachmentInfo:
+    """What a message shows of one attachment; the file itself is served by its id."""
+
+    id: str
+    name: str
+    size: int
+    content_type: str
+
+
+@dataclass(frozen=True)
+class StoredAttachment:
+    """An attachment row with what decides who may read it."""
+
+    info: AttachmentInfo
+    site_id: int
+    storage_key: str
+    uploader_visitor_id: str | None
+    uploader_agent_id: int | None
+    message_id: int | None
+    internal: bool  # its message is an internal note (agents only)
+    visitor_id: str | None  # the visitor of its message's conversation
+
+
+@dataclass(frozen=True)
+class Uploader:
+    site_id: int
+    visitor_id: str | None = None
+    agent_id: int | None = None
+
+
 @dataclass(slots=True)  # made per message: see Author
 class Message:
     id: int
@@ -103,6 +138,7 @@ class Message:
     internal: bool
     created_at: datetime
     client_msg_id: str | None = None
+    attachments: tuple[AttachmentInfo, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from widget_server.abuse import Limits
+from widget_server.attachments import Attachments
 from widget_server.clock import Clock
 from widget_server.config import Settings
 from widget_server.errors import Unauthorized
@@ -27,6 +28,7 @@ class Runtime:
     help_tokens: HelpTokens
     secret_keys: list[str]  # oldest first; the last one signs
     limits: Limits  # abuse limits: sessions, messages, sockets per visitor / address
+    attachments: Attachments  # uploads, their files and links (docs/api.md#attachments)
 
     async def origin_allowed_anywhere(self, origin: str | None) -> bool:
         if not origin:

@@ -50,6 +50,16 @@ class VisitorTokens:
                    "ev": visitor.email_verified}
         return str(self._serializer.dumps(payload))
 
+    def site_key(self, token: str) -> str | None:
+        """The key of the site a genuine, unexpired token was issued for; None otherwise.
+        ``read`` with that site still decides who the token speaks for."""
+        try:
+            payload: Any = self._serializer.loads(token, max_age=self._max_age)
+        except BadSignature:  # SignatureExpired too
+            return None
+        key = payload.get("s") if isinstance(payload, dict) else None
+        return key if isinstance(key, str) else None
+
     def read(self, token: str, site: Site) -> Visitor:
         """The visitor a token speaks for on ``site``; ``Unauthorized`` if forged or expired.
 

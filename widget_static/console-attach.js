@@ -1,7 +1,7 @@
 // Attachments in the agent console: the files of a message shown live (images previewed,
 // the others as download links), and files attached to a reply. A reply's files upload as
 // soon as they are chosen or dropped, one XMLHttpRequest each (fetch reports no upload
-// progress); the form then carries their ids in hidden `attachment` fields. Data reaches the
+// progress); the form then carries their ids in hidden `attachments` fields. Data reaches the
 // DOM through textContent and attributes only.
 
 // the same words as present.file_size on the server
@@ -96,7 +96,7 @@ export function setUpReplyFiles(form, csrf) {
       const data = request.response || {};
       if (request.status >= 200 && request.status < 300 && data.attachment) {
         bar.replaceWith(element("span", { class: "muted", text: "Ready" }),
-          element("input", { type: "hidden", name: "attachment", value: data.attachment.id }));
+          element("input", { type: "hidden", name: "attachments", value: data.attachment.id }));
         status.textContent = `${file.name} is ready to send.`;
         return;
       }

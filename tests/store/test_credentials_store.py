@@ -68,6 +68,10 @@ async def test_tokens_of_integration_agents_made_before_0010_keep_working(
         conn.execute("ALTER TABLE sites DROP COLUMN mail_sender_name")  # 0014
         conn.execute("ALTER TABLE visitors DROP COLUMN mail_confirmed")  # 0013
         conn.execute("DROP TABLE agent_mail_prefs")
+        conn.execute("DROP TABLE attachments")  # 0015
+        conn.execute("ALTER TABLE messages DROP COLUMN attachments")
+        for column in ("max_bytes", "max_files", "types", "keep_metadata"):
+            conn.execute(f"ALTER TABLE sites DROP COLUMN attachment_{column}")
     upgraded = SQLiteStore(store.path)  # the next start migrates
     await upgraded.open()
     try:

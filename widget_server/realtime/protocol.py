@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 import msgspec
 
 from widget_server.clock import isoformat
-from widget_server.models import Message, Ticket, Visitor
+from widget_server.models import AttachmentInfo, Message, Ticket, Visitor
 from widget_server.numbers import MAX_INT
 from widget_server.tickets import STAGE_LABELS, STATUS_LABELS
 
@@ -20,6 +20,8 @@ ShortId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Text = Annotated[str, msgspec.Meta(max_length=100_000)]
 Seq = Annotated[int, msgspec.Meta(ge=0, le=MAX_INT)]  # a 64-bit column holds it
 MAX_RESUME = 200
+MAX_ATTACHMENTS = 100  # a site allows at most its own number (attachment_max_files)
+AttachmentId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 
 
 class Hello(msgspec.Struct, tag="hello", tag_field="type"):
@@ -35,6 +37,7 @@ class Send(msgspec.Struct, tag="send", tag_field="type"):
     body: Text
     severity: Annotated[str, msgspec.Meta(max_length=40)] | None = None
     subject: Annotated[str, msgspec.Meta(max_length=1000)] | None = None
+    attachments: Annotated[list[AttachmentId], msgspec.Meta(max_length=MAX_ATTACHMENTS)] = []
 
 
 class Typing(msgspec.Struct, tag="typing", tag_field="type"):
@@ -171,10 +174,18 @@ def message_frame(message: Message) -> dict[str, Any]:
         "author": {"type": message.author.type, "name": message.author.name},
         "body": message.body,
         "created_at": isoformat(message.created_at),
+        "attachments": attachments_json(message.attachments),
     }
     if message.client_msg_id is not None:
         frame["client_msg_id"] = message.client_msg_id
     return frame
+
+
+def attachments_json(attachments: tuple[AttachmentInfo, ...]) -> list[dict[str, Any]]:
+    """A message's attachments as every message shape lists them; ``url`` is relative to
+    the server and needs a credential (docs/api.md#attachments)."""
+    return [{"id": a.id, "name": a.name, "size": a.size, "content_type": a.content_type,
+             "url": f"/attachments/{a.id}"} for a in attachments]
 
 
 def ack_frame(message: Message, ticket: Ticket | None) -> dict[str, Any]:
@@ -187,6 +198,14 @@ def ack_text(message: Message, ticket: Ticket | None) -> str:
 
 
 def _ack(message: Message, ticket: dict[str, Any] | msgspec.Raw | None) -> dict[str, Any]:
+    if message.attachments:  # only then: the ack of a message without any stays as it was
+        return {**_plain_ack(message, ticket),
+                "attachments": attachments_json(message.attachments)}
+    return _plain_ack(message, ticket)
+
+
+def _plain_ack(message: Message, ticket: dict[str, Any] | msgspec.Raw | None
+               ) -> dict[str, Any]:
     return {
         "type": "ack",
         "client_msg_id": message.client_msg_id,

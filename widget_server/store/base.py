@@ -24,6 +24,7 @@ from widget_server.models import (
     Agent,
     AgentSession,
     ApiToken,
+    AttachmentInfo,
     Conversation,
     InboxRow,
     Message,
@@ -31,9 +32,11 @@ from widget_server.models import (
     SavedReply,
     SearchHit,
     Site,
+    StoredAttachment,
     SweepResult,
     Ticket,
     TicketChange,
+    Uploader,
     Visitor,
     VisitorProfile,
 )
@@ -70,6 +73,7 @@ class VisitorPost:
     user_agent: str | None = None
     mail_to: str | None = None  # a verified address follow-ups are mailed to (docs/email.md)
     acknowledge: bool | None = None  # mail a new request's acknowledgement; None: a form's
+    attachments: tuple[str, ...] = ()  # ids of the visitor's unsent uploads it carries
 
 
 class ConsoleStore(Protocol):
@@ -254,8 +258,21 @@ class InboundStore(Protocol):
     async def support_site(self, address: str) -> int | None: ...
 
 
+class AttachmentStore(Protocol):
+    """Attachment rows (store/attachment_queries.py, docs/api.md#attachments)."""
+
+    async def add_attachment(self, info: AttachmentInfo, uploader: Uploader,
+                             storage_key: str) -> None: ...
+    async def attachment(self, attachment_id: str) -> StoredAttachment | None: ...
+    async def sweep_attachments(self, now: datetime) -> list[str]: ...
+    async def key_in_use(self, storage_key: str) -> bool: ...
+    async def set_attachment_rules(self, site_id: int, max_bytes: int, max_files: int,
+                                   types: tuple[str, ...] | None,
+                                   keep_metadata: bool) -> None: ...
+
+
 class Store(ConsoleStore, HelpStore, GrantStore, PrivacyStore, MailStore, InboundStore,
-            Protocol):
+            AttachmentStore, Protocol):
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> bool: ...
@@ -319,9 +336,11 @@ class Store(ConsoleStore, HelpStore, GrantStore, PrivacyStore, MailStore, Inboun
     async def ticket_events(self, ticket: Ticket) -> list[dict[str, object]]: ...
 
     # -- writes
-    async def post_visitor_message(self, post: VisitorPost, now: datetime) -> PostResult: ...
+    async def post_visitor_message(self, post: VisitorPost, now: datetime,
+                                   max_files: int = 10) -> PostResult: ...
     async def post_agent_message(
-        self, site_id: int, number: int, agent: Agent, body: str, internal: bool, now: datetime
+        self, site_id: int, number: int, agent: Agent, body: str, internal: bool, now: datetime,
+        attachments: tuple[str, ...] = (), max_files: int = 10,
     ) -> TicketChange: ...
     async def update_ticket(
         self, site_id: int, number: int, agent: Agent, patch: TicketPatch, now: datetime

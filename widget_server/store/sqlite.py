@@ -21,13 +21,16 @@ from widget_server.models import (
     SweepResult,
     Ticket,
     TicketChange,
+    Uploader,
 )
+from widget_server.store import attachment_queries as attached
 from widget_server.store import sqlite_alerts as alerts
 from widget_server.store import sqlite_mail as mail
 from widget_server.store import sqlite_message_index as message_index
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_schema as schema
 from widget_server.store import sqlite_writes as writes
+from widget_server.store.attachment_queries import AttachmentQueries
 from widget_server.store.base import TicketPatch, VisitorPost
 from widget_server.store.console_queries import ConsoleQueries, ReportQueries
 from widget_server.store.grant_queries import GrantQueries
@@ -48,7 +51,7 @@ QUICK_CONVERSATIONS = 20
 
 
 class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
-                  PrivacyQueries, MailQueries, InboundQueries):
+                  PrivacyQueries, MailQueries, InboundQueries, AttachmentQueries):
     def __init__(self, path: str, *, synchronous: str = "full", clock: Clock | None = None,
                  site_cache_seconds: float = 0.0, mail_plan: MailPlan | None = None) -> None:
         self.path = path
@@ -315,20 +318,31 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
         ]
 
     # -- writes
-    async def post_visitor_message(self, post: VisitorPost, now: datetime) -> PostResult:
+    async def post_visitor_message(self, post: VisitorPost, now: datetime,
+                                   max_files: int = 10) -> PostResult:
+        job: Callable[..., PostResult] = writes.post_visitor_message
+        args: tuple[Any, ...] = (post, now)
         if self._mail is not None:  # a verified address to remember, alerts to agents
-            return await self._write(alerts.post_visitor_message, post, now, self._mail)
-        return await self._write(writes.post_visitor_message, post, now)
+            job, args = alerts.post_visitor_message, (post, now, self._mail)
+        if post.attachments:
+            uploader = Uploader(post.visitor.site_id, visitor_id=post.visitor.id)
+            return await self._write(attached.with_attachments, job, args, uploader,
+                                     post.attachments, max_files)
+        return await self._write(job, *args)
 
     async def post_agent_message(
-        self, site_id: int, number: int, agent: Agent, body: str, internal: bool, now: datetime
+        self, site_id: int, number: int, agent: Agent, body: str, internal: bool, now: datetime,
+        attachments: tuple[str, ...] = (), max_files: int = 10,
     ) -> TicketChange:
+        job: Callable[..., TicketChange] = writes.post_agent_message
+        args: tuple[Any, ...] = (site_id, number, agent, body, internal, now)
         if self._mail is not None and not internal:
-            return await self._write(mail.post_agent_message, site_id, number, agent, body,
-                                     internal, now, self._mail)
-        return await self._write(
-            writes.post_agent_message, site_id, number, agent, body, internal, now
-        )
+            job, args = mail.post_agent_message, (*args, self._mail)
+        if attachments:
+            return await self._write(attached.with_attachments, job, args,
+                                     Uploader(site_id, agent_id=agent.id), attachments,
+                                     max_files)
+        return await self._write(job, *args)
 
     async def update_ticket(
         self, site_id: int, number: int, agent: Agent, patch: TicketPatch, now: datetime

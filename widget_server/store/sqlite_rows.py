@@ -9,7 +9,7 @@ from datetime import datetime
 from operator import itemgetter
 
 from widget_server.clock import parse_iso
-from widget_server.models import Agent, ApiToken, Author, Message, Site, Ticket
+from widget_server.models import Agent, ApiToken, AttachmentInfo, Author, Message, Site, Ticket
 from widget_server.tickets import format_reference
 
 TICKET_COLUMNS = (
@@ -35,7 +35,7 @@ TICKET_FROM = "tickets t JOIN sites s ON s.id = t.site_id"
 LATEST_TICKET = "(SELECT MAX(id) FROM tickets WHERE conversation_id = {})"
 MESSAGE_COLUMNS = (
     "id, conversation_id, seq, author_type, author_visitor_id, author_agent_id, author_name,"
-    " body, internal, client_msg_id, created_at"
+    " body, internal, client_msg_id, created_at, attachments"
 )
 
 
@@ -56,6 +56,11 @@ def site(row: sqlite3.Row) -> Site:
         grant_max_hours=row["grant_max_hours"],
         retention_days=row["retention_days"],
         mail_sender_name=row["mail_sender_name"],
+        attachment_max_bytes=row["attachment_max_bytes"],
+        attachment_max_files=row["attachment_max_files"],
+        attachment_types=(tuple(row["attachment_types"].split(","))
+                          if row["attachment_types"] else None),
+        attachment_keep_metadata=bool(row["attachment_keep_metadata"]),
     )
 
 
@@ -189,4 +194,11 @@ def message(row: sqlite3.Row) -> Message:
         internal=bool(row["internal"]),
         created_at=parse_iso(row["created_at"]),
         client_msg_id=row["client_msg_id"],
+        attachments=attachment_infos(row["attachments"]) if row["attachments"] else (),
     )
+
+
+def attachment_infos(text: str) -> tuple[AttachmentInfo, ...]:
+    """The ``messages.attachments`` JSON as records."""
+    return tuple(AttachmentInfo(a["id"], a["name"], a["size"], a["content_type"])
+                 for a in json.loads(text))

@@ -7,7 +7,7 @@ from typing import Any
 
 from widget_server.clock import isoformat
 from widget_server.models import Message, Ticket
-from widget_server.realtime.protocol import ticket_json
+from widget_server.realtime.protocol import attachments_json, ticket_json
 
 
 def api_ticket(ticket: Ticket) -> dict[str, Any]:
@@ -31,4 +31,5 @@ def api_message(message: Message) -> dict[str, Any]:
         "body": message.body,
         "internal": message.internal,
         "created_at": isoformat(message.created_at),
+        "attachments": attachments_json(message.attachments),
     }

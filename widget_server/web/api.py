@@ -138,8 +138,16 @@ async def post_message(request: Request) -> Response:
         raise Unprocessable("body must be a string", code="invalid_body")
     if not isinstance(internal, bool):
         raise Unprocessable("internal must be true or false", code="invalid_internal")
-    change = await runtime(request).messaging.agent_reply(
-        site_id, ticket_number(request), agent, body, internal)
+    attachments = data.get("attachments", [])
+    if not isinstance(attachments, list) or not all(
+            isinstance(a, str) and 0 < len(a) <= 64 for a in attachments):
+        raise Unprocessable("attachments must be a list of attachment ids",
+                            code="invalid_attachments")
+    rt = runtime(request)
+    site = await rt.store.get_site(site_id)
+    change = await rt.messaging.agent_reply(
+        site_id, ticket_number(request), agent, body, internal, tuple(attachments),
+        site.attachment_max_files if site else 10)
     return JSONResponse(
         {"message": api_message(change.messages[0]), "ticket": api_ticket(change.ticket)},
         status_code=201,

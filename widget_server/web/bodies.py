@@ -62,17 +62,20 @@ class BodyLimit:
     """ASGI middleware: no request body beyond ``limit`` bytes reaches the application, and
     a body that stops arriving for ``timeout`` seconds (0: no limit) ends the request."""
 
-    def __init__(self, app: ASGIApp, limit: int, timeout: float = 0.0) -> None:
+    def __init__(self, app: ASGIApp, limit: int, timeout: float = 0.0,
+                 own_limits: dict[str, int] | None = None) -> None:
         self.app = app
         self.limit = limit
         self.timeout = timeout or None
+        self.own_limits = own_limits or {}  # path -> its cap (uploads check a smaller one)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self.own_limits.get(scope.get("path", ""), self.limit)
         declared = declared_length(scope)
-        if declared is not None and declared > self.limit:
+        if declared is not None and declared > limit:
             # answered before the body is read; the connection closes, so none of it waits
             response = JSONResponse(
                 {"error": {"code": PayloadTooLarge.code,
@@ -96,7 +99,7 @@ class BodyLimit:
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 complete = not message.get("more_body", False)
-                if received > self.limit:
+                if received > limit:
                     cut = True
                     raise PayloadTooLarge
             return message

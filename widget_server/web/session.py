@@ -192,7 +192,8 @@ async def post_message(request: Request) -> Response:
                            address=client_address(request, rt.settings.trusted_proxies)))
     result = await rt.messaging.visitor_send(
         visitor, frame.conversation, frame.client_msg_id, frame.body, frame.severity,
-        frame.subject, channel="widget")
+        frame.subject, channel="widget", attachments=tuple(frame.attachments),
+        max_files=site.attachment_max_files)
     rt.messaging.announce(visitor, result)
     return JSONResponse({"ack": ack_frame(result.message, result.ticket),
                          "messages": [message_frame(m) for m in result.created]})

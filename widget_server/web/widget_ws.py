@@ -265,6 +265,7 @@ async def _handle(
             result = await rt.messaging.visitor_send(
                 visitor, frame.conversation, frame.client_msg_id, frame.body,
                 frame.severity, frame.subject, page_url=context[0], user_agent=context[1],
+                attachments=tuple(frame.attachments), max_files=site.attachment_max_files,
             )
         except WidgetError as exc:
             await stream.send(protocol.error_frame(exc.code, exc.message, ref=frame.client_msg_id))

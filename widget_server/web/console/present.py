@@ -120,7 +120,7 @@ def files(message: Message) -> list[dict[str, object]]:
     as download links. Their URL is the one every message shape names (/attachments/ID)."""
     return [{"url": f"/attachments/{a.id}", "name": a.name, "size": file_size(a.size),
              "image": a.content_type.startswith("image/")}
-            for a in getattr(message, "attachments", ())]
+            for a in message.attachments]
 
 
 def author_name(message: Message, visitor_name: str | None = None) -> str:

@@ -130,18 +130,23 @@ async def view(request: Request) -> Response:
 
 
 # -- actions: each returns the URL to go to afterwards
+def _attachment_ids(form: FormData) -> tuple[str, ...]:
+    """The ``attachments`` fields: ids of the agent's uploads (POST /console/attachments)."""
+    return tuple(value for value in form.getlist("attachments")
+                 if isinstance(value, str) and value)
+
+
 async def reply(request: Request, site: Site, ticket: Ticket, form: FormData) -> str:
-    # the ids of the files console-attach.js uploaded for this reply
-    attachments = tuple(value for value in form.getlist("attachment") if isinstance(value, str))
     await runtime(request).messaging.agent_reply(
         site.id, ticket.number, _agent(request), _text(form, "body"), internal=False,
-        attachments=attachments, max_files=site.attachment_max_files)
+        attachments=_attachment_ids(form), max_files=site.attachment_max_files)
     return ticket_url(site.key, ticket.number)
 
 
 async def note(request: Request, site: Site, ticket: Ticket, form: FormData) -> str:
-    await runtime(request).messaging.agent_reply(site.id, ticket.number, _agent(request),
-                                                 _text(form, "body"), internal=True)
+    await runtime(request).messaging.agent_reply(
+        site.id, ticket.number, _agent(request), _text(form, "body"), internal=True,
+        attachments=_attachment_ids(form), max_files=site.attachment_max_files)
     return ticket_url(site.key, ticket.number)
 
 
