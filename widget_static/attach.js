@@ -49,7 +49,7 @@ export function attach(panel, what, files) {
   form.classList.toggle("dropping", what === "dragover");
   if (what === "dragover") dragTimer = setTimeout(() => form.classList.remove("dropping"), 200);
   if (what === "pick") tray.input.click();
-  for (const file of files || []) add(panel, tray, file);
+  if (what !== "dragover") for (const file of files || []) add(panel, tray, file);
 }
 
 function trayOf(panel, form) {
@@ -57,7 +57,7 @@ function trayOf(panel, form) {
   if (tray) return tray;
   tray = { items: [], form,
     list: h("ul", { class: "att tray", "aria-label": "Attached files" }),
-    status: h("p", { class: "status", "aria-live": "polite" }),
+    status: h("p", { class: "status", role: "status" }),
     alert: h("p", { class: "alert", role: "alert" }),
     input: h("input", { type: "file", multiple: true, hidden: true, onchange: () => {
       for (const file of tray.input.files) add(panel, tray, file);

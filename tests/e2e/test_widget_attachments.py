@@ -54,7 +54,8 @@ def give(target: Locator, kind: str, name: str, type_: str, data: bytes) -> None
 
 def ready(widget: Locator, name: str) -> None:
     """Wait until the widget says the upload of ``name`` is done."""
-    expect(widget.get_by_role("status").filter(has_text=f"{name} is ready to send.")).to_be_visible()
+    status = widget.get_by_role("status").filter(has_text=f"{name} is ready to send.")
+    expect(status).to_be_visible()
 
 
 def image_loaded(image: Locator) -> None:

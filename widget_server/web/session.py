@@ -156,7 +156,9 @@ async def create_session(request: Request) -> Response:
             "mail": mail,
             "limits": {"max_body_chars": rt.settings.max_body_chars,
                        "max_frame_bytes": rt.settings.max_frame_bytes,
-                       "idle_timeout": rt.settings.ws_idle_timeout},
+                       "idle_timeout": rt.settings.ws_idle_timeout,
+                       "attachment_max_bytes": site.attachment_max_bytes,
+                       "attachment_max_files": site.attachment_max_files},
         },
         "tickets": [
             {**ticket_json(c.ticket), "conversation": c.id, "last_seq": c.last_seq}
