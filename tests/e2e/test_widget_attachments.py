@@ -15,7 +15,15 @@ from pathlib import Path
 from playwright.sync_api import Locator, Page, expect
 
 from tests.e2e.conftest import HostPages
-from tests.e2e.test_console_browser import agent, live, open_widget, start_request, ticket_url
+from tests.e2e.test_console_browser import (
+    agent,
+    live,
+    open_widget,
+    serious_violations,
+    start_request,
+    ticket_url,
+)
+from tests.e2e.test_widget_a11y import serious_widget_violations
 from tests.support import ServerProcess, Site
 
 __all__ = ["agent"]  # the signed-in agent fixture of the console's browser tests
@@ -111,6 +119,7 @@ def test_visitor_attaches_by_chooser_paste_and_drop_and_the_agent_downloads(
     expect(tray.locator("li")).to_have_count(2)
     ready(widget, "app.log")
     expect(progress).to_have_count(0)
+    assert serious_widget_violations(page) == []  # the list of files, its buttons and status
     reply.fill("Screenshot and log attached")
     reply.press("Enter")
     second = log.locator(".message.visitor", has_text="Screenshot and log attached")
@@ -142,15 +151,21 @@ def test_visitor_attaches_by_chooser_paste_and_drop_and_the_agent_downloads(
 
 
 def test_a_refused_file_is_explained_and_nothing_is_sent_with_it(
-    page: Page, host_pages: HostPages, server: ServerProcess, widget_site: Site
+    page: Page, host_pages: HostPages, server: ServerProcess, widget_site: Site, tmp_path: Path
 ) -> None:
     widget = open_widget(page, host_pages, server, widget_site)
     start_request(widget, "Please look at this")
     reply = widget.get_by_label("Your message")
     alert = widget.get_by_role("alert")
 
-    # markup under an image's name: the type comes from the content
-    give(reply, "paste", "cat.png", "image/png", b"<html><script>alert(1)</script></html>")
+    # markup under an image's name, chosen with the keyboard: the type comes from the content
+    fake = tmp_path / "cat.png"
+    fake.write_bytes(b"<html><script>alert(1)</script></html>")
+    reply.press("Tab")
+    expect(widget.get_by_role("button", name="Attach files")).to_be_focused()
+    with page.expect_file_chooser() as chooser:
+        page.keyboard.press("Enter")
+    chooser.value.set_files(str(fake))
     expect(alert).to_contain_text("Could not attach cat.png:")
     expect(widget.get_by_role("list", name="Attached files").locator("li")).to_have_count(0)
 
@@ -197,6 +212,7 @@ def test_agent_attaches_in_the_console_and_the_visitor_sees_it_live(
     expect(thread).to_contain_text("Here is the guide and a screenshot")
     image_loaded(thread.get_by_role("img", name="where.png, "))
     expect(thread.get_by_role("link", name="export-guide.txt")).to_be_visible()
+    assert serious_violations(agent) == []
 
     log = widget.get_by_role("log")
     answer = log.locator(".message.agent", has_text="Here is the guide")
