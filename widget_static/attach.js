@@ -5,6 +5,10 @@
 // and shown from object URLs; everything shown is textContent.
 
 import { h } from "./dom.js";
+import { PERMANENT } from "./outbox.js";
+
+// a message whose files the server cannot take is not sent again (unsent files expire after a day)
+for (const code of ["too_many_attachments", "invalid_attachments", "attachment_not_found", "attachment_already_sent"]) PERMANENT.add(code);
 
 const CSS = `.att{list-style:none;margin:0;padding:0;display:flex;flex-wrap:wrap;gap:6px}
 .att li{display:flex;align-items:center;gap:6px;font-size:13px;max-width:100%}
@@ -131,7 +135,6 @@ function add(panel, tray, file) {
   tray.status.textContent = `Uploading ${name}…`;
   item.done = upload(panel, item, file, name, bar).then((attachment) => {
     item.attachment = attachment;
-    item.request = null;
     bar.replaceWith(h("span", { text: "Ready" }));
     tray.status.textContent = `${name} is ready to send.`;
   }, (error) => {
@@ -182,7 +185,7 @@ function show(panel, node, attachments) {
         image.replaceWith(h("span", { class: "name", text: attachment.name }));
       });
     } else {
-      link.append(h("span", { class: "name", text: attachment.name }), " ", h("span", { class: "size", text: size(attachment.size) }));
+      link.append(h("span", { class: "name", text: attachment.name }), " ", h("span", { text: size(attachment.size) }));
     }
     return h("li", {}, link);
   }));
@@ -193,7 +196,7 @@ function source(panel, attachment) {
   let found = sources.get(attachment.id);
   if (!found) {
     found = panel.ready.then(() => fetch(new URL(attachment.url, panel.config.server), {
-      mode: "cors", credentials: "omit", headers: { Authorization: `Bearer ${panel.token}` } }))
+      credentials: "omit", headers: { Authorization: `Bearer ${panel.token}` } }))
       .then((response) => {
         if (!response.ok) throw new Error(String(response.status));
         return response.blob();
