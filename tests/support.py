@@ -19,9 +19,10 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import httpx
+import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
@@ -345,3 +346,11 @@ def csrf_of(html: str) -> str:
     found = re.search(r'data-csrf="([^"]+)"', html)
     assert found, "console pages carry the CSRF token on <body>"
     return found.group(1)
+
+
+def service_missing(name: str, reason: str) -> NoReturn:
+    """A service a test needs (PostgreSQL, Redis, an S3 server) is not there: skip with
+    the reason shown, or fail when WIDGET_REQUIRE_SERVICES=1 (CI that provides them)."""
+    if os.environ.get("WIDGET_REQUIRE_SERVICES") == "1":
+        pytest.fail(f"WIDGET_REQUIRE_SERVICES=1 but {name} is not available: {reason}")
+    pytest.skip(f"{name} is not available ({reason}); set WIDGET_REQUIRE_SERVICES=1 to fail")

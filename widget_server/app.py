@@ -5,14 +5,12 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 
 from widget_server.abuse import Limits
-from widget_server.attachments import Attachments, AttachmentSweep
-from widget_server.blob_storage import default_data_dir, open_blobs
+from widget_server.attachments import AttachmentSweep, open_attachments
 from widget_server.clock import Clock, SystemClock
 from widget_server.config import Settings
 from widget_server.help_tokens import HelpTokens
@@ -69,9 +67,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await store.open()
         try:
             secret = settings.secret_key or await store.secret_key()
-            data_dir = Path(settings.data_dir or default_data_dir(settings.db))
-            attachments = Attachments(store, open_blobs(data_dir, settings.s3_url), data_dir,
-                                      clock, [*settings.secret_key_fallbacks, secret])
+            attachments = open_attachments(settings, store, clock,
+                                           [*settings.secret_key_fallbacks, secret])
             hub = Hub()
             scheduler = SlaScheduler(store, hub, clock)
             app.state.runtime = Runtime(
@@ -91,6 +88,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             app.state.scheduler = scheduler
             retention = RetentionJob(store, clock, settings.retention_interval,
                                      credential_lifetime(settings.token_max_age))
+            retention.after_run = attachments.sweep  # the files of purged messages go too
             sweep = AttachmentSweep(attachments)
             if settings.scheduler:
                 scheduler.start()

@@ -20,8 +20,9 @@ from itsdangerous import BadSignature, URLSafeTimedSerializer
 
 from widget_server import attachment_content as content
 from widget_server.background import BackgroundLoop
-from widget_server.blob_storage import BlobStore
+from widget_server.blob_storage import BlobStore, default_data_dir, open_blobs
 from widget_server.clock import Clock
+from widget_server.config import Settings
 from widget_server.errors import WidgetError
 from widget_server.models import AttachmentInfo, Site, StoredAttachment, Uploader
 from widget_server.store import Store
@@ -185,6 +186,14 @@ class Attachments:
             for key in keys:
                 await self.blobs.delete(key)
         return len(keys)
+
+
+def open_attachments(settings: Settings, store: Store, clock: Clock,
+                     secret_keys: list[str]) -> Attachments:
+    """The attachments of a server or a CLI command, where the settings keep their files."""
+    data_dir = Path(settings.data_dir or default_data_dir(settings.db))
+    return Attachments(store, open_blobs(data_dir, settings.s3_url), data_dir, clock,
+                       secret_keys)
 
 
 def _digest(path: Path) -> tuple[str, int]:

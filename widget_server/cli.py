@@ -13,7 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from widget_server import __version__, cli_mail, cli_privacy
+from widget_server import __version__, cli_attachments, cli_mail, cli_privacy
 from widget_server.api_tokens import hash_api_token, integration_token, new_api_token
 from widget_server.article_import import (
     ArticleImportError,
@@ -165,6 +165,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="hours the previous secret is still accepted (default 24)")
     cli_privacy.add_site_command(site_commands)  # site set-retention
     cli_mail.add_site_command(site_commands)  # site set-support-address
+    cli_attachments.add_site_command(site_commands)  # site set-attachments
     cli_privacy.add_commands(commands)  # retention run, visitor erase
     cli_mail.add_commands(commands)  # mail outbox
 
@@ -462,8 +463,11 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
         elif args.command in {"retention", "visitor"} or (
                 args.command == "site" and args.site_command == "set-retention"):
             asyncio.run(_with_store(
-                settings, lambda store: cli_privacy.run(store, args, clock, settings.token_max_age),
+                settings, lambda store: cli_privacy.run(store, args, clock, settings),
                 clock))
+        elif args.command == "site" and args.site_command == "set-attachments":
+            asyncio.run(_with_store(settings, lambda store: cli_attachments.set_rules(
+                store, args, settings.max_upload_bytes), clock))
         elif args.command == "site" and args.site_command == "set-support-address":
             asyncio.run(_with_store(settings, lambda store: cli_mail.set_support_address(
                 store, args), clock))

@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import sys
 
+from widget_server.attachments import open_attachments
 from widget_server.clock import Clock
+from widget_server.config import Settings
 from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import Site
 from widget_server.numbers import parse_int
@@ -107,13 +109,19 @@ async def _site(store: Store, key: str | None) -> Site:
     return sites[0]
 
 
-async def run(store: Store, args: argparse.Namespace, clock: Clock, token_max_age: int) -> None:
+async def run(store: Store, args: argparse.Namespace, clock: Clock, settings: Settings) -> None:
     if args.command == "retention":
-        await _retention_run(store, args, clock, token_max_age)
+        await _retention_run(store, args, clock, settings.token_max_age)
     elif args.command == "visitor":
         await _erase(store, args)
     else:
         await _set_retention(store, args)
+        return
+    # the files of purged or erased messages go with them (and uploads never sent)
+    files = open_attachments(settings, store, clock, [settings.secret_key or "cli"])
+    deleted = await files.sweep()
+    if deleted:
+        print(f"attachment files deleted: {deleted}")
 
 
 async def _set_retention(store: Store, args: argparse.Namespace) -> None:

@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Literal
@@ -110,6 +111,7 @@ class RetentionJob(BackgroundLoop):
         self.interval = interval
         self.credentials = credentials
         self.holder = "retention-" + secrets.token_hex(6)
+        self.after_run: Callable[[], Awaitable[object]] | None = None  # the attachment sweep
 
     async def run_once(self) -> RetentionReport:
         report = await run_retention(self.store, self.clock, "scheduler", self.holder,
@@ -117,6 +119,8 @@ class RetentionJob(BackgroundLoop):
         for site_id, purged in report.purged.items():
             if not purged.empty:
                 log.info("retention on site %s: %s", site_id, purged.summary())
+        if self.after_run is not None:
+            await self.after_run()
         return report
 
     async def _loop(self) -> None:
