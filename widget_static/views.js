@@ -27,13 +27,13 @@ export function promise(ticket, now = Date.now()) {
 export function dialog(panel) {
   panel.live = h("div", { class: "sr", "aria-live": "polite" });
   panel.title = h("h2", { id: "hw-title", text: "Help" });
-  panel.body = h("div", { class: "body" });
   // a pasted or dropped file goes to the composer on screen; its files are taken now: the
   // event's data is emptied once it ends
-  for (const type of ["paste", "dragover", "drop"]) panel.body.addEventListener(type, (event) => {
+  const take = (event) => {
     const data = event.clipboardData || event.dataTransfer;
-    if (data.types.includes("Files")) { event.preventDefault(); attach(panel, type, data.files); }
-  });
+    if (data.types.includes("Files")) { event.preventDefault(); attach(panel, event.type, [...data.files]); }
+  };
+  panel.body = h("div", { class: "body", onpaste: take, ondragover: take, ondrop: take });
   const node = h("div", { class: "panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "hw-title", hidden: true,
     onkeydown: (event) => { if (event.key === "Escape") { event.stopPropagation(); panel.setOpen(false); } } },
   h("header", {}, panel.title, h("button", { type: "button", class: "icon", "aria-label": "Close help", text: "×",
@@ -45,7 +45,6 @@ export function dialog(panel) {
 
 // attachments: attach.js, loaded on first use or for a message with files
 const attach = (...args) => import("./attach.js").then((m) => m.attach(...args));
-const attachButton = (panel) => h("button", { type: "button", class: "link", text: "Attach files", onclick: () => attach(panel, "pick") });
 const slot = (panel, name, tag = "div", props = {}) => (panel.slots[name] = h(tag, props));
 const back = (panel, text) => h("button", { type: "button", class: "link", text, onclick: () => panel.show({ name: "home" }) });
 
@@ -164,7 +163,7 @@ function newView(panel) {
   h("label", { for: "hw-new-body", text: "Describe the problem" }),
   describe,
   suggestions(panel, describe),
-  attachButton(panel),
+  h("button", { type: "button", class: "link", text: "Attach files", onclick: () => attach(panel, "pick") }),
   h("button", { type: "submit", class: "primary", text: "Send" }),
   slot(panel, "status", "div", { role: "status" }));
   return form;
@@ -195,7 +194,7 @@ function conversationView(panel) {
   } },
   h("label", { for: "hw-reply", class: "sr", text: "Your message" }),
   composerField(panel, "hw-reply", () => form.requestSubmit()),
-  attachButton(panel),
+  h("button", { type: "button", class: "link", text: "Attach files", onclick: () => attach(panel, "pick") }),
   h("button", { type: "submit", class: "primary", text: "Send" }));
   return h("div", { class: "view conversation" },
     back(panel, "← All requests"),
@@ -233,14 +232,14 @@ function ticketHead(panel) {
 function messageItems(panel) {
   const id = panel.view.conversation;
   const conversation = panel.conversations.get(id);
-  const stored = conversation ? conversation.messages.map((m) => messageItem(panel, m)) : [];
+  const stored = conversation ? conversation.messages.map((m) => messageItem(m, panel)) : [];
   const queued = panel.outbox.items.filter((item) => item.conversation === id).map((item) =>
-    messageItem(panel, { ...item, author: { type: "visitor" } },
+    messageItem({ ...item, author: { type: "visitor" } }, panel,
       item.failed ? `Not sent: ${item.failed}` : panel.link.online ? "Sending…" : "Not sent yet, will retry"));
   return [...stored, ...queued];
 }
 
-function messageItem(panel, message, state) {
+function messageItem(message, panel, state) {
   const mine = message.author.type === "visitor";
   const who = mine ? "You" : message.author.type === "system" ? "Support" : (message.author.name || "Support");
   const node = h("div", { class: `message ${message.author.type}` },
