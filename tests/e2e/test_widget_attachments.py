@@ -180,6 +180,14 @@ def test_a_refused_file_is_explained_and_nothing_is_sent_with_it(
     }""")
     expect(alert).to_contain_text("Could not attach huge.zip: it is too big")
 
+    # a file the visitor takes back is not sent
+    give(reply, "paste", "oops.png", "image/png", png())
+    ready(widget, "oops.png")
+    widget.get_by_role("button", name="Remove oops.png").click()
+    expect(widget.get_by_role("status").filter(has_text="oops.png removed.")).to_be_visible()
+    expect(reply).to_be_focused()
+    expect(widget.get_by_role("list", name="Attached files").locator("li")).to_have_count(0)
+
     reply.fill("Only words this time")
     reply.press("Enter")
     message = widget.get_by_role("log").locator(".message.visitor", has_text="Only words")
@@ -205,6 +213,10 @@ def test_agent_attaches_in_the_console_and_the_visitor_sees_it_live(
     give(agent.locator("#reply-form"), "drop", "where.png", "image/png", png(6, 4))
     expect(tray.locator("img")).to_have_count(1)
     expect(agent.locator("#reply-files-status")).to_have_text("where.png is ready to send.")
+    give(agent.get_by_label("Your reply"), "paste", "pasted.png", "image/png", png(2, 3))
+    expect(agent.locator("#reply-files-status")).to_have_text("pasted.png is ready to send.")
+    agent.get_by_role("button", name="Remove pasted.png").click()
+    expect(tray.locator("li")).to_have_count(2)
     agent.get_by_label("Your reply").fill("Here is the guide and a screenshot")
     agent.get_by_role("button", name="Send reply").click()
 
