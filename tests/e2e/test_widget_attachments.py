@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import base64
 import struct
+import uuid
 import zlib
 from pathlib import Path
 
 from playwright.sync_api import Locator, Page, expect
 
-from tests.e2e.conftest import HostPages
+from tests.e2e.conftest import HostPages, host_page
 from tests.e2e.test_console_browser import (
     agent,
     live,
@@ -24,6 +25,7 @@ from tests.e2e.test_console_browser import (
     ticket_url,
 )
 from tests.e2e.test_widget_a11y import serious_widget_violations
+from tests.e2e.test_widget_isolation import WATCH_VIOLATIONS, collect_console_errors
 from tests.support import ServerProcess, Site
 
 __all__ = ["agent"]  # the signed-in agent fixture of the console's browser tests
@@ -234,3 +236,28 @@ def test_agent_attaches_in_the_console_and_the_visitor_sees_it_live(
         answer.get_by_role("link", name="export-guide.txt").click()
     assert download.value.suggested_filename == "export-guide.txt"
     assert Path(download.value.path()).read_text() == guide.read_text()
+
+
+def test_attachments_under_a_strict_csp_that_allows_blob_images(
+    page: Page, host_pages: HostPages, server: ServerProcess, widget_site: Site
+) -> None:
+    """embedding.md's strict policy with `img-src 'self' blob:`: no violation, no error."""
+    ws_server = server.url.replace("http://", "ws://")
+    csp = (f"default-src 'self'; script-src 'self' {server.url}; "
+           f"connect-src {server.url} {ws_server}; style-src 'self'; img-src 'self' blob:")
+    url = host_pages.add(f"/csp-att-{uuid.uuid4().hex[:8]}", host_page(server, widget_site),
+                         {"Content-Security-Policy": csp})
+    page.add_init_script(WATCH_VIOLATIONS)
+    errors = collect_console_errors(page)
+    page.goto(url)
+    widget = page.locator("help-widget")
+    widget.get_by_role("button", name="Help").click()
+    start_request(widget, "Under a strict policy")
+    reply = widget.get_by_label("Your message")
+    give(reply, "paste", "strict.png", "image/png", png(3, 3))
+    ready(widget, "strict.png")
+    reply.press("Enter")
+    sent = widget.get_by_role("log").locator(".message.visitor", has=page.locator("img"))
+    image_loaded(sent.get_by_role("img", name="strict.png"))
+    assert page.evaluate("window.__violations") == []
+    assert errors == []
