@@ -223,7 +223,7 @@ async def serve(request: Request) -> Response:
     """``GET /attachments/{id}``: the file to whoever may see it, else 404 (never 403: an
     id that exists tells nothing to whoever may not see it)."""
     rt = runtime(request)
-    attachment_id: str = request.path_params["attachment_id"]
+    attachment_id: str = request.path_params["id"]
     missing = NotFound("no such attachment", code="attachment_not_found")
     found = await rt.store.attachment(attachment_id) if ID.fullmatch(attachment_id) else None
     if found is None:
@@ -256,6 +256,6 @@ routes = [
     Route(WIDGET_UPLOAD, preflight, methods=["OPTIONS"]),
     Route(API_UPLOAD, api_upload, methods=["POST"]),
     Route(CONSOLE_UPLOAD, console_upload, methods=["POST"]),
-    Route("/attachments/{attachment_id}", with_cors(serve), methods=["GET"]),
-    Route("/attachments/{attachment_id}", preflight, methods=["OPTIONS"]),
+    Route("/attachments/{id}", with_cors(serve), methods=["GET"]),
+    Route("/attachments/{id}", preflight, methods=["OPTIONS"]),
 ]

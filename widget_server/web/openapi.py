@@ -165,7 +165,14 @@ def _spec() -> dict[str, Any]:
                                                 "`body_too_long`."},
                         "internal": {"type": "boolean", "default": False,
                                      "description": "An internal note: never sent to the "
-                                                    "visitor."}}}}}},
+                                                    "visitor."},
+                        "attachments": {"type": "array", "maxItems": 100, "default": [],
+                                        "items": {"type": "string", "minLength": 1,
+                                                  "maxLength": 64},
+                                        "description": "Ids of the token agent's uploads "
+                                        "(POST /api/v1/attachments) not sent yet; at most "
+                                        "the site's files per message (10 by default). With "
+                                        "attachments the body may be empty."}}}}}},
                 "responses": {"201": _ok("Stored.", {
                     "type": "object", "required": ["message", "ticket"], "properties": {
                         "message": {"$ref": ref + "Message"},
@@ -173,8 +180,14 @@ def _spec() -> dict[str, Any]:
                     **_ERRORS, **_BODY_ERRORS, **_ERASED_409,
                     "413": _error("`payload_too_large`: the body is larger than 64 KiB; "
                                   "`body_too_long`: the message is longer than "
-                                  "WIDGET_MAX_BODY_CHARS.")},
+                                  "WIDGET_MAX_BODY_CHARS."),
+                    "409": _error("`ticket_erased`: the ticket is a tombstone; "
+                                  "`attachment_already_sent`: an upload belongs to another "
+                                  "message."),
+                    "422": _error("Invalid input; `attachment_not_found`, "
+                                  "`too_many_attachments`, `invalid_attachments`.")},
             }},
+            **_attachment_paths(ref),
             "/api/v1/inbound-email": {"post": {
                 "operationId": "inboundEmail",
                 "summary": "Store an answer mail forwarded by HTTP (docs/email.md).",
@@ -272,7 +285,18 @@ def _spec() -> dict[str, Any]:
                         "name": {"type": ["string", "null"]},
                         "id": {"type": ["string", "null"]}}},
                     "body": {"type": "string"}, "internal": {"type": "boolean"},
-                    "created_at": {"type": "string", "format": "date-time"}}},
+                    "created_at": {"type": "string", "format": "date-time"},
+                    "attachments": {"type": "array", "items": {"$ref": ref + "Attachment"}}}},
+                "Attachment": {"type": "object", "required": [
+                    "id", "name", "size", "content_type", "url"], "properties": {
+                    "id": {"type": "string"}, "name": {"type": "string"},
+                    "size": {"type": "integer", "minimum": 0},
+                    "content_type": {"type": "string", "description": "Detected from the "
+                                     "bytes: image/png, image/jpeg, image/gif, image/webp, "
+                                     "application/pdf, text/plain or application/zip."},
+                    "url": {"type": "string", "description": "GET /attachments/{id}, "
+                            "relative to the server, with a credential that may see the "
+                            "message (docs/api.md#get-attachmentsid)."}}},
             },
         },
     }
@@ -285,6 +309,32 @@ _TICKET_REQUIRED = [
     "subject", "first_response_due", "first_response_at", "created_at", "specialists",
     "response_due", "response_kind", "sla_paused", "breached", "updated_at", "conversation",
     "channel", "assignee_id", "closed_at", "erased", "erased_at", "erased_reason"]
+
+
+def _attachment_paths(ref: str) -> dict[str, Any]:
+    return {
+        "/api/v1/attachments": {"post": {
+            "operationId": "uploadAttachment",
+            "summary": "Upload a file as the token's agent; send it with a message.",
+            "description": "The type is detected from the content (docs/api.md#attachments); "
+                           "images lose their metadata unless the site keeps it.",
+            "requestBody": {"required": True, "content": {"multipart/form-data": {
+                "schema": {"type": "object", "required": ["file"], "properties": {
+                    "file": {"type": "string", "format": "binary",
+                             "description": "At most the site's size limit (10 MB by "
+                                            "default)."}}}}}},
+            "responses": {
+                "201": _ok("Stored, not sent yet.", {
+                    "type": "object", "required": ["attachment"],
+                    "properties": {"attachment": {"$ref": ref + "Attachment"}}}),
+                "401": _ERRORS["401"],
+                "413": _error("`attachment_too_large`: past the site's size limit."),
+                "415": _error("`attachment_empty`, `attachment_active_content`, "
+                              "`attachment_type_not_allowed`, `attachment_invalid_image`."),
+                "422": _error("`invalid_upload`: not multipart/form-data with a part "
+                              "`file`.")},
+        }},
+    }
 
 
 def _grant_paths(ref: str) -> dict[str, Any]:
