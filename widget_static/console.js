@@ -2,6 +2,8 @@
 // keyboard shortcuts and opt-in desktop notifications. Plain modern JS, no framework.
 // Data only ever reaches the DOM through textContent (or as inert nodes the server escaped).
 
+import { fileList, setUpReplyFiles } from "./console-attach.js";
+
 const TYPING_EVERY_MS = 3000;
 const TYPING_SHOWN_MS = 5000;
 const COUNTDOWN_EVERY_MS = 30000;
@@ -227,6 +229,7 @@ function messageNode(message, visitorName) {
   body.className = "body";
   body.textContent = message.body;
   article.append(header, body);
+  if (message.attachments && message.attachments.length) article.append(fileList(message.attachments));
   return article;
 }
 
@@ -341,6 +344,7 @@ function setUpTicket() {
       socket.send({ type: "typing", site, ticket: number });
     });
     setUpSavedReplies(reply);
+    setUpReplyFiles(reply.form, csrf);
   }
   document.addEventListener("visibilitychange", () => {
     if (!document.hidden) markRead();

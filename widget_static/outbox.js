@@ -90,7 +90,8 @@ export class Outbox {
   // the fields of a `send` frame and of POST /api/widget/v1/messages
   payload(item) {
     return { conversation: isNew(item.conversation) ? null : item.conversation, client_msg_id: item.client_msg_id,
-      body: item.body, severity: item.severity, subject: item.subject, follow_up_of: item.follow_up_of };
+      body: item.body, severity: item.severity, subject: item.subject, follow_up_of: item.follow_up_of,
+      attachments: item.ids };
   }
 
   // the `send` frame, or null (the entry failed) when it is longer than the server takes:

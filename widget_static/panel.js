@@ -173,8 +173,8 @@ class Panel {
     // the draft it was written in is sent, unless the visitor has written on since
     if (item && this.store.get(item.draft) === item.body) this.store.drop(item.draft);
     if (item) {
-      this.add(conversation, { seq: frame.seq, id: frame.message_id, body: item.body, created_at: frame.created_at,
-        client_msg_id: item.client_msg_id, author: { type: "visitor", name: null } });
+      this.add(conversation, { ...item, seq: frame.seq, id: frame.message_id, created_at: frame.created_at,
+        author: { type: "visitor", name: null } });
     }
     if (frame.ticket && item && isNew(item.conversation)) {
       this.emit("ticket", frame.ticket);
@@ -261,8 +261,8 @@ class Panel {
   add(conversation, message) {
     const messages = conversation.messages;
     if (messages.some((known) => known.seq === message.seq)) return false;
-    const { seq, id, body, created_at, author, client_msg_id } = message;
-    messages.push({ seq, id, body, created_at, author, client_msg_id });
+    const { seq, id, body, created_at, author, client_msg_id, attachments } = message;
+    messages.push({ seq, id, body, created_at, author, client_msg_id, attachments });
     messages.sort((a, b) => a.seq - b.seq);
     this.store.set(`messages:${conversation.id}`, messages.slice(-KEEP_MESSAGES));
     return true;
@@ -298,6 +298,7 @@ class Panel {
     return visitor && `draft:${visitor}:${this.view.conversation || "new"}`;
   }
 
+  // attach.js wraps this on the panel to add the files uploaded for the message
   enqueue(body, conversation, extra) {
     const item = this.outbox.add(body, conversation, { ...extra, draft: this.draftKey() });
     this.connect();

@@ -36,7 +36,13 @@ export function promise(ticket, now = Date.now()) {
 export function dialog(panel) {
   panel.live = h("div", { class: "sr", "aria-live": "polite" });
   panel.title = h("h2", { id: "hw-title", text: "Help", tabindex: "-1" });
-  panel.body = h("div", { class: "body" });
+  // a pasted or dropped file goes to the composer on screen; its files are taken now: the
+  // event's data is emptied once it ends
+  const take = (event) => {
+    const data = event.clipboardData || event.dataTransfer;
+    if (data.types.includes("Files")) { event.preventDefault(); attach(panel, event.type, [...data.files]); }
+  };
+  panel.body = h("div", { class: "body", onpaste: take, ondragover: take, ondrop: take });
   const node = h("div", { class: "panel", role: "dialog", "aria-modal": "false", "aria-labelledby": "hw-title", hidden: true,
     onkeydown: (event) => { if (event.key === "Escape") { event.stopPropagation(); panel.setOpen(false); } } },
   h("header", {}, panel.title, h("button", { type: "button", class: "icon", "aria-label": "Close help", text: "×",
@@ -46,6 +52,8 @@ export function dialog(panel) {
   return node;
 }
 
+// attachments: attach.js, loaded on first use or for a message with files
+const attach = (...args) => import("./attach.js").then((m) => m.attach(...args));
 const slot = (panel, name, tag = "div", props = {}) => (panel.slots[name] = h(tag, props));
 const back = (panel, text) => h("button", { type: "button", class: "link", text, onclick: () => panel.show({ name: "home" }) });
 
@@ -177,6 +185,7 @@ function newView(panel, view) {
   h("label", { for: "hw-new-body", text: "Describe the problem" }),
   describe,
   tips,
+  h("button", { type: "button", class: "link", text: "Attach files", onclick: () => attach(panel, "pick") }),
   h("button", { type: "submit", class: "primary", text: "Send" }),
   slot(panel, "status", "div", { role: "status" }));
   return form;
@@ -214,6 +223,7 @@ function conversationView(panel) {
   form.append(
   h("label", { for: "hw-reply", class: "sr", text: "Your message" }),
   composerField(panel, "hw-reply", () => form.requestSubmit()),
+  h("button", { type: "button", class: "link", text: "Attach files", onclick: () => attach(panel, "pick") }),
   h("button", { type: "submit", class: "primary", text: "Send" }));
   // a closed ticket takes no more messages: a new one, linked to it, does (compose.js)
   const followUp = slot(panel, "followUp", "div", { class: "composer", hidden: true });
@@ -269,7 +279,7 @@ function messageItems(panel) {
   const conversation = panel.conversations.get(id);
   const stored = conversation ? conversation.messages.map((m) => messageItem(panel, m)) : [];
   const queued = panel.outbox.items.filter((item) => item.conversation === id).map((item) =>
-    messageItem(panel, { author: { type: "visitor" }, body: item.body, created_at: item.created_at },
+    messageItem(panel, { ...item, author: { type: "visitor" } },
       item.failed ? `Not sent: ${item.failed}` : panel.link.online ? "Sending…" : "Not sent yet, will retry"));
   return [...stored, ...queued];
 }
@@ -280,11 +290,13 @@ function messageItem(panel, message, state) {
   const initials = who.split(" ").map((word) => word[0]).join("").slice(0, 2).toUpperCase();
   // agents write Markdown: plain text until markdown.js is loaded, the subset after
   const rich = type === "agent" && (panel.markdown || loadMarkdown(panel));
-  return h("div", { class: `message ${type}` },
+  const node = h("div", { class: `message ${type}` },
     h("span", { class: "who" }, type === "agent" ? h("span", { class: "avatar", "aria-hidden": "true", text: initials }) : null, who),
     rich ? h("div", { class: "text md" }, rich.render(message.body)) : h("p", { class: "text", text: local(message) }),
     h("span", { class: "meta" }, h("time", { datetime: message.created_at, text: when(message.created_at) }),
       type === "visitor" ? h("span", { class: "state", text: state || "Sent" }) : null));
+  if ((message.attachments || []).length) attach(panel, node, message.attachments);
+  return node;
 }
 
 // the server writes its acknowledgement's promise in UTC ("by Thu 26 Nov 21:00 UTC"): the

@@ -25,15 +25,16 @@ from widget_server.errors import NotFound
 LOADER_CACHE = "public, max-age=300, stale-while-revalidate=86400"
 VERSIONED_CACHE = "public, max-age=31536000, immutable"
 # the panel's ES modules (panel.js imports all but those loaded when first needed,
-# article.js, access.js, mail.js, markdown.js, compose.js, fallback.js) and its
-# stylesheet
+# article.js, access.js, mail.js, rating.js, markdown.js, compose.js, fallback.js and
+# attach.js, loaded on the first attachment) and its stylesheet
 PANEL_FILES = {name: "text/javascript" for name in (
     "panel.js", "dom.js", "outbox.js", "connection.js", "views.js", "articles.js", "article.js",
-    "access.js", "mail.js", "rating.js", "markdown.js", "compose.js",
-    "fallback.js")} | {"panel.css": "text/css"}
+    "access.js", "mail.js", "rating.js", "markdown.js", "compose.js", "fallback.js",
+    "attach.js")} | {"panel.css": "text/css"}
 PLAIN_FILES = {"help.css": "text/css"}
 ICON_FILES = {"favicon.svg": "image/svg+xml"}
-CONSOLE_FILES = {"console.js": "text/javascript", "console.css": "text/css",
+CONSOLE_FILES = {"console.js": "text/javascript", "console-attach.js": "text/javascript",
+                 "console.css": "text/css",
                  "console-admin.js": "text/javascript", "console-admin.css": "text/css",
                  "console-sla.css": "text/css", "console-workspace.js": "text/javascript",
                  "console-markdown.js": "text/javascript",

@@ -115,7 +115,7 @@ def security_headers(request: Request, nonce: str) -> dict[str, str]:
     return {
         "Content-Security-Policy": (
             f"default-src 'none'; script-src 'nonce-{nonce}'; style-src 'self'; "
-            f"img-src 'self' data:; connect-src 'self' {scheme}://{request.url.netloc}; "
+            f"img-src 'self' data: blob:; connect-src 'self' {scheme}://{request.url.netloc}; "
             "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"),
         "X-Content-Type-Options": "nosniff",
         "Referrer-Policy": "same-origin",

@@ -106,6 +106,23 @@ def web_url(url: str | None) -> str | None:
     return url if scheme in {"http", "https"} else None
 
 
+def file_size(size: int) -> str:
+    """Bytes as people read them; the same words as console-attach.js and the widget."""
+    if size < 1024:
+        return f"{size} B"
+    if size < 1024 * 1024:
+        return f"{round(size / 1024)} KB"
+    return f"{size / (1024 * 1024):.1f} MB"
+
+
+def files(message: Message) -> list[dict[str, object]]:
+    """A message's attachments as the ticket view lists them: images previewed, the others
+    as download links. Their URL is the one every message shape names (/attachments/ID)."""
+    return [{"url": f"/attachments/{a.id}", "name": a.name, "size": file_size(a.size),
+             "image": a.content_type.startswith("image/")}
+            for a in message.attachments]
+
+
 def author_name(message: Message, visitor_name: str | None = None) -> str:
     if message.author.type == "system":
         return "System"

@@ -85,7 +85,8 @@ async def _render(request: Request, *, status: int = 200, error: str | None = No
                              "url": ticket_url(site.key, other.number)}
     thread = [{"message": message, "author": present.author_name(message, profile.name),
                "iso": isoformat(message.created_at), "when": present.when(message.created_at),
-               "splittable": not message.internal and message.author.type != "system"}
+               "splittable": not message.internal and message.author.type != "system",
+               "files": present.files(message)}
               for message in messages]
     replies = await rt.store.saved_replies([site.id])
     await rt.store.mark_agent_read(_agent(request).id, ticket)
