@@ -82,7 +82,7 @@ def test_events_are_known_names_each_once() -> None:
                 [1]):
         with pytest.raises(Unprocessable):
             parse_events(bad)
-    assert len(parse_events(list(EVENTS))) == len(EVENTS) == 9
+    assert len(parse_events(list(EVENTS))) == len(EVENTS) == 11
 
 
 def test_signatures_verify_with_the_standardwebhooks_library() -> None:

@@ -28,7 +28,7 @@ from widget_server.errors import Unprocessable
 EVENTS = (
     "ticket.created", "ticket.updated", "message.created", "ticket.sla_at_risk",
     "ticket.sla_breached", "access_grant.created", "access_grant.revoked",
-    "access_grant.expired", "access_grant.used",
+    "access_grant.expired", "access_grant.used", "rating.created", "rating.updated",
 )
 TEST_EVENT = "webhook.test"  # "Send a test event": to one endpoint, whatever it subscribes to
 PAYLOAD_VERSION = 1

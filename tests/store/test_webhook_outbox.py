@@ -260,3 +260,22 @@ async def test_settled_deliveries_are_pruned_after_their_time(
     assert await store.prune_webhook_log(clock.now() + timedelta(days=1)) == 1
     assert plain(db_path, "SELECT state, attempts FROM webhook_deliveries") == [("pending", 1)]
     assert plain(db_path, "SELECT count(*) FROM webhook_attempts") == [(1,)]
+
+
+async def test_a_rating_and_its_change_are_queued_with_the_comment(
+        store: SQLiteStore, db_path: Path, clock: FakeClock) -> None:
+    site = await shop(store)
+    await store.create_webhook(site.id, "https://crm.test/hooks",
+                               ("rating.created", "rating.updated"))
+    visitor, conversation, number = await request(store, site)
+    await store.update_ticket(site.id, number, await admin(store), TicketPatch(status="solved"),
+                              START)
+    await store.rate_ticket(site.id, visitor.id, conversation, 2, "Slow", False, "widget",
+                            START)
+    await store.rate_ticket(site.id, visitor.id, conversation, 4, None, True, "email", START)
+    found = [(kind, payload["data"]) for kind, _, payload in queued(db_path)]
+    assert [kind for kind, _ in found] == ["rating.created", "rating.updated"]
+    assert found[0][1]["rating"] == {"score": 2, "from": None, "channel": "widget",
+                                     "comment": "Slow"}
+    assert found[1][1]["rating"]["from"] == 2 and found[1][1]["rating"]["score"] == 4
+    assert found[1][1]["ticket"]["number"] == number

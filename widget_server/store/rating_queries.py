@@ -88,8 +88,9 @@ class RatingQueries(StoreMixin):
         keeps the stored comment. ``NotFound`` for another visitor's conversation,
         ``Conflict`` when the site asks for none, the ticket is not solved or closed, or the
         rating was first given ``CHANGE_WINDOW`` ago or more."""
-        return await self._write(rate, site_id, visitor_id, conversation_id, score, comment,
-                                 keep, channel, now)
+        return await self._hooked(site_id, rate, site_id, visitor_id, conversation_id, score,
+                                  comment, keep, channel, now,
+                                  events=("rating.created", "rating.updated"))
 
     async def ticket_rating(self, ticket_id: int) -> Rating | None:
         row = await self._fetchone_now(

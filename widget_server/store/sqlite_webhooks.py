@@ -170,6 +170,7 @@ def queue_since(conn: sqlite3.Connection, before: tuple[int, int, int]) -> int:
         (before[0],)).fetchall()
     changes: dict[int, tuple[int, dict[str, Any], datetime]] = {}
     marked: list[tuple[int, int, str, dict[str, Any], datetime]] = []
+    rated: list[tuple[int, int, dict[str, Any], datetime]] = []
     for ticket_id, type_, raw, created_at, site_id in events:
         if not listeners.of(site_id):
             continue
@@ -190,6 +191,8 @@ def queue_since(conn: sqlite3.Connection, before: tuple[int, int, int]) -> int:
             changes[ticket_id] = (site_id, found, at)
         elif type_ in ("sla_at_risk", "sla_breached"):
             marked.append((ticket_id, site_id, f"ticket.{type_}", data, at))
+        elif type_ == "rating":
+            rated.append((ticket_id, site_id, data, at))
     for message in conn.execute(
             f"SELECT {', '.join('m.' + c for c in rows.MESSAGE_COLUMNS.split(', '))},"
             " t.id AS ticket_id, t.site_id FROM messages m"
@@ -221,6 +224,17 @@ def queue_since(conn: sqlite3.Connection, before: tuple[int, int, int]) -> int:
                          {"site": tickets.site_key(site_id),
                           "ticket": ticket_data(tickets.read(ticket_id)),
                           "due": data.get("due")}, at)
+    for ticket_id, site_id, data, at in rated:  # the comment is read from the rating itself
+        comment = conn.execute("SELECT comment FROM ratings WHERE ticket_id = ?",
+                               (ticket_id,)).fetchone()
+        queued += _queue(listeners, site_id,
+                         "rating.updated" if "from" in data else "rating.created",
+                         f"ticket:{ticket_id}",
+                         {"site": tickets.site_key(site_id),
+                          "ticket": ticket_data(tickets.read(ticket_id)),
+                          "rating": {"score": data.get("score"), "from": data.get("from"),
+                                     "channel": data.get("channel"),
+                                     "comment": comment[0] if comment else None}}, at)
     for row in conn.execute(
             "SELECT id, grant_id, site_id, user_id, type, actor_type, actor_name, action,"
             " detail, created_at FROM access_grant_events WHERE id > ? ORDER BY id",

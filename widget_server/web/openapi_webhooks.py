@@ -112,6 +112,12 @@ def webhook_events(ref: str) -> dict[str, Any]:
         "ticket.sla_breached": {"site": site, "ticket": ticket, "due": _MAYBE_TIME},
         "access_grant.created": grant, "access_grant.revoked": grant,
         "access_grant.expired": grant, "access_grant.used": grant,
+        **{event: {"site": site, "ticket": ticket, "rating": {"type": "object", "properties": {
+            "score": {"type": "integer", "minimum": 1, "maximum": 5},
+            "from": {"type": ["integer", "null"], "description": "The score before a change."},
+            "channel": {"enum": ["widget", "email"]},
+            "comment": {"type": ["string", "null"]}}}}
+           for event in ("rating.created", "rating.updated")},
         TEST_EVENT: {"site": site, "webhook": {"type": "integer"},
                      "text": {"type": "string"}},
     }
