@@ -22,7 +22,9 @@ def plain(db: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[
     if isinstance(db, str) and db.startswith("postgresql://"):
         return pg_plain(db, sql, params)
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql, params).fetchall()
+        found = conn.execute(sql, params).fetchall()
+        conn.commit()
+        return found
 
 
 def pg_plain(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
