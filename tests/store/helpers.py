@@ -16,6 +16,13 @@ from widget_server.store.base import Store, VisitorPost
 from widget_server.store.pg_sql import returns_rows, translate
 
 
+def refused() -> tuple[type[Exception], ...]:
+    """What a constraint's refusal raises on a connection of our own, on either backend."""
+    import asyncpg
+
+    return (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
+
+
 def plain(db: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """A query on a connection of our own, outside the store: on the SQLite file, or on the
     PostgreSQL database of a ``postgresql://`` URL (``?`` placeholders either way)."""

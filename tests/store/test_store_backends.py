@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
@@ -17,6 +18,7 @@ from widget_server.models import Site, Visitor
 from widget_server.store.base import Store, VisitorPost
 from widget_server.store.pg import PgStore
 from widget_server.store.pg_schema import available_migrations as pg_migrations
+from widget_server.store.sqlite import SQLiteStore
 from widget_server.store.sqlite_schema import available_migrations as sqlite_migrations
 
 pytestmark = [pytest.mark.anyio,
@@ -42,6 +44,25 @@ async def test_every_migration_is_applied_and_both_folders_line_up(store: Store,
     assert applied == [(version, name) for version, name, _ in sqlite_migrations()]
     assert [entry[:2] for entry in pg_migrations()] == [
         entry[:2] for entry in sqlite_migrations()]
+
+
+async def test_both_schemas_have_the_same_tables_and_columns(store: Store, db: str,
+                                                             tmp_path: Path) -> None:
+    if not db.startswith("postgresql://"):
+        pytest.skip("compares PostgreSQL's schema with SQLite's")
+    sqlite_store = SQLiteStore(str(tmp_path / "twin.db"))
+    await sqlite_store.open()
+    await sqlite_store.close()
+    on_sqlite = {}
+    for (table,) in plain(tmp_path / "twin.db", "SELECT name FROM sqlite_master WHERE"
+                          " type = 'table' AND name NOT LIKE '%fts%' AND name NOT LIKE 'sqlite%'"):
+        on_sqlite[table] = {row[1] for row in plain(tmp_path / "twin.db",
+                                                     f"PRAGMA table_info({table})")}
+    on_pg: dict[str, set[str]] = {}
+    for table, column in plain(db, "SELECT table_name, column_name FROM"
+                                   " information_schema.columns WHERE table_schema = 'public'"):
+        on_pg.setdefault(table, set()).add(column)
+    assert on_pg == on_sqlite
 
 
 @pytest.mark.parametrize("table", ["ticket_events", "access_grant_events", "privacy_audit"])
