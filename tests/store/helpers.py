@@ -16,6 +16,11 @@ from widget_server.store.base import Store, VisitorPost
 from widget_server.store.pg_sql import returns_rows, translate
 
 
+def db_of(store: Store) -> str:
+    """The database a store opened: a SQLite path or a PostgreSQL URL."""
+    return str(getattr(store, "path", None) or store.url)
+
+
 def refused() -> tuple[type[Exception], ...]:
     """What a constraint's refusal raises on a connection of our own, on either backend."""
     import asyncpg
