@@ -47,7 +47,7 @@ def revoke_session(conn: Connection, session_id: str, now: datetime) -> None:
 def record_login_failure(conn: Connection, key: str, now: datetime) -> int:
     row = conn.execute(
         "INSERT INTO login_failures (key, failures, last_failed_at) VALUES (?, 1, ?)"
-        " ON CONFLICT (key) DO UPDATE SET failures = failures + 1,"
+        " ON CONFLICT (key) DO UPDATE SET failures = login_failures.failures + 1,"
         " last_failed_at = excluded.last_failed_at RETURNING failures",
         (key, isoformat(now)),
     ).fetchone()
