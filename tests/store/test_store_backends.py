@@ -120,6 +120,17 @@ async def test_a_resend_stores_once_even_when_sent_at_once(store: Store) -> None
     assert bodies.count("only once") == 1
 
 
+async def test_a_new_request_sent_twice_at_once_opens_one_ticket(store: Store) -> None:
+    site = await shop(store)
+    who = visitor(site)
+    same = post(site, who, None, "the same new request", client_msg_id="first-send")
+    results = await asyncio.gather(*(store.post_visitor_message(same, datetime.now(UTC))
+                                     for _ in range(8)))
+    assert sum(not r.duplicate for r in results) == 1
+    assert {r.ticket.number for r in results if r.ticket} == {1}
+    assert len(await store.visitor_conversations(who.id)) == 1
+
+
 async def test_search_finds_prefixes_of_every_word_and_never_reads_syntax(store: Store
                                                                          ) -> None:
     site = await shop(store)
