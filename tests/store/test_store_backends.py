@@ -179,3 +179,23 @@ async def test_several_stores_on_one_database_number_without_gap(
     assert numbers == list(range(1, 201))
     assert plain(db, "SELECT ticket_counter FROM sites WHERE id = ?", (site.id,)) == [(200,)]
     assert plain(db, "SELECT COUNT(*), COUNT(DISTINCT number) FROM tickets") == [(200, 200)]
+
+
+async def test_a_site_changed_through_the_store_is_read_again_at_once(db: str, backend: str
+                                                                     ) -> None:
+    """The sites are cached for a minute here; a change this process makes shows at once,
+    while a new request (which bumps the site's ticket counter) keeps the cache."""
+    cached: Store = (PgStore(db, site_cache_seconds=60) if backend == "postgresql"
+                     else SQLiteStore(db, site_cache_seconds=60))
+    await cached.open()
+    try:
+        site = await shop(cached)
+        assert (await cached.get_site(site.id)) == site
+        await cached.post_visitor_message(post(site), datetime.now(UTC))
+        plain(db, "UPDATE sites SET name = 'Elsewhere' WHERE id = ?", (site.id,))
+        assert (await cached.get_site(site.id)) == site  # another process: within the TTL
+        await cached.update_site(site.id, name="Renamed")
+        renamed = await cached.get_site(site.id)
+        assert renamed is not None and renamed.name == "Renamed"
+    finally:
+        await cached.close()
