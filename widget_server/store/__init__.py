@@ -22,8 +22,8 @@ def open_store(settings: Settings, clock: Clock | None = None) -> Store:
         try:
             from widget_server.store.pg import PgStore
         except ImportError as exc:
-            raise ConfigError("a postgresql:// database needs asyncpg: pip install"
-                              " 'widget-server[postgresql]'") from exc
+            raise ConfigError("a postgresql:// database needs asyncpg and greenlet: pip"
+                              " install 'widget-server[postgresql]'") from exc
 
         return PgStore(settings.db, clock=clock or SystemClock(),
                        site_cache_seconds=settings.site_cache_seconds,

@@ -2,9 +2,9 @@
 
 A job is a plain function ``job(conn, *args)`` that runs inside one transaction. On SQLite
 ``conn`` is the writer's ``sqlite3.Connection``; on PostgreSQL it is ``pg_jobs.JobConnection``,
-which runs each statement on the store's pool connection. Both answer ``execute`` and
-``executemany`` with a cursor that has ``fetchone``, ``fetchall``, ``rowcount`` and iteration,
-and rows that read by column name or position.
+which hands each statement to the loop to run on the job's pool connection. Both answer
+``execute`` and ``executemany`` with a cursor that has ``fetchone``, ``fetchall``,
+``rowcount`` and iteration, and rows that read by column name or position.
 """
 
 from __future__ import annotations

@@ -69,7 +69,7 @@ class PgStore(PgSearch, CoreQueries, ConsoleQueries, ReportQueries, HelpQueries,
             await conn.close()
         self._pool = await asyncpg.create_pool(
             self.url, min_size=1, max_size=self._pool_size, init=_setup)
-        self._jobs = JobRunner(self._pool, self._pool_size)
+        self._jobs = JobRunner(self._pool)
 
     async def close(self) -> None:
         if self._jobs is not None:

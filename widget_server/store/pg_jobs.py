@@ -1,5 +1,7 @@
-"""Write jobs on PostgreSQL: the same sync functions SQLite's writer runs, each in a worker
-thread over a ``JobConnection`` whose statements run on the event loop's asyncpg connection.
+"""Write jobs on PostgreSQL: the same sync functions SQLite's writer runs, each in a greenlet
+on the event loop's thread over a ``JobConnection``: each statement switches back to the
+loop, which awaits it on the job's asyncpg connection and resumes the job with the rows (no
+thread hand-off per statement; the loop serves others while a statement is out).
 
 Every job is one transaction at SERIALIZABLE isolation, so a job sees and leaves the database
 as if no other job ran beside it, on this node or another, as with SQLite's single writer
@@ -15,10 +17,10 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 import asyncpg
+import greenlet
 
 from widget_server.store.connection import POSTGRESQL, PgIntegrityError
 from widget_server.store.pg_sql import returns_rows, rowcount, translate
@@ -52,19 +54,22 @@ class JobCursor:
 
 
 class JobConnection:
-    """What a job calls from its worker thread; each statement runs on ``conn`` on the
-    loop and the thread waits for its answer."""
+    """What a job calls from its greenlet; each statement is handed to the loop (the
+    greenlet's parent), which awaits it on ``conn``."""
 
     dialect = POSTGRESQL
 
-    def __init__(self, conn: asyncpg.Connection, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, conn: asyncpg.Connection) -> None:
         self._conn = conn
-        self._loop = loop
         self.sites_changed = False
 
     def _run(self, coroutine: Any) -> Any:
+        parent = greenlet.getcurrent().parent
+        if parent is None:
+            coroutine.close()
+            raise RuntimeError("a PostgreSQL job runs inside JobRunner")
         try:
-            return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+            return parent.switch(coroutine)
         except asyncpg.IntegrityConstraintViolationError as exc:
             raise PgIntegrityError(str(exc)) from exc
 
@@ -91,23 +96,37 @@ class JobConnection:
         return JobCursor([], len(arguments))
 
 
-class JobRunner:
-    """Runs jobs on a pool: one connection and one worker thread per job in flight."""
+async def run_in_greenlet(job: Callable[[], T]) -> T:
+    """Run the sync ``job``; each coroutine it hands over (``JobConnection._run``) is awaited
+    here and its result, or its exception, sent back in."""
+    child = greenlet.greenlet(job)
+    handed = child.switch()
+    while not child.dead:
+        try:
+            answer = await handed
+        except BaseException as exc:  # the job sees the statement's error where it ran it
+            handed = child.throw(exc)
+        else:
+            handed = child.switch(answer)
+    result: T = handed
+    return result
 
-    def __init__(self, pool: asyncpg.Pool, threads: int) -> None:
+
+class JobRunner:
+    """Runs jobs on a pool: one connection per job in flight."""
+
+    def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
-        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="widget-pg-job")
         self._running: set[asyncio.Future[Any]] = set()
         self._closed = False
         self.jobs = 0  # jobs committed
         self.retries = 0  # jobs run again after losing a race (for tests and the bench)
 
     async def close(self) -> None:
-        """Refuse new jobs, let the running ones finish, then stop the threads."""
+        """Refuse new jobs and let the running ones finish."""
         self._closed = True
         if self._running:
             await asyncio.gather(*self._running, return_exceptions=True)
-        self._threads.shutdown(wait=False)
 
     async def run(self, job: Callable[..., T], args: tuple[Any, ...],
                   on_sites_changed: Callable[[], None]) -> T:
@@ -122,16 +141,15 @@ class JobRunner:
 
     async def _attempts(self, job: Callable[..., T], args: tuple[Any, ...],
                         on_sites_changed: Callable[[], None]) -> T:
-        loop = asyncio.get_running_loop()
         for attempt in range(MAX_ATTEMPTS):
             async with self._pool.acquire() as conn:
                 contended = attempt > 0
                 if contended:  # one retrying job at a time across every node
                     await conn.execute("SELECT pg_advisory_lock($1)", RETRY_LOCK)
                 try:
-                    adapter = JobConnection(conn, loop)
+                    adapter = JobConnection(conn)
                     try:
-                        result = await self._transaction(conn, adapter, job, args, loop)
+                        result = await self._transaction(conn, adapter, job, args)
                     finally:
                         if adapter.sites_changed:
                             on_sites_changed()
@@ -152,11 +170,10 @@ class JobRunner:
         raise AssertionError("unreachable")
 
     async def _transaction(self, conn: asyncpg.Connection, adapter: JobConnection,
-                           job: Callable[..., T], args: tuple[Any, ...],
-                           loop: asyncio.AbstractEventLoop) -> T:
+                           job: Callable[..., T], args: tuple[Any, ...]) -> T:
         await conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
         try:
-            result = await loop.run_in_executor(self._threads, lambda: job(adapter, *args))
+            result = await run_in_greenlet(lambda: job(adapter, *args))
         except BaseException:
             await conn.execute("ROLLBACK")
             raise
