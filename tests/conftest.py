@@ -8,18 +8,41 @@ import pytest
 from tests.clocked import TimeShift
 from tests.inprocess import InProcess, in_process
 from tests.mail_sink import MailSink
+from tests.pg import DEFAULT_BACKEND, PgServer, pg_server  # noqa: F401  (a fixture)
 from tests.support import ServerProcess, Site, create_site
 from widget_server.clock import Clock, SystemClock
+from widget_server.store.base import Store
 from widget_server.store.sqlite import SQLiteStore
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One real server for the session; tests isolate themselves with their own site."""
+def sqlite_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real server on SQLite for the session; tests isolate themselves with their own
+    site."""
     db = tmp_path_factory.mktemp("server") / "widget.db"
     process = ServerProcess(db).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def postgresql_served(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+                      ) -> Iterator[ServerProcess]:
+    """One real server on PostgreSQL for the session (a database of its own)."""
+    databases: PgServer = request.getfixturevalue("pg_server")
+    url = databases.fresh()
+    process = ServerProcess(url, log=tmp_path_factory.mktemp("pg-server") / "widget.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def server(request: pytest.FixtureRequest) -> ServerProcess:
+    """The session's server: on the default backend (SQLite, or ``WIDGET_TEST_BACKEND``),
+    unless a module asks for each backend (``on_each_backend``, tests/pg.py)."""
+    found: ServerProcess = request.getfixturevalue(f"{DEFAULT_BACKEND}_served")
+    return found
 
 
 @pytest.fixture
@@ -28,17 +51,26 @@ def site(server: ServerProcess) -> Site:
 
 
 @pytest.fixture
-async def inprocess(tmp_path: Path) -> AsyncIterator[InProcess]:
+async def inprocess(tmp_path: Path, backend: str, request: pytest.FixtureRequest
+                    ) -> AsyncIterator[InProcess]:
     """The app in this process, on a database of the test's own (its own sites, agents and
     sign-in throttle); ``inprocess.clock.advance(...)`` moves its time (tests/inprocess.py)."""
-    async with in_process(tmp_path / "widget.db") as running:
+    where = (request.getfixturevalue("db") if backend == "postgresql"
+             else tmp_path / "widget.db")
+    async with in_process(where) as running:
         yield running
 
 
 @pytest.fixture
-def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server of the test's own, for tests that kill or restart it."""
-    process = ServerProcess(tmp_path / "widget.db")
+def fresh_server(tmp_path: Path, backend: str, request: pytest.FixtureRequest
+                 ) -> Iterator[ServerProcess]:
+    """A server of the test's own, for tests that kill or restart it: on SQLite, or on a
+    fresh PostgreSQL database where the module parametrises ``backend``."""
+    if backend == "postgresql":
+        server: PgServer = request.getfixturevalue("pg_server")
+        process = ServerProcess(server.fresh(), log=tmp_path / "widget.log")
+    else:
+        process = ServerProcess(tmp_path / "widget.db")
     yield process
     process.stop()
 
@@ -72,9 +104,33 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def store(db_path: Path, clock: Clock) -> AsyncIterator[SQLiteStore]:
-    """A real SQLite store on a file of the test's own, for tests without a server."""
-    opened = SQLiteStore(str(db_path), clock=clock)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store's backend: SQLite (or ``WIDGET_TEST_BACKEND``), unless a module parametrises
+    it over ``BACKENDS`` (``pytest.mark.parametrize("backend", BACKENDS, indirect=True)``)."""
+    return str(getattr(request, "param", DEFAULT_BACKEND))
+
+
+@pytest.fixture
+def db(backend: str, db_path: Path, request: pytest.FixtureRequest) -> str:
+    """The test's own database: ``db_path`` on SQLite, a fresh database on PostgreSQL
+    (tests/pg.py); ``tests.store.helpers.plain`` queries either."""
+    if backend == "postgresql":
+        server: PgServer = request.getfixturevalue("pg_server")
+        return server.fresh()
+    return str(db_path)
+
+
+@pytest.fixture
+async def store(db: str, clock: Clock) -> AsyncIterator[Store]:
+    """A real store on a database of the test's own, for tests without a server: SQLite,
+    or each backend where the module asks for ``BACKENDS``."""
+    opened: Store
+    if db.startswith("postgresql://"):
+        from widget_server.store.pg import PgStore
+
+        opened = PgStore(db, clock=clock)
+    else:
+        opened = SQLiteStore(db, clock=clock)
     await opened.open()
     try:
         yield opened

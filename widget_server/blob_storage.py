@@ -191,7 +191,11 @@ class S3Blobs:
 
 
 def default_data_dir(db: str) -> Path:
-    """Beside the SQLite database: ``widget.db`` keeps its files in ``widget-data/``."""
+    """Beside the SQLite database: ``widget.db`` keeps its files in ``widget-data/``; with
+    PostgreSQL, ``widget-data/`` in the working folder (several nodes share files only
+    through WIDGET_S3_URL)."""
+    if "://" in db:
+        return Path("widget-data")
     database = Path(db)
     return database.parent / f"{database.stem}-data"
 

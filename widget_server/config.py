@@ -113,7 +113,7 @@ def _log_level(text: str) -> str:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("db", "WIDGET_DB", str, "SQLite file path (later also a postgresql:// URL)."),
+    Setting("db", "WIDGET_DB", str, "SQLite file path or postgresql:// URL."),
     Setting("host", "WIDGET_HOST", str, "Interface to listen on."),
     Setting("port", "WIDGET_PORT", _int, "TCP port to listen on."),
     Setting(

@@ -1,35 +1,34 @@
-"""A visitor message returns its ticket from the writer's memo, by the ticket's id and version
-(sqlite_rows.TicketVersions, migration 0009): never a stale one, whoever changed the row."""
+"""A visitor message returns its ticket from the jobs' memo, by the ticket's id and version
+(sqlite_rows.TicketVersions, migration 0009): never a stale one, whoever changed the row; on
+both backends."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import sqlite3
 import uuid
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
+from tests.pg import BACKENDS
 from tests.store.helpers import plain, shop
 from widget_server.models import Agent, PostResult, Site, Ticket, Visitor
-from widget_server.store.base import VisitorPost
-from widget_server.store.sqlite import SQLiteStore
+from widget_server.store.base import Store, VisitorPost
+from widget_server.store.connection import Connection
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio,
+              pytest.mark.parametrize("backend", BACKENDS, indirect=True)]
 
 
-def elsewhere(path: Path, sql: str, params: tuple[object, ...] = ()) -> None:
+def elsewhere(db: str, sql: str, params: tuple[object, ...] = ()) -> None:
     """A write on a connection of our own, as another process (a CLI command) would make."""
-    with contextlib.closing(sqlite3.connect(path, isolation_level=None)) as conn:
-        conn.execute(sql, params)
+    plain(db, sql, params)
 
 
 class Chat:
     """One visitor's request and its follow-ups; each returns the ticket the store answered."""
 
-    def __init__(self, store: SQLiteStore, site: Site) -> None:
+    def __init__(self, store: Store, site: Site) -> None:
         self.store = store
         self.visitor = Visitor(id="v_" + uuid.uuid4().hex[:24], site_id=site.id, user_id=None,
                                name="Visitor", email=None, verified=False)
@@ -46,42 +45,44 @@ class Chat:
 
 
 async def test_every_update_of_a_ticket_gives_it_a_new_version(
-        store: SQLiteStore, db_path: Path) -> None:
+        store: Store, db: str) -> None:
     site = await shop(store)
     first, second = Chat(store, site), Chat(store, site)
     await first.say("Help")
     await second.say("Help too")
     versions = "SELECT version FROM tickets ORDER BY id"
-    seen = plain(db_path, versions)
-    elsewhere(db_path, "UPDATE tickets SET subject = 'Renamed' WHERE number = 1")
-    renamed = plain(db_path, versions)
+    seen = plain(db, versions)
+    elsewhere(db, "UPDATE tickets SET subject = 'Renamed' WHERE number = 1")
+    renamed = plain(db, versions)
     assert renamed[0] != seen[0] and renamed[1] == seen[1]
-    elsewhere(db_path, "UPDATE tickets SET sla_warned_at = '2026-01-01T00:00:00.000Z'")
-    warned = plain(db_path, versions)
+    elsewhere(db, "UPDATE tickets SET sla_warned_at = '2026-01-01T00:00:00.000Z'")
+    warned = plain(db, versions)
     assert warned[0] not in (seen[0], renamed[0]) and warned[1] != seen[1]
-    elsewhere(db_path, "UPDATE tickets SET version = 70 WHERE number = 2")  # not changed again
-    assert plain(db_path, versions) == [warned[0], (70,)]
+    elsewhere(db, "UPDATE tickets SET version = 70 WHERE number = 2")  # not changed again
+    assert plain(db, versions) == [warned[0], (70,)]
 
 
 async def test_a_version_rolled_back_never_names_another_state_of_the_ticket(
-        store: SQLiteStore, db_path: Path) -> None:
+        store: Store, db: str, backend: str) -> None:
     """A follow-up memoises its ticket as changed by an earlier job of its batch; a later job
     fails, the batch runs again job by job, and this time the change fails: the version that
     was rolled back must not come back for a different row."""
+    if backend != "sqlite":
+        pytest.skip("SQLite's writer batches jobs; on PostgreSQL each job is alone")
     site = await shop(store)
     chat = Chat(store, site)
     await chat.say("Where is my order?")
     await chat.say("Hello?")
     runs = 0
 
-    def rename_once(conn: sqlite3.Connection) -> None:
+    def rename_once(conn: Connection) -> None:
         nonlocal runs
         runs += 1
         conn.execute("UPDATE tickets SET subject = 'Rolled back'")
         if runs == 2:  # the second run, job by job, fails: the rename is rolled back
             raise RuntimeError("not this time")
 
-    def fail(conn: sqlite3.Connection) -> None:
+    def fail(conn: Connection) -> None:
         raise RuntimeError("this job fails")
 
     post = VisitorPost(visitor=chat.visitor, conversation_id=chat.conversation_id,
@@ -94,13 +95,13 @@ async def test_a_version_rolled_back_never_names_another_state_of_the_ticket(
     assert isinstance(followed, PostResult) and followed.ticket is not None
     assert followed.ticket.subject == "Where is my order?"
 
-    elsewhere(db_path, "UPDATE tickets SET subject = 'Lost parcel'")
+    elsewhere(db, "UPDATE tickets SET subject = 'Lost parcel'")
     ticket, _ = await chat.say("Still waiting")
     assert ticket.subject == "Lost parcel"
 
 
 async def test_a_message_returns_its_ticket_as_changed_since_by_anyone(
-        store: SQLiteStore, db_path: Path) -> None:
+        store: Store, db: str) -> None:
     site = await shop(store)
     chat = Chat(store, site)
     opened, _ = await chat.say("My order did not arrive")
@@ -108,34 +109,34 @@ async def test_a_message_returns_its_ticket_as_changed_since_by_anyone(
     again, changed = await chat.say("Hello?")
     assert again is built and again == opened and not changed  # the memo's record
 
-    elsewhere(db_path, "UPDATE tickets SET subject = 'Lost parcel'")  # another process
+    elsewhere(db, "UPDATE tickets SET subject = 'Lost parcel'")  # another process
     renamed, changed = await chat.say("Still waiting")
     assert (renamed.subject, renamed.number, changed) == ("Lost parcel", opened.number, False)
 
     # the reference is built from the site's prefix, a column of another table
-    elsewhere(db_path, "UPDATE sites SET reference_prefix = 'SHOP-'")
+    elsewhere(db, "UPDATE sites SET reference_prefix = 'SHOP-'")
     prefixed, _ = await chat.say("Anyone?")
     assert prefixed.reference == f"#SHOP-{opened.number}"
     assert prefixed.subject == "Lost parcel"
 
 
 async def test_a_message_that_reopens_its_ticket_returns_the_reopened_ticket(
-        store: SQLiteStore, agent: Agent, db_path: Path) -> None:
+        store: Store, agent: Agent, db: str) -> None:
     site = await shop(store)
     chat = Chat(store, site)
     opened, _ = await chat.say("Broken login")
     await store.post_agent_message(site.id, opened.number, agent, "Fixed, try again", False,
                                    datetime.now(UTC))
-    elsewhere(db_path, "UPDATE tickets SET status = 'solved'")
+    elsewhere(db, "UPDATE tickets SET status = 'solved'")
     reopened, changed = await chat.say("Still broken")
     assert (reopened.status, changed) == ("open", True)
     same, changed = await chat.say("Really")
     assert (same.status, same.subject, changed) == ("open", opened.subject, False)
-    assert plain(db_path, "SELECT status FROM tickets") == [("open",)]
+    assert plain(db, "SELECT status FROM tickets") == [("open",)]
 
 
 async def test_the_next_message_returns_the_record_an_agent_reply_built(
-        store: SQLiteStore, agent: Agent, db_path: Path) -> None:
+        store: Store, agent: Agent, db: str) -> None:
     """A reply changes its ticket (first response, status): the job that made the change
     keeps the record it built, and the visitor's next message finds that one by its version
     instead of reading the whole row and building it again."""
@@ -149,13 +150,13 @@ async def test_the_next_message_returns_the_record_an_agent_reply_built(
     assert followed is reply.ticket and not changed
 
     # a change the writer did not make is a new version: read and built again
-    elsewhere(db_path, "UPDATE tickets SET subject = 'Login loop'")
+    elsewhere(db, "UPDATE tickets SET subject = 'Login loop'")
     renamed, _ = await chat.say("Hello?")
     assert renamed is not reply.ticket and renamed.subject == "Login loop"
     assert renamed.first_response_at == reply.ticket.first_response_at
 
 
 @pytest.fixture
-async def agent(store: SQLiteStore) -> Agent:
+async def agent(store: Store) -> Agent:
     created, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
     return created

@@ -1,7 +1,10 @@
-"""Persistence behind one async interface (``Store``); SQLite now, PostgreSQL later."""
+"""Persistence behind one async interface (``Store``): SQLite (a file path) or PostgreSQL
+(a ``postgresql://`` URL)."""
 
 from __future__ import annotations
 
+import socket
+import sqlite3
 from datetime import timedelta
 
 from widget_server.clock import Clock, SystemClock
@@ -16,13 +19,33 @@ __all__ = ["Store", "TicketPatch", "VisitorPost", "open_store"]
 def open_store(settings: Settings, clock: Clock | None = None) -> Store:
     """The backend the ``db`` setting names; call ``await store.open()`` before use."""
     if settings.db.startswith(("postgres://", "postgresql://")):
-        raise ConfigError("PostgreSQL is not supported yet; use a SQLite file path")
+        try:
+            from widget_server.store.pg import PgStore
+        except ImportError as exc:
+            raise ConfigError("a postgresql:// database needs asyncpg and greenlet: pip"
+                              " install 'widget-server[postgresql]'") from exc
+
+        return PgStore(settings.db, clock=clock or SystemClock(),
+                       site_cache_seconds=settings.site_cache_seconds,
+                       mail_plan=mail_plan(settings))
     from widget_server.store.sqlite import SQLiteStore
 
     return SQLiteStore(settings.db, synchronous=settings.sqlite_synchronous,
                        clock=clock or SystemClock(),
                        site_cache_seconds=settings.site_cache_seconds,
                        mail_plan=mail_plan(settings))
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """What a backend raises when its database cannot be used: SQLite's errors, a
+    PostgreSQL server that cannot be reached or refuses (asyncpg, when installed)."""
+    found: list[type[BaseException]] = [sqlite3.Error, ConnectionError, TimeoutError,
+                                         socket.gaierror]
+    try:
+        import asyncpg
+    except ImportError:
+        return tuple(found)
+    return (*found, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def mail_plan(settings: Settings) -> MailPlan | None:

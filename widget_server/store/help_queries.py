@@ -26,7 +26,7 @@ from widget_server.articles import (
 from widget_server.clock import isoformat, parse_iso
 from widget_server.models import Agent, Visitor
 from widget_server.store import sqlite_help as jobs
-from widget_server.store.console_queries import StoreMixin, fts_query
+from widget_server.store.console_queries import StoreMixin, search_words
 
 T = TypeVar("T")
 SEARCH_MAX = 50
@@ -34,15 +34,14 @@ TOP_QUERIES = 10
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def article_queries(text: str) -> list[str]:
-    """FTS5 queries to try in turn: every word (as a prefix), then any word of two letters or
-    more. Each word is quoted, so what a visitor types never becomes FTS syntax."""
-    every = fts_query(text)
+def article_queries(text: str) -> list[tuple[list[str], bool]]:
+    """Searches to try in turn, as (words, every): every word (as a prefix), then any word
+    of two letters or more."""
+    every = search_words(text)
     if not every:
         return []
-    words = [word for word in _WORD.findall(text)[:12] if len(word) > 1]
-    any_word = " OR ".join(f'"{word}"*' for word in words)
-    return [every] if len(words) < 2 else [every, any_word]
+    words = [word for word in every if len(word) > 1]
+    return [(every, True)] if len(words) < 2 else [(every, True), (words, False)]
 
 
 class HelpQueries(StoreMixin):
@@ -81,23 +80,17 @@ class HelpQueries(StoreMixin):
             params.append(category)
         found = await self._fetchall(
             f"SELECT * FROM articles WHERE {' AND '.join(where)}"
-            " ORDER BY category COLLATE NOCASE, title COLLATE NOCASE, id", tuple(params))
+            " ORDER BY lower(category), lower(title), id", tuple(params))
         return [jobs.article(row) for row in found]
 
     async def search_articles(self, site_id: int, text: str, limit: int = 10
                               ) -> list[ArticleHit]:
         """Published articles matching ``text``, best first (bm25, the title weighing 10x)."""
         limit = max(1, min(limit, SEARCH_MAX))
-        for query in article_queries(text):
-            found = await self._fetchall(
-                "SELECT a.id, a.slug, a.title, a.category,"
-                " snippet(articles_fts, 1, char(2), char(3), '…', 16)"
-                " FROM articles_fts f JOIN articles a ON a.id = f.rowid"
-                " WHERE articles_fts MATCH ? AND a.site_id = ? AND a.status = 'published'"
-                " ORDER BY bm25(articles_fts, 10.0, 1.0), a.id LIMIT ?",
-                (query, site_id, limit))
+        for words, every in article_queries(text):
+            found = await self._article_matches(site_id, words, every, limit)
             if found:
-                return [ArticleHit(row[0], row[1], row[2], row[3], row[4]) for row in found]
+                return [ArticleHit(*row) for row in found]
         return []
 
     # -- feedback and comments
@@ -164,15 +157,17 @@ class HelpQueries(StoreMixin):
         window = (site_id, start, end)
         events = " FROM article_events WHERE site_id = ? AND created_at >= ? AND created_at <= ?"
         totals = await self._fetchone(
-            "SELECT COALESCE(SUM(type = 'view'), 0), COALESCE(SUM(type = 'search'), 0),"
-            f" COALESCE(SUM(type = 'search' AND results = 0), 0){events}", window, slow=True)
+            "SELECT COUNT(CASE WHEN type = 'view' THEN 1 END),"
+            " COUNT(CASE WHEN type = 'search' THEN 1 END),"
+            f" COUNT(CASE WHEN type = 'search' AND results = 0 THEN 1 END){events}", window,
+            slow=True)
         empty = await self._fetchall(
             f"SELECT lower(trim(query)) AS q, COUNT(*) AS n{events} AND type = 'search'"
             " AND results = 0 GROUP BY q ORDER BY n DESC, q LIMIT ?", (*window, TOP_QUERIES),
             slow=True)
         closed = isoformat(max(since, now - DEFLECTION_WINDOW))  # windows that are over
         deflection = await self._fetchone(
-            "SELECT COUNT(*), COALESCE(SUM(followed = 0), 0) FROM article_events"
+            "SELECT COUNT(*), COUNT(CASE WHEN followed = 0 THEN 1 END) FROM article_events"
             " WHERE site_id = ? AND tracked = 1 AND created_at >= ? AND created_at < ?",
             (site_id, start, closed), slow=True)
         pending = await self._fetchone(

@@ -4,20 +4,20 @@ MailQueries: the conversation an answer belongs to, bouncing addresses, follow-u
 from __future__ import annotations
 
 import json
-import sqlite3
 from datetime import datetime
 
 from widget_server import tickets as rules
 from widget_server.clock import isoformat
 from widget_server.errors import Conflict
 from widget_server.models import Visitor
+from widget_server.store.connection import Connection
 from widget_server.store.console_queries import StoreMixin
 from widget_server.store.mail_records import MailThread
 
 REASON_CHARS = 500
 
 
-def mark_bouncing(conn: sqlite3.Connection, address: str, reason: str, now: datetime) -> None:
+def mark_bouncing(conn: Connection, address: str, reason: str, now: datetime) -> None:
     conn.execute(
         "INSERT INTO mail_bounces (address, reason, created_at) VALUES (?, ?, ?)"
         " ON CONFLICT (address) DO UPDATE SET reason = excluded.reason,"
@@ -25,7 +25,7 @@ def mark_bouncing(conn: sqlite3.Connection, address: str, reason: str, now: date
         (address.lower(), reason[:REASON_CHARS], isoformat(now)))
 
 
-def link_follow_up(conn: sqlite3.Connection, site_id: int, number: int, of_number: int,
+def link_follow_up(conn: Connection, site_id: int, number: int, of_number: int,
                    now: datetime, via: str = "mail") -> None:
     """The ticket ``number`` follows up the closed ticket ``of_number``: linked both ways in
     its history, as a split is; ``via`` says how (a mail, or the widget's follow-up)."""
@@ -44,7 +44,7 @@ def link_follow_up(conn: sqlite3.Connection, site_id: int, number: int, of_numbe
             (ticket_id, type_, json.dumps({**data, "via": via}), isoformat(now)))
 
 
-def set_support_address(conn: sqlite3.Connection, site_id: int, address: str | None) -> None:
+def set_support_address(conn: Connection, site_id: int, address: str | None) -> None:
     """``address`` (None: none) becomes the site's support address; Conflict when another
     site has it."""
     if address is not None:

@@ -26,6 +26,7 @@ from widget_server.clock import isoformat, parse_iso
 from widget_server.errors import Conflict, NotFound
 from widget_server.models import Ticket
 from widget_server.store import sqlite_rows as rows
+from widget_server.store.connection import Connection
 from widget_server.store.grant_queries import GRANT_COLUMNS, GRANT_FROM, event_row, grant_row
 from widget_server.store.mail_records import MailPlan
 from widget_server.store.sqlite_mail import queue_composed
@@ -316,7 +317,7 @@ def resend(conn: sqlite3.Connection, site_id: int, delivery_id: int, now: dateti
                        code="delivery_not_found")
 
 
-def forget_tickets(conn: sqlite3.Connection, ticket_ids: Sequence[str | int]) -> None:
+def forget_tickets(conn: Connection, ticket_ids: Sequence[str | int]) -> None:
     """Delete the deliveries about these tickets and their log (an erasure: the payloads
     carry what the visitor wrote)."""
     keys = [f"ticket:{ticket_id}" for ticket_id in ticket_ids]

@@ -129,7 +129,7 @@ class WebhookQueries(StoreMixin):
                                  limit: int = 100) -> list[Delivery]:
         """The newest deliveries of a site (of one endpoint), newest first."""
         return [delivery(row) for row in await self._fetchall(
-            "SELECT * FROM webhook_deliveries WHERE site_id = ? AND (? IS NULL OR"
+            "SELECT * FROM webhook_deliveries WHERE site_id = ? AND (CAST(? AS BIGINT) IS NULL OR"
             " endpoint_id = ?) ORDER BY id DESC LIMIT ?",
             (site_id, endpoint_id, endpoint_id, limit))]
 
