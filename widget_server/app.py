@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
@@ -17,6 +18,7 @@ from widget_server.mail_receiver import start_receiver
 from widget_server.mail_route import MailRouter
 from widget_server.mail_sender import MailSender
 from widget_server.messaging import Messaging
+from widget_server.realtime.broker import open_broker
 from widget_server.realtime.hub import Hub
 from widget_server.retention import RetentionJob, credential_lifetime
 from widget_server.runtime import Runtime
@@ -53,6 +55,7 @@ from widget_server.web.headers import SecurityHeaders
 from widget_server.web.url_check import UrlCheck
 
 log = logging.getLogger(__name__)
+BROKER_START_SECONDS = 30.0
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
@@ -65,7 +68,9 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
         await store.open()
         try:
             secret = settings.secret_key or await store.secret_key()
-            hub = Hub()
+            hub = Hub(open_broker(settings, store))
+            async with asyncio.timeout(BROKER_START_SECONDS):
+                await hub.broker.start()
             scheduler = SlaScheduler(store, hub, clock)
             app.state.runtime = Runtime(
                 settings=settings,
@@ -109,6 +114,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                     await mail.stop()
                 await retention.stop()
                 await scheduler.stop()
+                await hub.broker.stop()
         finally:
             await store.close()
 

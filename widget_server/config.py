@@ -98,6 +98,12 @@ def _log_level(text: str) -> str:
     return value
 
 
+def _redis_url(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected redis://host:port/db, rediss://... or unix://...")
+    return raw
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("db", "WIDGET_DB", str, "SQLite file path (later also a postgresql:// URL)."),
     Setting("host", "WIDGET_HOST", str, "Interface to listen on."),
@@ -201,6 +207,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Longest wait after failed console sign-ins, in seconds."),
     Setting("hsts_seconds", "WIDGET_HSTS_SECONDS", _limit,
             "Strict-Transport-Security max-age on https responses; 0 (default) sends none."),
+    Setting("redis_url", "WIDGET_REDIS_URL", _redis_url,
+            "redis://host:port/db: live events between nodes and abuse limits shared by them.",
+            secret=True),
     # outbound mail (docs/email.md); without an SMTP URL nothing is mailed
     Setting("smtp_url", "WIDGET_SMTP_URL", parse_smtp_url,
             "smtp://user:password@host:port (?starttls=1) or smtps://...: the mail server.",
@@ -257,6 +266,7 @@ class Settings:
     login_free_failures: int = 3
     login_max_lockout: int = 900
     hsts_seconds: int = 0
+    redis_url: str | None = None
     smtp_url: SmtpUrl | None = None
     mail_from: str | None = None
     mail_delay_seconds: float = 120.0

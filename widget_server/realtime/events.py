@@ -30,7 +30,16 @@ class Typing:
     encoded: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
 
-Event = MessagesAdded | TicketUpdated | Typing
+@dataclass(frozen=True)
+class Resync:
+    """Live events for ``channel`` may have been missed (a broker connection dropped): the
+    subscriber reads its state from the database again."""
+
+    channel: str
+    encoded: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+
+
+Event = MessagesAdded | TicketUpdated | Typing | Resync
 
 
 def visitor_channel(visitor_id: str) -> str:

@@ -6,7 +6,7 @@ from collections import defaultdict
 from typing import Protocol
 
 from widget_server.realtime.broker import Broker, MemoryBroker
-from widget_server.realtime.events import Event
+from widget_server.realtime.events import Event, Resync
 
 
 class Subscriber(Protocol):
@@ -18,7 +18,7 @@ class Hub:
     def __init__(self, broker: Broker | None = None) -> None:
         self._broker = broker or MemoryBroker()
         self._subscribers: dict[str, set[Subscriber]] = defaultdict(set)
-        self._broker.listen(self._dispatch)
+        self._broker.listen(self)
 
     def subscribe(self, channel: str, subscriber: Subscriber) -> None:
         self._subscribers[channel].add(subscriber)
@@ -38,6 +38,20 @@ class Hub:
             return len(self._subscribers.get(channel, ()))
         return sum(len(subscribers) for subscribers in self._subscribers.values())
 
-    def _dispatch(self, channel: str, event: Event) -> None:
+    @property
+    def broker(self) -> Broker:
+        return self._broker
+
+    # -- the broker's receiver
+    def dispatch(self, channel: str, event: Event) -> None:
         for subscriber in tuple(self._subscribers.get(channel, ())):
             subscriber.notify(event)
+
+    def wants(self, channel: str) -> bool:
+        return channel in self._subscribers
+
+    def resync(self) -> None:
+        for channel, subscribers in tuple(self._subscribers.items()):
+            event = Resync(channel)
+            for subscriber in tuple(subscribers):
+                subscriber.notify(event)

@@ -21,6 +21,7 @@ from widget_server.realtime import protocol
 from widget_server.realtime.events import (
     Event,
     MessagesAdded,
+    Resync,
     TicketUpdated,
     Typing,
     agents_channel,
@@ -39,9 +40,10 @@ RECHECK_SECONDS = 30
 class AgentFeed:
     """Hub subscriber for one agent socket; events are sent by its own task, in order."""
 
-    def __init__(self, rt: Runtime, sites: dict[int, str]) -> None:
+    def __init__(self, rt: Runtime, sites: dict[int, str], agent_name: str = "") -> None:
         self.rt = rt
         self.sites = sites
+        self.agent_name = agent_name
         self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_LIMIT)
         self.overflowed = asyncio.Event()
 
@@ -53,7 +55,12 @@ class AgentFeed:
         except asyncio.QueueFull:
             self.overflowed.set()
 
+    def ready(self) -> dict[str, Any]:
+        return {"type": "ready", "agent": self.agent_name, "sites": sorted(self.sites.values())}
+
     async def frames(self, event: Event) -> list[dict[str, Any]]:
+        if isinstance(event, Resync):  # events may be lost: "ready" makes the console refetch
+            return [self.ready()]
         if isinstance(event, TicketUpdated):
             return [self._ticket(event.ticket)]
         if isinstance(event, MessagesAdded):
@@ -73,6 +80,9 @@ class AgentFeed:
     async def encoded(self, event: Event) -> list[str]:
         """The frames of ``event`` as JSON text, encoded once for all the agent sockets it
         reaches (they get the same frames: the site key, the ticket, the message)."""
+        if isinstance(event, Resync):  # one per socket, though it comes for each of its sites
+            first = event.channel == agents_channel(min(self.sites))
+            return [protocol.encode(self.ready())] if first else []
         cached = event.encoded.get("console")
         if cached is None:
             cached = event.encoded["console"] = [
@@ -107,15 +117,14 @@ async def console_socket(websocket: WebSocket) -> None:
     agent = session.agent
     site_ids = await rt.store.agent_site_ids(agent)
     sites = {site.id: site.key for site in await rt.store.list_sites() if site.id in site_ids}
-    feed = AgentFeed(rt, sites)
+    feed = AgentFeed(rt, sites, agent.name)
     for site_id in sites:
         rt.hub.subscribe(agents_channel(site_id), feed)
     allowed = Allowed(rt, session.id, set(sites))
     sender = asyncio.create_task(_send_loop(websocket, feed, allowed))
     guard = asyncio.create_task(_recheck(websocket, allowed))
     try:
-        await websocket.send_text(json.dumps({"type": "ready", "agent": agent.name,
-                                              "sites": sorted(sites.values())}))
+        await websocket.send_text(json.dumps(feed.ready()))
         idle = rt.settings.ws_idle_timeout or None  # console.js pings every 25 s
         while True:
             try:
