@@ -115,6 +115,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 await retention.stop()
                 await scheduler.stop()
                 await hub.broker.stop()
+                await app.state.runtime.limits.close()
         finally:
             await store.close()
 
