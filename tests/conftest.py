@@ -8,8 +8,10 @@ import pytest
 from tests.clocked import TimeShift
 from tests.inprocess import InProcess, in_process
 from tests.mail_sink import MailSink
+from tests.pg import BACKENDS, PgServer, pg_server  # noqa: F401  (a fixture)
 from tests.support import ServerProcess, Site, create_site
 from widget_server.clock import Clock, SystemClock
+from widget_server.store.base import Store
 from widget_server.store.sqlite import SQLiteStore
 
 
@@ -72,9 +74,33 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-async def store(db_path: Path, clock: Clock) -> AsyncIterator[SQLiteStore]:
-    """A real SQLite store on a file of the test's own, for tests without a server."""
-    opened = SQLiteStore(str(db_path), clock=clock)
+def backend(request: pytest.FixtureRequest) -> str:
+    """The store's backend: SQLite, unless a module parametrises it over ``BACKENDS``
+    (``pytest.mark.parametrize("backend", BACKENDS, indirect=True)``)."""
+    return str(getattr(request, "param", "sqlite"))
+
+
+@pytest.fixture
+def db(backend: str, db_path: Path, request: pytest.FixtureRequest) -> str:
+    """The test's own database: ``db_path`` on SQLite, a fresh database on PostgreSQL
+    (tests/pg.py); ``tests.store.helpers.plain`` queries either."""
+    if backend == "postgresql":
+        server: PgServer = request.getfixturevalue("pg_server")
+        return server.fresh()
+    return str(db_path)
+
+
+@pytest.fixture
+async def store(db: str, clock: Clock) -> AsyncIterator[Store]:
+    """A real store on a database of the test's own, for tests without a server: SQLite,
+    or each backend where the module asks for ``BACKENDS``."""
+    opened: Store
+    if db.startswith("postgresql://"):
+        from widget_server.store.pg import PgStore
+
+        opened = PgStore(db, clock=clock)
+    else:
+        opened = SQLiteStore(db, clock=clock)
     await opened.open()
     try:
         yield opened

@@ -2,30 +2,52 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from widget_server.models import PostResult, Site, Visitor
-from widget_server.store.base import VisitorPost
-from widget_server.store.sqlite import SQLiteStore
+from widget_server.store.base import Store, VisitorPost
+from widget_server.store.pg_sql import returns_rows, translate
 
 
-def plain(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    """A query on a connection of our own, outside the store."""
-    with contextlib.closing(sqlite3.connect(path)) as conn:
+def plain(db: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """A query on a connection of our own, outside the store: on the SQLite file, or on the
+    PostgreSQL database of a ``postgresql://`` URL (``?`` placeholders either way)."""
+    if isinstance(db, str) and db.startswith("postgresql://"):
+        return pg_plain(db, sql, params)
+    with contextlib.closing(sqlite3.connect(db)) as conn:
         return conn.execute(sql, params).fetchall()
 
 
-async def shop(store: SQLiteStore) -> Site:
+def pg_plain(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    import asyncpg
+
+    async def run() -> list[tuple[Any, ...]]:
+        conn = await asyncpg.connect(url)
+        try:
+            if returns_rows(sql):
+                return [tuple(row) for row in await conn.fetch(translate(sql), *params)]
+            await conn.execute(translate(sql), *params)
+            return []
+        finally:
+            await conn.close()
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, run()).result()
+
+
+async def shop(store: Store) -> Site:
     site, _ = await store.ensure_site("Shop", ["https://shop.test"])
     return site
 
 
-async def say(store: SQLiteStore, site: Site, body: str) -> PostResult:
+async def say(store: Store, site: Site, body: str) -> PostResult:
     """A new request, then ``body`` as a follow-up in it (so only the message holds the
     words, not the ticket's subject)."""
     who = Visitor(id="v_" + uuid.uuid4().hex[:24], site_id=site.id, user_id=None,

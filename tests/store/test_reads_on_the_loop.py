@@ -17,7 +17,7 @@ import pytest
 from tests.store.helpers import shop
 from widget_server.api_tokens import hash_api_token
 from widget_server.models import Visitor
-from widget_server.store import sqlite as sqlite_store
+from widget_server.store import core_queries
 from widget_server.store.base import VisitorPost
 from widget_server.store.sqlite import SQLiteStore
 from widget_server.store.sqlite_readers import Lane, Reader
@@ -131,7 +131,7 @@ async def test_a_visitor_with_a_few_conversations_is_read_on_the_loop(
 async def test_a_visitor_with_a_long_history_is_read_on_a_reader_thread(
     store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(sqlite_store, "QUICK_CONVERSATIONS", 2)
+    monkeypatch.setattr(core_queries, "QUICK_CONVERSATIONS", 2)
     who, opened = await open_requests(store, 3)
     readers = take_every_reader(store)
     reading = asyncio.ensure_future(store.visitor_conversations(who.id))

@@ -1,4 +1,5 @@
-"""Persistence behind one async interface (``Store``); SQLite now, PostgreSQL later."""
+"""Persistence behind one async interface (``Store``): SQLite (a file path) or PostgreSQL
+(a ``postgresql://`` URL)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,15 @@ __all__ = ["Store", "TicketPatch", "VisitorPost", "open_store"]
 def open_store(settings: Settings, clock: Clock | None = None) -> Store:
     """The backend the ``db`` setting names; call ``await store.open()`` before use."""
     if settings.db.startswith(("postgres://", "postgresql://")):
-        raise ConfigError("PostgreSQL is not supported yet; use a SQLite file path")
+        try:
+            from widget_server.store.pg import PgStore
+        except ImportError as exc:
+            raise ConfigError("a postgresql:// database needs asyncpg: pip install"
+                              " 'widget-server[postgresql]'") from exc
+
+        return PgStore(settings.db, clock=clock or SystemClock(),
+                       site_cache_seconds=settings.site_cache_seconds,
+                       mail_plan=mail_plan(settings))
     from widget_server.store.sqlite import SQLiteStore
 
     return SQLiteStore(settings.db, synchronous=settings.sqlite_synchronous,

@@ -27,8 +27,8 @@ from widget_server.models import (
 from widget_server.reports import TicketFacts
 from widget_server.store import sqlite_alerts as alerts
 from widget_server.store import sqlite_console as jobs
-from widget_server.store import sqlite_message_index as message_index
 from widget_server.store import sqlite_rows as rows
+from widget_server.store.connection import Dialect
 from widget_server.store.mail_records import MailPlan
 
 T = TypeVar("T")
@@ -36,9 +36,10 @@ OPEN_STATUSES = ("new", "open", "pending")
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def fts_query(text: str) -> str:
-    """Every word must match, each as a quoted prefix: user input never becomes FTS syntax."""
-    return " ".join(f'"{word}"*' for word in _WORD.findall(text)[:12])
+def search_words(text: str) -> list[str]:
+    """The words of a search (at most 12); each must match as a prefix. The backends quote
+    each one, so user input never becomes search syntax."""
+    return _WORD.findall(text)[:12]
 
 
 class StoreMixin:
@@ -46,6 +47,7 @@ class StoreMixin:
 
     _clock: Clock
     _mail: MailPlan | None  # None: mail is off
+    _dialect: Dialect  # the SQL fragments that differ between backends (connection.py)
 
     async def _fetchall(self, sql: str, params: tuple[Any, ...] = (), *,
                         slow: bool = False) -> list[Any]:
@@ -60,6 +62,18 @@ class StoreMixin:
         raise NotImplementedError
 
     async def _write(self, job: Callable[..., T], *args: Any, off_loop: bool = False) -> T:
+        raise NotImplementedError
+
+    # full-text search, the one part each backend writes in its own SQL (sqlite_search.py,
+    # pg_search.py); ranks: lower is better
+    async def _ticket_matches(self, site_ids: list[int], words: list[str]
+                              ) -> list[tuple[int, float, str]]:
+        """(ticket id, rank, snippet) of subjects and messages that have every word."""
+        raise NotImplementedError
+
+    async def _article_matches(self, site_id: int, words: list[str], every: bool,
+                               limit: int) -> list[tuple[int, str, str, str, str]]:
+        """(id, slug, title, category, snippet) of published articles, best first."""
         raise NotImplementedError
 
 
@@ -140,7 +154,7 @@ class ConsoleQueries(StoreMixin):
     async def list_api_tokens(self, site_ids: list[int]) -> list[tuple[ApiToken, str, bool]]:
         """Tokens with the creation time and whether they are revoked."""
         found = await self._fetchall(
-            f"SELECT * FROM api_tokens WHERE site_id IN ({_marks(site_ids)}) ORDER BY id DESC",
+            f"SELECT * FROM api_tokens WHERE site_id IN ({marks(site_ids)}) ORDER BY id DESC",
             tuple(site_ids))
         return [(rows.api_token(row), row["created_at"], row["revoked_at"] is not None)
                 for row in found]
@@ -151,7 +165,7 @@ class ConsoleQueries(StoreMixin):
     # -- saved replies
     async def saved_replies(self, site_ids: list[int]) -> list[SavedReply]:
         found = await self._fetchall(
-            f"SELECT * FROM saved_replies WHERE site_id IN ({_marks(site_ids)})"
+            f"SELECT * FROM saved_replies WHERE site_id IN ({marks(site_ids)})"
             " ORDER BY shortcut", tuple(site_ids))
         return [SavedReply(row["id"], row["site_id"], row["shortcut"], row["title"], row["body"])
                 for row in found]
@@ -174,7 +188,7 @@ class ConsoleQueries(StoreMixin):
         if not site_ids:
             return []
         now = isoformat(self._clock.now())
-        where = [f"t.site_id IN ({_marks(site_ids)})", f"t.status IN ({_marks(statuses)})"]
+        where = [f"t.site_id IN ({marks(site_ids)})", f"t.status IN ({marks(statuses)})"]
         params: list[Any] = [*site_ids, *statuses]
         if severity:
             where.append("t.severity = ?")
@@ -240,25 +254,10 @@ class ConsoleQueries(StoreMixin):
 
     async def search(self, site_ids: list[int], text: str, limit: int = 50) -> list[SearchHit]:
         """Tickets whose subject or messages match every word (as prefixes), best first."""
-        query = fts_query(text)
-        if not query or not site_ids:
+        words = search_words(text)
+        if not words or not site_ids:
             return []
-        marks = _marks(site_ids)
-        indexed_upto, last_message = await self._fetchone(message_index.PENDING_SQL)
-        if last_message > indexed_upto:  # messages are indexed in bulk: catch up first
-            await self._write(message_index.index_pending, off_loop=True)
-        # snippet() cannot run under GROUP BY: rank the matching rows, then pick per ticket
-        matches = await self._fetchall(
-            "SELECT t.id, f.rank, snippet(tickets_fts, 0, char(2), char(3), '…', 12)"
-            " FROM tickets_fts f JOIN tickets t ON t.id = f.rowid"
-            f" WHERE tickets_fts MATCH ? AND t.site_id IN ({marks}) ORDER BY f.rank LIMIT 500",
-            (query, *site_ids), slow=True)
-        matches += await self._fetchall(
-            "SELECT t.id, f.rank, snippet(messages_fts, 0, char(2), char(3), '…', 12)"
-            " FROM messages_fts f JOIN messages m ON m.id = f.rowid"
-            " JOIN tickets t ON t.conversation_id = m.conversation_id"
-            f" WHERE messages_fts MATCH ? AND t.site_id IN ({marks}) ORDER BY f.rank LIMIT 500",
-            (query, *site_ids), slow=True)
+        matches = await self._ticket_matches(site_ids, words)
         best: dict[int, tuple[float, str]] = {}
         for ticket_id, rank, snippet in matches:
             if ticket_id not in best or rank < best[ticket_id][0]:
@@ -268,7 +267,7 @@ class ConsoleQueries(StoreMixin):
             return []
         found = {row["id"]: row for row in await self._fetchall(
             f"SELECT {rows.TICKET_COLUMNS}, s.key AS site_key FROM {rows.TICKET_FROM}"
-            f" WHERE t.id IN ({_marks([ticket_id for ticket_id, _ in chosen])})",
+            f" WHERE t.id IN ({marks([ticket_id for ticket_id, _ in chosen])})",
             tuple(ticket_id for ticket_id, _ in chosen))}
         return [SearchHit(rows.ticket(found[ticket_id]), found[ticket_id]["site_key"], snippet)
                 for ticket_id, (_, snippet) in chosen]
@@ -293,7 +292,7 @@ class ConsoleQueries(StoreMixin):
                                  self._clock.now())
 
 
-def _marks(values: tuple[Any, ...] | list[Any]) -> str:
+def marks(values: tuple[Any, ...] | list[Any]) -> str:
     return ",".join("?" * len(values)) or "NULL"
 
 
@@ -303,7 +302,7 @@ class ReportQueries(StoreMixin):
 
     async def report_rows(self, site_ids: list[int], since: datetime) -> tuple[
             list[TicketFacts], list[datetime], dict[str, int]]:
-        marks = _marks(site_ids)
+        sites = marks(site_ids)
         facts = [
             TicketFacts(row[0], row[1], parse_iso(row[2]),
                         parse_iso(row[3]) if row[3] else None, bool(row[4]))
@@ -311,16 +310,16 @@ class ReportQueries(StoreMixin):
                 "SELECT t.severity, t.status, t.created_at, t.first_response_at,"
                 " EXISTS (SELECT 1 FROM ticket_events e WHERE e.ticket_id = t.id"
                 "  AND e.type = 'sla_breached'"
-                "  AND json_extract(e.data, '$.clock') = 'first_response')"
-                f" FROM tickets t WHERE t.site_id IN ({marks}) AND t.created_at >= ?",
+                f"  AND {self._dialect.json_text('e.data', 'clock')} = 'first_response')"
+                f" FROM tickets t WHERE t.site_id IN ({sites}) AND t.created_at >= ?",
                 (*site_ids, isoformat(since)), slow=True)
         ]
         solved = [parse_iso(row[0]) for row in await self._fetchall(
             "SELECT e.created_at FROM ticket_events e JOIN tickets t ON t.id = e.ticket_id"
-            f" WHERE t.site_id IN ({marks}) AND e.type = 'status_changed'"
-            " AND json_extract(e.data, '$.to') = 'solved' AND e.created_at >= ?",
+            f" WHERE t.site_id IN ({sites}) AND e.type = 'status_changed'"
+            f" AND {self._dialect.json_text('e.data', 'to')} = 'solved' AND e.created_at >= ?",
             (*site_ids, isoformat(since)), slow=True)]
         backlog = {row[0]: int(row[1]) for row in await self._fetchall(
-            f"SELECT status, COUNT(*) FROM tickets WHERE site_id IN ({marks}) GROUP BY status",
+            f"SELECT status, COUNT(*) FROM tickets WHERE site_id IN ({sites}) GROUP BY status",
             tuple(site_ids), slow=True)}
         return facts, solved, backlog

@@ -20,6 +20,7 @@ from widget_server.access_grants import (
 )
 from widget_server.clock import isoformat, parse_iso
 from widget_server.errors import Conflict, NotFound
+from widget_server.store.connection import Connection
 from widget_server.store.console_queries import StoreMixin
 
 MAX_ACTIVE_GRANTS = 20  # per user: more than this is somebody clicking in a loop
@@ -46,13 +47,13 @@ def event_row(row: sqlite3.Row) -> GrantEvent:
         detail=row["detail"], created_at=parse_iso(row["created_at"]))
 
 
-def _grant(conn: sqlite3.Connection, site_id: int, grant_id: str) -> AccessGrant | None:
+def _grant(conn: Connection, site_id: int, grant_id: str) -> AccessGrant | None:
     row = conn.execute(f"SELECT {GRANT_COLUMNS} FROM {GRANT_FROM} WHERE g.id = ? AND g.site_id = ?",
                        (grant_id, site_id)).fetchone()
     return grant_row(row) if row else None
 
 
-def _event(conn: sqlite3.Connection, grant: AccessGrant, type_: str, actor_type: str,
+def _event(conn: Connection, grant: AccessGrant, type_: str, actor_type: str,
            actor_name: str | None, at: datetime, action: str | None = None,
            detail: str | None = None) -> GrantEvent:
     row = conn.execute(
@@ -64,7 +65,7 @@ def _event(conn: sqlite3.Connection, grant: AccessGrant, type_: str, actor_type:
     return event_row(row)
 
 
-def create_grant(conn: sqlite3.Connection, site_id: int, user_id: str, visitor_id: str,
+def create_grant(conn: Connection, site_id: int, user_id: str, visitor_id: str,
                  request: GrantRequest, now: datetime) -> AccessGrant:
     ticket_id = None
     if request.ticket_number is not None:
@@ -95,7 +96,7 @@ def create_grant(conn: sqlite3.Connection, site_id: int, user_id: str, visitor_i
     return grant
 
 
-def revoke_grant(conn: sqlite3.Connection, site_id: int, user_id: str, grant_id: str,
+def revoke_grant(conn: Connection, site_id: int, user_id: str, grant_id: str,
                  now: datetime) -> AccessGrant:
     """End a grant at once. Revoking one that already ended changes nothing."""
     grant = _grant(conn, site_id, grant_id)
@@ -111,7 +112,7 @@ def revoke_grant(conn: sqlite3.Connection, site_id: int, user_id: str, grant_id:
     return revoked
 
 
-def revoke_user_grants(conn: sqlite3.Connection, site_id: int, user_id: str, now: datetime,
+def revoke_user_grants(conn: Connection, site_id: int, user_id: str, now: datetime,
                        why: str) -> int:
     """End every active grant of a user at once (an erasure request); how many ended."""
     found = [grant_row(row) for row in conn.execute(
@@ -124,7 +125,7 @@ def revoke_user_grants(conn: sqlite3.Connection, site_id: int, user_id: str, now
     return len(found)
 
 
-def record_use(conn: sqlite3.Connection, site_id: int, grant_id: str, actor_name: str,
+def record_use(conn: Connection, site_id: int, grant_id: str, actor_name: str,
                action: str, detail: str | None, now: datetime) -> GrantEvent:
     grant = _grant(conn, site_id, grant_id)
     if grant is None:
@@ -135,7 +136,7 @@ def record_use(conn: sqlite3.Connection, site_id: int, grant_id: str, actor_name
     return _event(conn, grant, "used", "api", actor_name, now, action=action, detail=detail)
 
 
-def expire_due(conn: sqlite3.Connection, now: datetime) -> int:
+def expire_due(conn: Connection, now: datetime) -> int:
     """Write the ``expired`` event of every grant that ended by itself and lacks one."""
     due = [grant_row(row) for row in conn.execute(
         f"SELECT {GRANT_COLUMNS} FROM {GRANT_FROM} WHERE g.revoked_at IS NULL"
@@ -147,7 +148,7 @@ def expire_due(conn: sqlite3.Connection, now: datetime) -> int:
     return len(due)
 
 
-def set_grant_max(conn: sqlite3.Connection, site_id: int, hours: int) -> None:
+def set_grant_max(conn: Connection, site_id: int, hours: int) -> None:
     if conn.execute("UPDATE sites SET grant_max_hours = ? WHERE id = ?",
                     (hours, site_id)).rowcount == 0:
         raise NotFound("no such site", code="site_not_found")
@@ -189,7 +190,8 @@ class GrantQueries(StoreMixin):
         await self.expire_access_grants(now)
         found = await self._fetchall(
             f"SELECT {GRANT_COLUMNS} FROM {GRANT_FROM} WHERE g.site_id = ? AND g.user_id = ?"
-            " ORDER BY g.created_at DESC, g.rowid DESC LIMIT ?", (site_id, user_id, limit))
+            f" ORDER BY g.created_at DESC, {self._dialect.arrival('g')} DESC LIMIT ?",
+            (site_id, user_id, limit))
         return [grant_row(row) for row in found]
 
     async def grant_events(self, site_id: int, *, user_id: str | None = None,

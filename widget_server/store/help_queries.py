@@ -25,7 +25,7 @@ from widget_server.articles import (
 from widget_server.clock import isoformat
 from widget_server.models import Agent, Visitor
 from widget_server.store import sqlite_help as jobs
-from widget_server.store.console_queries import StoreMixin, fts_query
+from widget_server.store.console_queries import StoreMixin, search_words
 
 T = TypeVar("T")
 SEARCH_MAX = 50
@@ -33,15 +33,14 @@ TOP_QUERIES = 10
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 
-def article_queries(text: str) -> list[str]:
-    """FTS5 queries to try in turn: every word (as a prefix), then any word of two letters or
-    more. Each word is quoted, so what a visitor types never becomes FTS syntax."""
-    every = fts_query(text)
+def article_queries(text: str) -> list[tuple[list[str], bool]]:
+    """Searches to try in turn, as (words, every): every word (as a prefix), then any word
+    of two letters or more."""
+    every = search_words(text)
     if not every:
         return []
-    words = [word for word in _WORD.findall(text)[:12] if len(word) > 1]
-    any_word = " OR ".join(f'"{word}"*' for word in words)
-    return [every] if len(words) < 2 else [every, any_word]
+    words = [word for word in every if len(word) > 1]
+    return [(every, True)] if len(words) < 2 else [(every, True), (words, False)]
 
 
 class HelpQueries(StoreMixin):
@@ -80,23 +79,17 @@ class HelpQueries(StoreMixin):
             params.append(category)
         found = await self._fetchall(
             f"SELECT * FROM articles WHERE {' AND '.join(where)}"
-            " ORDER BY category COLLATE NOCASE, title COLLATE NOCASE, id", tuple(params))
+            " ORDER BY lower(category), lower(title), id", tuple(params))
         return [jobs.article(row) for row in found]
 
     async def search_articles(self, site_id: int, text: str, limit: int = 10
                               ) -> list[ArticleHit]:
         """Published articles matching ``text``, best first (bm25, the title weighing 10x)."""
         limit = max(1, min(limit, SEARCH_MAX))
-        for query in article_queries(text):
-            found = await self._fetchall(
-                "SELECT a.id, a.slug, a.title, a.category,"
-                " snippet(articles_fts, 1, char(2), char(3), '…', 16)"
-                " FROM articles_fts f JOIN articles a ON a.id = f.rowid"
-                " WHERE articles_fts MATCH ? AND a.site_id = ? AND a.status = 'published'"
-                " ORDER BY bm25(articles_fts, 10.0, 1.0), a.id LIMIT ?",
-                (query, site_id, limit))
+        for words, every in article_queries(text):
+            found = await self._article_matches(site_id, words, every, limit)
             if found:
-                return [ArticleHit(row[0], row[1], row[2], row[3], row[4]) for row in found]
+                return [ArticleHit(*row) for row in found]
         return []
 
     # -- feedback and comments

@@ -3,20 +3,21 @@ MailQueries: the conversation an answer belongs to, bouncing addresses, follow-u
 
 from __future__ import annotations
 
-import sqlite3
+import json
 from datetime import datetime
 
 from widget_server import tickets as rules
 from widget_server.clock import isoformat
 from widget_server.errors import Conflict
 from widget_server.models import Visitor
+from widget_server.store.connection import Connection
 from widget_server.store.console_queries import StoreMixin
 from widget_server.store.mail_records import MailThread
 
 REASON_CHARS = 500
 
 
-def mark_bouncing(conn: sqlite3.Connection, address: str, reason: str, now: datetime) -> None:
+def mark_bouncing(conn: Connection, address: str, reason: str, now: datetime) -> None:
     conn.execute(
         "INSERT INTO mail_bounces (address, reason, created_at) VALUES (?, ?, ?)"
         " ON CONFLICT (address) DO UPDATE SET reason = excluded.reason,"
@@ -24,7 +25,7 @@ def mark_bouncing(conn: sqlite3.Connection, address: str, reason: str, now: date
         (address.lower(), reason[:REASON_CHARS], isoformat(now)))
 
 
-def link_follow_up(conn: sqlite3.Connection, site_id: int, number: int, of_number: int,
+def link_follow_up(conn: Connection, site_id: int, number: int, of_number: int,
                    now: datetime) -> None:
     """The ticket ``number`` follows up the closed ticket ``of_number``: linked both ways in
     its history, as a split is."""
@@ -39,11 +40,11 @@ def link_follow_up(conn: sqlite3.Connection, site_id: int, number: int, of_numbe
                                    (found[of_number], "followed_up_by", {"number": number})):
         conn.execute(
             "INSERT INTO ticket_events (ticket_id, type, actor_type, actor_id, data,"
-            " created_at) VALUES (?, ?, 'system', NULL, json_object('number', ?), ?)",
-            (ticket_id, type_, data["number"], isoformat(now)))
+            " created_at) VALUES (?, ?, 'system', NULL, ?, ?)",
+            (ticket_id, type_, json.dumps(data), isoformat(now)))
 
 
-def set_support_address(conn: sqlite3.Connection, site_id: int, address: str | None) -> None:
+def set_support_address(conn: Connection, site_id: int, address: str | None) -> None:
     """``address`` (None: none) becomes the site's support address; Conflict when another
     site has it."""
     if address is not None:

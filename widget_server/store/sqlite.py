@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sqlite3
 from collections.abc import Callable
-from datetime import datetime, timedelta
 from functools import partial
 from typing import Any, TypeVar
 
 from widget_server.clock import Clock, SystemClock
-from widget_server.models import (
-    Agent,
-    ApiToken,
-    Conversation,
-    Message,
-    PostResult,
-    Site,
-    SweepResult,
-    Ticket,
-    TicketChange,
-)
-from widget_server.store import sqlite_alerts as alerts
-from widget_server.store import sqlite_mail as mail
 from widget_server.store import sqlite_message_index as message_index
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_schema as schema
-from widget_server.store import sqlite_writes as writes
-from widget_server.store.base import TicketPatch, VisitorPost
+from widget_server.store.connection import SQLITE
 from widget_server.store.console_queries import ConsoleQueries, ReportQueries
+from widget_server.store.core_queries import CoreQueries
 from widget_server.store.grant_queries import GrantQueries
 from widget_server.store.help_queries import HelpQueries
 from widget_server.store.inbound_queries import InboundQueries
@@ -38,17 +23,15 @@ from widget_server.store.mail_records import MailPlan
 from widget_server.store.privacy_queries import PrivacyQueries
 from widget_server.store.site_cache import SiteCache
 from widget_server.store.sqlite_readers import Readers
-from widget_server.store.sqlite_sweep import sweep
+from widget_server.store.sqlite_search import SQLiteSearch
 from widget_server.store.sqlite_writer import SQLiteWriter
 
 T = TypeVar("T")
-# A visitor's conversations are read on the loop (every session and hello) while there are
-# at most this many; more go to a reader thread, so no visitor's history holds the loop.
-QUICK_CONVERSATIONS = 20
 
 
-class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
-                  PrivacyQueries, MailQueries, InboundQueries):
+class SQLiteStore(SQLiteSearch, CoreQueries, ConsoleQueries, ReportQueries, HelpQueries,
+                  GrantQueries, PrivacyQueries, MailQueries, InboundQueries):
+    _dialect = SQLITE
     def __init__(self, path: str, *, synchronous: str = "full", clock: Clock | None = None,
                  site_cache_seconds: float = 0.0, mail_plan: MailPlan | None = None) -> None:
         self.path = path
@@ -124,229 +107,3 @@ class SQLiteStore(ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
     @property
     def writer_stats(self) -> dict[str, int]:
         return {"batches": self._writer.batches, "jobs": self._writer.jobs}
-
-    async def ping(self) -> bool:
-        return (await self._fetchone("SELECT 1")) is not None
-
-    # -- setup and administration
-    async def secret_key(self) -> str:
-        return await self._write(writes.secret_key)
-
-    async def set_setting(self, key: str, value: str) -> None:
-        await self._write(writes.set_setting, key, value)
-
-    async def get_setting(self, key: str) -> str | None:
-        row = await self._fetchone("SELECT value FROM server_settings WHERE key = ?", (key,))
-        return None if row is None else str(row[0])
-
-    async def ensure_site(self, name: str, origins: list[str]) -> tuple[Site, bool]:
-        return await self._write(writes.ensure_site, name, origins, self._clock.now())
-
-    async def ensure_agent(
-        self, email: str, name: str, role: str, password_hash: str | None
-    ) -> tuple[Agent, bool]:
-        return await self._write(
-            writes.ensure_agent, email, name, role, password_hash, self._clock.now()
-        )
-
-    async def set_agent_password(self, email: str, password_hash: str) -> Agent:
-        return await self._write(writes.set_agent_password, email, password_hash)
-
-    async def create_api_token(
-        self, name: str, token_hash: str, site_id: int, agent_id: int
-    ) -> ApiToken:
-        return await self._write(
-            writes.create_api_token, name, token_hash, site_id, agent_id, self._clock.now()
-        )
-
-    # -- reads
-    # sites come from a cache (site_cache.py): read at most once a second, and again at once
-    # after this process changes one
-    async def get_site_by_key(self, key: str) -> Site | None:
-        return await self._sites.by_key(key)
-
-    async def get_site(self, site_id: int) -> Site | None:
-        return await self._sites.by_id(site_id)
-
-    async def list_sites(self, fresh: bool = False) -> list[Site]:
-        return await self._sites.all(fresh)
-
-    async def _read_sites(self) -> list[Site]:
-        return [rows.site(row) for row in await self._fetchall("SELECT * FROM sites ORDER BY id")]
-
-    async def get_agent(self, agent_id: int) -> Agent | None:
-        row = await self._fetchone("SELECT * FROM agents WHERE id = ?", (agent_id,))
-        return rows.agent(row) if row else None
-
-    async def get_agent_by_email(self, email: str) -> Agent | None:
-        row = await self._fetchone("SELECT * FROM agents WHERE email = ?", (email,))
-        return rows.agent(row) if row else None
-
-    async def site_agent_by_email(self, site_id: int, email: str) -> Agent | None:
-        # one read whichever way it goes: an agent of another site looks like no agent
-        row = await self._fetchone(
-            "SELECT a.* FROM agents a WHERE a.email = ? AND a.active = 1 AND (a.role = 'admin'"
-            " OR EXISTS (SELECT 1 FROM agent_sites m WHERE m.agent_id = a.id"
-            " AND m.site_id = ?))", (email, site_id))
-        return rows.agent(row) if row else None
-
-    async def find_api_agent(self, token_hash: str) -> tuple[int, Agent] | None:
-        # the token's authority is checked now, not only when it was made: the agent must
-        # still be active and still work on the token's site (an admin works on every site),
-        # so removing the agent from the site or demoting an admin ends the token at once
-        row = await self._fetchone_now(
-            "SELECT a.*, t.site_id AS token_site_id FROM api_tokens t"
-            " JOIN agents a ON a.id = t.agent_id WHERE t.token_hash = ? AND t.revoked_at IS NULL"
-            " AND a.active = 1 AND (a.role = 'admin' OR EXISTS (SELECT 1 FROM agent_sites m"
-            " WHERE m.agent_id = a.id AND m.site_id = t.site_id))",
-            (token_hash,),
-        )
-        return (row["token_site_id"], rows.agent(row)) if row else None
-
-    async def visitor_conversations(self, visitor_id: str) -> list[Conversation]:
-        conversations_sql = (
-            "SELECT id, site_id, visitor_id, last_seq FROM conversations WHERE visitor_id = ?"
-            " ORDER BY created_at DESC")
-        tickets_sql = (
-            f"SELECT {rows.TICKET_READ_COLUMNS} FROM {rows.TICKET_FROM}"
-            " JOIN conversations c ON c.id = t.conversation_id"
-            " WHERE c.visitor_id = ? ORDER BY t.id")
-        found = self._read_now(f"{conversations_sql} LIMIT {QUICK_CONVERSATIONS + 1}",
-                               (visitor_id,))
-        ticket_rows = (self._read_now(tickets_sql, (visitor_id,))
-                       if found is not None and len(found) <= QUICK_CONVERSATIONS else None)
-        if found is None or ticket_rows is None:  # a long history, or the database was busy
-            found = await self._fetchall(conversations_sql, (visitor_id,))
-            ticket_rows = await self._fetchall(tickets_sql, (visitor_id,))
-        tickets = {ticket.conversation_id: ticket for ticket in map(self._tickets, ticket_rows)}
-        return [
-            Conversation(id=row["id"], site_id=row["site_id"], visitor_id=row["visitor_id"],
-                         last_seq=row["last_seq"], ticket=tickets.get(row["id"]))
-            for row in found
-        ]
-
-    async def get_conversation(self, conversation_id: str) -> Conversation | None:
-        row = await self._fetchone(
-            "SELECT id, site_id, visitor_id, last_seq FROM conversations WHERE id = ?",
-            (conversation_id,),
-        )
-        if row is None:
-            return None
-        ticket_row = await self._fetchone(
-            f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM}"
-            f" WHERE t.id = {rows.LATEST_TICKET.format('?')}",
-            (conversation_id,),
-        )
-        return Conversation(id=row["id"], site_id=row["site_id"], visitor_id=row["visitor_id"],
-                            last_seq=row["last_seq"],
-                            ticket=rows.ticket(ticket_row) if ticket_row else None)
-
-    async def messages_after(
-        self, conversation_id: str, after_seq: int, limit: int = 500
-    ) -> list[Message]:
-        found = await self._fetchall(
-            f"SELECT {rows.MESSAGE_COLUMNS} FROM messages"
-            " WHERE conversation_id = ? AND seq > ? AND internal = 0 ORDER BY seq LIMIT ?",
-            (conversation_id, after_seq, limit),
-        )
-        return [rows.message(row) for row in found]
-
-    async def list_tickets(
-        self,
-        site_id: int,
-        *,
-        status: str | None = None,
-        severity: str | None = None,
-        limit: int = 50,
-        after_number: int | None = None,
-    ) -> list[Ticket]:
-        where: list[str] = ["t.site_id = ?"]
-        params: list[object] = [site_id]
-        for column, value in (("t.status", status), ("t.severity", severity)):
-            if value is not None:
-                where.append(f"{column} = ?")
-                params.append(value)
-        if after_number is not None:
-            where.append("t.number < ?")
-            params.append(after_number)
-        page = f"FROM {rows.TICKET_FROM} WHERE {' AND '.join(where)} ORDER BY t.number DESC LIMIT ?"
-        # first only the columns that identify each ticket's contents: a page of tickets that
-        # did not change since they were last read comes from the memo, at a third of the
-        # cost of reading their thirty columns (docs/performance.md)
-        keys = await self._fetchall(f"SELECT {rows.TICKET_KEY_COLUMNS} {page}", (*params, limit))
-        found = [self._tickets.known(key) for key in keys]
-        missing = [key[0] for key, ticket in zip(keys, found, strict=True) if ticket is None]
-        if missing:
-            read = {row["id"]: self._tickets(row) for row in await self._fetchall(
-                f"SELECT {rows.TICKET_READ_COLUMNS} FROM {rows.TICKET_FROM}"
-                f" WHERE t.id IN ({','.join('?' * len(missing))})", tuple(missing))}
-            if len(read) < len(missing):  # deleted in between: read the page whole, once
-                return [self._tickets(row) for row in await self._fetchall(
-                    f"SELECT {rows.TICKET_READ_COLUMNS} {page}", (*params, limit))]
-            found = [ticket or read[key[0]] for key, ticket in zip(keys, found, strict=True)]
-        return [ticket for ticket in found if ticket is not None]
-
-    async def get_ticket(self, site_id: int, number: int) -> tuple[Ticket, str] | None:
-        row = await self._fetchone(
-            f"SELECT {rows.TICKET_COLUMNS}, c.visitor_id FROM {rows.TICKET_FROM}"
-            " JOIN conversations c ON c.id = t.conversation_id"
-            " WHERE t.site_id = ? AND t.number = ?",
-            (site_id, number),
-        )
-        return (rows.ticket(row), row["visitor_id"]) if row else None
-
-    async def ticket_messages(self, ticket: Ticket) -> list[Message]:
-        found = await self._fetchall(
-            f"SELECT {rows.MESSAGE_COLUMNS} FROM messages WHERE conversation_id = ? ORDER BY id",
-            (ticket.conversation_id,),
-        )
-        return [rows.message(row) for row in found]
-
-    async def ticket_events(self, ticket: Ticket) -> list[dict[str, object]]:
-        found = await self._fetchall(
-            "SELECT type, actor_type, actor_id, data, created_at FROM ticket_events"
-            " WHERE ticket_id = ? ORDER BY id",
-            (ticket.id,),
-        )
-        return [
-            {"type": row["type"], "actor": {"type": row["actor_type"], "id": row["actor_id"]},
-             "data": json.loads(row["data"]), "created_at": row["created_at"]}
-            for row in found
-        ]
-
-    # -- writes
-    async def post_visitor_message(self, post: VisitorPost, now: datetime) -> PostResult:
-        if self._mail is not None:  # a verified address to remember, alerts to agents
-            return await self._write(alerts.post_visitor_message, post, now, self._mail)
-        return await self._write(writes.post_visitor_message, post, now)
-
-    async def post_agent_message(
-        self, site_id: int, number: int, agent: Agent, body: str, internal: bool, now: datetime
-    ) -> TicketChange:
-        if self._mail is not None and not internal:
-            return await self._write(mail.post_agent_message, site_id, number, agent, body,
-                                     internal, now, self._mail)
-        return await self._write(
-            writes.post_agent_message, site_id, number, agent, body, internal, now
-        )
-
-    async def update_ticket(
-        self, site_id: int, number: int, agent: Agent, patch: TicketPatch, now: datetime
-    ) -> TicketChange:
-        if self._mail is not None and patch.status == "solved":
-            return await self._write(mail.update_ticket, site_id, number, agent, patch, now,
-                                     self._mail)
-        return await self._write(writes.update_ticket, site_id, number, agent, patch, now)
-
-    async def sla_sweep(self, holder: str, now: datetime, lease: timedelta) -> SweepResult:
-        # every site's solved tickets may close at once after a pause: off the loop
-        if self._mail is not None:  # and mail each SLA mark to the agents who want it
-            return await self._write(alerts.sla_sweep, self._mail, holder, now, lease,
-                                     off_loop=True)
-        return await self._write(sweep, holder, now, lease, off_loop=True)
-
-    async def set_site_policy(self, site_id: int, policy_toml: str | None) -> None:
-        await self._write(writes.set_site_policy, site_id, policy_toml)
-
-    async def mark_read(self, visitor_id: str, conversation_id: str, seq: int) -> None:
-        await self._write(writes.mark_read, visitor_id, conversation_id, seq)

@@ -15,6 +15,7 @@ from widget_server.models import Agent, PostResult, SweepResult, TicketChange
 from widget_server.store import sqlite_console as console
 from widget_server.store import sqlite_mail as mail
 from widget_server.store.base import VisitorPost
+from widget_server.store.connection import Connection
 from widget_server.store.mail_records import MailPlan
 from widget_server.store.sqlite_mail import enqueue
 from widget_server.store.sqlite_sweep import sweep
@@ -34,7 +35,7 @@ def _wanted(alert: str) -> str:
     return _SITE_AGENTS.format(alert=alert, default=int(DEFAULTS[alert]))
 
 
-def alert(conn: sqlite3.Connection, plan: MailPlan, ticket_id: int, kind: str,
+def alert(conn: Connection, plan: MailPlan, ticket_id: int, kind: str,
           now: datetime, tier: int | None = None, skip: int | None = None) -> int:
     """Queue ``kind`` about a ticket to the agents who want it: the assignee alone when the
     ticket has one (``visitor_reply`` only then), else the site's agents (of ``tier``);
@@ -60,14 +61,14 @@ def alert(conn: sqlite3.Connection, plan: MailPlan, ticket_id: int, kind: str,
     return queued
 
 
-def sla_sweep(conn: sqlite3.Connection, plan: MailPlan, holder: str, now: datetime,
+def sla_sweep(conn: Connection, plan: MailPlan, holder: str, now: datetime,
               lease: timedelta) -> SweepResult:
     """The sweep, and an alert for each SLA mark it makes."""
     return sweep(conn, holder, now, lease,
                  marked=lambda ticket_id, kind: alert(conn, plan, ticket_id, kind, now))
 
 
-def move_tier(conn: sqlite3.Connection, plan: MailPlan, site_id: int, number: int,
+def move_tier(conn: Connection, plan: MailPlan, site_id: int, number: int,
               agent: Agent, step: int, reason: str, now: datetime) -> TicketChange:
     change = console.move_tier(conn, site_id, number, agent, step, reason, now)
     if step > 0:
@@ -85,7 +86,7 @@ def prefs(row: sqlite3.Row | None) -> dict[str, bool]:
                                                                           strict=True)}
 
 
-def set_prefs(conn: sqlite3.Connection, agent_id: int, wanted: dict[str, bool]) -> None:
+def set_prefs(conn: Connection, agent_id: int, wanted: dict[str, bool]) -> None:
     values = [int(bool(wanted.get(a))) for a in ALERTS]
     conn.execute(
         f"INSERT INTO agent_mail_prefs (agent_id, {', '.join(ALERTS)}) VALUES (?, ?, ?, ?, ?, ?)"
@@ -93,7 +94,7 @@ def set_prefs(conn: sqlite3.Connection, agent_id: int, wanted: dict[str, bool]) 
         + ", ".join(f"{a} = excluded.{a}" for a in ALERTS), (agent_id, *values))
 
 
-def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datetime,
+def post_visitor_message(conn: Connection, post: VisitorPost, now: datetime,
                          plan: MailPlan) -> PostResult:
     """A visitor's message as mail.post_visitor_message stores it, and the alert it causes:
     a new ticket, or a reply on an assigned one."""

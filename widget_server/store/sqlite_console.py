@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -17,6 +16,7 @@ from widget_server.errors import Conflict, NotFound, Unprocessable
 from widget_server.models import IDENTITY_MODES, Agent, Message, Site, TicketChange
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_sla as sla
+from widget_server.store.connection import INTEGRITY_ERRORS, Connection
 from widget_server.store.sqlite_writes import (
     _event,
     _insert_message,
@@ -28,7 +28,7 @@ from widget_server.store.sqlite_writes import (
 )
 
 
-def create_session(conn: sqlite3.Connection, agent_id: int, csrf: str, now: datetime,
+def create_session(conn: Connection, agent_id: int, csrf: str, now: datetime,
                    expires: datetime) -> str:
     session_id = secrets.token_urlsafe(24)
     conn.execute(
@@ -39,12 +39,12 @@ def create_session(conn: sqlite3.Connection, agent_id: int, csrf: str, now: date
     return session_id
 
 
-def revoke_session(conn: sqlite3.Connection, session_id: str, now: datetime) -> None:
+def revoke_session(conn: Connection, session_id: str, now: datetime) -> None:
     conn.execute("UPDATE agent_sessions SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                  (isoformat(now), session_id))
 
 
-def record_login_failure(conn: sqlite3.Connection, key: str, now: datetime) -> int:
+def record_login_failure(conn: Connection, key: str, now: datetime) -> int:
     row = conn.execute(
         "INSERT INTO login_failures (key, failures, last_failed_at) VALUES (?, 1, ?)"
         " ON CONFLICT (key) DO UPDATE SET failures = failures + 1,"
@@ -54,7 +54,7 @@ def record_login_failure(conn: sqlite3.Connection, key: str, now: datetime) -> i
     return int(row[0])
 
 
-def reserve_login_attempt(conn: sqlite3.Connection, keys: list[str], now: datetime,
+def reserve_login_attempt(conn: Connection, keys: list[str], now: datetime,
                           lockout: Callable[[int], timedelta]) -> timedelta:
     """Count a sign-in attempt as failed before its password is checked, unless a key must
     still wait: then nothing is counted and the wait is returned. One transaction of the
@@ -73,11 +73,11 @@ def reserve_login_attempt(conn: sqlite3.Connection, keys: list[str], now: dateti
     return timedelta(0)
 
 
-def clear_login_failures(conn: sqlite3.Connection, key: str) -> None:
+def clear_login_failures(conn: Connection, key: str) -> None:
     conn.execute("DELETE FROM login_failures WHERE key = ?", (key,))
 
 
-def update_agent(conn: sqlite3.Connection, agent_id: int, *, active: bool | None = None,
+def update_agent(conn: Connection, agent_id: int, *, active: bool | None = None,
                  tier: int | None = None, role: str | None = None,
                  site_ids: list[int] | None = None, now: datetime) -> Agent:
     row = conn.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone()
@@ -103,14 +103,14 @@ def update_agent(conn: sqlite3.Connection, agent_id: int, *, active: bool | None
     return rows.agent(conn.execute("SELECT * FROM agents WHERE id = ?", (agent_id,)).fetchone())
 
 
-def update_site(conn: sqlite3.Connection, site_id: int, *, name: str | None = None,
+def update_site(conn: Connection, site_id: int, *, name: str | None = None,
                 origins: list[str] | None = None, rotate_secret: bool = False,
                 tier_names: list[str] | None = None, identity_mode: str | None = None,
                 grace: timedelta | None = None, now: datetime | None = None) -> Site:
     if name is not None:
         try:
             conn.execute("UPDATE sites SET name = ? WHERE id = ?", (name, site_id))
-        except sqlite3.IntegrityError:
+        except INTEGRITY_ERRORS:
             raise Conflict(f"a site named {name!r} exists already",
                            code="site_name_taken") from None
     if origins is not None:
@@ -140,51 +140,51 @@ def update_site(conn: sqlite3.Connection, site_id: int, *, name: str | None = No
     return rows.site(row)
 
 
-def revoke_api_token(conn: sqlite3.Connection, token_id: int, now: datetime) -> None:
+def revoke_api_token(conn: Connection, token_id: int, now: datetime) -> None:
     conn.execute("UPDATE api_tokens SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL",
                  (isoformat(now), token_id))
 
 
-def save_reply(conn: sqlite3.Connection, site_id: int, shortcut: str, title: str, body: str,
+def save_reply(conn: Connection, site_id: int, shortcut: str, title: str, body: str,
                now: datetime, reply_id: int | None = None) -> int:
     try:
         if reply_id is None:
-            cursor = conn.execute(
+            return int(conn.execute(
                 "INSERT INTO saved_replies (site_id, shortcut, title, body, created_at,"
-                " updated_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (site_id, shortcut, title, body, isoformat(now), isoformat(now)))
-            return int(cursor.lastrowid or 0)
+                " updated_at) VALUES (?, ?, ?, ?, ?, ?) RETURNING id",
+                (site_id, shortcut, title, body, isoformat(now), isoformat(now))).fetchone()[0])
         conn.execute(
             "UPDATE saved_replies SET shortcut = ?, title = ?, body = ?, updated_at = ?"
             " WHERE id = ? AND site_id = ?",
             (shortcut, title, body, isoformat(now), reply_id, site_id))
         return reply_id
-    except sqlite3.IntegrityError:
+    except INTEGRITY_ERRORS:
         raise Conflict(f"the shortcut {shortcut!r} is taken on this site",
                        code="shortcut_taken") from None
 
 
-def delete_reply(conn: sqlite3.Connection, site_id: int, reply_id: int) -> None:
+def delete_reply(conn: Connection, site_id: int, reply_id: int) -> None:
     conn.execute("DELETE FROM saved_replies WHERE id = ? AND site_id = ?", (reply_id, site_id))
 
 
-def mark_agent_read(conn: sqlite3.Connection, agent_id: int, ticket_id: int,
+def mark_agent_read(conn: Connection, agent_id: int, ticket_id: int,
                     message_id: int) -> None:
     conn.execute(
         "INSERT INTO agent_reads (agent_id, ticket_id, message_id) VALUES (?, ?, ?)"
         " ON CONFLICT (agent_id, ticket_id) DO UPDATE"
-        " SET message_id = MAX(message_id, excluded.message_id)",
+        " SET message_id = CASE WHEN excluded.message_id > agent_reads.message_id"
+        " THEN excluded.message_id ELSE agent_reads.message_id END",
         (agent_id, ticket_id, message_id),
     )
 
 
-def _system_note(conn: sqlite3.Connection, conversation_id: str, body: str,
+def _system_note(conn: Connection, conversation_id: str, body: str,
                  now: datetime) -> Message:
     return _insert_message(conn, conversation_id, _next_seq(conn, conversation_id, now),
                            "system", body, now)
 
 
-def split_ticket(conn: sqlite3.Connection, site_id: int, number: int, message_ids: list[int],
+def split_ticket(conn: Connection, site_id: int, number: int, message_ids: list[int],
                  agent: Agent, now: datetime) -> tuple[TicketChange, TicketChange]:
     """Copy the chosen messages into a new conversation and ticket of the same visitor."""
     source = _ticket_by_number(conn, site_id, number)
@@ -211,11 +211,11 @@ def split_ticket(conn: sqlite3.Connection, site_id: int, number: int, message_id
     cursor = conn.execute(
         "INSERT INTO tickets (site_id, number, conversation_id, subject, severity, status,"
         " channel, first_response_due, created_at, updated_at, tier, split_from_id)"
-        " VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, 'open', ?, ?, ?, ?, ?, ?) RETURNING id",
         (site_id, new_number, conversation_id, f"{source['subject']} (split)",
          source["severity"], source["channel"], source["first_response_due"],
          isoformat(now), isoformat(now), source["tier"], source["id"]))
-    new_ticket_id = int(cursor.lastrowid or 0)
+    new_ticket_id = int(cursor.fetchone()[0])
     policy = sla.site_policy(conn, site_id)
     sla.write_clock(conn, new_ticket_id, sla.first_response_clock(policy, source["severity"], now),
                     policy, new_clock=True)
@@ -245,7 +245,7 @@ def split_ticket(conn: sqlite3.Connection, site_id: int, number: int, message_id
             TicketChange(new, visitor_id, [*copied, notes_new]))
 
 
-def merge_ticket(conn: sqlite3.Connection, site_id: int, number: int, into_number: int,
+def merge_ticket(conn: Connection, site_id: int, number: int, into_number: int,
                  agent: Agent, now: datetime) -> tuple[TicketChange, TicketChange]:
     """Close ``number`` as merged into ``into_number``; both threads say so."""
     if number == into_number:
@@ -274,7 +274,7 @@ def merge_ticket(conn: sqlite3.Connection, site_id: int, number: int, into_numbe
     )
 
 
-def move_tier(conn: sqlite3.Connection, site_id: int, number: int, agent: Agent, step: int,
+def move_tier(conn: Connection, site_id: int, number: int, agent: Agent, step: int,
               reason: str, now: datetime) -> TicketChange:
     """Escalate (step +1) or return (step -1) a ticket between support tiers."""
     row = _ticket_by_number(conn, site_id, number)

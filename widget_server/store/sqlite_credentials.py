@@ -8,14 +8,13 @@ read and the write, and cover the credentials that stay open (a widget socket).
 
 from __future__ import annotations
 
-import sqlite3
-
 from widget_server.clock import isoformat
 from widget_server.errors import Forbidden, InvalidAssignee, Unauthorized
 from widget_server.models import Visitor
+from widget_server.store.connection import Connection
 
 
-def check_not_erased(conn: sqlite3.Connection, visitor: Visitor) -> None:
+def check_not_erased(conn: Connection, visitor: Visitor) -> None:
     """A credential issued before the visitor's erasure no longer speaks for them, so an
     old token cannot bring an erased name back (docs/privacy.md)."""
     if visitor.since is not None and conn.execute(
@@ -33,7 +32,7 @@ def check_identity(mode: str | None, visitor: Visitor) -> None:
                         "the visitor with a valid user hash", code="identity_required")
 
 
-def check_assignee(conn: sqlite3.Connection, agent_id: int, site_id: int) -> None:
+def check_assignee(conn: Connection, agent_id: int, site_id: int) -> None:
     """Only an active agent of the ticket's site (admins work on every site); one answer
     for every refusal, so it never tells whether the agent exists elsewhere."""
     if conn.execute(

@@ -12,6 +12,7 @@ from widget_server.articles import DEFLECTION_WINDOW, Article, ArticleSource, Co
 from widget_server.clock import isoformat, parse_iso
 from widget_server.errors import Conflict, NotFound
 from widget_server.models import Agent, Visitor
+from widget_server.store.connection import Connection
 from widget_server.store.sqlite_writes import _upsert_visitor
 
 QUERY_MAX = 200
@@ -31,7 +32,7 @@ def comment(row: sqlite3.Row) -> Comment:
                    created_at=parse_iso(row["created_at"]))
 
 
-def upsert_article(conn: sqlite3.Connection, site_id: int, source: ArticleSource,
+def upsert_article(conn: Connection, site_id: int, source: ArticleSource,
                    body_html: str, body_text: str, now: datetime) -> tuple[Article, str]:
     """Create the article of (site, slug) or update it; "created", "updated" or "unchanged"."""
     found = conn.execute("SELECT * FROM articles WHERE site_id = ? AND slug = ?",
@@ -55,7 +56,7 @@ def upsert_article(conn: sqlite3.Connection, site_id: int, source: ArticleSource
     return article(row), "updated"
 
 
-def rename_article(conn: sqlite3.Connection, article_id: int, slug: str, now: datetime
+def rename_article(conn: Connection, article_id: int, slug: str, now: datetime
                    ) -> Article:
     """Give an article another slug; the slug must be free within its site."""
     found = conn.execute("SELECT * FROM articles WHERE id = ?", (article_id,)).fetchone()
@@ -72,7 +73,7 @@ def rename_article(conn: sqlite3.Connection, article_id: int, slug: str, now: da
     return article(row)
 
 
-def record_feedback(conn: sqlite3.Connection, article_id: int, feedback: Feedback,
+def record_feedback(conn: Connection, article_id: int, feedback: Feedback,
                     now: datetime) -> None:
     _require_article(conn, article_id)
     conn.execute(
@@ -81,7 +82,7 @@ def record_feedback(conn: sqlite3.Connection, article_id: int, feedback: Feedbac
         (article_id, int(feedback.helpful), feedback.reason, feedback.comment, isoformat(now)))
 
 
-def add_visitor_comment(conn: sqlite3.Connection, article_id: int, visitor: Visitor, body: str,
+def add_visitor_comment(conn: Connection, article_id: int, visitor: Visitor, body: str,
                         now: datetime) -> Comment:
     _require_article(conn, article_id)
     _upsert_visitor(conn, visitor, now)
@@ -92,7 +93,7 @@ def add_visitor_comment(conn: sqlite3.Connection, article_id: int, visitor: Visi
     return comment(row)
 
 
-def add_agent_comment(conn: sqlite3.Connection, article_id: int, agent: Agent, body: str,
+def add_agent_comment(conn: Connection, article_id: int, agent: Agent, body: str,
                       now: datetime) -> Comment:
     _require_article(conn, article_id)
     row = conn.execute(
@@ -102,7 +103,7 @@ def add_agent_comment(conn: sqlite3.Connection, article_id: int, agent: Agent, b
     return comment(row)
 
 
-def set_comment_hidden(conn: sqlite3.Connection, comment_id: int, hidden: bool) -> Comment:
+def set_comment_hidden(conn: Connection, comment_id: int, hidden: bool) -> Comment:
     row = conn.execute("UPDATE article_comments SET hidden = ? WHERE id = ? RETURNING *",
                        (int(hidden), comment_id)).fetchone()
     if row is None:
@@ -110,12 +111,12 @@ def set_comment_hidden(conn: sqlite3.Connection, comment_id: int, hidden: bool) 
     return comment(row)
 
 
-def delete_comment(conn: sqlite3.Connection, comment_id: int) -> None:
+def delete_comment(conn: Connection, comment_id: int) -> None:
     if conn.execute("DELETE FROM article_comments WHERE id = ?", (comment_id,)).rowcount == 0:
         raise NotFound("no such comment", code="comment_not_found")
 
 
-def record_event(conn: sqlite3.Connection, site_id: int, kind: str, article_id: int | None,
+def record_event(conn: Connection, site_id: int, kind: str, article_id: int | None,
                  query: str | None, results: int | None, browser: str | None,
                  now: datetime) -> None:
     _forget_browsers(conn, now)
@@ -126,7 +127,7 @@ def record_event(conn: sqlite3.Connection, site_id: int, kind: str, article_id: 
          browser, int(browser is not None), isoformat(now)))
 
 
-def record_request(conn: sqlite3.Connection, site_id: int, browser: str, now: datetime) -> int:
+def record_request(conn: Connection, site_id: int, browser: str, now: datetime) -> int:
     """A new request from this browser: its searches and views of the last 30 minutes were not
     deflected. Nothing about the request itself is stored. Returns how many events it marked."""
     _forget_browsers(conn, now)
@@ -136,13 +137,13 @@ def record_request(conn: sqlite3.Connection, site_id: int, browser: str, now: da
         (browser, site_id, isoformat(now - DEFLECTION_WINDOW))).rowcount
 
 
-def _forget_browsers(conn: sqlite3.Connection, now: datetime) -> None:
+def _forget_browsers(conn: Connection, now: datetime) -> None:
     """Browser ids are needed for 30 minutes only; older ones are dropped."""
     conn.execute("UPDATE article_events SET browser = NULL"
                  " WHERE browser IS NOT NULL AND created_at < ?",
                  (isoformat(now - DEFLECTION_WINDOW),))
 
 
-def _require_article(conn: sqlite3.Connection, article_id: int) -> None:
+def _require_article(conn: Connection, article_id: int) -> None:
     if conn.execute("SELECT 1 FROM articles WHERE id = ?", (article_id,)).fetchone() is None:
         raise NotFound("no such article", code="article_not_found")

@@ -20,6 +20,7 @@ from widget_server.models import Agent, PostResult, TicketChange
 from widget_server.store import sqlite_sla as sla
 from widget_server.store import sqlite_writes as writes
 from widget_server.store.base import TicketPatch, VisitorPost
+from widget_server.store.connection import Connection
 from widget_server.store.mail_records import (
     MailContext,
     MailKind,
@@ -31,7 +32,7 @@ from widget_server.store.mail_records import (
 ERROR_CHARS = 500  # of an SMTP server's answer kept as the reason
 
 
-def enqueue(conn: sqlite3.Connection, plan: MailPlan, site_id: int, to_address: str,
+def enqueue(conn: Connection, plan: MailPlan, site_id: int, to_address: str,
             kind: MailKind, conversation_id: str | None, number: int | None,
             send_after: datetime, now: datetime, headers: dict[str, str] | None = None) -> int:
     """Queue one mail; its Message-ID is fixed here, so a retry is recognisably the same.
@@ -49,7 +50,7 @@ def enqueue(conn: sqlite3.Connection, plan: MailPlan, site_id: int, to_address: 
     return mail_id
 
 
-def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datetime,
+def post_visitor_message(conn: Connection, post: VisitorPost, now: datetime,
                          plan: MailPlan) -> PostResult:
     """A new request from a verified address: the conversation remembers the address; a
     Help Form request's acknowledgement is queued with the ticket (the widget shows its own)."""
@@ -68,14 +69,14 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
     return result
 
 
-def _confirmed(conn: sqlite3.Connection, visitor_id: str) -> str | None:
+def _confirmed(conn: Connection, visitor_id: str) -> str | None:
     """The address the visitor confirmed through the link we mailed, if any."""
     row = conn.execute("SELECT mail_confirmed FROM visitors WHERE id = ?",
                        (visitor_id,)).fetchone()
     return row[0] if row else None
 
 
-def queue_confirmation(conn: sqlite3.Connection, plan: MailPlan, site_id: int,
+def queue_confirmation(conn: Connection, plan: MailPlan, site_id: int,
                        visitor_id: str, conversation_id: str, to_address: str, now: datetime
                        ) -> int | None:
     """Queue the mail with the link that confirms ``to_address`` for the visitor; None when
@@ -107,7 +108,7 @@ def transcript_target(row: sqlite3.Row | tuple[str | None, int] | None) -> tuple
     return str(row[0]), int(row[1])
 
 
-def queue_transcript(conn: sqlite3.Connection, plan: MailPlan, site_id: int,
+def queue_transcript(conn: Connection, plan: MailPlan, site_id: int,
                      conversation_id: str, visitor_id: str | None, now: datetime) -> str:
     """Queue the public thread to the conversation's verified address; return the address.
     ``visitor_id``: asked for by this visitor, whose conversation it must be."""
@@ -117,7 +118,7 @@ def queue_transcript(conn: sqlite3.Connection, plan: MailPlan, site_id: int,
     return to_address
 
 
-def confirm_address(conn: sqlite3.Connection, site_id: int, visitor_id: str, email: str
+def confirm_address(conn: Connection, site_id: int, visitor_id: str, email: str
                     ) -> bool:
     """The visitor confirmed ``email``: their requests, open and later, are mailed to it.
     False when the visitor is gone (erased since the link was mailed)."""
@@ -130,13 +131,13 @@ def confirm_address(conn: sqlite3.Connection, site_id: int, visitor_id: str, ema
     return True
 
 
-def _mail_to(conn: sqlite3.Connection, conversation_id: str) -> str | None:
+def _mail_to(conn: Connection, conversation_id: str) -> str | None:
     row = conn.execute("SELECT mail_to FROM conversations WHERE id = ?",
                        (conversation_id,)).fetchone()
     return row[0] if row else None
 
 
-def post_agent_message(conn: sqlite3.Connection, site_id: int, number: int, agent: Agent,
+def post_agent_message(conn: Connection, site_id: int, number: int, agent: Agent,
                        body: str, internal: bool, now: datetime, plan: MailPlan
                        ) -> TicketChange:
     """A public reply to a conversation with a verified address queues a reply mail, due
@@ -156,7 +157,7 @@ def post_agent_message(conn: sqlite3.Connection, site_id: int, number: int, agen
     return change
 
 
-def update_ticket(conn: sqlite3.Connection, site_id: int, number: int, agent: Agent,
+def update_ticket(conn: Connection, site_id: int, number: int, agent: Agent,
                   patch: TicketPatch, now: datetime, plan: MailPlan) -> TicketChange:
     """A ticket of a conversation with a verified address becoming solved queues one mail,
     due after the delay like a reply (so the replies before it go first), and dropped if the
@@ -186,7 +187,7 @@ def outbox_mail(row: sqlite3.Row, context: MailContext | None = None) -> OutboxM
         upto_seq=row["upto_seq"], context=context)
 
 
-def claim_due(conn: sqlite3.Connection, now: datetime, lease: timedelta, limit: int
+def claim_due(conn: Connection, now: datetime, lease: timedelta, limit: int
               ) -> list[OutboxMail]:
     """The queued mails due now, each leased until ``now + lease`` (a sender killed while
     sending leaves them to be claimed again then). A mail not yet composed comes with what
@@ -211,7 +212,7 @@ def claim_due(conn: sqlite3.Connection, now: datetime, lease: timedelta, limit: 
     return claimed
 
 
-def _bouncing(conn: sqlite3.Connection, address: str) -> bool:
+def _bouncing(conn: Connection, address: str) -> bool:
     return conn.execute("SELECT 1 FROM mail_bounces WHERE address = ?",
                         (address.lower(),)).fetchone() is not None
 
@@ -226,7 +227,7 @@ def _nothing_to_tell(kind: str, context: MailContext | None) -> bool:
     return kind == "solved" and context.status not in {"solved", "closed"}
 
 
-def _context(conn: sqlite3.Connection, row: sqlite3.Row) -> MailContext | None:
+def _context(conn: Connection, row: sqlite3.Row) -> MailContext | None:
     found = conn.execute(
         "SELECT s.key AS site_key, s.name AS site_name, s.mail_sender_name,"
         " s.reference_prefix, t.subject,"
@@ -281,7 +282,7 @@ def _maybe(value: str | None) -> datetime | None:
     return parse_iso(value) if value else None
 
 
-def composed(conn: sqlite3.Connection, mail_id: int, subject: str, text: str, html: str,
+def composed(conn: Connection, mail_id: int, subject: str, text: str, html: str,
              headers: dict[str, str], upto_seq: int | None) -> None:
     conn.execute(
         "UPDATE mail_outbox SET subject = ?, text_body = ?, html_body = ?, headers = ?,"
@@ -289,12 +290,12 @@ def composed(conn: sqlite3.Connection, mail_id: int, subject: str, text: str, ht
         (subject, text, html, json.dumps(headers), upto_seq, mail_id))
 
 
-def sent(conn: sqlite3.Connection, mail_id: int, now: datetime) -> None:
+def sent(conn: Connection, mail_id: int, now: datetime) -> None:
     conn.execute("UPDATE mail_outbox SET state = 'sent', sent_at = ?, attempts = attempts + 1,"
                  " last_error = NULL WHERE id = ?", (isoformat(now), mail_id))
 
 
-def requeue(conn: sqlite3.Connection, mail_id: int, site_ids: list[int], now: datetime
+def requeue(conn: Connection, mail_id: int, site_ids: list[int], now: datetime
             ) -> bool:
     """A failed mail of one of ``site_ids`` is due again now (an admin's "Retry"); its
     attempts and last answer stay for the record. False: no such failed mail."""
@@ -306,7 +307,7 @@ def requeue(conn: sqlite3.Connection, mail_id: int, site_ids: list[int], now: da
     return done.rowcount == 1
 
 
-def queue_composed(conn: sqlite3.Connection, plan: MailPlan, site_id: int, to_address: str,
+def queue_composed(conn: Connection, plan: MailPlan, site_id: int, to_address: str,
                    kind: MailKind, subject: str, text: str, html: str,
                    headers: dict[str, str], now: datetime) -> int:
     """Queue a mail composed already (a test mail: no ticket to read when it falls due)."""
@@ -315,11 +316,11 @@ def queue_composed(conn: sqlite3.Connection, plan: MailPlan, site_id: int, to_ad
     return mail_id
 
 
-def set_sender_name(conn: sqlite3.Connection, site_id: int, name: str | None) -> None:
+def set_sender_name(conn: Connection, site_id: int, name: str | None) -> None:
     conn.execute("UPDATE sites SET mail_sender_name = ? WHERE id = ?", (name, site_id))
 
 
-def failed_attempt(conn: sqlite3.Connection, mail_id: int, error: str,
+def failed_attempt(conn: Connection, mail_id: int, error: str,
                    retry_at: datetime | None) -> None:
     """One attempt failed: try again at ``retry_at``, or (None) give up."""
     if retry_at is None:

@@ -12,14 +12,15 @@ its ``privacy_audit`` record in the same transaction: nothing is deleted without
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 from widget_server.clock import isoformat
 from widget_server.errors import NotFound
 from widget_server.models import Site
 from widget_server.store import sqlite_rows as rows
+from widget_server.store.connection import Connection, dialect_of
 from widget_server.store.grant_queries import revoke_user_grants
 from widget_server.store.privacy_records import (
     ErasureSelector,
@@ -32,6 +33,7 @@ from widget_server.store.sqlite_writes import _event
 from widget_server.visitor_tokens import user_visitor_id
 
 LEASE_NAME = "retention"
+T = TypeVar("T")
 CHUNK = 400  # ids per statement, well below SQLite's limit of bound variables
 PLACEHOLDER_PREFIX = "v_erased_"
 
@@ -41,18 +43,20 @@ def placeholder_ids(site_id: int) -> tuple[str, str]:
     return f"{PLACEHOLDER_PREFIX}{site_id}", f"cv_erased_{site_id}"
 
 
-def _placeholder(conn: sqlite3.Connection, site_id: int, now: datetime) -> str:
+def _placeholder(conn: Connection, site_id: int, now: datetime) -> str:
     visitor_id, conversation_id = placeholder_ids(site_id)
     stamp = isoformat(now)
-    conn.execute("INSERT OR IGNORE INTO visitors (id, site_id, created_at) VALUES (?, ?, ?)",
+    conn.execute("INSERT INTO visitors (id, site_id, created_at) VALUES (?, ?, ?)"
+                 " ON CONFLICT DO NOTHING",
                  (visitor_id, site_id, stamp))
     conn.execute(
-        "INSERT OR IGNORE INTO conversations (id, site_id, visitor_id, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?)", (conversation_id, site_id, visitor_id, stamp, stamp))
+        "INSERT INTO conversations (id, site_id, visitor_id, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+        (conversation_id, site_id, visitor_id, stamp, stamp))
     return conversation_id
 
 
-def _chunks(values: Sequence[str], size: int = CHUNK) -> Iterator[tuple[str, list[str]]]:
+def _chunks(values: Sequence[T], size: int = CHUNK) -> Iterator[tuple[str, list[T]]]:
     for start in range(0, len(values), size):
         part = list(values[start:start + size])
         yield ",".join("?" * len(part)), part
@@ -61,7 +65,7 @@ def _chunks(values: Sequence[str], size: int = CHUNK) -> Iterator[tuple[str, lis
 # -- the lease: one purge at a time, also across processes
 
 
-def take_lease(conn: sqlite3.Connection, holder: str, now: datetime, lease: timedelta) -> bool:
+def take_lease(conn: Connection, holder: str, now: datetime, lease: timedelta) -> bool:
     conn.execute(
         "INSERT INTO scheduler_leases (name, holder, expires_at) VALUES (?, ?, ?)"
         " ON CONFLICT (name) DO UPDATE SET holder = excluded.holder,"
@@ -73,7 +77,7 @@ def take_lease(conn: sqlite3.Connection, holder: str, now: datetime, lease: time
     return bool(row and row[0] == holder)
 
 
-def release_lease(conn: sqlite3.Connection, holder: str, now: datetime) -> None:
+def release_lease(conn: Connection, holder: str, now: datetime) -> None:
     conn.execute("UPDATE scheduler_leases SET expires_at = ? WHERE name = ? AND holder = ?",
                  (isoformat(now), LEASE_NAME, holder))
 
@@ -81,13 +85,14 @@ def release_lease(conn: sqlite3.Connection, holder: str, now: datetime) -> None:
 # -- deleting
 
 
-def purge_conversations(conn: sqlite3.Connection, site_id: int, conversation_ids: Sequence[str],
+def purge_conversations(conn: Connection, site_id: int, conversation_ids: Sequence[str],
                         reason: str, now: datetime) -> tuple[Purged, set[str]]:
     """Delete the conversations with their messages and tombstone their tickets.
 
     Returns what was deleted and the ids of the visitors the conversations belonged to.
     """
     placeholder = _placeholder(conn, site_id, now)
+    dialect = dialect_of(conn)
     stamp = isoformat(now)
     numbers: list[int] = []
     visitors: set[str] = set()
@@ -100,7 +105,7 @@ def purge_conversations(conn: sqlite3.Connection, site_id: int, conversation_ids
             ids).fetchall()
         messages += conn.execute(
             f"DELETE FROM messages WHERE conversation_id IN ({marks})", ids).rowcount
-        ticket_ids = [str(row["id"]) for row in tickets]
+        ticket_ids = [row["id"] for row in tickets]
         for ticket_marks, ticket_part in _chunks(ticket_ids):
             conn.execute(
                 "UPDATE tickets SET subject = '', conversation_id = ?, erased_at = ?,"
@@ -113,10 +118,10 @@ def purge_conversations(conn: sqlite3.Connection, site_id: int, conversation_ids
             conn.execute(
                 "UPDATE ticket_events SET"
                 " actor_id = CASE WHEN actor_type = 'visitor' THEN NULL ELSE actor_id END,"
-                " data = CASE WHEN json_type(data, '$.reason') IS NULL THEN data"
-                " ELSE json_remove(data, '$.reason') END"
+                f" data = CASE WHEN {dialect.json_has('data', 'reason')}"
+                f" THEN {dialect.json_without('data', 'reason')} ELSE data END"
                 f" WHERE ticket_id IN ({ticket_marks}) AND ((actor_type = 'visitor'"
-                " AND actor_id IS NOT NULL) OR json_type(data, '$.reason') IS NOT NULL)",
+                f" AND actor_id IS NOT NULL) OR {dialect.json_has('data', 'reason')})",
                 ticket_part)
             conn.execute(f"DELETE FROM agent_reads WHERE ticket_id IN ({ticket_marks})",
                          ticket_part)
@@ -132,7 +137,7 @@ def purge_conversations(conn: sqlite3.Connection, site_id: int, conversation_ids
     return Purged(tuple(sorted(numbers)), conversations, messages), visitors
 
 
-def _delete_visitors_without_data(conn: sqlite3.Connection, visitor_ids: Sequence[str]) -> int:
+def _delete_visitors_without_data(conn: Connection, visitor_ids: Sequence[str]) -> int:
     """Delete the visitor rows that have no conversation and no article comment left."""
     deleted = 0
     for marks, ids in _chunks([v for v in visitor_ids if not v.startswith(PLACEHOLDER_PREFIX)]):
@@ -144,7 +149,7 @@ def _delete_visitors_without_data(conn: sqlite3.Connection, visitor_ids: Sequenc
     return deleted
 
 
-def _audit(conn: sqlite3.Connection, site_id: int, action: str, actor: str,
+def _audit(conn: Connection, site_id: int, action: str, actor: str,
            agent_id: int | None, subject: str, reference: str | None,
            counts: dict[str, object], now: datetime) -> None:
     conn.execute(
@@ -161,17 +166,17 @@ EXPIRED_CONVERSATIONS = (
     # closed tickets whose own last change, conversation and messages are all older than the
     # cutoff, and no other ticket on the conversation that is open or recent
     "SELECT t.conversation_id FROM tickets t JOIN conversations c ON c.id = t.conversation_id"
-    " WHERE t.site_id = :site AND t.status = 'closed' AND t.erased_at IS NULL"
-    " AND t.updated_at < :cutoff AND c.updated_at < :cutoff"
+    " WHERE t.site_id = ? AND t.status = 'closed' AND t.erased_at IS NULL"
+    " AND t.updated_at < ? AND c.updated_at < ?"
     " AND NOT EXISTS (SELECT 1 FROM tickets o WHERE o.conversation_id = c.id"
-    "                 AND (o.status != 'closed' OR o.updated_at >= :cutoff))"
+    "                 AND (o.status != 'closed' OR o.updated_at >= ?))"
     " AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id = c.id"
-    "                 AND m.created_at >= :cutoff)"
-    " ORDER BY t.updated_at LIMIT :limit"  # walks the partial index, oldest first, and stops
+    "                 AND m.created_at >= ?)"
+    " ORDER BY t.updated_at LIMIT ?"  # walks the partial index, oldest first, and stops
 )
 
 
-def retention_batch(conn: sqlite3.Connection, holder: str, now: datetime, lease: timedelta,
+def retention_batch(conn: Connection, holder: str, now: datetime, lease: timedelta,
                     limit: int, actor: str) -> RetentionBatch:
     """Purge at most ``limit`` expired conversations over all sites that have a period."""
     if not take_lease(conn, holder, now, lease):
@@ -185,7 +190,7 @@ def retention_batch(conn: sqlite3.Connection, holder: str, now: datetime, lease:
             break
         edge = isoformat(cutoff(now, days))
         ids = list(dict.fromkeys(row[0] for row in conn.execute(  # (one ticket each, today)
-            EXPIRED_CONVERSATIONS, {"site": site_id, "cutoff": edge, "limit": remaining})))
+            EXPIRED_CONVERSATIONS, (site_id, edge, edge, edge, edge, remaining))))
         if not ids:
             continue
         result, visitors = purge_conversations(conn, site_id, ids, "retention", now)
@@ -207,11 +212,11 @@ def selector_where(selector: ErasureSelector) -> tuple[str, tuple[str, ...]]:
     if selector.kind == "user_id":
         return "user_id = ?", (value,)
     if selector.kind == "email":  # also an address confirmed for replies by email
-        return "(email = ? COLLATE NOCASE OR mail_confirmed = ? COLLATE NOCASE)", (value, value)
+        return "(lower(email) = lower(?) OR lower(mail_confirmed) = lower(?))", (value, value)
     return "id = ?", (value,)
 
 
-def matching_visitors(conn: sqlite3.Connection, site_id: int,
+def matching_visitors(conn: Connection, site_id: int,
                       selector: ErasureSelector) -> list[str]:
     where, params = selector_where(selector)
     return [row[0] for row in conn.execute(
@@ -219,7 +224,7 @@ def matching_visitors(conn: sqlite3.Connection, site_id: int,
         " ESCAPE '\\' ORDER BY id", (site_id, *params))]
 
 
-def erase_visitor(conn: sqlite3.Connection, site_id: int, selector: ErasureSelector, actor: str,
+def erase_visitor(conn: Connection, site_id: int, selector: ErasureSelector, actor: str,
                   agent_id: int | None, reference: str | None, now: datetime) -> Purged:
     """Delete everything of the matching visitors on the site; tombstone their tickets."""
     visitor_ids = matching_visitors(conn, site_id, selector)
@@ -258,7 +263,7 @@ def erase_visitor(conn: sqlite3.Connection, site_id: int, selector: ErasureSelec
     return result
 
 
-def forget_erased(conn: sqlite3.Connection, before: datetime) -> int:
+def forget_erased(conn: Connection, before: datetime) -> int:
     """Drop the marks of erasures older than ``before``: no credential from before them is
     still valid, so they protect nothing any more and only keep a visitor id around."""
     return conn.execute("DELETE FROM erased_visitors WHERE erased_at < ?",
@@ -268,7 +273,7 @@ def forget_erased(conn: sqlite3.Connection, before: datetime) -> int:
 # -- the retention period
 
 
-def set_retention(conn: sqlite3.Connection, site_id: int, days: int | None, actor: str,
+def set_retention(conn: Connection, site_id: int, days: int | None, actor: str,
                   agent_id: int | None, now: datetime) -> Site:
     row = conn.execute("SELECT * FROM sites WHERE id = ?", (site_id,)).fetchone()
     if row is None:

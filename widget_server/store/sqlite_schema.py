@@ -13,7 +13,7 @@ from importlib import resources
 from widget_server.clock import SystemClock, isoformat
 
 BUSY_TIMEOUT_MS = 5000
-_MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
+MIGRATION_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
 
 def connect(path: str, *, synchronous: str = "full") -> sqlite3.Connection:
@@ -42,7 +42,7 @@ def available_migrations() -> list[tuple[int, str, str]]:
     folder = resources.files("widget_server.store.migrations").joinpath("sqlite")
     found = []
     for entry in folder.iterdir():
-        match = _MIGRATION_NAME.match(entry.name)
+        match = MIGRATION_NAME.match(entry.name)
         if match:
             found.append((int(match.group(1)), match.group(2), entry.read_text("utf-8")))
     return sorted(found)

@@ -8,11 +8,12 @@ from datetime import datetime
 from widget_server.clock import isoformat, parse_iso
 from widget_server.policy import Policy, policy_from_text
 from widget_server.sla import Clock, start_clock
+from widget_server.store.connection import Connection
 
 STOPPED_STATUSES = ("solved", "closed")
 
 
-def site_policy(conn: sqlite3.Connection, site_id: int) -> Policy:
+def site_policy(conn: Connection, site_id: int) -> Policy:
     row = conn.execute("SELECT policy FROM sites WHERE id = ?", (site_id,)).fetchone()
     return policy_from_text(row[0] if row else None)
 
@@ -25,7 +26,7 @@ def row_clock(row: sqlite3.Row) -> Clock | None:
                  parse_iso(since) if since else None)
 
 
-def write_clock(conn: sqlite3.Connection, ticket_id: int, clock: Clock | None, policy: Policy,
+def write_clock(conn: Connection, ticket_id: int, clock: Clock | None, policy: Policy,
                 *, new_clock: bool = False) -> datetime | None:
     """Store the clock and its derived instants; a new clock clears the old marks."""
     calendar = policy.calendar
@@ -50,7 +51,7 @@ def first_response_clock(policy: Policy, severity: str, now: datetime) -> Clock:
     return start_clock("first_response", policy.severity(severity).first_response, now)
 
 
-def on_status_change(conn: sqlite3.Connection, row: sqlite3.Row, new_status: str,
+def on_status_change(conn: Connection, row: sqlite3.Row, new_status: str,
                      now: datetime, policy: Policy) -> None:
     """Pause on pausing statuses, resume when leaving them, stop on solve, and give a reopened
     ticket a fresh next-response clock (never an instant breach)."""
@@ -84,7 +85,7 @@ def _clock_done(row: sqlite3.Row) -> bool:
     return row["next_response_at"] is not None
 
 
-def on_public_reply(conn: sqlite3.Connection, row: sqlite3.Row, now: datetime,
+def on_public_reply(conn: Connection, row: sqlite3.Row, now: datetime,
                     policy: Policy) -> bool:
     """The response the running clock waits for: stop it. True when it was the first."""
     clock = row_clock(row)
@@ -100,7 +101,7 @@ def on_public_reply(conn: sqlite3.Connection, row: sqlite3.Row, now: datetime,
     return first
 
 
-def on_severity_change(conn: sqlite3.Connection, row: sqlite3.Row, severity: str,
+def on_severity_change(conn: Connection, row: sqlite3.Row, severity: str,
                        policy: Policy) -> None:
     """Same business time used since creation, measured against the new target."""
     level = policy.severity(severity)

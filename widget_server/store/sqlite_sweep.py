@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
@@ -10,10 +9,11 @@ from widget_server.clock import isoformat, parse_iso
 from widget_server.models import SweepResult
 from widget_server.policy import policy_from_text
 from widget_server.store import sqlite_rows as rows
+from widget_server.store.connection import Connection
 from widget_server.store.sqlite_writes import _event
 
 
-def _take_lease(conn: sqlite3.Connection, holder: str, now: datetime,
+def _take_lease(conn: Connection, holder: str, now: datetime,
                 lease: timedelta) -> bool:
     conn.execute(
         "INSERT INTO scheduler_leases (name, holder, expires_at) VALUES ('sla', ?, ?)"
@@ -25,7 +25,7 @@ def _take_lease(conn: sqlite3.Connection, holder: str, now: datetime,
     return bool(row and row[0] == holder)
 
 
-def sweep(conn: sqlite3.Connection, holder: str, now: datetime, lease: timedelta,
+def sweep(conn: Connection, holder: str, now: datetime, lease: timedelta,
           marked: Callable[[int, str], object] | None = None) -> SweepResult:
     """``marked(ticket_id, "sla_at_risk" | "sla_breached")`` is told of each mark, in the
     transaction (the mail alerts of sqlite_alerts.py)."""

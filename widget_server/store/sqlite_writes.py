@@ -29,6 +29,7 @@ from widget_server.policy import policy_from_text
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_sla as sla
 from widget_server.store.base import TicketPatch, VisitorPost
+from widget_server.store.connection import Connection
 from widget_server.store.sqlite_credentials import (
     check_assignee,
     check_identity,
@@ -40,9 +41,10 @@ def new_id(prefix: str) -> str:
     return f"{prefix}_{secrets.token_hex(10)}"
 
 
-def secret_key(conn: sqlite3.Connection) -> str:
+def secret_key(conn: Connection) -> str:
     conn.execute(
-        "INSERT OR IGNORE INTO server_settings (key, value) VALUES ('secret_key', ?)",
+        "INSERT INTO server_settings (key, value) VALUES ('secret_key', ?)"
+        " ON CONFLICT (key) DO NOTHING",
         (secrets.token_urlsafe(48),),
     )
     return str(
@@ -50,7 +52,7 @@ def secret_key(conn: sqlite3.Connection) -> str:
     )
 
 
-def set_setting(conn: sqlite3.Connection, key: str, value: str) -> None:
+def set_setting(conn: Connection, key: str, value: str) -> None:
     conn.execute(
         "INSERT INTO server_settings (key, value) VALUES (?, ?)"
         " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -59,7 +61,7 @@ def set_setting(conn: sqlite3.Connection, key: str, value: str) -> None:
 
 
 def ensure_site(
-    conn: sqlite3.Connection, name: str, origins: list[str], now: datetime
+    conn: Connection, name: str, origins: list[str], now: datetime
 ) -> tuple[Site, bool]:
     """Create the site, or add the origins to the existing site of that name."""
     row = conn.execute("SELECT * FROM sites WHERE name = ?", (name,)).fetchone()
@@ -87,7 +89,7 @@ def ensure_site(
 
 
 def ensure_agent(
-    conn: sqlite3.Connection,
+    conn: Connection,
     email: str,
     name: str,
     role: str,
@@ -106,31 +108,31 @@ def ensure_agent(
     return rows.agent(row), created
 
 
-def set_agent_password(conn: sqlite3.Connection, email: str, password_hash: str) -> Agent:
+def set_agent_password(conn: Connection, email: str, password_hash: str) -> Agent:
     row = conn.execute("SELECT * FROM agents WHERE email = ?", (email,)).fetchone()
     if row is None:
         raise NotFound(f"no agent with email {email}", code="agent_not_found")
     conn.execute("UPDATE agents SET password_hash = ? WHERE id = ?", (password_hash, row["id"]))
     # a new password ends every session opened with the old one
-    conn.execute("UPDATE agent_sessions SET revoked_at = strftime('%Y-%m-%dT%H:%M:%fZ', 'now')"
-                 " WHERE agent_id = ? AND revoked_at IS NULL", (row["id"],))
+    conn.execute("UPDATE agent_sessions SET revoked_at = ? WHERE agent_id = ?"
+                 " AND revoked_at IS NULL", (isoformat(datetime.now(UTC)), row["id"]))
     return rows.agent(row)
 
 
 def create_api_token(
-    conn: sqlite3.Connection, name: str, token_hash: str, site_id: int, agent_id: int,
+    conn: Connection, name: str, token_hash: str, site_id: int, agent_id: int,
     now: datetime,
 ) -> ApiToken:
-    cursor = conn.execute(
+    token_id = conn.execute(
         "INSERT INTO api_tokens (name, token_hash, site_id, agent_id, created_at)"
-        " VALUES (?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?) RETURNING id",
         (name, token_hash, site_id, agent_id, isoformat(now)),
-    )
-    return ApiToken(id=int(cursor.lastrowid or 0), name=name, site_id=site_id, agent_id=agent_id)
+    ).fetchone()[0]
+    return ApiToken(id=int(token_id), name=name, site_id=site_id, agent_id=agent_id)
 
 
 def _insert_message(
-    conn: sqlite3.Connection,
+    conn: Connection,
     conversation_id: str,
     seq: int | None,
     author_type: AuthorType,
@@ -143,19 +145,19 @@ def _insert_message(
     internal: bool = False,
     client_msg_id: str | None = None,
 ) -> Message:
-    cursor = conn.execute(
+    message_id = conn.execute(
         "INSERT INTO messages (conversation_id, seq, author_type, author_visitor_id,"
         " author_agent_id, author_name, body, internal, client_msg_id, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (conversation_id, seq, author_type, visitor_id, agent_id, author_name, body,
          int(internal), client_msg_id, isoformat(now)),
-    )
+    ).fetchone()[0]
     # the stored row is exactly these values: build the record instead of reading it back
     # (created_at as stored: UTC, whole milliseconds; rows.message parses it the same way)
     author_id = visitor_id if author_type == "visitor" else (
         str(agent_id) if author_type == "agent" else None)
     return Message(
-        id=int(cursor.lastrowid or 0), conversation_id=conversation_id, seq=seq or 0,
+        id=int(message_id), conversation_id=conversation_id, seq=seq or 0,
         author=Author(type=author_type, name=author_name, id=author_id), body=body,
         internal=internal, created_at=_stored_instant(now), client_msg_id=client_msg_id,
     )
@@ -170,7 +172,7 @@ def _stored_instant(now: datetime) -> datetime:
     return moment
 
 
-def _next_seq(conn: sqlite3.Connection, conversation_id: str, now: datetime) -> int:
+def _next_seq(conn: Connection, conversation_id: str, now: datetime) -> int:
     row = conn.execute(
         "UPDATE conversations SET last_seq = last_seq + 1, updated_at = ? WHERE id = ?"
         " RETURNING last_seq",
@@ -193,7 +195,7 @@ def _record_of(row: sqlite3.Row) -> Ticket:
     return _ticket_record(row, lambda: row)
 
 
-def _ticket_for_conversation(conn: sqlite3.Connection, conversation_id: str) -> sqlite3.Row | None:
+def _ticket_for_conversation(conn: Connection, conversation_id: str) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
         f"SELECT {_WHOLE_TICKET} FROM {rows.TICKET_FROM}"
         f" WHERE t.id = {rows.LATEST_TICKET.format('?')}",
@@ -202,7 +204,7 @@ def _ticket_for_conversation(conn: sqlite3.Connection, conversation_id: str) -> 
     return row
 
 
-def _found_ticket(conn: sqlite3.Connection, conversation_id: str) -> sqlite3.Row:
+def _found_ticket(conn: Connection, conversation_id: str) -> sqlite3.Row:
     """The whole row of the latest ticket of a conversation this transaction found one in."""
     row = _ticket_for_conversation(conn, conversation_id)
     if row is None:  # the write lock is held: nothing can have deleted it since
@@ -210,7 +212,7 @@ def _found_ticket(conn: sqlite3.Connection, conversation_id: str) -> sqlite3.Row
     return row
 
 
-def _ticket_by_number(conn: sqlite3.Connection, site_id: int, number: int) -> sqlite3.Row:
+def _ticket_by_number(conn: Connection, site_id: int, number: int) -> sqlite3.Row:
     row = conn.execute(
         f"SELECT {_WHOLE_TICKET} FROM {rows.TICKET_FROM}"
         " WHERE t.site_id = ? AND t.number = ?",
@@ -226,7 +228,7 @@ def _ticket_by_number(conn: sqlite3.Connection, site_id: int, number: int) -> sq
 
 
 def _event(
-    conn: sqlite3.Connection, ticket_id: int, type_: str, actor_type: str, actor_id: str | None,
+    conn: Connection, ticket_id: int, type_: str, actor_type: str, actor_id: str | None,
     data: dict[str, object], now: datetime,
 ) -> None:
     conn.execute(
@@ -236,7 +238,7 @@ def _event(
     )
 
 
-def _duplicate(conn: sqlite3.Connection, visitor_id: str, client_msg_id: str) -> PostResult | None:
+def _duplicate(conn: Connection, visitor_id: str, client_msg_id: str) -> PostResult | None:
     row = conn.execute(
         f"SELECT {rows.MESSAGE_COLUMNS} FROM messages"
         " WHERE author_visitor_id = ? AND client_msg_id = ?",
@@ -250,7 +252,7 @@ def _duplicate(conn: sqlite3.Connection, visitor_id: str, client_msg_id: str) ->
     return PostResult(message=message, ticket=ticket, created=[], duplicate=True)
 
 
-def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datetime) -> PostResult:
+def post_visitor_message(conn: Connection, post: VisitorPost, now: datetime) -> PostResult:
     visitor = post.visitor
     if post.conversation_id is None:
         earlier = _duplicate(conn, visitor.id, post.client_msg_id)
@@ -322,7 +324,7 @@ def post_visitor_message(conn: sqlite3.Connection, post: VisitorPost, now: datet
                       ticket_changed=changed)
 
 
-def _upsert_visitor(conn: sqlite3.Connection, visitor: Visitor, now: datetime) -> None:
+def _upsert_visitor(conn: Connection, visitor: Visitor, now: datetime) -> None:
     check_not_erased(conn, visitor)  # every write that makes or renames a visitor row
     conn.execute(
         "INSERT INTO visitors (id, site_id, user_id, name, email, verified, created_at)"
@@ -334,7 +336,7 @@ def _upsert_visitor(conn: sqlite3.Connection, visitor: Visitor, now: datetime) -
     )
 
 
-def _open_request(conn: sqlite3.Connection, post: VisitorPost, now: datetime) -> PostResult:
+def _open_request(conn: Connection, post: VisitorPost, now: datetime) -> PostResult:
     visitor = post.visitor
     conversation_id = new_id("cv")
     conn.execute(
@@ -357,14 +359,13 @@ def _open_request(conn: sqlite3.Connection, post: VisitorPost, now: datetime) ->
     clock = sla.first_response_clock(policy, severity, now)
     due = clock.due_at(policy.calendar)
     subject = (post.subject or "").strip() or rules.subject_from_body(post.body)
-    cursor = conn.execute(
+    ticket_id = int(conn.execute(
         "INSERT INTO tickets (site_id, number, conversation_id, subject, severity, status,"
         " channel, first_response_due, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, 'new', ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, 'new', ?, ?, ?, ?) RETURNING id",
         (visitor.site_id, number, conversation_id, subject, severity, post.channel,
          isoformat(due or now), isoformat(now), isoformat(now)),
-    )
-    ticket_id = int(cursor.lastrowid or 0)
+    ).fetchone()[0])
     sla.write_clock(conn, ticket_id, clock, policy, new_clock=True)
     _event(conn, ticket_id, "created", "visitor", visitor.id,
            {"severity": severity, "channel": post.channel}, now)
@@ -382,7 +383,7 @@ def _open_request(conn: sqlite3.Connection, post: VisitorPost, now: datetime) ->
     return PostResult(message=message, ticket=ticket, created=[message, receipt], duplicate=False)
 
 
-def _visitor_of(conn: sqlite3.Connection, conversation_id: str) -> str:
+def _visitor_of(conn: Connection, conversation_id: str) -> str:
     return str(
         conn.execute("SELECT visitor_id FROM conversations WHERE id = ?", (conversation_id,))
         .fetchone()[0]
@@ -390,7 +391,7 @@ def _visitor_of(conn: sqlite3.Connection, conversation_id: str) -> str:
 
 
 def post_agent_message(
-    conn: sqlite3.Connection, site_id: int, number: int, agent: Agent, body: str,
+    conn: Connection, site_id: int, number: int, agent: Agent, body: str,
     internal: bool, now: datetime,
 ) -> TicketChange:
     ticket_row = _ticket_by_number(conn, site_id, number)
@@ -428,7 +429,7 @@ def post_agent_message(
 
 
 def update_ticket(
-    conn: sqlite3.Connection, site_id: int, number: int, agent: Agent, patch: TicketPatch,
+    conn: Connection, site_id: int, number: int, agent: Agent, patch: TicketPatch,
     now: datetime,
 ) -> TicketChange:
     row = _ticket_by_number(conn, site_id, number)
@@ -476,17 +477,18 @@ def update_ticket(
                         messages=[], changed=bool(changes))
 
 
-def mark_read(conn: sqlite3.Connection, visitor_id: str, conversation_id: str, seq: int) -> None:
+def mark_read(conn: Connection, visitor_id: str, conversation_id: str, seq: int) -> None:
     cursor = conn.execute(
-        "UPDATE conversations SET visitor_read_seq = MAX(visitor_read_seq, MIN(?, last_seq))"
+        "UPDATE conversations SET visitor_read_seq = CASE WHEN visitor_read_seq >= ? THEN"
+        " visitor_read_seq WHEN ? < last_seq THEN ? ELSE last_seq END"
         " WHERE id = ? AND visitor_id = ?",
-        (seq, conversation_id, visitor_id),
+        (seq, seq, seq, conversation_id, visitor_id),
     )
     if cursor.rowcount == 0:
         raise NotFound("no such conversation", code="conversation_not_found")
 
 
-def set_site_policy(conn: sqlite3.Connection, site_id: int, policy_toml: str | None) -> None:
+def set_site_policy(conn: Connection, site_id: int, policy_toml: str | None) -> None:
     """Store a policy (already validated by the caller) as the TOML an admin wrote."""
     if policy_toml is not None:
         policy_from_text(policy_toml)  # raises PolicyError before anything is stored

@@ -1,0 +1,81 @@
+"""What a write job needs of its connection, whichever backend runs it.
+
+A job is a plain function ``job(conn, *args)`` that runs inside one transaction. On SQLite
+``conn`` is the writer's ``sqlite3.Connection``; on PostgreSQL it is ``pg_jobs.JobConnection``,
+which runs each statement on the store's pool connection. Both answer ``execute`` and
+``executemany`` with a cursor that has ``fetchone``, ``fetchall``, ``rowcount`` and iteration,
+and rows that read by column name or position.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+
+class Cursor(Protocol):
+    @property
+    def rowcount(self) -> int: ...
+
+    def fetchone(self) -> Any: ...
+
+    def fetchall(self) -> list[Any]: ...
+
+    def __iter__(self) -> Iterator[Any]: ...
+
+
+class Connection(Protocol):
+    def execute(self, sql: str, parameters: Sequence[Any] = ..., /) -> Cursor: ...
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> Cursor: ...
+
+
+class PgIntegrityError(Exception):
+    """A PostgreSQL constraint refused a statement of a job (a unique key, a check)."""
+
+
+# what a job catches when a constraint refuses its write, on either backend
+INTEGRITY_ERRORS: tuple[type[Exception], ...] = (sqlite3.IntegrityError, PgIntegrityError)
+
+
+@dataclass(frozen=True, slots=True)
+class Dialect:
+    """The few SQL fragments that differ between the backends; everything else is written
+    once in portable SQL. Each method returns SQL text around trusted expressions."""
+
+    name: str
+
+    def json_text(self, expr: str, key: str) -> str:
+        """The text value of ``key`` in the JSON object text ``expr``."""
+        if self.name == "sqlite":
+            return f"json_extract({expr}, '$.{key}')"
+        return f"({expr}::jsonb ->> '{key}')"
+
+    def json_has(self, expr: str, key: str) -> str:
+        """A condition: the JSON object text ``expr`` has the key ``key``."""
+        if self.name == "sqlite":
+            return f"json_type({expr}, '$.{key}') IS NOT NULL"
+        return f"jsonb_exists({expr}::jsonb, '{key}')"
+
+    def json_without(self, expr: str, key: str) -> str:
+        """The JSON object text ``expr`` without the key ``key``."""
+        if self.name == "sqlite":
+            return f"json_remove({expr}, '$.{key}')"
+        return f"({expr}::jsonb - '{key}')::text"
+
+    def arrival(self, alias: str) -> str:
+        """A column that orders rows of a table with a text key as they were inserted, as far
+        as the backend keeps one (a tie-break only)."""
+        return f"{alias}.rowid" if self.name == "sqlite" else f"{alias}.id"
+
+
+SQLITE = Dialect("sqlite")
+POSTGRESQL = Dialect("postgresql")
+
+
+def dialect_of(conn: Connection) -> Dialect:
+    """The dialect of a job's connection (a ``sqlite3.Connection`` has none of its own)."""
+    found = getattr(conn, "dialect", SQLITE)
+    return found if isinstance(found, Dialect) else SQLITE

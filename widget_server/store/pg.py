@@ -1,0 +1,106 @@
+"""The PostgreSQL backend: reads on an asyncpg pool, write jobs through ``pg_jobs``.
+
+The business rules are the SQLite backend's: the same query mixins and the same write jobs,
+over the four primitives below. Any number of processes on any number of machines may share
+one database; every write job is a SERIALIZABLE transaction (see ``pg_jobs``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import asyncpg
+
+from widget_server.clock import Clock, SystemClock
+from widget_server.store import pg_schema
+from widget_server.store import sqlite_rows as rows
+from widget_server.store.connection import POSTGRESQL
+from widget_server.store.console_queries import ConsoleQueries, ReportQueries
+from widget_server.store.core_queries import CoreQueries
+from widget_server.store.grant_queries import GrantQueries
+from widget_server.store.help_queries import HelpQueries
+from widget_server.store.inbound_queries import InboundQueries
+from widget_server.store.mail_queries import MailQueries
+from widget_server.store.mail_records import MailPlan
+from widget_server.store.pg_jobs import JobRunner
+from widget_server.store.pg_search import PgSearch
+from widget_server.store.pg_sql import translate
+from widget_server.store.privacy_queries import PrivacyQueries
+from widget_server.store.site_cache import SiteCache
+
+T = TypeVar("T")
+POOL_SIZE = 10  # connections per process; each write job in flight holds one
+
+
+def is_postgresql_url(db: str) -> bool:
+    return db.startswith(("postgres://", "postgresql://"))
+
+
+async def _setup(conn: asyncpg.Connection) -> None:
+    # SUM and AVG of integers are numeric in PostgreSQL: read them as floats, as SQLite does
+    await conn.set_type_codec("numeric", encoder=str, decoder=float, schema="pg_catalog",
+                              format="text")
+
+
+class PgStore(PgSearch, CoreQueries, ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
+              PrivacyQueries, MailQueries, InboundQueries):
+    _dialect = POSTGRESQL
+
+    def __init__(self, url: str, *, clock: Clock | None = None,
+                 site_cache_seconds: float = 0.0, mail_plan: MailPlan | None = None,
+                 pool_size: int = POOL_SIZE) -> None:
+        self.url = url
+        self._mail = mail_plan  # None: mail is off, nothing is queued
+        self._clock = clock or SystemClock()
+        self._pool_size = pool_size
+        self._pool: asyncpg.Pool | None = None
+        self._jobs: JobRunner | None = None
+        # other nodes' changes to sites are seen within the cache's time to live
+        self._sites = SiteCache(self._read_sites, site_cache_seconds)
+        self._tickets = rows.TicketMemo(2048)
+
+    # -- lifecycle
+    async def open(self) -> None:
+        conn = await asyncpg.connect(self.url)
+        try:
+            await pg_schema.migrate(conn)
+        finally:
+            await conn.close()
+        self._pool = await asyncpg.create_pool(
+            self.url, min_size=1, max_size=self._pool_size, init=_setup)
+        self._jobs = JobRunner(self._pool, self._pool_size)
+
+    async def close(self) -> None:
+        if self._jobs is not None:
+            self._jobs.close()
+            self._jobs = None
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    def _ready(self) -> asyncpg.Pool:
+        if self._pool is None:
+            raise RuntimeError("the store is not open")
+        return self._pool
+
+    # -- the four primitives of the query mixins
+    async def _fetchall(self, sql: str, params: tuple[Any, ...] = (), *,
+                        slow: bool = False) -> list[Any]:
+        return list(await self._ready().fetch(translate(sql), *params))
+
+    async def _fetchone(self, sql: str, params: tuple[Any, ...] = (), *,
+                        slow: bool = False) -> Any:
+        return await self._ready().fetchrow(translate(sql), *params)
+
+    async def _fetchone_now(self, sql: str, params: tuple[Any, ...] = ()) -> Any:
+        return await self._fetchone(sql, params)
+
+    async def _write(self, job: Callable[..., T], *args: Any, off_loop: bool = False) -> T:
+        if self._jobs is None:
+            raise RuntimeError("the store is not open")
+        return await self._jobs.run(job, args, self._sites.invalidate)
+
+    @property
+    def writer_stats(self) -> dict[str, int]:
+        return {"retries": self._jobs.retries if self._jobs else 0}

@@ -1,0 +1,153 @@
+"""Write jobs on PostgreSQL: the same sync functions SQLite's writer runs, each in a worker
+thread over a ``JobConnection`` whose statements run on the event loop's asyncpg connection.
+
+Every job is one transaction at SERIALIZABLE isolation, so a job sees and leaves the database
+as if no other job ran beside it, on this node or another, as with SQLite's single writer
+(per-site ticket numbers, per-conversation seq, the client_msg_id check). A job that loses a
+race (serialization failure 40001, deadlock 40P01) is rolled back and run again whole; jobs
+only touch the database, so running one again is safe. A retry first takes a session
+advisory lock that every retrying job shares, so jobs that conflicted once run one after
+another instead of colliding again. A job's result reaches its caller only after COMMIT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+import asyncpg
+
+from widget_server.store.connection import POSTGRESQL, PgIntegrityError
+from widget_server.store.pg_sql import returns_rows, rowcount, translate
+
+T = TypeVar("T")
+RETRY_LOCK = 0x77696467  # the advisory lock retried jobs take in turn ("widg")
+MAX_ATTEMPTS = 60
+RETRY_CODES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+# statements that change a site row other than its ticket counter: the site cache reloads
+_SITE_CHANGE = ("INSERT INTO SITES", "DELETE FROM SITES", "UPDATE SITES")
+
+
+class JobCursor:
+    """The rows and count of one statement, read like a ``sqlite3.Cursor``."""
+
+    __slots__ = ("_rows", "rowcount")
+
+    def __init__(self, rows: list[Any], count: int) -> None:
+        self._rows = rows
+        self.rowcount = count
+
+    def fetchone(self) -> Any:
+        return self._rows.pop(0) if self._rows else None
+
+    def fetchall(self) -> list[Any]:
+        found, self._rows = self._rows, []
+        return found
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter(self.fetchall())
+
+
+class JobConnection:
+    """What a job calls from its worker thread; each statement runs on ``conn`` on the
+    loop and the thread waits for its answer."""
+
+    dialect = POSTGRESQL
+
+    def __init__(self, conn: asyncpg.Connection, loop: asyncio.AbstractEventLoop) -> None:
+        self._conn = conn
+        self._loop = loop
+        self.sites_changed = False
+
+    def _run(self, coroutine: Any) -> Any:
+        try:
+            return asyncio.run_coroutine_threadsafe(coroutine, self._loop).result()
+        except asyncpg.IntegrityConstraintViolationError as exc:
+            raise PgIntegrityError(str(exc)) from exc
+
+    def _note(self, sql: str) -> None:
+        head = " ".join(sql.split()[:3]).upper()
+        if head.startswith(_SITE_CHANGE) and "TICKET_COUNTER = TICKET_COUNTER + 1" not in \
+                sql.upper():
+            self.sites_changed = True
+
+    def execute(self, sql: str, parameters: Sequence[Any] = (), /) -> JobCursor:
+        self._note(sql)
+        query = translate(sql)
+        if returns_rows(sql):
+            found = self._run(self._conn.fetch(query, *parameters))
+            return JobCursor(list(found), len(found))
+        status = self._run(self._conn.execute(query, *parameters))
+        return JobCursor([], rowcount(status))
+
+    def executemany(self, sql: str, parameters: Iterable[Sequence[Any]], /) -> JobCursor:
+        self._note(sql)
+        arguments = [tuple(row) for row in parameters]
+        if arguments:
+            self._run(self._conn.executemany(translate(sql), arguments))
+        return JobCursor([], len(arguments))
+
+
+class JobRunner:
+    """Runs jobs on a pool: one connection and one worker thread per job in flight."""
+
+    def __init__(self, pool: asyncpg.Pool, threads: int) -> None:
+        self._pool = pool
+        self._threads = ThreadPoolExecutor(threads, thread_name_prefix="widget-pg-job")
+        self.retries = 0  # jobs run again after losing a race (for tests and the bench)
+
+    def close(self) -> None:
+        self._threads.shutdown(wait=False)
+
+    async def run(self, job: Callable[..., T], args: tuple[Any, ...],
+                  on_sites_changed: Callable[[], None]) -> T:
+        """The job's result once committed. A caller that goes away does not stop the job
+        halfway: it runs to its commit or rollback, as on SQLite's writer."""
+        attempts = asyncio.ensure_future(self._attempts(job, args, on_sites_changed))
+        return await asyncio.shield(attempts)
+
+    async def _attempts(self, job: Callable[..., T], args: tuple[Any, ...],
+                        on_sites_changed: Callable[[], None]) -> T:
+        loop = asyncio.get_running_loop()
+        for attempt in range(MAX_ATTEMPTS):
+            async with self._pool.acquire() as conn:
+                contended = attempt > 0
+                if contended:  # one retrying job at a time across every node
+                    await conn.execute("SELECT pg_advisory_lock($1)", RETRY_LOCK)
+                try:
+                    adapter = JobConnection(conn, loop)
+                    try:
+                        result = await self._transaction(conn, adapter, job, args, loop)
+                    finally:
+                        if adapter.sites_changed:
+                            on_sites_changed()
+                    return result
+                except asyncpg.PostgresError as exc:
+                    if exc.sqlstate not in RETRY_CODES or attempt == MAX_ATTEMPTS - 1:
+                        raise
+                    self.retries += 1
+                except PgIntegrityError as exc:
+                    cause = exc.__cause__
+                    if getattr(cause, "sqlstate", None) not in RETRY_CODES:
+                        raise
+                    self.retries += 1
+                finally:
+                    if contended:
+                        await conn.execute("SELECT pg_advisory_unlock($1)", RETRY_LOCK)
+            await asyncio.sleep(random.uniform(0, 0.002 * min(attempt + 1, 10)))
+        raise AssertionError("unreachable")
+
+    async def _transaction(self, conn: asyncpg.Connection, adapter: JobConnection,
+                           job: Callable[..., T], args: tuple[Any, ...],
+                           loop: asyncio.AbstractEventLoop) -> T:
+        await conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+        try:
+            result = await loop.run_in_executor(self._threads, lambda: job(adapter, *args))
+        except BaseException:
+            await conn.execute("ROLLBACK")
+            raise
+        await conn.execute("COMMIT")  # may fail with 40001: the caller runs the job again
+        return result
