@@ -1,19 +1,14 @@
-"""PostgreSQL and Redis for the tests that need them: skipped with a visible reason when a
-service is absent, failed when WIDGET_REQUIRE_SERVICES=1 (CI starts both, see .ci/run)."""
+"""Redis and the PostgreSQL admin database for the tests that need them: skipped with a
+visible reason when absent, failed when WIDGET_REQUIRE_SERVICES=1 (tests/pg.py)."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import socket
-import uuid
-from collections.abc import Iterator
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-import pytest
+from tests.pg import ADMIN_URL, service_missing
 
-POSTGRES = os.environ.get("WIDGET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS = os.environ.get("WIDGET_TEST_REDIS", "redis://127.0.0.1:6379/0")
 
 
@@ -27,46 +22,19 @@ def _reachable(url: str, default_port: int) -> bool:
         return False
 
 
-def require(name: str, url: str, default_port: int) -> str:
-    if _reachable(url, default_port):
-        return url
-    if os.environ.get("WIDGET_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"WIDGET_REQUIRE_SERVICES=1 but {name} is not reachable at {url}")
-    pytest.skip(f"{name} is not reachable at {url}; its tests are skipped")
-
-
 def postgres_url() -> str:
-    """The PostgreSQL database the tests may use (WIDGET_TEST_POSTGRES)."""
-    return require("PostgreSQL", POSTGRES, 5432)
+    """The PostgreSQL admin database (WIDGET_TEST_POSTGRES), e.g. for a broker's channel."""
+    if not _reachable(ADMIN_URL, 5432):
+        service_missing(f"PostgreSQL is not reachable at {ADMIN_URL}")
+    return ADMIN_URL
 
 
 def redis_url() -> str:
     """The Redis the tests may use (WIDGET_TEST_REDIS)."""
-    return require("Redis", REDIS, 6379)
-
-
-def with_database(url: str, name: str) -> str:
-    parts = urlsplit(url)
-    return urlunsplit(parts._replace(path="/" + name))
-
-
-async def _admin(url: str, sql: str) -> None:
-    import asyncpg
-
-    connection = await asyncpg.connect(url)
+    if not _reachable(REDIS, 6379):
+        service_missing(f"Redis is not reachable at {REDIS}")
     try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
-
-
-@contextlib.contextmanager
-def fresh_postgres() -> Iterator[str]:
-    """The URL of a new, empty PostgreSQL database, dropped afterwards."""
-    admin = postgres_url()
-    name = "widget_test_" + uuid.uuid4().hex[:12]
-    asyncio.run(_admin(admin, f'CREATE DATABASE "{name}"'))
-    try:
-        yield with_database(admin, name)
-    finally:
-        asyncio.run(_admin(admin, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        import redis  # noqa: F401
+    except ImportError:
+        service_missing("redis is not installed (pip install '.[test]')")
+    return REDIS

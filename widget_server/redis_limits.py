@@ -16,8 +16,6 @@ import logging
 import secrets
 import time
 
-import redis.asyncio as redis
-
 log = logging.getLogger(__name__)
 
 SALT_KEY = "widget-server:limits:salt"
@@ -51,6 +49,9 @@ class RedisBuckets:
     """The connection and salt the shared buckets of one process use."""
 
     def __init__(self, url: str) -> None:
+        import redis.asyncio as redis  # only with WIDGET_REDIS_URL: the 'redis' extra
+
+        self._errors = (redis.RedisError, OSError)
         self._client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
         self._script = self._client.register_script(TAKE)
         self._salt: bytes | None = None
@@ -61,7 +62,7 @@ class RedisBuckets:
             await self._client.set(SALT_KEY, secrets.token_hex(32), nx=True)
             stored = await self._client.get(SALT_KEY)
             if stored is None:  # expired or deleted a moment ago: the next check sets it
-                raise redis.RedisError("the salt of the limits is missing")
+                raise OSError("the salt of the limits is missing")
             self._salt = bytes.fromhex(stored.decode() if isinstance(stored, bytes) else stored)
         return hashlib.blake2b("\x00".join(parts).encode(), key=self._salt,
                                digest_size=16).hexdigest()
@@ -71,7 +72,7 @@ class RedisBuckets:
         try:
             key = PREFIX + await self._salted(parts)
             wait = await self._script(keys=[key], args=[capacity, capacity / period])
-        except (redis.RedisError, OSError) as error:
+        except self._errors as error:
             now = time.monotonic()
             if now - self._warned >= WARN_EVERY:
                 self._warned = now
