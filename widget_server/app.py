@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -71,7 +72,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             hub = Hub(open_broker(settings, store))
             async with asyncio.timeout(BROKER_START_SECONDS):
                 await hub.broker.start()
-            scheduler = SlaScheduler(store, hub, clock)
+            scheduler = SlaScheduler(store, hub, clock,
+                                     lease=timedelta(seconds=settings.scheduler_lease))
             app.state.runtime = Runtime(
                 settings=settings,
                 store=store,
@@ -84,7 +86,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 secret_keys=[*settings.secret_key_fallbacks, secret],
                 limits=Limits(settings),
             )
-            app.state.runtime.messaging.changed = scheduler.poke
+            app.state.runtime.messaging.changed = scheduler.changed
             app.state.scheduler = scheduler
             retention = RetentionJob(store, clock, settings.retention_interval,
                                      credential_lifetime(settings.token_max_age))

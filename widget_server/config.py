@@ -160,6 +160,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "WIDGET_LOG_LEVEL", _log_level, "Server log level."),
     Setting("scheduler", "WIDGET_SCHEDULER", _on_off,
             "Run the SLA scheduler in this process (on/off). Safe on several processes."),
+    Setting("scheduler_lease", "WIDGET_SCHEDULER_LEASE", _positive_float,
+            "Seconds a scheduler's lease lasts: another node takes over within it."),
     Setting("retention_interval", "WIDGET_RETENTION_INTERVAL", _positive_float,
             "Seconds between retention runs of the scheduler (docs/privacy.md)."),
     # abuse limits (widget_server/abuse.py); 0 turns a limit off
@@ -244,6 +246,7 @@ class Settings:
     sqlite_synchronous: str = "full"
     log_level: str = "info"
     scheduler: bool = True
+    scheduler_lease: float = 60.0
     retention_interval: float = 3600.0
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
     sessions_per_ip_hour: int = 2000

@@ -39,7 +39,16 @@ class Resync:
     encoded: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
 
-Event = MessagesAdded | TicketUpdated | Typing | Resync
+@dataclass(frozen=True)
+class Poke:
+    """Tickets changed on some node: the scheduler holding the lease looks at its clocks."""
+
+    encoded: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+
+
+Event = MessagesAdded | TicketUpdated | Typing | Resync | Poke
+
+SCHEDULER_CHANNEL = "scheduler"
 
 
 def visitor_channel(visitor_id: str) -> str:

@@ -11,7 +11,7 @@ import json
 from typing import Any
 
 from widget_server.models import Author, Message
-from widget_server.realtime.events import Event, MessagesAdded, TicketUpdated, Typing
+from widget_server.realtime.events import Event, MessagesAdded, Poke, TicketUpdated, Typing
 from widget_server.store import Store
 
 MAX_NOTE_IDS = 100  # internal notes named in one wake-up; a batch is never that large
@@ -30,6 +30,8 @@ def encode(node: str, channel: str, event: Event) -> str | None:
                     i=notes)
     elif isinstance(event, TicketUpdated):
         body.update(k="t", v=event.ticket.conversation_id)
+    elif isinstance(event, Poke):
+        body.update(k="p")
     elif isinstance(event, Typing):
         author = event.author
         body.update(k="y", v=event.conversation_id,
@@ -56,6 +58,8 @@ async def resolve(store: Store, body: dict[str, Any]) -> Event | None:
     """The event a wake-up stands for, read from the database now (None: nothing to deliver,
     e.g. the conversation was erased meanwhile)."""
     kind, conversation_id = body.get("k"), body.get("v")
+    if kind == "p":
+        return Poke()
     if not isinstance(conversation_id, str):
         return None
     if kind == "y":
