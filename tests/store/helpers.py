@@ -16,13 +16,27 @@ from widget_server.store.base import Store, VisitorPost
 from widget_server.store.pg_sql import returns_rows, translate
 
 
+def db_of(store: Store) -> str:
+    """The database a store opened: a SQLite path or a PostgreSQL URL."""
+    return str(getattr(store, "path", None) or store.url)
+
+
+def refused() -> tuple[type[Exception], ...]:
+    """What a constraint's refusal raises on a connection of our own, on either backend."""
+    import asyncpg
+
+    return (sqlite3.IntegrityError, asyncpg.IntegrityConstraintViolationError)
+
+
 def plain(db: Path | str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
     """A query on a connection of our own, outside the store: on the SQLite file, or on the
     PostgreSQL database of a ``postgresql://`` URL (``?`` placeholders either way)."""
     if isinstance(db, str) and db.startswith("postgresql://"):
         return pg_plain(db, sql, params)
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        return conn.execute(sql, params).fetchall()
+        found = conn.execute(sql, params).fetchall()
+        conn.commit()
+        return found
 
 
 def pg_plain(url: str, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:

@@ -1,32 +1,28 @@
-"""The help centre in the SQLite store: upserts, search and ranking, anonymous feedback,
-comments and the metrics, on a real file with a clock moved by hand."""
+"""The help centre in the store, on SQLite and PostgreSQL: upserts, search and ranking,
+anonymous feedback, comments and the metrics, with a clock moved by hand."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
-from typing import Any
 
 import pytest
 
+from tests.pg import BACKENDS
+from tests.store.helpers import plain, refused
 from widget_server.articles import Feedback, make_source
 from widget_server.clock import FakeClock
 from widget_server.errors import NotFound
 from widget_server.models import Agent, Site, Visitor
-from widget_server.store.sqlite import SQLiteStore
+from widget_server.store.base import Store
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio,
+              pytest.mark.parametrize("backend", BACKENDS, indirect=True)]
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 IDENTIFYING = ("visitor", "ip", "address", "token", "agent", "browser", "user", "session",
                "email", "name", "device", "fingerprint", "cookie")
-
-
-def plain(path: Path, sql: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
-    with contextlib.closing(sqlite3.connect(path)) as conn:
-        return conn.execute(sql, params).fetchall()
 
 
 @pytest.fixture
@@ -35,12 +31,12 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def site(store: SQLiteStore) -> Site:
+async def site(store: Store) -> Site:
     created, _ = await store.ensure_site("Shop", ["https://shop.test"])
     return created
 
 
-async def add(store: SQLiteStore, site: Site, slug: str, title: str, body: str,
+async def add(store: Store, site: Site, slug: str, title: str, body: str,
               category: str = "General", status: str = "published") -> int:
     article, _ = await store.upsert_article(site.id, make_source(title, slug, category, status,
                                                                  body))
@@ -52,8 +48,11 @@ def verified(site: Site, name: str = "Grace") -> Visitor:
                    email=None, verified=True)
 
 
-def test_the_feedback_table_has_no_column_that_could_identify_a_visitor(db_path: Path) -> None:
-    conn = sqlite3.connect(db_path)
+def test_the_feedback_table_has_no_column_that_could_identify_a_visitor(db: str,
+                                                                         backend: str) -> None:
+    if backend != "sqlite":
+        pytest.skip("the same columns on PostgreSQL: test_store_backends compares them")
+    conn = sqlite3.connect(db)
     with contextlib.closing(conn):
         from widget_server.store.sqlite_schema import migrate
         migrate(conn)
@@ -65,7 +64,7 @@ def test_the_feedback_table_has_no_column_that_could_identify_a_visitor(db_path:
 
 
 async def test_upsert_by_slug_creates_updates_and_never_duplicates(
-    store: SQLiteStore, site: Site, db_path: Path, clock: FakeClock
+    store: Store, site: Site, db: str, clock: FakeClock
 ) -> None:
     source = make_source("Export data", "export", "Data", "published", "Use the button.")
     first, outcome = await store.upsert_article(site.id, source)
@@ -78,12 +77,12 @@ async def test_upsert_by_slug_creates_updates_and_never_duplicates(
     assert outcome == "updated" and updated.id == first.id
     assert updated.updated_at == START + timedelta(minutes=5)
     assert updated.created_at == first.created_at
-    assert plain(db_path, "SELECT COUNT(*) FROM articles") == [(1,)]
+    assert plain(db, "SELECT COUNT(*) FROM articles") == [(1,)]
     assert await store.search_articles(site.id, "menu") != []
     assert await store.search_articles(site.id, "button") == []  # the index followed
 
 
-async def test_the_same_slug_on_two_sites_is_two_articles(store: SQLiteStore, site: Site
+async def test_the_same_slug_on_two_sites_is_two_articles(store: Store, site: Site
                                                           ) -> None:
     other, _ = await store.ensure_site("Other", ["https://other.test"])
     await add(store, site, "faq", "Shop FAQ", "shop answers")
@@ -93,7 +92,7 @@ async def test_the_same_slug_on_two_sites_is_two_articles(store: SQLiteStore, si
     assert await store.get_article_by_slug(other.id, "faq") is not None
 
 
-async def test_a_title_match_beats_a_body_match(store: SQLiteStore, site: Site) -> None:
+async def test_a_title_match_beats_a_body_match(store: Store, site: Site) -> None:
     body_heavy = await add(store, site, "billing", "Invoices and billing",
                            "If you forgot your password, the billing owner can reset the "
                            "password. Password rules apply to every password.")
@@ -104,7 +103,7 @@ async def test_a_title_match_beats_a_body_match(store: SQLiteStore, site: Site) 
     assert [hit.id for hit in hits] == [titled, body_heavy]
 
 
-async def test_prefixes_match_and_snippets_mark_the_words(store: SQLiteStore, site: Site
+async def test_prefixes_match_and_snippets_mark_the_words(store: Store, site: Site
                                                           ) -> None:
     await add(store, site, "reset", "Account help", "To change your password, open Settings.")
     hits = await store.search_articles(site.id, "pass")
@@ -113,12 +112,12 @@ async def test_prefixes_match_and_snippets_mark_the_words(store: SQLiteStore, si
     assert [h.slug for h in await store.search_articles(site.id, "PASSW sett")] == ["reset"]
 
 
-async def test_accents_do_not_matter(store: SQLiteStore, site: Site) -> None:
+async def test_accents_do_not_matter(store: Store, site: Site) -> None:
     await add(store, site, "cv", "CV", "Upload your résumé here.")
     assert [h.slug for h in await store.search_articles(site.id, "resume")] == ["cv"]
 
 
-async def test_every_word_first_then_any_word(store: SQLiteStore, site: Site) -> None:
+async def test_every_word_first_then_any_word(store: Store, site: Site) -> None:
     await add(store, site, "export", "Export to CSV", "Exports run nightly.")
     await add(store, site, "csv-excel", "CSV in Excel", "Open a CSV file in Excel.")
     assert [h.slug for h in await store.search_articles(site.id, "csv excel")] == ["csv-excel"]
@@ -130,20 +129,20 @@ async def test_every_word_first_then_any_word(store: SQLiteStore, site: Site) ->
     '"', '""', "'", "*", "AND", "OR NOT", "NEAR(a b)", "title:x", "-x", "^x", "a + b",
     "(", ")", "{title body}: x", "\\", "%", "\x00", "ÿ" * 300, "x" * 5000, "   ",
 ])
-async def test_user_text_never_becomes_fts_syntax(store: SQLiteStore, site: Site,
+async def test_user_text_never_becomes_fts_syntax(store: Store, site: Site,
                                                   text: str) -> None:
     await add(store, site, "a", "Title", "Body text")
     await store.search_articles(site.id, text)  # no error, whatever it finds
 
 
-async def test_drafts_are_neither_listed_nor_found(store: SQLiteStore, site: Site) -> None:
+async def test_drafts_are_neither_listed_nor_found(store: Store, site: Site) -> None:
     await add(store, site, "draft", "Secret plans", "unreleased feature", status="draft")
     assert await store.list_articles(site.id) == []
     assert len(await store.list_articles(site.id, published_only=False)) == 1
     assert await store.search_articles(site.id, "secret") == []
 
 
-async def test_articles_are_listed_by_category_then_title(store: SQLiteStore, site: Site
+async def test_articles_are_listed_by_category_then_title(store: Store, site: Site
                                                           ) -> None:
     await add(store, site, "b", "b second", "x", category="Billing")
     await add(store, site, "a", "A first", "x", category="Billing")
@@ -155,23 +154,23 @@ async def test_articles_are_listed_by_category_then_title(store: SQLiteStore, si
 
 
 async def test_feedback_is_stored_without_anything_about_who(
-    store: SQLiteStore, site: Site, db_path: Path
+    store: Store, site: Site, db: str
 ) -> None:
     article = await add(store, site, "a", "A", "x")
     await store.record_feedback(article, Feedback(True))
     await store.record_feedback(article, Feedback(False, "not_understood", "too long"))
-    rows = plain(db_path, "SELECT * FROM article_feedback ORDER BY id")
+    rows = plain(db, "SELECT * FROM article_feedback ORDER BY id")
     assert [row[1:5] for row in rows] == [(article, 1, None, None),
                                          (article, 0, "not_understood", "too long")]
     with pytest.raises(NotFound):
         await store.record_feedback(article + 100, Feedback(True))
-    with pytest.raises(sqlite3.IntegrityError):  # the schema refuses other reasons too
-        plain(db_path, "INSERT INTO article_feedback (article_id, helpful, reason, created_at)"
+    with pytest.raises(refused()):  # the schema refuses other reasons too
+        plain(db, "INSERT INTO article_feedback (article_id, helpful, reason, created_at)"
               " VALUES (?, 0, 'spam', 'x')", (article,))
 
 
 async def test_comments_are_added_hidden_shown_and_deleted(
-    store: SQLiteStore, site: Site, db_path: Path
+    store: Store, site: Site, db: str
 ) -> None:
     article = await add(store, site, "a", "A", "x")
     agent: Agent = (await store.ensure_agent("agent@example.com", "Ada", "agent", None))[0]
@@ -179,7 +178,7 @@ async def test_comments_are_added_hidden_shown_and_deleted(
     by_agent = await store.add_agent_comment(article, agent, "Glad to hear it")
     assert (by_visitor.author_type, by_visitor.display_name) == ("visitor", "Grace")
     assert (by_agent.author_type, by_agent.display_name) == ("agent", "Ada")
-    assert plain(db_path, "SELECT verified FROM visitors WHERE id = 'v_ugrace'") == [(1,)]
+    assert plain(db, "SELECT verified FROM visitors WHERE id = 'v_ugrace'") == [(1,)]
     assert [c.body for c in await store.list_comments(article)] == [
         "Worked for me", "Glad to hear it"]
     hidden = await store.hide_comment(by_visitor.id)
@@ -196,7 +195,7 @@ async def test_comments_are_added_hidden_shown_and_deleted(
 
 
 async def test_article_metrics_count_views_votes_and_reasons(
-    store: SQLiteStore, site: Site, clock: FakeClock
+    store: Store, site: Site, clock: FakeClock
 ) -> None:
     read = await add(store, site, "read", "Read a lot", "x")
     quiet = await add(store, site, "quiet", "Quiet", "x")
@@ -219,7 +218,7 @@ async def test_article_metrics_count_views_votes_and_reasons(
 
 
 async def test_searches_without_results_are_counted_with_their_queries(
-    store: SQLiteStore, site: Site
+    store: Store, site: Site
 ) -> None:
     for query, results in (("refund", 0), ("Refund ", 0), ("invoice", 2), ("gdpr", 0)):
         await store.record_search(site.id, query, results)
@@ -229,7 +228,7 @@ async def test_searches_without_results_are_counted_with_their_queries(
 
 
 async def test_deflection_counts_help_not_followed_by_a_request_within_30_minutes(
-    store: SQLiteStore, site: Site, clock: FakeClock, db_path: Path
+    store: Store, site: Site, clock: FakeClock, db: str
 ) -> None:
     article = await add(store, site, "a", "A", "x")
     await store.record_search(site.id, "export", 1, browser="browser-aaaaaaaaaaaa")
@@ -248,13 +247,13 @@ async def test_deflection_counts_help_not_followed_by_a_request_within_30_minute
     assert metrics.pending_events == 1  # d's 30 minutes are not over
     assert metrics.views == 3 and metrics.searches == 3
     # browser ids are kept only for their 30 minutes
-    assert plain(db_path, "SELECT DISTINCT browser FROM article_events WHERE browser IS NOT NULL"
+    assert plain(db, "SELECT DISTINCT browser FROM article_events WHERE browser IS NOT NULL"
                  ) == [("browser-dddddddddddd",)]
     other, _ = await store.ensure_site("Other", ["https://other.test"])
     assert (await store.help_metrics(other.id, START)).deflection_rate is None
 
 
-async def test_a_request_only_marks_its_own_site(store: SQLiteStore, site: Site) -> None:
+async def test_a_request_only_marks_its_own_site(store: Store, site: Site) -> None:
     other, _ = await store.ensure_site("Other", ["https://other.test"])
     await store.record_search(site.id, "x", 0, browser="browser-aaaaaaaaaaaa")
     assert await store.record_help_request(other.id, "browser-aaaaaaaaaaaa") == 0

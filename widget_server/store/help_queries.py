@@ -140,15 +140,17 @@ class HelpQueries(StoreMixin):
         window = (site_id, start, end)
         events = " FROM article_events WHERE site_id = ? AND created_at >= ? AND created_at <= ?"
         totals = await self._fetchone(
-            "SELECT COALESCE(SUM(type = 'view'), 0), COALESCE(SUM(type = 'search'), 0),"
-            f" COALESCE(SUM(type = 'search' AND results = 0), 0){events}", window, slow=True)
+            "SELECT COUNT(CASE WHEN type = 'view' THEN 1 END),"
+            " COUNT(CASE WHEN type = 'search' THEN 1 END),"
+            f" COUNT(CASE WHEN type = 'search' AND results = 0 THEN 1 END){events}", window,
+            slow=True)
         empty = await self._fetchall(
             f"SELECT lower(trim(query)) AS q, COUNT(*) AS n{events} AND type = 'search'"
             " AND results = 0 GROUP BY q ORDER BY n DESC, q LIMIT ?", (*window, TOP_QUERIES),
             slow=True)
         closed = isoformat(max(since, now - DEFLECTION_WINDOW))  # windows that are over
         deflection = await self._fetchone(
-            "SELECT COUNT(*), COALESCE(SUM(followed = 0), 0) FROM article_events"
+            "SELECT COUNT(*), COUNT(CASE WHEN followed = 0 THEN 1 END) FROM article_events"
             " WHERE site_id = ? AND tracked = 1 AND created_at >= ? AND created_at < ?",
             (site_id, start, closed), slow=True)
         pending = await self._fetchone(

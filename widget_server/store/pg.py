@@ -103,4 +103,6 @@ class PgStore(PgSearch, CoreQueries, ConsoleQueries, ReportQueries, HelpQueries,
 
     @property
     def writer_stats(self) -> dict[str, int]:
-        return {"retries": self._jobs.retries if self._jobs else 0}
+        """Jobs committed (each its own transaction: a batch of one) and jobs run again."""
+        jobs, retries = (self._jobs.jobs, self._jobs.retries) if self._jobs else (0, 0)
+        return {"batches": jobs, "jobs": jobs, "retries": retries}

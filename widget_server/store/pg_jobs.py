@@ -97,6 +97,7 @@ class JobRunner:
     def __init__(self, pool: asyncpg.Pool, threads: int) -> None:
         self._pool = pool
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="widget-pg-job")
+        self.jobs = 0  # jobs committed
         self.retries = 0  # jobs run again after losing a race (for tests and the bench)
 
     def close(self) -> None:
@@ -150,4 +151,5 @@ class JobRunner:
             await conn.execute("ROLLBACK")
             raise
         await conn.execute("COMMIT")  # may fail with 40001: the caller runs the job again
+        self.jobs += 1
         return result

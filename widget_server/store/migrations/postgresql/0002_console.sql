@@ -55,6 +55,13 @@ CREATE TABLE agent_reads (
     PRIMARY KEY (agent_id, ticket_id)
 );
 
--- 'simple': lower-cased words, no stemming, as SQLite's unicode61 tokenizer
-CREATE INDEX messages_search ON messages USING GIN (to_tsvector('simple'::regconfig, body));
-CREATE INDEX tickets_search ON tickets USING GIN (to_tsvector('simple'::regconfig, subject));
+-- widget_search: lower-cased words without accents, no stemming, as SQLite's unicode61
+-- tokenizer (which removes diacritics too)
+CREATE EXTENSION IF NOT EXISTS unaccent;
+CREATE TEXT SEARCH CONFIGURATION widget_search (COPY = pg_catalog.simple);
+ALTER TEXT SEARCH CONFIGURATION widget_search
+    ALTER MAPPING FOR hword, hword_part, word WITH unaccent, simple;
+CREATE INDEX messages_search ON messages
+    USING GIN (to_tsvector('widget_search'::regconfig, body));
+CREATE INDEX tickets_search ON tickets
+    USING GIN (to_tsvector('widget_search'::regconfig, subject));

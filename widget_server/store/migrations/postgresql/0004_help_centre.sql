@@ -19,8 +19,8 @@ CREATE INDEX articles_site_category ON articles (site_id, status, category, titl
 
 -- search: the title weighs ten times the body (weights A and D), as SQLite's bm25 weights
 CREATE INDEX articles_search ON articles USING GIN ((
-    setweight(to_tsvector('simple'::regconfig, title), 'A')
-    || setweight(to_tsvector('simple'::regconfig, body_text), 'D')));
+    setweight(to_tsvector('widget_search'::regconfig, title), 'A')
+    || setweight(to_tsvector('widget_search'::regconfig, body_text), 'D')));
 
 -- Anonymous by construction: no visitor id, no IP address, no token, no user agent, no
 -- browser id. Only what was said about which article, and when.
