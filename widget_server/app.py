@@ -19,8 +19,7 @@ from widget_server.mail_receiver import start_receiver
 from widget_server.mail_route import MailRouter
 from widget_server.mail_sender import MailSender
 from widget_server.messaging import Messaging
-from widget_server.realtime.broker import open_broker
-from widget_server.realtime.hub import Hub
+from widget_server.realtime.hub import Hub, open_broker
 from widget_server.retention import RetentionJob, credential_lifetime
 from widget_server.runtime import Runtime
 from widget_server.scheduler import SlaScheduler

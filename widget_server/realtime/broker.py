@@ -4,17 +4,14 @@
 ``RedisBroker`` (Redis pub/sub) relay events between nodes: an event is delivered on its own
 node at once, and the other nodes get a small wake-up from which they read what they deliver
 from the database (realtime/wire.py), which remains the only source of truth.
+``hub.open_broker`` picks one from the settings.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from widget_server.realtime.events import Event
-
-if TYPE_CHECKING:
-    from widget_server.config import Settings
-    from widget_server.store import Store
 
 
 class Receiver(Protocol):
@@ -49,17 +46,3 @@ class MemoryBroker:
 
     async def stop(self) -> None:
         pass
-
-
-def open_broker(settings: Settings, store: Store) -> Broker:
-    """Redis when ``WIDGET_REDIS_URL`` is set, else NOTIFY on a PostgreSQL database, else
-    in memory (one node)."""
-    if settings.redis_url:
-        from widget_server.realtime.redis_broker import RedisBroker
-
-        return RedisBroker(settings.redis_url, store)
-    if settings.db.startswith(("postgres://", "postgresql://")):
-        from widget_server.realtime.pg_broker import PgBroker
-
-        return PgBroker(settings.db, store)
-    return MemoryBroker()

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from widget_server.realtime.broker import Broker, MemoryBroker
 from widget_server.realtime.events import Event, Resync
+
+if TYPE_CHECKING:
+    from widget_server.config import Settings
+    from widget_server.store import Store
 
 
 class Subscriber(Protocol):
@@ -55,3 +59,17 @@ class Hub:
             event = Resync(channel)
             for subscriber in tuple(subscribers):
                 subscriber.notify(event)
+
+
+def open_broker(settings: Settings, store: Store) -> Broker:
+    """Redis when ``WIDGET_REDIS_URL`` is set, else NOTIFY on a PostgreSQL database, else
+    in memory (one node)."""
+    if settings.redis_url:
+        from widget_server.realtime.redis_broker import RedisBroker
+
+        return RedisBroker(settings.redis_url, store)
+    if settings.db.startswith(("postgres://", "postgresql://")):
+        from widget_server.realtime.pg_broker import PgBroker
+
+        return PgBroker(settings.db, store)
+    return MemoryBroker()

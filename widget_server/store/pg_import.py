@@ -26,7 +26,7 @@ SEEDED = {"message_index_state"}
 
 
 class ImportRefused(Exception):
-    """The copy cannot start or did not verify; nothing was changed in the target."""
+    """The copy cannot start or does not verify; the target keeps what it held."""
 
 
 @dataclass(frozen=True)
