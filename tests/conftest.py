@@ -8,7 +8,7 @@ import pytest
 from tests.clocked import TimeShift
 from tests.inprocess import InProcess, in_process
 from tests.mail_sink import MailSink
-from tests.pg import BACKENDS, PgServer, pg_server  # noqa: F401  (a fixture)
+from tests.pg import PgServer, pg_server  # noqa: F401  (a fixture)
 from tests.support import ServerProcess, Site, create_site
 from widget_server.clock import Clock, SystemClock
 from widget_server.store.base import Store
@@ -16,12 +16,32 @@ from widget_server.store.sqlite import SQLiteStore
 
 
 @pytest.fixture(scope="session")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    """One real server for the session; tests isolate themselves with their own site."""
+def sqlite_served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One real server on SQLite for the session; tests isolate themselves with their own
+    site."""
     db = tmp_path_factory.mktemp("server") / "widget.db"
     process = ServerProcess(db).start()
     yield process
     process.stop()
+
+
+@pytest.fixture(scope="session")
+def postgresql_served(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+                      ) -> Iterator[ServerProcess]:
+    """One real server on PostgreSQL for the session (a database of its own)."""
+    databases: PgServer = request.getfixturevalue("pg_server")
+    url = databases.fresh()
+    process = ServerProcess(url, log=tmp_path_factory.mktemp("pg-server") / "widget.log")
+    process.start()
+    yield process
+    process.stop()
+
+
+@pytest.fixture(scope="session")
+def server(sqlite_served: ServerProcess) -> ServerProcess:
+    """The session's server: on SQLite, unless a module asks for each backend
+    (``server = on_each_backend``, tests/pg.py)."""
+    return sqlite_served
 
 
 @pytest.fixture
@@ -38,9 +58,15 @@ async def inprocess(tmp_path: Path) -> AsyncIterator[InProcess]:
 
 
 @pytest.fixture
-def fresh_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    """A server of the test's own, for tests that kill or restart it."""
-    process = ServerProcess(tmp_path / "widget.db")
+def fresh_server(tmp_path: Path, backend: str, request: pytest.FixtureRequest
+                 ) -> Iterator[ServerProcess]:
+    """A server of the test's own, for tests that kill or restart it: on SQLite, or on a
+    fresh PostgreSQL database where the module parametrises ``backend``."""
+    if backend == "postgresql":
+        server: PgServer = request.getfixturevalue("pg_server")
+        process = ServerProcess(server.fresh(), log=tmp_path / "widget.log")
+    else:
+        process = ServerProcess(tmp_path / "widget.db")
     yield process
     process.stop()
 

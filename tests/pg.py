@@ -100,6 +100,13 @@ class PgServer:
         self.made.clear()
 
 
+@pytest.fixture(scope="module", params=BACKENDS, name="server")
+def on_each_backend(request: pytest.FixtureRequest) -> Any:
+    """A module's ``server``, once on each backend: ``from tests.pg import on_each_backend``
+    in a module whose tests take ``server`` runs each of them on SQLite, then PostgreSQL."""
+    return request.getfixturevalue(f"{request.param}_served")
+
+
 @pytest.fixture(scope="session")
 def pg_server() -> Iterator[PgServer]:
     server = PgServer()

@@ -10,7 +10,6 @@ import os
 import re
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
 import time
@@ -70,18 +69,19 @@ def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = True,
 class Site:
     key: str
     origin: str
-    db: Path
+    db: Path | str  # a SQLite file or a postgresql:// URL
 
     def api_token(self, name: str = "tests") -> str:
         return with_store(self.db, lambda store: store_api_token(store, self, name))
 
 
 def identity_secret(site: Site) -> str:
-    with sqlite3.connect(f"file:{site.db}?mode=ro", uri=True) as conn:
-        row = conn.execute("SELECT identity_secret FROM sites WHERE key = ?",
-                           (site.key,)).fetchone()
-    conn.close()
-    return str(row[0])
+    async def read(store: Store) -> str:
+        found = await store.get_site_by_key(site.key)
+        assert found is not None, site
+        return found.identity_secret
+
+    return with_store(site.db, read)
 
 
 def user_hash(secret: str, user_id: str) -> str:
@@ -89,12 +89,12 @@ def user_hash(secret: str, user_id: str) -> str:
     return hmac.new(secret.encode(), user_id.encode(), hashlib.sha256).hexdigest()
 
 
-def create_site(db: Path, origin: str | None = None, name: str | None = None) -> Site:
+def create_site(db: Path | str, origin: str | None = None, name: str | None = None) -> Site:
     """A site, as `widget-server init --site-name NAME --origin ORIGIN` makes it."""
     return with_store(db, lambda store: store_site(store, db, origin, name))
 
 
-def with_store(db: Path, work: Callable[[Store], Awaitable[T]]) -> T:
+def with_store(db: Path | str, work: Callable[[Store], Awaitable[T]]) -> T:
     """``work`` done on the database as a `widget-server` command does it (the store opened,
     used and closed by another connection than the server's), without starting another
     Python for it: on a thread with a loop of its own, so sync tests and coroutines alike
@@ -111,7 +111,7 @@ def with_store(db: Path, work: Callable[[Store], Awaitable[T]]) -> T:
         return pool.submit(asyncio.run, run()).result()
 
 
-async def store_site(store: Store, db: Path, origin: str | None = None,
+async def store_site(store: Store, db: Path | str, origin: str | None = None,
                      name: str | None = None) -> Site:
     """What `widget-server init --site-name NAME --origin ORIGIN` does."""
     origin = origin or f"https://shop-{uuid.uuid4().hex[:8]}.test"
@@ -148,8 +148,9 @@ class ServerProcess:
     """`widget-server serve` on a free loopback port, as a real subprocess; ``launcher`` may
     be a TimeShift's, for a server whose clock the test moves (tests/clocked.py)."""
 
-    def __init__(self, db: Path, env: dict[str, str] | None = None,
-                 launcher: list[str] = WIDGET_SERVER) -> None:
+    def __init__(self, db: Path | str, env: dict[str, str] | None = None,
+                 launcher: list[str] = WIDGET_SERVER, log: Path | None = None) -> None:
+        """``db``: a SQLite file, or a postgresql:// URL (then ``log`` names the log file)."""
         self.db = db
         self.port = free_port()
         self.launcher = launcher
@@ -161,7 +162,7 @@ class ServerProcess:
                     "WIDGET_SITE_CACHE_SECONDS": "0", "WIDGET_REQUESTS_PER_IP_HOUR": "0",
                     **launcher_env(launcher), **(env or {})}
         self.process: subprocess.Popen[bytes] | None = None
-        self.log = db.with_suffix(".log")
+        self.log = log or Path(db).with_suffix(".log")
 
     @property
     def url(self) -> str:

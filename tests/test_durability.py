@@ -1,27 +1,61 @@
-"""Nothing acknowledged is ever lost, not even when the server is killed with SIGKILL."""
+"""Nothing acknowledged is ever lost, not even when the server is killed with SIGKILL; on
+SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
 import asyncio
 import sqlite3
 from collections import Counter
+from pathlib import Path
+from typing import Any
 
 import pytest
 
+from tests.pg import BACKENDS
+from tests.store.helpers import plain
 from tests.support import ServerProcess, VisitorClient, create_site, start_session
 from widget_server.store.sqlite_schema import BUSY_TIMEOUT_MS
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio,
+              pytest.mark.parametrize("backend", BACKENDS, indirect=True)]
 
 VISITORS = 8
 MESSAGES = 25
 
 
-def stored_client_msg_ids(db: object) -> Counter[str]:
-    with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
-        found = conn.execute(
-            "SELECT client_msg_id FROM messages WHERE author_type = 'visitor'").fetchall()
+def stored_client_msg_ids(db: Path | str) -> Counter[str]:
+    found = plain(db, "SELECT client_msg_id FROM messages WHERE author_type = 'visitor'")
     return Counter(row[0] for row in found)
+
+
+class WriteLock:
+    """What another process writing to the database holds: SQLite's write lock, or on
+    PostgreSQL an exclusive lock on the messages table."""
+
+    def __init__(self, db: Path | str) -> None:
+        self.db = db
+        self._sqlite: sqlite3.Connection | None = None
+        self._pg: Any = None
+
+    async def __aenter__(self) -> WriteLock:
+        if isinstance(self.db, str) and self.db.startswith("postgresql://"):
+            import asyncpg
+
+            self._pg = await asyncpg.connect(self.db)
+            await self._pg.execute("BEGIN")
+            await self._pg.execute("LOCK TABLE messages IN EXCLUSIVE MODE")
+        else:
+            self._sqlite = sqlite3.connect(self.db, isolation_level=None)
+            self._sqlite.execute("BEGIN IMMEDIATE")  # what a CLI command writing does
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._pg is not None:
+            await self._pg.execute("COMMIT")
+            await self._pg.close()
+        if self._sqlite is not None:
+            self._sqlite.execute("COMMIT")
+            self._sqlite.close()
 
 
 async def test_every_acknowledged_message_survives_sigkill_exactly_once(
@@ -107,9 +141,7 @@ async def test_a_write_lock_held_by_another_process_holds_the_write_not_the_serv
     visitor = await VisitorClient.connect(fresh_server, site)
     ack, _ = await visitor.open_request("before the lock")
     bystander = await VisitorClient.connect(fresh_server, site)
-    lock = sqlite3.connect(fresh_server.db, isolation_level=None)
-    lock.execute("BEGIN IMMEDIATE")  # what a CLI command writing to the database does
-    try:
+    async with WriteLock(fresh_server.db):
         client_msg_id = await visitor.send("sent while another process writes",
                                            conversation=ack["conversation"])
         # the write waits for the lock off the event loop: other sockets and HTTP go on. A
@@ -118,9 +150,6 @@ async def test_a_write_lock_held_by_another_process_holds_the_write_not_the_serv
         assert await asyncio.wait_for(answered, BUSY_TIMEOUT_MS / 1000 / 2) == []
         assert (await start_session(fresh_server, site))["token"]
         assert stored_client_msg_ids(fresh_server.db)[client_msg_id] == 0
-    finally:
-        lock.execute("COMMIT")
-        lock.close()
     late = await visitor.recv_type("ack")
     assert late["client_msg_id"] == client_msg_id and late["seq"] == 3
     assert stored_client_msg_ids(fresh_server.db)[client_msg_id] == 1

@@ -6,7 +6,6 @@ import argparse
 import asyncio
 import importlib.util
 import os
-import sqlite3
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
@@ -31,7 +30,7 @@ from widget_server.numbers import parse_int
 from widget_server.origins import parse_origin
 from widget_server.passwords import WeakPassword, check_password, hash_password, new_password
 from widget_server.policy import DEFAULT_POLICY_TOML, format_duration, parse_policy
-from widget_server.store import Store, open_store
+from widget_server.store import Store, database_errors, open_store
 from widget_server.text import one_line
 
 DEMO_ADMIN = "admin@example.com"
@@ -181,7 +180,7 @@ def _server_options(parser: argparse.ArgumentParser, default_db: str | None = No
     where = default_db or "$WIDGET_DB or ./widget.db"
     parser.add_argument("--host", help="interface (default: $WIDGET_HOST or 127.0.0.1)")
     parser.add_argument("--port", type=_whole_number, help="port (default: $WIDGET_PORT or 8000)")
-    parser.add_argument("--db", help=f"SQLite file (default: {where})")
+    parser.add_argument("--db", help=f"SQLite file or postgresql:// URL (default: {where})")
     parser.add_argument("--public-url", help="URL browsers reach this server at")
 
 
@@ -489,7 +488,7 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
             cli_migrate.MigrateError) as exc:
         print(f"widget-server: error: {exc}", file=sys.stderr)
         return 1
-    except sqlite3.Error as exc:
+    except database_errors() as exc:
         print(f"widget-server: error: cannot use the database: {exc}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:

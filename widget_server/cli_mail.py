@@ -10,7 +10,7 @@ from widget_server.errors import NotFound
 from widget_server.mail_settings import parse_support_address
 from widget_server.store import Store
 
-DB_HELP = "SQLite file (default: $WIDGET_DB or ./widget.db)"
+DB_HELP = "SQLite file or postgresql:// URL (default: $WIDGET_DB or ./widget.db)"
 STATES = ("queued", "sent", "failed", "skipped")
 
 

@@ -25,7 +25,7 @@ from widget_server.store.privacy_records import (
     describe_days,
 )
 
-DB_HELP = "SQLite file (default: $WIDGET_DB or ./widget.db)"
+DB_HELP = "SQLite file or postgresql:// URL (default: $WIDGET_DB or ./widget.db)"
 SITE_HELP = "site key (needed when there are several sites)"
 MAX_REFERENCE = 200
 

@@ -1,24 +1,25 @@
-"""The mail outbox in a real SQLite store: what is queued, in the transaction of its cause,
-and what a claim finds still unread when a reply mail falls due."""
+"""The mail outbox in a real store, SQLite and PostgreSQL: what is queued, in the transaction
+of its cause, and what a claim finds still unread when a reply mail falls due."""
 
 from __future__ import annotations
 
-import sqlite3
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
-from tests.store.helpers import plain, shop
+from tests.pg import BACKENDS
+from tests.store.helpers import plain, refused, shop
 from widget_server.models import Agent, Site, Visitor
-from widget_server.store.base import TicketPatch, VisitorPost
+from widget_server.store.base import Store, TicketPatch, VisitorPost
 from widget_server.store.mail_records import MailPlan
+from widget_server.store.pg import PgStore
 from widget_server.store.privacy_records import ErasureSelector
 from widget_server.store.sqlite import SQLiteStore
 
-pytestmark = pytest.mark.anyio
+pytestmark = [pytest.mark.anyio,
+              pytest.mark.parametrize("backend", BACKENDS, indirect=True)]
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 DELAY = timedelta(seconds=120)
@@ -26,8 +27,10 @@ LEASE = timedelta(minutes=5)
 
 
 @pytest.fixture
-async def mail_store(db_path: Path) -> AsyncIterator[SQLiteStore]:
-    opened = SQLiteStore(str(db_path), mail_plan=MailPlan("acme.test", DELAY))
+async def mail_store(db: str) -> AsyncIterator[Store]:
+    plan = MailPlan("acme.test", DELAY)
+    opened: Store = (PgStore(db, mail_plan=plan) if db.startswith("postgresql://")
+                     else SQLiteStore(db, mail_plan=plan))
     await opened.open()
     try:
         yield opened
@@ -35,7 +38,7 @@ async def mail_store(db_path: Path) -> AsyncIterator[SQLiteStore]:
         await opened.close()
 
 
-async def request(store: SQLiteStore, site: Site, mail_to: str | None) -> tuple[Visitor, str]:
+async def request(store: Store, site: Site, mail_to: str | None) -> tuple[Visitor, str]:
     visitor = Visitor(id="v_" + uuid.uuid4().hex[:24], site_id=site.id, user_id=None,
                       name="Ada", email=mail_to, verified=False)
     result = await store.post_visitor_message(VisitorPost(
@@ -45,19 +48,19 @@ async def request(store: SQLiteStore, site: Site, mail_to: str | None) -> tuple[
     return visitor, result.message.conversation_id
 
 
-async def acknowledged(store: SQLiteStore) -> None:
+async def acknowledged(store: Store) -> None:
     """The acknowledgement sent: out of the way of the claims a test looks at."""
     ack, = await store.claim_mail(START, LEASE, 10)
     await store.mail_sent(ack.id, START)
 
 
-async def agent(store: SQLiteStore) -> Agent:
+async def agent(store: Store) -> Agent:
     found, _ = await store.ensure_agent("agent@acme.test", "Grace", "admin", None)
     return found
 
 
 async def test_a_request_from_a_verified_address_queues_its_acknowledgement(
-        mail_store: SQLiteStore, db_path: Path) -> None:
+        mail_store: Store, db: str) -> None:
     site = await shop(mail_store)
     _, conversation = await request(mail_store, site, "ada@example.com")
     await request(mail_store, site, None)  # an address nobody verified: nothing
@@ -65,12 +68,12 @@ async def test_a_request_from_a_verified_address_queues_its_acknowledgement(
     assert (mail.kind, mail.to_address, mail.conversation_id, mail.ticket_number) == \
         ("acknowledgement", "ada@example.com", conversation, 1)
     assert mail.message_id.startswith(f"<outbox-{mail.id}.") and mail.send_after == START
-    assert plain(db_path, "SELECT mail_to FROM conversations WHERE id = ?",
+    assert plain(db, "SELECT mail_to FROM conversations WHERE id = ?",
                  (conversation,)) == [("ada@example.com",)]
 
 
 async def test_replies_wait_for_the_delay_and_one_mail_shows_every_unread_one(
-        mail_store: SQLiteStore) -> None:
+        mail_store: Store) -> None:
     site, grace = await shop(mail_store), await agent(mail_store)
     await request(mail_store, site, "ada@example.com")
     await acknowledged(mail_store)
@@ -86,7 +89,7 @@ async def test_replies_wait_for_the_delay_and_one_mail_shows_every_unread_one(
 
 
 async def test_a_reply_read_in_the_widget_is_skipped_and_later_ones_still_mailed(
-        mail_store: SQLiteStore) -> None:
+        mail_store: Store) -> None:
     site, grace = await shop(mail_store), await agent(mail_store)
     visitor, conversation = await request(mail_store, site, "ada@example.com")
     await acknowledged(mail_store)
@@ -102,7 +105,7 @@ async def test_a_reply_read_in_the_widget_is_skipped_and_later_ones_still_mailed
 
 
 async def test_a_composed_reply_mail_is_not_repeated_by_the_next(
-        mail_store: SQLiteStore) -> None:
+        mail_store: Store) -> None:
     site, grace = await shop(mail_store), await agent(mail_store)
     await request(mail_store, site, "ada@example.com")
     await acknowledged(mail_store)
@@ -116,7 +119,7 @@ async def test_a_composed_reply_mail_is_not_repeated_by_the_next(
 
 
 async def test_solved_queues_one_mail_and_a_lease_hides_a_claimed_mail(
-        mail_store: SQLiteStore) -> None:
+        mail_store: Store) -> None:
     site, grace = await shop(mail_store), await agent(mail_store)
     await request(mail_store, site, "ada@example.com")
     ack, = await mail_store.claim_mail(START, LEASE, 10)
@@ -130,19 +133,19 @@ async def test_solved_queues_one_mail_and_a_lease_hides_a_claimed_mail(
     assert (again.id, again.attempts, again.last_error) == (ack.id, 1, "451 later")
 
 
-async def test_erasing_a_visitor_deletes_their_mails(mail_store: SQLiteStore, db_path: Path
+async def test_erasing_a_visitor_deletes_their_mails(mail_store: Store, db: str
                                                      ) -> None:
     site = await shop(mail_store)
     visitor, _ = await request(mail_store, site, "ada@example.com")
     await request(mail_store, site, "bo@example.com")
     await mail_store.erase_visitor(site.id, ErasureSelector("visitor", visitor.id), "cli")
     assert [m.to_address for m in await mail_store.outbox(site.id)] == ["bo@example.com"]
-    assert plain(db_path, "SELECT COUNT(*) FROM mail_outbox WHERE to_address = ?",
+    assert plain(db, "SELECT COUNT(*) FROM mail_outbox WHERE to_address = ?",
                  ("ada@example.com",)) == [(0,)]
 
 
 async def test_a_solved_mail_is_dropped_when_the_ticket_is_reopened_first(
-        mail_store: SQLiteStore) -> None:
+        mail_store: Store) -> None:
     site, grace = await shop(mail_store), await agent(mail_store)
     await request(mail_store, site, "ada@example.com")
     await acknowledged(mail_store)
@@ -153,7 +156,7 @@ async def test_a_solved_mail_is_dropped_when_the_ticket_is_reopened_first(
 
 
 async def test_a_test_mail_is_queued_composed_and_requeued_only_when_failed(
-        mail_store: SQLiteStore, db_path: Path) -> None:
+        mail_store: Store, db: str) -> None:
     site = await shop(mail_store)
     mail_id = await mail_store.queue_test_mail(site.id, "ops@example.com", "Test", "text",
                                                "<p>html</p>", {"X-Site-Name": "Shop"})
@@ -166,8 +169,9 @@ async def test_a_test_mail_is_queued_composed_and_requeued_only_when_failed(
     assert await mail_store.retry_mail(mail_id, [site.id])
     mail, = await mail_store.outbox(site.id)
     assert (mail.state, mail.attempts, mail.last_error) == ("queued", 1, "550 no")
-    with pytest.raises(sqlite3.IntegrityError):  # the CHECK still refuses unknown kinds
-        plain(db_path, "INSERT INTO mail_outbox (site_id, to_address, kind, message_id,"
+    with pytest.raises(refused()):  # the CHECK still refuses unknown kinds
+        plain(db, "INSERT INTO mail_outbox (site_id, to_address, kind, message_id,"
               " send_after, next_attempt_at, created_at) VALUES (1, 'a@b.c', 'bogus', 'x',"
               " '', '', '')")
-    assert plain(db_path, "PRAGMA integrity_check") == [("ok",)]
+    if not db.startswith("postgresql://"):  # the table's definition was edited in place
+        assert plain(db, "PRAGMA integrity_check") == [("ok",)]

@@ -11,6 +11,7 @@ import pytest
 import websockets
 from websockets.exceptions import InvalidStatus
 
+from tests.pg import on_each_backend  # noqa: F401  (the module's server, on each backend)
 from tests.support import Api, ServerProcess, Site, VisitorClient, run_cli
 
 pytestmark = pytest.mark.anyio

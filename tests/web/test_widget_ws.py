@@ -8,6 +8,7 @@ import uuid
 
 import pytest
 
+from tests.pg import on_each_backend  # noqa: F401  (the module's server, on each backend)
 from tests.support import Api, ServerProcess, Site, VisitorClient, create_site, start_session
 
 pytestmark = pytest.mark.anyio

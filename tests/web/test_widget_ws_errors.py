@@ -10,6 +10,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
+from tests.pg import on_each_backend  # noqa: F401  (the module's server, on each backend)
 from tests.support import ServerProcess, Site, VisitorClient, create_site, start_session
 
 pytestmark = pytest.mark.anyio

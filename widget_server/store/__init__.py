@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import socket
+import sqlite3
 from datetime import timedelta
 
 from widget_server.clock import Clock, SystemClock
@@ -32,6 +34,18 @@ def open_store(settings: Settings, clock: Clock | None = None) -> Store:
                        clock=clock or SystemClock(),
                        site_cache_seconds=settings.site_cache_seconds,
                        mail_plan=mail_plan(settings))
+
+
+def database_errors() -> tuple[type[BaseException], ...]:
+    """What a backend raises when its database cannot be used: SQLite's errors, a
+    PostgreSQL server that cannot be reached or refuses (asyncpg, when installed)."""
+    found: list[type[BaseException]] = [sqlite3.Error, ConnectionError, TimeoutError,
+                                         socket.gaierror]
+    try:
+        import asyncpg
+    except ImportError:
+        return tuple(found)
+    return (*found, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 def mail_plan(settings: Settings) -> MailPlan | None:

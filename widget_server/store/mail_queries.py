@@ -90,8 +90,8 @@ class MailQueries(StoreMixin):
                      state: str | None = None) -> list[OutboxMail]:
         """The newest mails, of one site or all, in one state or any: what admins see."""
         rows = await self._fetchall(
-            "SELECT * FROM mail_outbox WHERE (? IS NULL OR site_id = ?)"
-            " AND (? IS NULL OR state = ?) ORDER BY id DESC LIMIT ?",
+            "SELECT * FROM mail_outbox WHERE (CAST(? AS BIGINT) IS NULL OR site_id = ?)"
+            " AND (CAST(? AS TEXT) IS NULL OR state = ?) ORDER BY id DESC LIMIT ?",
             (site_id, site_id, state, state, limit))
         return [jobs.outbox_mail(row) for row in rows]
 

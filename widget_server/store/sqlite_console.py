@@ -47,7 +47,7 @@ def revoke_session(conn: Connection, session_id: str, now: datetime) -> None:
 def record_login_failure(conn: Connection, key: str, now: datetime) -> int:
     row = conn.execute(
         "INSERT INTO login_failures (key, failures, last_failed_at) VALUES (?, 1, ?)"
-        " ON CONFLICT (key) DO UPDATE SET failures = failures + 1,"
+        " ON CONFLICT (key) DO UPDATE SET failures = login_failures.failures + 1,"
         " last_failed_at = excluded.last_failed_at RETURNING failures",
         (key, isoformat(now)),
     ).fetchone()
@@ -121,7 +121,8 @@ def update_site(conn: Connection, site_id: int, *, name: str | None = None,
         until = (isoformat(now + grace) if now is not None and grace is not None
                  and grace > timedelta(0) else None)
         conn.execute(
-            "UPDATE sites SET previous_identity_secret = CASE WHEN ? IS NULL THEN NULL"
+            "UPDATE sites SET previous_identity_secret = CASE WHEN CAST(? AS TEXT) IS NULL"
+            " THEN NULL"
             " ELSE identity_secret END, previous_secret_until = ?, identity_secret = ?"
             " WHERE id = ?", (until, until, secrets.token_hex(32), site_id))
     if identity_mode is not None:

@@ -94,7 +94,7 @@ def queue_confirmation(conn: Connection, plan: MailPlan, site_id: int,
 TRANSCRIPT_TARGET = (
     "SELECT c.mail_to, t.number FROM conversations c JOIN tickets t"
     " ON t.conversation_id = c.id WHERE c.id = ? AND c.site_id = ?"
-    " AND (? IS NULL OR c.visitor_id = ?)")
+    " AND (CAST(? AS TEXT) IS NULL OR c.visitor_id = ?)")
 
 
 def transcript_target(row: sqlite3.Row | tuple[str | None, int] | None) -> tuple[str, int]:
