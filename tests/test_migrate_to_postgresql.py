@@ -102,10 +102,7 @@ async def test_a_sqlite_installation_moves_to_postgresql(
     assert await read(empty_pg, site.key) == before
 
     # new rows continue after the copied ids and numbers
-    server = ServerProcess(tmp_path / "pg.db")  # the log file's name; the db is the URL
-    server.env["WIDGET_DB"] = empty_pg
-    server.db = empty_pg  # type: ignore[assignment]
-    server.start()
+    server = ServerProcess(empty_pg, log=tmp_path / "pg.log").start()
     try:
         visitor = await VisitorClient.connect(server, site)
         ack, _ = await visitor.open_request("After the move")

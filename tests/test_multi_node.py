@@ -34,8 +34,7 @@ class Node(ServerProcess):
 
     def __init__(self, url: str, folder: Path, name: str, env: dict[str, str] | None = None
                  ) -> None:
-        super().__init__(folder / f"{name}.db", env={"WIDGET_DB": url, **(env or {})})
-        self.db = url  # type: ignore[assignment]  # the URL goes to --db
+        super().__init__(url, env=env, log=folder / f"{name}.log")
 
 
 @pytest.fixture
@@ -55,7 +54,7 @@ def nodes(pg: str, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
 
 @pytest.fixture
 def site(pg: str, nodes: tuple[Node, Node]) -> Site:
-    return create_site(pg)  # type: ignore[arg-type]
+    return create_site(pg)
 
 
 async def console(node: Node, cookie: str) -> ClientConnection:
