@@ -15,6 +15,7 @@ import asyncpg
 import pytest
 import redis.asyncio as redis
 
+from tests.pg import BACKENDS
 from tests.services import postgres_url, redis_url
 from widget_server.clock import SystemClock
 from widget_server.messaging import Messaging
@@ -25,10 +26,10 @@ from widget_server.realtime.hub import Hub
 from widget_server.realtime.pg_broker import PgBroker
 from widget_server.realtime.redis_broker import RedisBroker
 from widget_server.realtime.visitor_stream import VisitorStream
-from widget_server.store.base import VisitorPost
-from widget_server.store.sqlite import SQLiteStore
+from widget_server.store.base import Store, VisitorPost
 
-pytestmark = pytest.mark.anyio
+# the database the wake-ups are read back from: SQLite and PostgreSQL (tests/pg.py)
+pytestmark = [pytest.mark.anyio, pytest.mark.parametrize("backend", BACKENDS, indirect=True)]
 WAIT = 10.0
 
 
@@ -37,14 +38,14 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
-def make_broker(kind: str, store: SQLiteStore) -> relay.RelayBroker:
+def make_broker(kind: str, store: Store) -> relay.RelayBroker:
     if kind == "postgresql":
         return PgBroker(postgres_url(), store)
     return RedisBroker(redis_url(), store)
 
 
 @pytest.fixture(params=["postgresql", "redis"])
-async def hubs(request: pytest.FixtureRequest, store: SQLiteStore
+async def hubs(request: pytest.FixtureRequest, store: Store
                ) -> AsyncIterator[tuple[Hub, Hub]]:
     first, second = make_broker(request.param, store), make_broker(request.param, store)
     await first.start()
@@ -93,7 +94,7 @@ def bodies_of(frames: list[dict[str, Any]]) -> list[str]:
     return [f["body"] for f in frames if f["type"] == "message"]
 
 
-async def open_request(store: SQLiteStore) -> tuple[Site, Visitor, Agent, str, int]:
+async def open_request(store: Store) -> tuple[Site, Visitor, Agent, str, int]:
     site, _ = await store.ensure_site("Nodes", ["https://nodes.test"])
     agent, _ = await store.ensure_agent(f"{uuid.uuid4().hex[:8]}@example.com", "Ada", "admin",
                                         None)
@@ -106,7 +107,7 @@ async def open_request(store: SQLiteStore) -> tuple[Site, Visitor, Agent, str, i
     return site, visitor, agent, opened.message.conversation_id, opened.ticket.number
 
 
-async def visitor_stream(hub: Hub, store: SQLiteStore, visitor: Visitor) -> tuple[
+async def visitor_stream(hub: Hub, store: Store, visitor: Visitor) -> tuple[
         VisitorStream, Frames]:
     frames = Frames()
     stream = VisitorStream(store, frames.send, lambda: None)
@@ -117,7 +118,7 @@ async def visitor_stream(hub: Hub, store: SQLiteStore, visitor: Visitor) -> tupl
 
 
 async def test_a_reply_through_one_hub_reaches_a_visitor_on_the_other(
-        hubs: tuple[Hub, Hub], store: SQLiteStore) -> None:
+        hubs: tuple[Hub, Hub], store: Store) -> None:
     a, b = hubs
     site, visitor, agent, conversation, number = await open_request(store)
     stream, frames = await visitor_stream(b, store, visitor)
@@ -141,7 +142,7 @@ async def test_a_reply_through_one_hub_reaches_a_visitor_on_the_other(
 
 
 async def test_own_events_are_delivered_once_on_the_publishing_node(
-        hubs: tuple[Hub, Hub], store: SQLiteStore) -> None:
+        hubs: tuple[Hub, Hub], store: Store) -> None:
     a, b = hubs
     site, visitor, _agent, conversation, _number = await open_request(store)
     here, there = Recorder(), Recorder()
@@ -185,7 +186,7 @@ async def kill_listener(broker: relay.RelayBroker) -> None:
 
 
 async def test_a_dropped_connection_reconnects_and_the_stream_catches_up(
-        hubs: tuple[Hub, Hub], store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+        hubs: tuple[Hub, Hub], store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     a, b = hubs
     broker = b.broker
     assert isinstance(broker, relay.RelayBroker)
