@@ -20,6 +20,7 @@ from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
 from tests.pg import PgServer
+from tests.services import redis_url
 from tests.support import Api, ServerProcess, Site, VisitorClient, create_site, start_session
 from tests.web.test_console_live import signed_in_cookie
 from widget_server.config import Settings
@@ -93,6 +94,42 @@ async def test_a_reply_through_either_node_reaches_the_visitor_on_the_other(
         assert reply["seq"] == 3 and reply["conversation"] == ack["conversation"]
         assert await visitor.frames_until_pong() == []  # once, not twice
         await visitor.close()
+
+
+@pytest.fixture
+def redis_nodes(pg: str, tmp_path: Path) -> Iterator[tuple[Node, Node]]:
+    env = {"WIDGET_REDIS_URL": redis_url(), "WIDGET_MESSAGES_PER_VISITOR_MINUTE": "4"}
+    a, b = Node(pg, tmp_path, "a", env), Node(pg, tmp_path, "b", env)
+    a.start()
+    b.start()
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+async def test_with_redis_events_cross_over_it_and_both_nodes_share_the_limits(
+        redis_nodes: tuple[Node, Node], pg: str) -> None:
+    a, b = redis_nodes
+    site = create_site(pg)
+    token = (await start_session(a, site))["token"]
+    visitor = await VisitorClient.connect(a, site, token)
+    ack, _ = await visitor.open_request("Hello over Redis")
+    api = Api(b, site.api_token())
+    await api.reply(ack["ticket"]["number"], "Answer through B")
+    await api.aclose()
+    assert (await visitor.recv_type("message"))["body"] == "Answer through B"
+    await visitor.send("second", conversation=ack["conversation"])
+    assert (await visitor.recv_type("ack"))["seq"] == 4
+    other = await VisitorClient.connect(b, site, token)  # the same visitor on the other node
+    await other.send("third", conversation=ack["conversation"])
+    assert (await other.recv_type("ack"))["seq"] == 5
+    await other.send("fourth", conversation=ack["conversation"])
+    assert (await other.recv_type("ack"))["seq"] == 6
+    await other.send("fifth", conversation=ack["conversation"])  # 4 a minute, both nodes
+    refused = await other.recv_type("error")
+    assert refused["code"] == "rate_limited" and refused["retry_after"] >= 1
+    await visitor.close()
+    await other.close()
 
 
 async def test_the_consoles_of_both_nodes_see_what_happens_on_either(
