@@ -33,9 +33,10 @@ class PgBroker(RelayBroker):
         lost = asyncio.Event()
         connection.add_termination_listener(lambda _connection: lost.set())
         try:
-            await connection.add_listener(
-                CHANNEL, lambda _c, _pid, _channel, payload: self._received(payload))
-            self.backend_pid = connection.get_server_pid()
+            self.backend_pid = pid = connection.get_server_pid()
+            await connection.add_listener(  # our own NOTIFYs come back: dropped at once
+                CHANNEL, lambda _c, sender, _channel, payload:
+                    None if sender == pid else self._received(payload))
             self._listening()
             sender = asyncio.get_running_loop().create_task(self._send_outbox())
             try:

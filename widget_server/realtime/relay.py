@@ -34,6 +34,7 @@ class RelayBroker:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.node = secrets.token_hex(8)
+        self._own = wire.encode_prefix(self.node)  # our own wake-ups come back: dropped unread
         self._receivers: list[Receiver] = []
         self._outbox: deque[str] = deque()
         self._overflowed = False
@@ -88,6 +89,8 @@ class RelayBroker:
         pass
 
     def _received(self, text: str) -> None:
+        if text.startswith(self._own):
+            return
         self._inbox.append(text)
         self._inbox_ready.set()
 

@@ -41,6 +41,11 @@ def encode(node: str, channel: str, event: Event) -> str | None:
     return json.dumps(body, separators=(",", ":"))
 
 
+def encode_prefix(node: str) -> str:
+    """How every wake-up of ``node`` begins (the node comes first in each)."""
+    return json.dumps({"n": node}, separators=(",", ":"))[:-1]
+
+
 def everything(node: str) -> str:
     """The wake-up telling every other node to catch up on everything (wake-ups were lost)."""
     return json.dumps({"n": node, "k": "s"}, separators=(",", ":"))
