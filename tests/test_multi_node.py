@@ -1,8 +1,8 @@
 """Two `widget-server serve` processes on different ports sharing one fresh PostgreSQL
 database: live delivery across the nodes both ways, gap-free ticket numbers under
 concurrent requests on both, a node killed during a burst without a message lost or doubled
-for the visitors who move to the other, and the scheduler's lease taken over by the
-survivor. Skipped without PostgreSQL (failed with WIDGET_REQUIRE_SERVICES=1)."""
+for the visitors who move to the other, the scheduler's lease taken over by the survivor,
+two mail senders sending each mail once, and Redis for events and shared limits. Skipped without PostgreSQL (failed with WIDGET_REQUIRE_SERVICES=1)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,11 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
+from tests.mail_sink import MailSink
 from tests.pg import PgServer
 from tests.services import redis_url
 from tests.support import Api, ServerProcess, Site, VisitorClient, create_site, start_session
+from tests.test_mail import mail_env, submit_form
 from tests.web.test_console_live import signed_in_cookie
 from widget_server.config import Settings
 from widget_server.store import open_store
@@ -353,3 +355,32 @@ async def test_the_scheduler_of_the_survivor_takes_the_lease_of_a_killed_node(
             await asyncio.sleep(0.1)
 
 
+
+
+async def outbox_states(pg: str) -> list[str]:
+    conn = await asyncpg.connect(pg)
+    try:
+        return [row["state"] for row in await conn.fetch("SELECT state FROM mail_outbox")]
+    finally:
+        await conn.close()
+
+
+async def test_two_mail_senders_send_each_mail_once(pg: str, tmp_path: Path,
+                                                     sink: MailSink) -> None:
+    a, b = Node(pg, tmp_path, "a", mail_env(sink)), Node(pg, tmp_path, "b", mail_env(sink))
+    a.start()
+    b.start()
+    try:
+        site = create_site(pg)
+        addresses = [f"ada{n}@example.com" for n in range(12)]
+        for n, address in enumerate(addresses):  # Help Form requests, on both nodes
+            await asyncio.to_thread(submit_form, (a, b)[n % 2], site, address)
+        async with asyncio.timeout(WAIT):
+            while sorted(await outbox_states(pg)) != ["sent"] * len(addresses):
+                await asyncio.sleep(0.1)  # polls the outbox: the condition
+        ids = [str(mail["Message-ID"]) for mail in sink.received]
+        assert len(ids) == len(addresses) == len(set(ids))
+        assert sorted(str(mail["To"]) for mail in sink.received) == sorted(addresses)
+    finally:
+        a.stop()
+        b.stop()
