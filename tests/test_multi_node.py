@@ -2,7 +2,8 @@
 database: live delivery across the nodes both ways, gap-free ticket numbers under
 concurrent requests on both, a node killed during a burst without a message lost or doubled
 for the visitors who move to the other, the scheduler's lease taken over by the survivor,
-two mail senders sending each mail once, and Redis for events and shared limits. Skipped without PostgreSQL (failed with WIDGET_REQUIRE_SERVICES=1)."""
+two mail senders sending each mail once, and Redis for events and shared limits. Skipped
+without PostgreSQL (failed with WIDGET_REQUIRE_SERVICES=1)."""
 
 from __future__ import annotations
 
