@@ -8,7 +8,7 @@ import pytest
 from tests.clocked import TimeShift
 from tests.inprocess import InProcess, in_process
 from tests.mail_sink import MailSink
-from tests.pg import PgServer, pg_server  # noqa: F401  (a fixture)
+from tests.pg import DEFAULT_BACKEND, PgServer, pg_server  # noqa: F401  (a fixture)
 from tests.support import ServerProcess, Site, create_site
 from widget_server.clock import Clock, SystemClock
 from widget_server.store.base import Store
@@ -38,10 +38,11 @@ def postgresql_served(tmp_path_factory: pytest.TempPathFactory, request: pytest.
 
 
 @pytest.fixture(scope="session")
-def server(sqlite_served: ServerProcess) -> ServerProcess:
-    """The session's server: on SQLite, unless a module asks for each backend
-    (``server = on_each_backend``, tests/pg.py)."""
-    return sqlite_served
+def server(request: pytest.FixtureRequest) -> ServerProcess:
+    """The session's server: on the default backend (SQLite, or ``WIDGET_TEST_BACKEND``),
+    unless a module asks for each backend (``on_each_backend``, tests/pg.py)."""
+    found: ServerProcess = request.getfixturevalue(f"{DEFAULT_BACKEND}_served")
+    return found
 
 
 @pytest.fixture
@@ -50,10 +51,13 @@ def site(server: ServerProcess) -> Site:
 
 
 @pytest.fixture
-async def inprocess(tmp_path: Path) -> AsyncIterator[InProcess]:
+async def inprocess(tmp_path: Path, backend: str, request: pytest.FixtureRequest
+                    ) -> AsyncIterator[InProcess]:
     """The app in this process, on a database of the test's own (its own sites, agents and
     sign-in throttle); ``inprocess.clock.advance(...)`` moves its time (tests/inprocess.py)."""
-    async with in_process(tmp_path / "widget.db") as running:
+    where = (request.getfixturevalue("db") if backend == "postgresql"
+             else tmp_path / "widget.db")
+    async with in_process(where) as running:
         yield running
 
 
@@ -101,9 +105,9 @@ def clock() -> Clock:
 
 @pytest.fixture
 def backend(request: pytest.FixtureRequest) -> str:
-    """The store's backend: SQLite, unless a module parametrises it over ``BACKENDS``
-    (``pytest.mark.parametrize("backend", BACKENDS, indirect=True)``)."""
-    return str(getattr(request, "param", "sqlite"))
+    """The store's backend: SQLite (or ``WIDGET_TEST_BACKEND``), unless a module parametrises
+    it over ``BACKENDS`` (``pytest.mark.parametrize("backend", BACKENDS, indirect=True)``)."""
+    return str(getattr(request, "param", DEFAULT_BACKEND))
 
 
 @pytest.fixture

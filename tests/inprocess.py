@@ -126,7 +126,7 @@ class InProcess:
 
     url = "http://testserver"
 
-    def __init__(self, app: Starlette, asgi: Any, db: Path, clock: MovableClock) -> None:
+    def __init__(self, app: Starlette, asgi: Any, db: Path | str, clock: MovableClock) -> None:
         self.app, self._asgi, self.db, self.clock = app, asgi, db, clock
 
     @property
@@ -168,7 +168,7 @@ class InProcess:
 
 
 @contextlib.asynccontextmanager
-async def in_process(db: Path, env: Mapping[str, str] | None = None
+async def in_process(db: Path | str, env: Mapping[str, str] | None = None
                      ) -> AsyncIterator[InProcess]:
     """``create_app`` on ``db`` with its lifespan running. ``env`` holds WIDGET_* settings as
     a server's environment would. As on ``ServerProcess`` the site cache is off, because tests

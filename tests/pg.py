@@ -19,6 +19,9 @@ import pytest
 
 ADMIN_URL = os.environ.get("WIDGET_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 BACKENDS = ["sqlite", "postgresql"]  # for pytest.mark.parametrize("backend", ..., indirect)
+# the backend of every other test's store and server: WIDGET_TEST_BACKEND=postgresql runs any
+# suite on PostgreSQL
+DEFAULT_BACKEND = os.environ.get("WIDGET_TEST_BACKEND", "sqlite")
 
 
 def service_missing(reason: str) -> NoReturn:

@@ -105,7 +105,7 @@ def _redis_url(raw: str) -> str:
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("db", "WIDGET_DB", str, "SQLite file path (later also a postgresql:// URL)."),
+    Setting("db", "WIDGET_DB", str, "SQLite file path or postgresql:// URL."),
     Setting("host", "WIDGET_HOST", str, "Interface to listen on."),
     Setting("port", "WIDGET_PORT", _int, "TCP port to listen on."),
     Setting(

@@ -73,7 +73,7 @@ class PgStore(PgSearch, CoreQueries, ConsoleQueries, ReportQueries, HelpQueries,
 
     async def close(self) -> None:
         if self._jobs is not None:
-            self._jobs.close()
+            await self._jobs.close()
             self._jobs = None
         if self._pool is not None:
             await self._pool.close()

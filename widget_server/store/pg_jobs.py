@@ -97,17 +97,27 @@ class JobRunner:
     def __init__(self, pool: asyncpg.Pool, threads: int) -> None:
         self._pool = pool
         self._threads = ThreadPoolExecutor(threads, thread_name_prefix="widget-pg-job")
+        self._running: set[asyncio.Future[Any]] = set()
+        self._closed = False
         self.jobs = 0  # jobs committed
         self.retries = 0  # jobs run again after losing a race (for tests and the bench)
 
-    def close(self) -> None:
+    async def close(self) -> None:
+        """Refuse new jobs, let the running ones finish, then stop the threads."""
+        self._closed = True
+        if self._running:
+            await asyncio.gather(*self._running, return_exceptions=True)
         self._threads.shutdown(wait=False)
 
     async def run(self, job: Callable[..., T], args: tuple[Any, ...],
                   on_sites_changed: Callable[[], None]) -> T:
         """The job's result once committed. A caller that goes away does not stop the job
         halfway: it runs to its commit or rollback, as on SQLite's writer."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
         attempts = asyncio.ensure_future(self._attempts(job, args, on_sites_changed))
+        self._running.add(attempts)
+        attempts.add_done_callback(self._running.discard)
         return await asyncio.shield(attempts)
 
     async def _attempts(self, job: Callable[..., T], args: tuple[Any, ...],
