@@ -209,3 +209,35 @@ async def test_a_dropped_connection_reconnects_and_the_stream_catches_up(
     seqs = [f["seq"] for f in frames.frames if f["type"] == "message"]
     assert seqs == sorted(set(seqs))
 
+
+
+async def inject(broker: relay.RelayBroker, text: str) -> None:
+    """A wake-up from outside (anyone who may NOTIFY on the database or publish on Redis)."""
+    if isinstance(broker, PgBroker):
+        conn = await asyncpg.connect(postgres_url())
+        try:
+            await conn.execute("SELECT pg_notify('widget_events', $1)", text)
+        finally:
+            await conn.close()
+        return
+    client = redis.Redis.from_url(redis_url())
+    try:
+        await client.publish("widget-server:events", text)
+    finally:
+        await client.aclose()
+
+
+async def test_a_forged_wake_up_never_delivers_another_visitors_conversation(
+        hubs: tuple[Hub, Hub], store: Store) -> None:
+    a, b = hubs
+    _site, visitor, _agent, _conversation, _number = await open_request(store)
+    _site, _other, _agent, foreign, _number = await open_request(store)
+    _stream, frames = await visitor_stream(b, store, visitor)
+    forged = {"n": "elsewhere", "c": visitor_channel(visitor.id), "k": "m", "v": foreign,
+              "r": [1, 2], "i": []}
+    assert isinstance(b.broker, relay.RelayBroker)
+    await inject(b.broker, json.dumps(forged))
+    # a genuine wake-up after the forged one: once it is delivered, the forged one was read
+    a.publish(visitor_channel(visitor.id), Typing(foreign, visitor_author(visitor)))
+    await frames.until(lambda f: any(m["type"] == "typing" for m in f))
+    assert [f for f in frames.frames if f["type"] in {"message", "ticket"}] == []

@@ -11,7 +11,15 @@ import json
 from typing import Any
 
 from widget_server.models import Author, Message
-from widget_server.realtime.events import Event, MessagesAdded, Poke, TicketUpdated, Typing
+from widget_server.realtime.events import (
+    Event,
+    MessagesAdded,
+    Poke,
+    TicketUpdated,
+    Typing,
+    agents_channel,
+    visitor_channel,
+)
 from widget_server.store import Store
 
 MAX_NOTE_IDS = 100  # internal notes named in one wake-up; a batch is never that large
@@ -73,6 +81,9 @@ async def resolve(store: Store, body: dict[str, Any]) -> Event | None:
     conversation = await store.get_conversation(conversation_id)
     if conversation is None or conversation.ticket is None:
         return None
+    if body.get("c") not in (visitor_channel(conversation.visitor_id),
+                             agents_channel(conversation.site_id)):
+        return None  # never another visitor's conversation, whoever sent the wake-up
     ticket = conversation.ticket
     if kind == "t":
         return TicketUpdated(ticket)
