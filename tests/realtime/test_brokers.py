@@ -21,11 +21,18 @@ from widget_server.clock import SystemClock
 from widget_server.messaging import Messaging
 from widget_server.models import Agent, Site, Visitor
 from widget_server.realtime import relay
-from widget_server.realtime.events import Event, Typing, agents_channel, visitor_channel
+from widget_server.realtime.events import (
+    SCHEDULER_CHANNEL,
+    Event,
+    Typing,
+    agents_channel,
+    visitor_channel,
+)
 from widget_server.realtime.hub import Hub
 from widget_server.realtime.pg_broker import PgBroker
 from widget_server.realtime.redis_broker import RedisBroker
 from widget_server.realtime.visitor_stream import VisitorStream
+from widget_server.scheduler import SlaScheduler
 from widget_server.store.base import Store, VisitorPost
 
 # the database the wake-ups are read back from: SQLite and PostgreSQL (tests/pg.py)
@@ -241,3 +248,13 @@ async def test_a_forged_wake_up_never_delivers_another_visitors_conversation(
     a.publish(visitor_channel(visitor.id), Typing(foreign, visitor_author(visitor)))
     await frames.until(lambda f: any(m["type"] == "typing" for m in f))
     assert [f for f in frames.frames if f["type"] in {"message", "ticket"}] == []
+
+
+async def test_a_change_on_one_node_pokes_the_scheduler_of_the_other(
+        hubs: tuple[Hub, Hub], store: Store) -> None:
+    a, b = hubs
+    holder, elsewhere = SlaScheduler(store, a, SystemClock()), SlaScheduler(store, b, SystemClock())
+    a.subscribe(SCHEDULER_CHANNEL, holder)  # what start() does, without the sweeping loop
+    elsewhere.changed()  # a ticket changed on node B
+    async with asyncio.timeout(WAIT):
+        await holder._poked.wait()
