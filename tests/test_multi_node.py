@@ -95,7 +95,8 @@ async def test_a_reply_through_either_node_reaches_the_visitor_on_the_other(
         reply = await visitor.recv_type("message")
         assert reply["body"] == f"Answer through {there.port}"
         assert reply["seq"] == 3 and reply["conversation"] == ack["conversation"]
-        assert await visitor.frames_until_pong() == []  # once, not twice
+        later = await visitor.frames_until_pong()  # the ticket's new status may follow
+        assert [f for f in later if f["type"] == "message"] == []  # once, not twice
         await visitor.close()
 
 
