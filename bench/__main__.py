@@ -42,7 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import mail_bench, server_process, slow_disk
+from bench import mail_bench, server_process, slow_disk, two_nodes
 from bench.report import chat_summary, table
 from bench.scenarios import (
     Fleet,
@@ -143,7 +143,8 @@ def bench_relay_and_chat(plan: dict[str, Any]) -> tuple[dict[str, Any], dict[str
     try:
         relay, chat = relay_and_chat(
             plan, RelayServer(relay_dir / "unused.db", relay_dir / "relay.log", env),
-            LimitedServer(chat_dir / "bench.db", chat_dir / "server.log", env), log)
+            LimitedServer(server_process.scenario_db(chat_dir), chat_dir / "server.log", env),
+            log)
         ok = chat["persistence_ok"] and not chat["server_log"]["flagged_lines"]
         return relay, chat
     finally:
@@ -157,7 +158,7 @@ def bench_connect(plan: dict[str, Any], levels: list[int], name: str) -> dict[st
     client_limit = raise_fd_limit(max(levels) + 1000)  # the forked workers inherit it
     workdir = new_workdir(name)
     env = server_env()
-    server = LimitedServer(workdir / "bench.db", workdir / "server.log", env)
+    server = LimitedServer(server_process.scenario_db(workdir), workdir / "server.log", env)
     server.nofile = max(levels) + 1000
     fleet: Fleet | None = None
     try:
@@ -183,7 +184,7 @@ def bench_http(plan: dict[str, Any]) -> dict[str, Any]:
     listing (GET /api/v1/tickets?limit=50) over the tickets they made."""
     workdir = new_workdir("http")
     env = server_env()
-    server = LimitedServer(workdir / "bench.db", workdir / "server.log", env)
+    server = LimitedServer(server_process.scenario_db(workdir), workdir / "server.log", env)
     fleet: Fleet | None = None
     try:
         site = server_process.init_site(server.db, env)
@@ -215,7 +216,7 @@ def bench_http(plan: dict[str, Any]) -> dict[str, Any]:
 def bench_cold_start(times: int) -> dict[str, Any]:
     workdir = new_workdir("cold")
     env = server_env()
-    db = workdir / "bench.db"
+    db = server_process.scenario_db(workdir)
     server_process.init_site(db, env)
     durations: list[float] = []
     rss: list[float] = []
@@ -296,6 +297,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--slow-disk", action="store_true",
                         help="only the slow-disk scenario: the plain disk against every fsync "
                              "delayed by 8 ms (bench/slow_disk.py; needs a C compiler)")
+    parser.add_argument("--db", default=None, metavar="URL",
+                        help="run the servers on PostgreSQL (postgresql://user@host:port/db: "
+                             "a new database per scenario, made and dropped with these "
+                             "credentials), and add the two-nodes scenario (bench/two_nodes.py)")
     parser.add_argument("--mail", action="store_true",
                         help="only the mail scenario: mails/s to an SMTP server on loopback, "
                              "the chat's closed loop with mail on and off (bench/mail_bench.py)")
@@ -310,8 +315,14 @@ def main(argv: list[str] | None = None) -> int:
             parser.error("--pin needs at least 2 CPUs and taskset")
         SERVER_CPU[:] = ["taskset", "-c", str(cpus[0])]
         os.sched_setaffinity(0, cpus[1:])  # this process, its CLI calls and the forked workers
+    if args.db is not None:
+        if not args.db.startswith(("postgresql://", "postgres://")) or args.mail or \
+                args.slow_disk:
+            parser.error("--db takes a postgresql:// URL, for the suite itself")
+        server_process.PG_ADMIN = args.db
     if args.out is None:
         args.out = RESULTS / ("slow-disk.json" if args.slow_disk else "mail.json" if args.mail
+                              else "postgresql.json" if args.db
                               else "latest-pinned.json" if args.pin else "latest.json")
     snapshot: Path | None = None
     if args.ref is not None:
@@ -324,6 +335,7 @@ def main(argv: list[str] | None = None) -> int:
             return run_mail(args)
         return run_slow_disk(args) if args.slow_disk else run_suite(args)
     finally:
+        server_process.drop_scenario_dbs()
         if snapshot is not None:
             shutil.rmtree(snapshot, ignore_errors=True)
 
@@ -406,6 +418,10 @@ def run_suite(args: argparse.Namespace) -> int:
                            "details": form}
     report["rest_list"] = {"requests_per_s": listing.get("per_s"),
                            "p99_ms": listing.get("p99_ms"), "details": listing}
+    if server_process.PG_ADMIN is not None:
+        report["database"] = "postgresql"
+        report["two_nodes"] = step(report, errors, "one node, then two nodes", two_nodes.run,
+                                   plan, server_env(), log, LimitedServer) or {}
     cold = step(report, errors, "cold start", bench_cold_start, plan["cold_starts"]) or {}
     report["cold_start_s"] = cold.get("median_s")
     report["idle_rss_mb"] = cold.get("idle_rss_mb")
@@ -413,6 +429,8 @@ def run_suite(args: argparse.Namespace) -> int:
     report["errors"] = errors
     report["elapsed_s"] = round(time.perf_counter() - started, 1)
     print(table(report))
+    if report.get("two_nodes"):
+        print("\n" + two_nodes.table(report["two_nodes"]))
     if errors:
         print("\nfailed: " + "; ".join(f"{k}: {v[:200]}" for k, v in errors.items()))
     args.out.parent.mkdir(parents=True, exist_ok=True)

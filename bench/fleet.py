@@ -308,12 +308,15 @@ def _main(conn: Connection, spec: dict[str, Any]) -> None:
 class Fleet:
     """``workers`` forked load-generator processes; ``call`` runs one command on each."""
 
-    def __init__(self, workers: int, port: int, site: Site, ws_path: str = "/ws/widget") -> None:
+    def __init__(self, workers: int, port: int, site: Site, ws_path: str = "/ws/widget",
+                 ports: list[int] | None = None) -> None:
+        """``ports``: worker i loads ``ports[i % len(ports)]`` (several nodes), else ``port``."""
         context = multiprocessing.get_context("fork")
-        spec = {"port": port, "site_key": site.key, "origin": site.origin, "ws_path": ws_path}
         self.pipes: list[Connection] = []
         self.processes: list[Any] = []
-        for _ in range(workers):
+        for i in range(workers):
+            spec = {"port": ports[i % len(ports)] if ports else port, "site_key": site.key,
+                    "origin": site.origin, "ws_path": ws_path}
             parent, child = context.Pipe()
             process = context.Process(target=_main, args=(child, spec), daemon=True)
             process.start()

@@ -69,7 +69,7 @@ class Site:
     origin: str
 
 
-def init_site(db: Path, env: dict[str, str]) -> Site:
+def init_site(db: Path | str, env: dict[str, str]) -> Site:
     origin = "https://bench-shop.test"
     out = run_cli("init", "--db", str(db), "--site-name", "Bench shop", "--origin", origin,
                   env=env)
@@ -82,7 +82,7 @@ def init_site(db: Path, env: dict[str, str]) -> Site:
 class Server:
     """`widget-server serve` as a real subprocess on a free loopback port."""
 
-    def __init__(self, db: Path, log: Path, env: dict[str, str]) -> None:
+    def __init__(self, db: Path | str, log: Path, env: dict[str, str]) -> None:
         self.db, self.log, self.env = db, log, env
         self.port = free_port()
         self.process: subprocess.Popen[bytes] | None = None
@@ -257,7 +257,59 @@ def machine_info() -> dict[str, Any]:
     }
 
 
-def count_visitor_messages(db: Path) -> dict[str, int]:
+# --db postgresql://...: each scenario's server gets a database of its own, made with this
+# URL's credentials on its server and dropped at the end of the run
+PG_ADMIN: str | None = None
+PG_MADE: list[str] = []
+
+
+def _pg(url: str, sql: str) -> Any:
+    import asyncio
+
+    import asyncpg
+
+    async def run() -> Any:
+        conn = await asyncpg.connect(url)
+        try:
+            return await conn.fetch(sql)
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
+
+
+def _pg_url(name: str) -> str:
+    assert PG_ADMIN is not None
+    base, _, _ = PG_ADMIN.partition("?")[0].rpartition("/")
+    return f"{base}/{name}"
+
+
+def scenario_db(workdir: Path) -> Path | str:
+    """The database a scenario's server runs on: a SQLite file in ``workdir``, or with
+    ``--db`` a new PostgreSQL database."""
+    if PG_ADMIN is None:
+        return workdir / "bench.db"
+    name = f"widget_bench_{uuid.uuid4().hex[:10]}"
+    _pg(PG_ADMIN, f'CREATE DATABASE "{name}"')
+    PG_MADE.append(name)
+    return _pg_url(name)
+
+
+def drop_scenario_dbs() -> None:
+    while PG_MADE and PG_ADMIN is not None:
+        _pg(PG_ADMIN, f'DROP DATABASE IF EXISTS "{PG_MADE.pop()}" WITH (FORCE)')
+
+
+def count_visitor_messages(db: Path | str) -> dict[str, int]:
+    if str(db).startswith("postgresql://"):
+        row = _pg(str(db), """SELECT
+            (SELECT COUNT(*) FROM messages WHERE author_type = 'visitor') AS visitor,
+            (SELECT COUNT(DISTINCT client_msg_id) FROM messages
+              WHERE author_type = 'visitor') AS dist,
+            (SELECT COUNT(*) FROM messages WHERE author_type = 'system') AS system,
+            (SELECT COUNT(*) FROM tickets) AS tickets""")[0]
+        return {"visitor_messages": row["visitor"], "distinct_client_msg_ids": row["dist"],
+                "system_messages": row["system"], "tickets": row["tickets"]}
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)
     try:
         visitor, distinct = conn.execute(

@@ -19,32 +19,39 @@ class Ticker:
         return self.now
 
 
-def test_a_burst_then_an_even_refill_and_the_wait_in_whole_seconds() -> None:
+@pytest.mark.anyio
+async def test_a_burst_then_an_even_refill_and_the_wait_in_whole_seconds() -> None:
     clock = Ticker()
     limits = Limits(Settings(messages_per_visitor_minute=3), clock)
-    assert [limits.send("v_1", new_request=False, address=IP) for _ in range(3)] == [0.0] * 3
-    assert limits.send("v_1", new_request=False, address=IP) == 20.0  # one every 60 / 3 s
-    assert limits.send("v_2", new_request=False, address=IP) == 0.0  # another visitor's bucket
+    assert [await limits.send("v_1", new_request=False, address=IP) for _ in range(3)] == [0.0] * 3
+    assert await limits.send("v_1", new_request=False, address=IP) == 20.0  # one every 60 / 3 s
+    # another visitor's bucket
+    assert await limits.send("v_2", new_request=False, address=IP) == 0.0
     clock.now = 20.0
-    assert limits.send("v_1", new_request=False, address=IP) == 0.0
+    assert await limits.send("v_1", new_request=False, address=IP) == 0.0
     assert RateLimited(0.2).retry_after == "1" and RateLimited(19.01).seconds == 20
 
 
-def test_a_new_request_counts_as_a_message_and_as_a_request() -> None:
+@pytest.mark.anyio
+async def test_a_new_request_counts_as_a_message_and_as_a_request() -> None:
     limits = Limits(Settings(messages_per_visitor_minute=3, requests_per_visitor_hour=1),
                     Ticker())
-    assert limits.send("v_1", new_request=True, address=IP) == 0.0
-    assert limits.send("v_1", new_request=True, address=IP) == 3600.0
-    assert limits.send("v_1", new_request=False, address=IP) == 0.0  # the minute's third
-    assert limits.send("v_1", new_request=False, address=IP) > 0
+    assert await limits.send("v_1", new_request=True, address=IP) == 0.0
+    assert await limits.send("v_1", new_request=True, address=IP) == 3600.0
+    assert await limits.send("v_1", new_request=False, address=IP) == 0.0  # the minute's third
+    assert await limits.send("v_1", new_request=False, address=IP) > 0
 
 
-def test_new_requests_from_fresh_visitors_count_against_their_address() -> None:
+@pytest.mark.anyio
+async def test_new_requests_from_fresh_visitors_count_against_their_address() -> None:
     limits = Limits(Settings(requests_per_ip_hour=3), Ticker())
-    assert [limits.send(f"v_{n}", new_request=True, address=IP) for n in range(3)] == [0.0] * 3
-    assert limits.send("v_9", new_request=True, address=IP) == 1200.0  # 3 an hour: 1 per 20 min
-    assert limits.send("v_9", new_request=False, address=IP) == 0.0  # a follow-up is no ticket
-    assert limits.send("v_9", new_request=True, address="192.0.2.2") == 0.0  # another address
+    assert [await limits.send(f"v_{n}", new_request=True, address=IP)
+            for n in range(3)] == [0.0] * 3
+    # 3 an hour: 1 per 20 min
+    assert await limits.send("v_9", new_request=True, address=IP) == 1200.0
+    # a follow-up is no ticket
+    assert await limits.send("v_9", new_request=False, address=IP) == 0.0
+    assert await limits.send("v_9", new_request=True, address="192.0.2.2") == 0.0  # another address
 
 
 def test_a_visitors_typing_goes_on_once_per_conversation_per_period() -> None:
@@ -56,26 +63,28 @@ def test_a_visitors_typing_goes_on_once_per_conversation_per_period() -> None:
     assert limits.typing("v_1", "c_1")
 
 
-def test_zero_turns_a_limit_off() -> None:
+@pytest.mark.anyio
+async def test_zero_turns_a_limit_off() -> None:
     limits = Limits(Settings(sessions_per_ip_hour=0, ws_connects_per_ip_minute=0,
                              ws_open_per_ip=0, ws_frames_per_minute=0), Ticker())
-    assert all(limits.session("192.0.2.1") == 0.0 for _ in range(10_000))
-    assert all(limits.connect("192.0.2.1").wait == 0.0 for _ in range(10_000))
+    assert all([await limits.session("192.0.2.1") == 0.0 for _ in range(10_000)])
+    assert all([(await limits.connect("192.0.2.1")).wait == 0.0 for _ in range(10_000)])
     frames = limits.frame_budget()
     assert all(frames() == 0.0 for _ in range(10_000))
 
 
-def test_open_sockets_per_address_are_freed_on_release_and_refusals_cost_nothing() -> None:
+@pytest.mark.anyio
+async def test_open_sockets_per_address_are_freed_on_release_and_refusals_cost_nothing() -> None:
     limits = Limits(Settings(ws_open_per_ip=2, ws_connects_per_ip_minute=3), Ticker())
-    first, second = limits.connect("192.0.2.1"), limits.connect("192.0.2.1")
+    first, second = await limits.connect("192.0.2.1"), await limits.connect("192.0.2.1")
     assert first.wait == second.wait == 0.0
-    busy = limits.connect("192.0.2.1")
+    busy = await limits.connect("192.0.2.1")
     assert busy.wait == 30.0 and "open" in busy.message
-    assert limits.connect("192.0.2.2").wait == 0.0  # another address
+    assert (await limits.connect("192.0.2.2")).wait == 0.0  # another address
     first.release()
-    assert limits.connect("192.0.2.1").wait == 0.0  # the third token: busy spent none
+    assert (await limits.connect("192.0.2.1")).wait == 0.0  # the third token: busy spent none
     second.release()
-    refused = limits.connect("192.0.2.1")
+    refused = await limits.connect("192.0.2.1")
     assert refused.wait == 20.0 and "new connections" in refused.message
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
+from datetime import timedelta
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -18,7 +20,7 @@ from widget_server.mail_receiver import start_receiver
 from widget_server.mail_route import MailRouter
 from widget_server.mail_sender import MailSender
 from widget_server.messaging import Messaging
-from widget_server.realtime.hub import Hub
+from widget_server.realtime.hub import Hub, open_broker
 from widget_server.retention import RetentionJob, credential_lifetime
 from widget_server.runtime import Runtime
 from widget_server.scheduler import SlaScheduler
@@ -65,6 +67,7 @@ from widget_server.web.url_check import UrlCheck
 from widget_server.webhook_sender import WebhookSender
 
 log = logging.getLogger(__name__)
+BROKER_START_SECONDS = 30.0
 
 
 def create_app(settings: Settings | None = None, clock: Clock | None = None) -> Starlette:
@@ -79,8 +82,11 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
             secret = settings.secret_key or await store.secret_key()
             attachments = open_attachments(settings, store, clock,
                                            [*settings.secret_key_fallbacks, secret])
-            hub = Hub()
-            scheduler = SlaScheduler(store, hub, clock)
+            hub = Hub(open_broker(settings, store))
+            async with asyncio.timeout(BROKER_START_SECONDS):
+                await hub.broker.start()
+            scheduler = SlaScheduler(store, hub, clock,
+                                     lease=timedelta(seconds=settings.scheduler_lease))
             app.state.runtime = Runtime(
                 settings=settings,
                 store=store,
@@ -94,7 +100,7 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 limits=Limits(settings),
                 attachments=attachments,
             )
-            app.state.runtime.messaging.changed = scheduler.poke
+            app.state.runtime.messaging.changed = scheduler.changed
             app.state.scheduler = scheduler
             retention = RetentionJob(store, clock, settings.retention_interval,
                                      credential_lifetime(settings.token_max_age))
@@ -133,6 +139,8 @@ def create_app(settings: Settings | None = None, clock: Clock | None = None) -> 
                 await sweep.stop()
                 await retention.stop()
                 await scheduler.stop()
+                await hub.broker.stop()
+                await app.state.runtime.limits.close()
         finally:
             await store.close()
 

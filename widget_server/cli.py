@@ -12,7 +12,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from widget_server import __version__, cli_attachments, cli_mail, cli_privacy, cli_ratings, demo
+from widget_server import (
+    __version__,
+    cli_attachments,
+    cli_mail,
+    cli_migrate,
+    cli_privacy,
+    cli_ratings,
+    demo,
+)
 from widget_server.api_tokens import hash_api_token, integration_token, new_api_token
 from widget_server.article_import import (
     ArticleImportError,
@@ -164,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_attachments.add_site_command(site_commands)  # site set-attachments
     cli_privacy.add_commands(commands)  # retention run, visitor erase
     cli_mail.add_commands(commands)  # mail outbox
+    cli_migrate.add_commands(commands)  # migrate --from --to
 
     demo_command = commands.add_parser(
         "demo", help="serve a ready demo site with its host page at /demo",
@@ -426,6 +435,8 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
     args = build_parser().parse_args(argv)
     clock = clock or SystemClock()
     try:
+        if args.command == "migrate":  # two databases: neither --db nor WIDGET_DB
+            return cli_migrate.run(args)
         db = args.db
         if args.command == "demo" and db is None and not os.environ.get("WIDGET_DB"):
             db = demo.DEMO_DB  # never mix demo data into the default ./widget.db
@@ -473,7 +484,8 @@ def main(argv: Sequence[str] | None = None, clock: Clock | None = None) -> int:
                                             clock))
             print("\n".join(lines), flush=True)
             _serve(settings, clock)
-    except (CommandError, ConfigError, WidgetError, ArticleImportError) as exc:
+    except (CommandError, ConfigError, WidgetError, ArticleImportError,
+            cli_migrate.MigrateError) as exc:
         print(f"widget-server: error: {exc}", file=sys.stderr)
         return 1
     except database_errors() as exc:

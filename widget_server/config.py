@@ -112,6 +112,12 @@ def _log_level(text: str) -> str:
     return value
 
 
+def _redis_url(raw: str) -> str:
+    if not raw.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("expected redis://host:port/db, rediss://... or unix://...")
+    return raw
+
+
 SETTINGS: tuple[Setting, ...] = (
     Setting("db", "WIDGET_DB", str, "SQLite file path or postgresql:// URL."),
     Setting("host", "WIDGET_HOST", str, "Interface to listen on."),
@@ -174,6 +180,8 @@ SETTINGS: tuple[Setting, ...] = (
             "Addresses or networks that may read GET /metrics without the token."),
     Setting("scheduler", "WIDGET_SCHEDULER", _on_off,
             "Run the SLA scheduler in this process (on/off). Safe on several processes."),
+    Setting("scheduler_lease", "WIDGET_SCHEDULER_LEASE", _positive_float,
+            "Seconds a scheduler's lease lasts: another node takes over within it."),
     Setting("retention_interval", "WIDGET_RETENTION_INTERVAL", _positive_float,
             "Seconds between retention runs of the scheduler (docs/privacy.md)."),
     # abuse limits (widget_server/abuse.py); 0 turns a limit off
@@ -223,6 +231,9 @@ SETTINGS: tuple[Setting, ...] = (
             "Longest wait after failed console sign-ins, in seconds."),
     Setting("hsts_seconds", "WIDGET_HSTS_SECONDS", _limit,
             "Strict-Transport-Security max-age on https responses; 0 (default) sends none."),
+    Setting("redis_url", "WIDGET_REDIS_URL", _redis_url,
+            "redis://host:port/db: live events between nodes and abuse limits shared by them.",
+            secret=True),
     # outbound mail (docs/email.md); without an SMTP URL nothing is mailed
     Setting("smtp_url", "WIDGET_SMTP_URL", parse_smtp_url,
             "smtp://user:password@host:port (?starttls=1) or smtps://...: the mail server.",
@@ -272,6 +283,7 @@ class Settings:
     metrics_token: str | None = None
     metrics_allow: tuple[str, ...] = field(default_factory=tuple)
     scheduler: bool = True
+    scheduler_lease: float = 60.0
     retention_interval: float = 3600.0
     trusted_proxies: tuple[str, ...] = field(default_factory=tuple)
     sessions_per_ip_hour: int = 2000
@@ -295,6 +307,7 @@ class Settings:
     login_free_failures: int = 3
     login_max_lockout: int = 900
     hsts_seconds: int = 0
+    redis_url: str | None = None
     smtp_url: SmtpUrl | None = None
     mail_from: str | None = None
     mail_delay_seconds: float = 120.0

@@ -40,7 +40,25 @@ class PresenceChanged:
     encoded: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
 
 
-Event = MessagesAdded | TicketUpdated | Typing | PresenceChanged
+@dataclass(frozen=True)
+class Resync:
+    """Live events for ``channel`` may have been missed (a broker connection dropped): the
+    subscriber reads its state from the database again."""
+
+    channel: str
+    encoded: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Poke:
+    """Tickets changed on some node: the scheduler holding the lease looks at its clocks."""
+
+    encoded: dict[object, object] = field(default_factory=dict, compare=False, repr=False)
+
+
+Event = MessagesAdded | TicketUpdated | Typing | PresenceChanged | Resync | Poke
+
+SCHEDULER_CHANNEL = "scheduler"
 
 
 def visitor_channel(visitor_id: str) -> str:

@@ -18,7 +18,7 @@ from typing import Any
 
 from widget_server.models import Conversation, Message, PostResult, Ticket
 from widget_server.realtime import protocol
-from widget_server.realtime.events import Event, MessagesAdded, TicketUpdated, Typing
+from widget_server.realtime.events import Event, MessagesAdded, Resync, TicketUpdated, Typing
 from widget_server.store import Store
 
 log = logging.getLogger(__name__)
@@ -162,6 +162,20 @@ class VisitorStream:
                 "conversation": event.conversation_id,
                 "author": {"type": event.author.type, "name": event.author.name},
             })
+        elif isinstance(event, Resync):
+            await self._catch_up(event.channel.removeprefix("visitor:"))
+
+    async def _catch_up(self, visitor_id: str) -> None:
+        """Live events may have been lost (a broker connection dropped): send each ticket as
+        it is now and every message after the last one sent, new conversations included."""
+        for conversation in await self._store.visitor_conversations(visitor_id):
+            if conversation.id not in self.last_sent:  # opened elsewhere meanwhile
+                self.owned.add(conversation.id)
+                self.last_sent[conversation.id] = 0
+            if conversation.ticket is not None:
+                await self._send(protocol.ticket_frame(conversation.ticket))
+            if conversation.last_seq > self.last_sent[conversation.id]:
+                await self._fill(conversation.id)
 
     async def _deliver_messages(
         self, conversation_id: str, messages: list[Message], ticket: Ticket | None,

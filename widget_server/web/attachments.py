@@ -173,7 +173,7 @@ async def widget_upload(request: Request) -> Response:
     visitor = await rt.token_visitor(token, site)
     if site.identity_required and not visitor.verified:
         raise identity_required()
-    enforce(rt.limits.upload(visitor.id), "too many uploads; try again later")
+    enforce(await rt.limits.upload(visitor.id), "too many uploads; try again later")
     return await _upload(request, site, Uploader(site.id, visitor_id=visitor.id))
 
 

@@ -191,7 +191,7 @@ async def submit_form(request: Request) -> Response:
         form_token, grant = tokens.new_form(site, anonymous_visitor(site).id)
         errors = {"form": "This form has expired. Check your request and send it again.",
                   **errors}
-    wait = _limited(request, grant.visitor_id, new_request=True)
+    wait = await _limited(request, grant.visitor_id, new_request=True)
     if wait:
         response = _form_page(request, site, values, form_token, grant.client_msg_id,
                               {"form": _try_later(wait), **errors}, 429)
@@ -214,15 +214,15 @@ async def submit_form(request: Request) -> Response:
     return RedirectResponse(f"/help/requests/{tokens.follow(key)}", 303, headers=NO_STORE)
 
 
-def _limited(request: Request, visitor_id: str, new_request: bool) -> str:
+async def _limited(request: Request, visitor_id: str, new_request: bool) -> str:
     """Spend one Help Form post of the address (and a message of the visitor): "" when
     allowed, else the Retry-After seconds."""
     rt = runtime(request)
     limits = rt.limits
     address = client_address(request, rt.settings.trusted_proxies)
-    wait = limits.help_form(address)
+    wait = await limits.help_form(address)
     if wait == 0.0:
-        wait = limits.send(visitor_id, new_request, address)
+        wait = await limits.send(visitor_id, new_request, address)
     return retry_after(wait) if wait > 0 else ""
 
 
@@ -295,7 +295,7 @@ async def reply(request: Request) -> Response:
     token, key, site, ticket = await _open_request(request)
     fields = await _read_fields(request, rt.settings.max_body_chars)
     body, client_msg_id, error = clean_reply(fields, rt.settings.max_body_chars)
-    wait = _limited(request, key.visitor_id, new_request=False)
+    wait = await _limited(request, key.visitor_id, new_request=False)
     if wait:
         response = await _request_page(request, token, key, site, ticket, body, client_msg_id,
                                        _try_later(wait), 429)

@@ -67,8 +67,8 @@ async def ask(request: Request) -> Response:
     if len(email) > EMAIL_MAX or not EMAIL.fullmatch(email):
         raise Unprocessable("email must be an address like name@example.com",
                             code="invalid_email")
-    enforce(rt.limits.mail_confirmation(email, client_address(request,
-                                                               rt.settings.trusted_proxies)),
+    enforce(await rt.limits.mail_confirmation(
+        email, client_address(request, rt.settings.trusted_proxies)),
             "too many confirmation mails asked for; try again later")
     queued = await rt.store.queue_mail_confirmation(site.id, visitor.id, conversation, email,
                                                     rt.clock.now())
@@ -83,7 +83,7 @@ async def transcript(request: Request) -> Response:
     rt = runtime(request)
     site, visitor, conversation, _ = await _visitor_call(request)
     await rt.store.transcript_address(site.id, conversation, visitor.id)  # refusals cost none
-    enforce(rt.limits.transcript(conversation), "this transcript was mailed several times "
+    enforce(await rt.limits.transcript(conversation), "this transcript was mailed several times "
             "this hour; try again later")
     await rt.store.queue_transcript(site.id, conversation, visitor.id, rt.clock.now())
     return JSONResponse({"status": "transcript_sent"}, status_code=202,

@@ -55,7 +55,7 @@ async def rate(request: Request) -> Response:
                             code="invalid_conversation")
     score = rules.parse_score(data.get("score"))
     # a rating counts as a message against the visitor's limit: changes stay few
-    enforce(rt.limits.send(visitor.id, new_request=False, address=""))
+    enforce(await rt.limits.send(visitor.id, new_request=False, address=""))
     # no comment, or null: the stored one stays; "" removes it
     keep = data.get("comment") is None
     comment = rules.parse_comment(data.get("comment"))
@@ -98,7 +98,7 @@ async def link_post(request: Request) -> Response:
     try:
         score = rules.parse_form_score(form.get("score"))
         comment = rules.parse_comment(comment_text)  # an empty box keeps the stored one
-        enforce(runtime(request).limits.send(visitor_id, new_request=False, address=""))
+        enforce(await runtime(request).limits.send(visitor_id, new_request=False, address=""))
         await runtime(request).messaging.rate(site.id, visitor_id, conversation, score,
                                               comment, comment is None, "email")
     except WidgetError as exc:

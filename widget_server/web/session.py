@@ -134,7 +134,7 @@ async def create_session(request: Request) -> Response:
         raise NotFound("no site has this key", code="unknown_site")
     check_origin(request, site)
     returning = await _token_visitor(rt, site, data.get("token"))
-    enforce(rt.limits.session(client_address(request, rt.settings.trusted_proxies),
+    enforce(await rt.limits.session(client_address(request, rt.settings.trusted_proxies),
                               returning.id if returning else None))
     visitor = await resolve_visitor(rt, site, data.get("token"), data.get("user"))
     conversations = await rt.store.visitor_conversations(visitor.id)
@@ -193,7 +193,7 @@ async def post_message(request: Request) -> Response:
     frame = decode(encode({**data, "type": "send"}))
     if not isinstance(frame, Send):
         raise Unprocessable("not a message", code="invalid_frame")
-    enforce(rt.limits.send(visitor.id, new_request=frame.conversation is None,
+    enforce(await rt.limits.send(visitor.id, new_request=frame.conversation is None,
                            address=client_address(request, rt.settings.trusted_proxies)))
     result = await rt.messaging.visitor_send(
         visitor, frame.conversation, frame.client_msg_id, frame.body, frame.severity,

@@ -125,7 +125,7 @@ async def widget_socket(websocket: WebSocket) -> None:
         await websocket.close(code=POLICY_VIOLATION)  # before accept: the handshake gets 403
         return
     address = client_address(websocket, rt.settings.trusted_proxies)
-    admission = rt.limits.connect(address)
+    admission = await rt.limits.connect(address)
     await websocket.accept()  # then the error frame can say why and when to come back
     if admission.wait:
         await _refuse(websocket, "rate_limited", f"{admission.message}; try again later",
@@ -260,7 +260,7 @@ async def _handle(
         return
     if isinstance(frame, protocol.Send):
         began = time.perf_counter()
-        wait = rt.limits.send(visitor.id, new_request=frame.conversation is None,
+        wait = await rt.limits.send(visitor.id, new_request=frame.conversation is None,
                               address=context[2])
         if wait:  # refused, not closed: the widget keeps it in its outbox and sends it later
             limited = RateLimited(wait, "too many messages; try again later")

@@ -23,6 +23,7 @@ from widget_server.realtime.events import (
     Event,
     MessagesAdded,
     PresenceChanged,
+    Resync,
     TicketUpdated,
     Typing,
     agents_channel,
@@ -42,9 +43,11 @@ RECHECK_SECONDS = 30
 class AgentFeed:
     """Hub subscriber for one agent socket; events are sent by its own task, in order."""
 
-    def __init__(self, rt: Runtime, sites: dict[int, str]) -> None:
+    def __init__(self, rt: Runtime, sites: dict[int, str], agent_name: str = "",
+                 agent_id: int | None = None) -> None:
         self.rt = rt
         self.sites = sites
+        self.agent_name, self.agent_id = agent_name, agent_id
         self.queue: asyncio.Queue[Event] = asyncio.Queue(QUEUE_LIMIT)
         self.overflowed = asyncio.Event()
 
@@ -56,7 +59,13 @@ class AgentFeed:
         except asyncio.QueueFull:
             self.overflowed.set()
 
+    def ready(self) -> dict[str, Any]:
+        return {"type": "ready", "agent": self.agent_name, "agent_id": self.agent_id,
+                "sites": sorted(self.sites.values())}
+
     async def frames(self, event: Event) -> list[dict[str, Any]]:
+        if isinstance(event, Resync):  # events may be lost: "ready" makes the console refetch
+            return [self.ready()]
         if isinstance(event, TicketUpdated):
             return [self._ticket(event.ticket)]
         if isinstance(event, MessagesAdded):
@@ -81,6 +90,9 @@ class AgentFeed:
     async def encoded(self, event: Event) -> list[str]:
         """The frames of ``event`` as JSON text, encoded once for all the agent sockets it
         reaches (they get the same frames: the site key, the ticket, the message)."""
+        if isinstance(event, Resync):  # one per socket, though it comes for each of its sites
+            first = event.channel == agents_channel(min(self.sites))
+            return [protocol.encode(self.ready())] if first else []
         cached = event.encoded.get("console")
         if cached is None:
             cached = event.encoded["console"] = [
@@ -115,7 +127,7 @@ async def console_socket(websocket: WebSocket) -> None:
     agent = session.agent
     site_ids = await rt.store.agent_site_ids(agent)
     sites = {site.id: site.key for site in await rt.store.list_sites() if site.id in site_ids}
-    feed = AgentFeed(rt, sites)
+    feed = AgentFeed(rt, sites, agent.name, agent.id)
     for site_id in sites:
         rt.hub.subscribe(agents_channel(site_id), feed)
     allowed = Allowed(rt, session.id, set(sites))
@@ -123,9 +135,7 @@ async def console_socket(websocket: WebSocket) -> None:
     guard = asyncio.create_task(_recheck(websocket, allowed))
     OPEN_SOCKETS.inc()
     try:
-        await websocket.send_text(json.dumps({"type": "ready", "agent": agent.name,
-                                              "agent_id": agent.id,
-                                              "sites": sorted(sites.values())}))
+        await websocket.send_text(json.dumps(feed.ready()))
         idle = rt.settings.ws_idle_timeout or None  # console.js pings every 25 s
         while True:
             try:

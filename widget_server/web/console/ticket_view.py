@@ -206,7 +206,7 @@ async def transcript(request: Request, site: Site, ticket: Ticket, form: FormDat
     """The public thread mailed to the conversation's verified address (docs/email.md)."""
     rt = runtime(request)
     await rt.store.transcript_address(site.id, ticket.conversation_id, None)
-    enforce(rt.limits.transcript(ticket.conversation_id), "this transcript was mailed "
+    enforce(await rt.limits.transcript(ticket.conversation_id), "this transcript was mailed "
             "several times this hour; try again later")
     await rt.store.queue_transcript(site.id, ticket.conversation_id, None, rt.clock.now())
     return ticket_url(site.key, ticket.number) + "?mailed=transcript"

@@ -1,0 +1,111 @@
+"""Events as they cross nodes: small wake-ups that name what changed, never its content.
+
+A published event becomes a short JSON text (the channel, the conversation, the seq range and
+the ids of internal notes), far below PostgreSQL's 8000-byte NOTIFY limit. The receiving node
+reads the messages and the ticket from the database, which stays the only source of truth.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from widget_server.models import Author, Message
+from widget_server.realtime.events import (
+    Event,
+    MessagesAdded,
+    Poke,
+    PresenceChanged,
+    TicketUpdated,
+    Typing,
+    agents_channel,
+    visitor_channel,
+)
+from widget_server.store import Store
+
+MAX_NOTE_IDS = 100  # internal notes named in one wake-up; a batch is never that large
+MAX_NAME = 200
+
+
+def encode(node: str, channel: str, event: Event) -> str | None:
+    """The wake-up for ``event`` on ``channel``, or None for what never leaves the node."""
+    body: dict[str, Any] = {"n": node, "c": channel}
+    if isinstance(event, MessagesAdded):
+        seqs = [m.seq for m in event.messages if not m.internal and m.seq]
+        notes = [m.id for m in event.messages if m.internal][:MAX_NOTE_IDS]
+        if not seqs and not notes:
+            return None
+        body.update(k="m", v=event.conversation_id, r=[min(seqs), max(seqs)] if seqs else None,
+                    i=notes)
+    elif isinstance(event, TicketUpdated):
+        body.update(k="t", v=event.ticket.conversation_id)
+    elif isinstance(event, Poke):
+        body.update(k="p")
+    elif isinstance(event, PresenceChanged):
+        body.update(k="a", a=[event.agent_id, event.name[:MAX_NAME], event.status])
+    elif isinstance(event, Typing):
+        author = event.author
+        body.update(k="y", v=event.conversation_id,
+                    a=[author.type, (author.name or "")[:MAX_NAME] or None, author.id])
+    else:
+        return None
+    return json.dumps(body, separators=(",", ":"))
+
+
+def encode_prefix(node: str) -> str:
+    """How every wake-up of ``node`` begins (the node comes first in each)."""
+    return json.dumps({"n": node}, separators=(",", ":"))[:-1]
+
+
+def everything(node: str) -> str:
+    """The wake-up telling every other node to catch up on everything (wake-ups were lost)."""
+    return json.dumps({"n": node, "k": "s"}, separators=(",", ":"))
+
+
+def decode(text: str) -> dict[str, Any] | None:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    return body if isinstance(body, dict) and isinstance(body.get("k"), str) else None
+
+
+async def resolve(store: Store, body: dict[str, Any]) -> Event | None:
+    """The event a wake-up stands for, read from the database now (None: nothing to deliver,
+    e.g. the conversation was erased meanwhile)."""
+    kind, conversation_id = body.get("k"), body.get("v")
+    if kind == "p":
+        return Poke()
+    if kind == "a":  # an agent's availability, for the consoles of the channel's site
+        agent_id, name, status = body["a"]
+        if status not in ("online", "away") or not str(body.get("c", "")).startswith("agents:"):
+            return None
+        return PresenceChanged(int(agent_id), str(name)[:MAX_NAME], status)
+    if not isinstance(conversation_id, str):
+        return None
+    if kind == "y":
+        kind_, name, author_id = body["a"]
+        return Typing(conversation_id, Author(kind_, name, author_id))
+    conversation = await store.get_conversation(conversation_id)
+    if conversation is None or conversation.ticket is None:
+        return None
+    if body.get("c") not in (visitor_channel(conversation.visitor_id),
+                             agents_channel(conversation.site_id)):
+        return None  # never another visitor's conversation, whoever sent the wake-up
+    ticket = conversation.ticket
+    if kind == "t":
+        return TicketUpdated(ticket)
+    if kind != "m":
+        return None
+    messages: list[Message] = []
+    seq_range, notes = body.get("r"), body.get("i") or []
+    if seq_range:
+        low, high = int(seq_range[0]), int(seq_range[1])
+        found = await store.messages_after(conversation_id, low - 1, high - low + 1)
+        messages += [m for m in found if m.seq <= high]
+    if notes:
+        wanted = {int(note) for note in notes}
+        messages += [m for m in await store.ticket_messages(ticket) if m.id in wanted]
+    if not messages:
+        return None
+    return MessagesAdded(conversation_id, messages, ticket)
