@@ -82,7 +82,9 @@ def assert_clean(response: httpx.Response, statuses: tuple[int, ...] | None = No
 def assert_json_error(response: httpx.Response, *statuses: int) -> str:
     assert_clean(response, statuses or None)
     body = response.json()
-    assert set(body) == {"error"} and set(body["error"]) == {"code", "message"}, body
+    assert set(body) == {"error"}, body
+    assert set(body["error"]) == {"code", "message", "request_id"}, body
+    assert body["error"]["request_id"] == response.headers["x-request-id"]
     code: str = body["error"]["code"]
     assert re.fullmatch(r"[a-z][a-z0-9_]*", code), code
     return code

@@ -266,9 +266,9 @@ async def test_only_an_agent_of_the_tickets_site_can_be_assigned_and_others_look
                          elsewhere_id, 2**62):
             response = await client.patch("/api/v1/tickets/1", json={"assignee": assignee})
             assert response.status_code == 422, response.text
-            answers.append(response.json())
+            answers.append({**response.json()["error"], "request_id": None})
         assert all(answer == answers[0] for answer in answers), answers
-        assert answers[0]["error"]["code"] == "invalid_assignee"
+        assert answers[0]["code"] == "invalid_assignee"  # the id differs by request only
         ok = await client.patch("/api/v1/tickets/1", json={"assignee": member})
         assert ok.status_code == 200, ok.text
         assert ok.json()["ticket"]["assignee_id"] is not None
