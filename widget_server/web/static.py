@@ -37,7 +37,7 @@ CONSOLE_FILES = {"console.js": "text/javascript", "console-attach.js": "text/jav
                  "console.css": "text/css",
                  "console-admin.js": "text/javascript", "console-admin.css": "text/css",
                  "console-sla.css": "text/css", "console-workspace.js": "text/javascript",
-                 "console-markdown.js": "text/javascript",
+                 "console-markdown.js": "text/javascript", "markdown.js": "text/javascript",
                  "console-design.css": "text/css"}
 
 _BLOCK_COMMENT = re.compile(r"^\s*/\*.*?\*/\s*$", re.MULTILINE | re.DOTALL)
