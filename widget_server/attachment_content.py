@@ -14,8 +14,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import puremagic
-
 from widget_server.errors import WidgetError
 
 HEAD_BYTES = 64 * 1024
@@ -48,6 +46,8 @@ def detect(head: bytes) -> str:
         raise AttachmentRefused("the file is empty", code="attachment_empty")
     if head.startswith(_ZIP_SIGNATURES):
         return "application/zip"
+    import puremagic  # here, not at start-up: a server that never gets a file never loads it
+
     try:
         found = puremagic.magic_string(head)
     except (puremagic.PureError, ValueError):

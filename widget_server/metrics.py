@@ -43,6 +43,12 @@ HTTP_SECONDS = Histogram(
     "widget_http_request_seconds", "Time to answer an HTTP request, by route template.",
     ["route"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0),
     registry=REGISTRY)
+WRITER_STATS = {
+    "batches": "Write transactions committed (SQLite: group commits).",
+    "jobs": "Write jobs run; jobs / batches is the mean batch size.",
+    "commit_seconds": "Time spent committing (SQLite: the disk's sync), in seconds.",
+    "retries": "Write jobs run again after a serialization conflict (PostgreSQL).",
+}
 SLA_MARK_NAMES = {"sla_at_risk": "at_risk", "sla_breached": "breached"}
 
 # (pending, failed): read from the store at each scrape
@@ -67,14 +73,9 @@ class StateSnapshot(Collector):
             failed.add_metric([name], gave_up)
         yield depth
         yield failed
-        if self.writer is not None:
-            yield CounterMetricFamily("widget_writer_batches", "Write transactions committed "
-                                      "(SQLite: group commits).", self.writer["batches"])
-            yield CounterMetricFamily("widget_writer_jobs", "Write jobs run; jobs / batches is "
-                                      "the mean batch size.", self.writer["jobs"])
-            yield CounterMetricFamily("widget_writer_commit_seconds", "Time spent committing "
-                                      "(the disk's sync), in seconds.",
-                                      self.writer["commit_seconds"])
+        for key, text in WRITER_STATS.items():  # what the store's backend keeps
+            if self.writer is not None and key in self.writer:
+                yield CounterMetricFamily(f"widget_writer_{key}", text, self.writer[key])
 
 
 async def render(outboxes: dict[str, OutboxStats], writer: dict[str, float] | None) -> bytes:

@@ -9,6 +9,7 @@ import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from tests.pg import PgServer
 from tests.support import Api, ServerProcess, VisitorClient, create_site
 
 pytestmark = pytest.mark.anyio
@@ -119,3 +120,17 @@ def test_allowed_addresses_read_without_a_token(tmp_path: Path) -> None:
         allowed.stop()
         refused.stop()
 
+
+
+def test_a_server_on_postgresql_reports_its_writer_and_outboxes(
+        pg_server: PgServer, tmp_path: Path) -> None:
+    server = ServerProcess(pg_server.fresh(), env={"WIDGET_METRICS_TOKEN": TOKEN},
+                           log=tmp_path / "pg.log").start()
+    try:
+        samples = scrape(server)
+    finally:
+        server.stop()
+    assert value(samples, "widget_writer_retries_total") >= 0
+    assert ("widget_writer_jobs_total", ()) in samples
+    assert ("widget_writer_commit_seconds_total", ()) not in samples  # SQLite's only
+    assert value(samples, "widget_outbox_pending", outbox="webhook") == 0
