@@ -5,24 +5,16 @@ process starting at once wait, then find the work done."""
 
 from __future__ import annotations
 
-from importlib import resources
-
 import asyncpg
 
 from widget_server.clock import SystemClock, isoformat
-from widget_server.store.sqlite_schema import MIGRATION_NAME
+from widget_server.store import sqlite_schema
 
 MIGRATE_LOCK = 0x77696468  # the advisory lock of the migration runner
 
 
 def available_migrations() -> list[tuple[int, str, str]]:
-    folder = resources.files("widget_server.store.migrations").joinpath("postgresql")
-    found = []
-    for entry in folder.iterdir():
-        match = MIGRATION_NAME.match(entry.name)
-        if match:
-            found.append((int(match.group(1)), match.group(2), entry.read_text("utf-8")))
-    return sorted(found)
+    return sqlite_schema.available_migrations("postgresql")
 
 
 async def schema_version(conn: asyncpg.Connection) -> int:

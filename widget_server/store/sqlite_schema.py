@@ -38,8 +38,9 @@ def configure(conn: sqlite3.Connection, *, synchronous: str = "full") -> None:
     conn.execute(f"PRAGMA synchronous = {synchronous.upper()}")
 
 
-def available_migrations() -> list[tuple[int, str, str]]:
-    folder = resources.files("widget_server.store.migrations").joinpath("sqlite")
+def available_migrations(dialect: str = "sqlite") -> list[tuple[int, str, str]]:
+    """(number, name, SQL) of every migration file of ``dialect``'s folder, in order."""
+    folder = resources.files("widget_server.store.migrations").joinpath(dialect)
     found = []
     for entry in folder.iterdir():
         match = MIGRATION_NAME.match(entry.name)
