@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -79,3 +81,21 @@ def dialect_of(conn: Connection) -> Dialect:
     """The dialect of a job's connection (a ``sqlite3.Connection`` has none of its own)."""
     found = getattr(conn, "dialect", SQLITE)
     return found if isinstance(found, Dialect) else SQLITE
+
+
+# The isolation the write jobs started while it is set run at on PostgreSQL (pg_jobs.py);
+# SQLite's single writer ignores it. Only the message jobs lower it (core_queries.py).
+SNAPSHOT_WRITES: ContextVar[bool] = ContextVar("snapshot_writes", default=False)
+
+
+@contextmanager
+def snapshot_writes() -> Iterator[None]:
+    """Jobs started inside run at REPEATABLE READ on PostgreSQL instead of SERIALIZABLE:
+    for jobs whose every read-then-write is of rows they also write (a conversation's seq,
+    a site's ticket counter), which PostgreSQL refuses to two concurrent transactions, so
+    that serializable's false conflicts between unrelated conversations cost no reruns."""
+    token = SNAPSHOT_WRITES.set(True)
+    try:
+        yield
+    finally:
+        SNAPSHOT_WRITES.reset(token)

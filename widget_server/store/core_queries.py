@@ -27,6 +27,7 @@ from widget_server.store import sqlite_mail as mail
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_writes as writes
 from widget_server.store.base import TicketPatch, VisitorPost
+from widget_server.store.connection import snapshot_writes
 from widget_server.store.console_queries import StoreMixin
 from widget_server.store.site_cache import SiteCache
 from widget_server.store.sqlite_sweep import sweep
@@ -252,7 +253,8 @@ class CoreQueries(StoreMixin):
             uploader = Uploader(site_id, visitor_id=post.visitor.id)
             job, args = attached.with_attachments, (job, args, uploader, post.attachments,
                                                     max_files)
-        return await self._hooked(site_id, job, *args, events=MESSAGE_EVENTS)
+        with snapshot_writes():
+            return await self._hooked(site_id, job, *args, events=MESSAGE_EVENTS)
 
     async def post_agent_message(
         self, site_id: int, number: int, agent: Agent, body: str, internal: bool, now: datetime,
@@ -266,7 +268,8 @@ class CoreQueries(StoreMixin):
             job, args = attached.with_attachments, (job, args,
                                                     Uploader(site_id, agent_id=agent.id),
                                                     attachments, max_files)
-        return await self._hooked(site_id, job, *args, events=MESSAGE_EVENTS)
+        with snapshot_writes():
+            return await self._hooked(site_id, job, *args, events=MESSAGE_EVENTS)
 
     async def update_ticket(
         self, site_id: int, number: int, agent: Agent, patch: TicketPatch, now: datetime

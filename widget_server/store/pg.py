@@ -48,6 +48,14 @@ async def _setup(conn: asyncpg.Connection) -> None:
                               format="text")
 
 
+async def _release(conn: asyncpg.Connection) -> None:
+    """Instead of asyncpg's reset query on every release (a round trip per job and read):
+    our statements leave no session state (no LISTEN, no SET, advisory locks released where
+    taken), so only a transaction left open is rolled back."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 class PgStore(PgSearch, CoreQueries, ConsoleQueries, ReportQueries, HelpQueries, GrantQueries,
               PrivacyQueries, MailQueries, InboundQueries, RatingQueries, PresenceQueries,
               AvailabilityQueries, WebhookQueries, AttachmentQueries):
@@ -75,7 +83,7 @@ class PgStore(PgSearch, CoreQueries, ConsoleQueries, ReportQueries, HelpQueries,
         finally:
             await conn.close()
         self._pool = await asyncpg.create_pool(
-            self.url, min_size=1, max_size=self._pool_size, init=_setup)
+            self.url, min_size=1, max_size=self._pool_size, init=_setup, reset=_release)
         self._jobs = JobRunner(self._pool)
 
     async def close(self) -> None:

@@ -10,6 +10,12 @@ race (serialization failure 40001, deadlock 40P01) is rolled back and run again 
 only touch the database, so running one again is safe. A retry first takes a session
 advisory lock that every retrying job shares, so jobs that conflicted once run one after
 another instead of colliding again. A job's result reaches its caller only after COMMIT.
+
+The message jobs run at REPEATABLE READ instead (``connection.snapshot_writes``): each of
+their read-then-writes is of a row they also write (the conversation's seq, the site's ticket
+counter), which PostgreSQL refuses to two concurrent transactions (40001), and a concurrent
+insert of the same message key is retried (23505) until the new snapshot finds it. That
+spares them serializable's false conflicts between unrelated conversations.
 """
 
 from __future__ import annotations
@@ -22,13 +28,17 @@ from typing import Any, TypeVar
 import asyncpg
 import greenlet
 
-from widget_server.store.connection import POSTGRESQL, PgIntegrityError
+from widget_server.store.connection import POSTGRESQL, SNAPSHOT_WRITES, PgIntegrityError
 from widget_server.store.pg_sql import returns_rows, rowcount, translate
 
 T = TypeVar("T")
 RETRY_LOCK = 0x77696467  # the advisory lock retried jobs take in turn ("widg")
 MAX_ATTEMPTS = 60
 RETRY_CODES = frozenset({"40001", "40P01"})  # serialization failure, deadlock
+# at REPEATABLE READ a concurrent insert of the same key (a resent message, a new request
+# sent twice at once) is a unique violation, not a serialization failure: run it again,
+# and the new snapshot finds the row
+SNAPSHOT_RETRY_CODES = RETRY_CODES | {"23505"}
 # statements that change a site row other than its ticket counter: the site cache reloads
 _SITE_CHANGE = ("INSERT INTO SITES", "DELETE FROM SITES", "UPDATE SITES")
 
@@ -134,13 +144,15 @@ class JobRunner:
         halfway: it runs to its commit or rollback, as on SQLite's writer."""
         if self._closed:
             raise RuntimeError("the store is closed")
-        attempts = asyncio.ensure_future(self._attempts(job, args, on_sites_changed))
+        attempts = asyncio.ensure_future(self._attempts(job, args, on_sites_changed,
+                                                        SNAPSHOT_WRITES.get()))
         self._running.add(attempts)
         attempts.add_done_callback(self._running.discard)
         return await asyncio.shield(attempts)
 
     async def _attempts(self, job: Callable[..., T], args: tuple[Any, ...],
-                        on_sites_changed: Callable[[], None]) -> T:
+                        on_sites_changed: Callable[[], None], snapshot: bool) -> T:
+        retry_codes = SNAPSHOT_RETRY_CODES if snapshot else RETRY_CODES
         for attempt in range(MAX_ATTEMPTS):
             async with self._pool.acquire() as conn:
                 contended = attempt > 0
@@ -149,18 +161,19 @@ class JobRunner:
                 try:
                     adapter = JobConnection(conn)
                     try:
-                        result = await self._transaction(conn, adapter, job, args)
+                        result = await self._transaction(conn, adapter, job, args, snapshot)
                     finally:
                         if adapter.sites_changed:
                             on_sites_changed()
                     return result
                 except asyncpg.PostgresError as exc:
-                    if exc.sqlstate not in RETRY_CODES or attempt == MAX_ATTEMPTS - 1:
+                    if exc.sqlstate not in retry_codes or attempt == MAX_ATTEMPTS - 1:
                         raise
                     self.retries += 1
                 except PgIntegrityError as exc:
                     cause = exc.__cause__
-                    if getattr(cause, "sqlstate", None) not in RETRY_CODES:
+                    if getattr(cause, "sqlstate", None) not in retry_codes \
+                            or attempt == MAX_ATTEMPTS - 1:
                         raise
                     self.retries += 1
                 finally:
@@ -170,8 +183,9 @@ class JobRunner:
         raise AssertionError("unreachable")
 
     async def _transaction(self, conn: asyncpg.Connection, adapter: JobConnection,
-                           job: Callable[..., T], args: tuple[Any, ...]) -> T:
-        await conn.execute("BEGIN ISOLATION LEVEL SERIALIZABLE")
+                           job: Callable[..., T], args: tuple[Any, ...], snapshot: bool) -> T:
+        await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ" if snapshot
+                           else "BEGIN ISOLATION LEVEL SERIALIZABLE")
         try:
             result = await run_in_greenlet(lambda: job(adapter, *args))
         except BaseException:
