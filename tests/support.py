@@ -48,6 +48,11 @@ def launcher_env(launcher: list[str]) -> dict[str, str]:
     return {"PYTHONPATH": f"{ROOT}{os.pathsep}{path}" if path else str(ROOT)}
 
 
+def without_request_id(response: httpx.Response) -> str:
+    """The body without its request id: random hex may hold any run of digits."""
+    return response.text.replace(response.headers.get("x-request-id", "\0"), "")
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
