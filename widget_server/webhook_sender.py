@@ -24,11 +24,8 @@ import logging
 import socket
 import ssl
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
-
-import httpcore
 
 from widget_server.background import BackgroundLoop
 from widget_server.clock import Clock
@@ -51,37 +48,11 @@ log = logging.getLogger(__name__)
 POLL_SECONDS = 1.0  # how often the outbox is looked at; a look is one indexed read
 PRUNE_SECONDS = 3600.0  # how often settled deliveries older than KEEP_LOG are deleted
 BATCH = 20  # deliveries claimed (and sent side by side) per round
-READ_BYTES = 4096  # of an answer's body; the rest is not read
 USER_AGENT = "widget-server-webhooks/1"
 
 
 class Refused(Exception):
     """The destination may not be connected to (or cannot be resolved)."""
-
-
-class PinnedBackend(httpcore.AsyncNetworkBackend):
-    """Connects to one address decided beforehand, whatever host the URL names: TLS,
-    certificate checks and the Host header still use the URL's host."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-        self._inner = httpcore.AnyIOBackend()
-
-    async def connect_tcp(self, host: str, port: int, timeout: float | None = None,
-                          local_address: str | None = None,
-                          socket_options: Iterable[Any] | None = None
-                          ) -> httpcore.AsyncNetworkStream:
-        return await self._inner.connect_tcp(self.address, port, timeout=timeout,
-                                             local_address=local_address,
-                                             socket_options=socket_options)
-
-    async def connect_unix_socket(self, path: str, timeout: float | None = None,
-                                  socket_options: Iterable[Any] | None = None
-                                  ) -> httpcore.AsyncNetworkStream:
-        raise Refused("webhooks never go to a unix socket")
-
-    async def sleep(self, seconds: float) -> None:
-        await self._inner.sleep(seconds)
 
 
 async def destination(url: str, allow_private: bool) -> str:
@@ -109,19 +80,10 @@ async def destination(url: str, allow_private: bool) -> str:
 async def post(url: str, headers: dict[str, str], body: bytes, address: str,
                tls: ssl.SSLContext) -> tuple[int, str]:
     """POST once to ``address`` (TLS, SNI and Host still the URL's host), without following
-    redirects; the status and an excerpt of the answer."""
-    timeouts = {"connect": CONNECT_TIMEOUT, "read": TOTAL_TIMEOUT, "write": TOTAL_TIMEOUT,
-                "pool": TOTAL_TIMEOUT}
-    pool = httpcore.AsyncConnectionPool(ssl_context=tls, max_connections=1,
-                                        network_backend=PinnedBackend(address))
-    async with pool, pool.stream("POST", url, headers=list(headers.items()), content=body,
-                                 extensions={"timeout": timeouts}) as response:
-        read = b""
-        async for chunk in response.aiter_stream():
-            read += chunk
-            if len(read) >= READ_BYTES:
-                break
-        return response.status, read[:READ_BYTES].decode("utf-8", "replace")
+    redirects; the status and an excerpt of the answer. TimeoutError past the timeouts."""
+    from widget_server import webhook_http  # httpcore loads with the first delivery
+
+    return await webhook_http.post(url, headers, body, address, tls)
 
 
 def verdict(status: int) -> str | None:
@@ -191,7 +153,7 @@ class WebhookSender(BackgroundLoop):
             error = verdict(status)
         except Refused as exc:
             error = str(exc)
-        except (TimeoutError, httpcore.TimeoutException):
+        except TimeoutError:
             error = f"timed out (connect {CONNECT_TIMEOUT:g} s, in all {TOTAL_TIMEOUT:g} s)"
         except Exception as exc:  # refused connections, TLS failures, broken answers
             error = f"{type(exc).__name__}: {exc}"[:EXCERPT_CHARS]
