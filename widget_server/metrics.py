@@ -9,7 +9,7 @@ number of series stays bounded whatever the traffic.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 
 from prometheus_client import (
     CollectorRegistry,
@@ -59,7 +59,7 @@ class StateSnapshot(Collector):
     """The gauges read at scrape time, gathered before the registry renders them."""
 
     def __init__(self, outboxes: dict[str, tuple[int, int]],
-                 writer: dict[str, float] | None) -> None:
+                 writer: Mapping[str, float] | None) -> None:
         self.outboxes = outboxes
         self.writer = writer
 
@@ -78,7 +78,8 @@ class StateSnapshot(Collector):
                 yield CounterMetricFamily(f"widget_writer_{key}", text, self.writer[key])
 
 
-async def render(outboxes: dict[str, OutboxStats], writer: dict[str, float] | None) -> bytes:
+async def render(outboxes: dict[str, OutboxStats], writer: Mapping[str, float] | None
+                 ) -> bytes:
     """The text format of every metric of this process; ``writer``: the store's
     ``writer_stats`` (batches, jobs, commit_seconds) when it keeps them."""
     state = CollectorRegistry(auto_describe=False)

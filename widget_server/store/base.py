@@ -6,7 +6,7 @@ A method returns only after its transaction is committed, so callers may acknowl
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -344,6 +344,11 @@ class Store(ConsoleStore, HelpStore, GrantStore, PrivacyStore, MailStore, Inboun
     async def open(self) -> None: ...
     async def close(self) -> None: ...
     async def ping(self) -> bool: ...
+
+    @property
+    def writer_stats(self) -> Mapping[str, float]:
+        """Counters of the write path (batches, jobs, and what the backend keeps besides)."""
+        ...
 
     # -- setup and administration
     async def secret_key(self) -> str:

@@ -36,11 +36,8 @@ async def metrics_page(request: Request) -> Response:
         raise Unauthorized("the metrics need WIDGET_METRICS_TOKEN as a bearer token",
                            code="invalid_token" if token else "missing_token")
     store = rt.store
-    outboxes: dict[str, metrics.OutboxStats] = {"mail": store.mail_outbox_stats}
-    webhooks = getattr(store, "webhook_outbox_stats", None)
-    if webhooks is not None:
-        outboxes["webhook"] = webhooks
-    body = await metrics.render(outboxes, getattr(store, "writer_stats", None))
+    body = await metrics.render({"mail": store.mail_outbox_stats,
+                                 "webhook": store.webhook_outbox_stats}, store.writer_stats)
     return Response(body, media_type=CONTENT_TYPE_LATEST)
 
 
