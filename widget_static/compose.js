@@ -30,18 +30,18 @@ export function suggestions(panel, textarea) {
   const list = h("ul", { class: "results suggestions", "aria-live": "polite" });
   const box = h("div", { hidden: true }, h("p", { class: "hint", text: "These articles may answer it:" }), list);
   let timer = 0;
-  textarea.addEventListener("input", () => {
-    clearTimeout(timer);
-    timer = setTimeout(() => {
-      const text = textarea.value.trim();
-      if (text.length < 4) { box.hidden = true; return; }
-      api(panel, `articles?site=${encodeURIComponent(panel.config.site)}&q=${encodeURIComponent(text.slice(0, 200))}&limit=3`)
-        .then((data) => {
-          list.replaceChildren(...results(panel, data.articles.slice(0, 3)));
-          box.hidden = !data.articles.length;
-        }).catch(() => {});
-    }, 400);
-  });
+  const look = () => {
+    const text = textarea.value.trim();
+    if (text.length < 4) { box.hidden = true; return; }
+    api(panel, `articles?site=${encodeURIComponent(panel.config.site)}&q=${encodeURIComponent(text.slice(0, 200))}&limit=3`)
+      .then((data) => {
+        list.replaceChildren(...results(panel, data.articles.slice(0, 3)));
+        box.hidden = !data.articles.length;
+      }).catch(() => {});
+  };
+  textarea.addEventListener("input", () => { clearTimeout(timer); timer = setTimeout(look, 400); });
+  // this module loads after the view opens: text typed or pasted before it arrived counts too
+  if (textarea.value.trim()) look();
   return box;
 }
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import sqlite3
 import uuid
 from pathlib import Path
 
-from playwright.sync_api import Page, expect
+from playwright.sync_api import Page, Route, expect
 
 from tests.e2e.conftest import HostPages, host_page
 from tests.support import ServerProcess, Site, identity_secret, run_cli, user_hash
@@ -110,3 +111,21 @@ def test_suggestions_while_writing_and_verified_comments(
     article.get_by_label("Add a comment").fill("This fixed it for me <b>thanks</b>")
     article.get_by_role("button", name="Comment").click()
     expect(article.locator(".comments")).to_contain_text("This fixed it for me <b>thanks</b>")
+
+
+def test_suggestions_for_text_written_before_the_suggestions_code_arrived(
+    page: Page, host_pages: HostPages, server: ServerProcess, widget_site: Site, tmp_path: Path
+) -> None:
+    import_articles(widget_site, tmp_path / "kb")
+    compose_js = re.compile(r".*/compose\.js(\?.*)?$")
+    held: list[Route] = []  # compose.js waits here until the text is written
+    page.route(compose_js, lambda route: held.append(route))
+    page.goto(host_pages.add(f"/early-{uuid.uuid4().hex[:8]}", host_page(server, widget_site)))
+    widget = page.locator("help-widget")
+    widget.get_by_role("button", name="Help").click()
+    with page.expect_request(compose_js):
+        widget.get_by_role("button", name="Start a new request").click()
+    widget.get_by_label("Describe the problem").fill("My nightly export is empty")
+    assert len(held) == 1, "compose.js is requested once, when the new request opens"
+    held[0].continue_()
+    expect(widget.locator("ul.suggestions li button").first).to_contain_text("Export your data")
