@@ -80,8 +80,11 @@ function connect(onFrame, onReady) {
     pinger = setInterval(() => send({ type: "ping" }), PING_EVERY_MS);
   }
 
+  // whether the frame went out: nothing is queued while the socket is (re)connecting
   function send(frame) {
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(frame));
+    const open = socket !== null && socket.readyState === WebSocket.OPEN;
+    if (open) socket.send(JSON.stringify(frame));
+    return open;
   }
 
   open();
@@ -340,8 +343,8 @@ function setUpTicket() {
     reply.addEventListener("input", () => {
       const now = Date.now();
       if (now - lastTypingSent < TYPING_EVERY_MS) return;
-      lastTypingSent = now;
-      socket.send({ type: "typing", site, ticket: number });
+      // a keystroke before the socket is ready leaves the next one to tell the visitor
+      if (socket.send({ type: "typing", site, ticket: number })) lastTypingSent = now;
     });
     setUpSavedReplies(reply);
     setUpReplyFiles(reply.form, csrf);

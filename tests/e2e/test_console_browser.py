@@ -116,6 +116,7 @@ def test_round_trip_live_both_ways_and_notes_stay_internal(
     note = thread.locator("article.internal")
     expect(note).to_contain_text("Secret: VIP account")
     expect(note).to_contain_text("Internal note")
+    live(agent)  # the note was a form post: the page, and its socket, are new
 
     agent.get_by_label("Your reply").fill("Please try Chrome meanwhile")
     expect(widget.locator("p.typing")).to_have_text("Alex Agent is typing…")
