@@ -72,8 +72,11 @@ def with_attachments(conn: sqlite3.Connection, job: Callable[..., R], args: tupl
             raise Conflict(f"the attachment {attachment_id} was sent already",
                            code="attachment_already_sent")
         infos.append(AttachmentInfo(row["id"], row["name"], row["size"], row["content_type"]))
-    conn.execute(f"UPDATE attachments SET message_id = ? WHERE id IN ({marks})",
-                 (message.id, *ids))
+    # the condition again in the write: a message racing this one for the same upload at
+    # READ COMMITTED (a new request on PostgreSQL) read it unsent too; one of them claims it
+    if conn.execute(f"UPDATE attachments SET message_id = ? WHERE id IN ({marks})"
+                    " AND message_id IS NULL", (message.id, *ids)).rowcount != len(ids):
+        raise Conflict("an attachment was sent already", code="attachment_already_sent")
     conn.execute("UPDATE messages SET attachments = ? WHERE id = ?",
                  (json.dumps([info.__dict__ for info in infos]), message.id))
     message.attachments = tuple(infos)

@@ -85,17 +85,27 @@ def dialect_of(conn: Connection) -> Dialect:
 
 # The isolation the write jobs started while it is set run at on PostgreSQL (pg_jobs.py);
 # SQLite's single writer ignores it. Only the message jobs lower it (core_queries.py).
-SNAPSHOT_WRITES: ContextVar[bool] = ContextVar("snapshot_writes", default=False)
+SERIALIZABLE = "SERIALIZABLE"
+REPEATABLE_READ = "REPEATABLE READ"
+READ_COMMITTED = "READ COMMITTED"
+WRITE_ISOLATION: ContextVar[str] = ContextVar("write_isolation", default=SERIALIZABLE)
 
 
 @contextmanager
-def snapshot_writes() -> Iterator[None]:
-    """Jobs started inside run at REPEATABLE READ on PostgreSQL instead of SERIALIZABLE:
-    for jobs whose every read-then-write is of rows they also write (a conversation's seq,
-    a site's ticket counter), which PostgreSQL refuses to two concurrent transactions, so
-    that serializable's false conflicts between unrelated conversations cost no reruns."""
-    token = SNAPSHOT_WRITES.set(True)
+def snapshot_writes(level: str = REPEATABLE_READ) -> Iterator[None]:
+    """Jobs started inside run at ``level`` on PostgreSQL instead of SERIALIZABLE.
+
+    REPEATABLE READ: for jobs whose every read-then-write is of rows they also write (a
+    conversation's seq), which PostgreSQL refuses to two concurrent transactions, so that
+    serializable's false conflicts between unrelated conversations cost no reruns.
+
+    READ COMMITTED: for a job whose only contended row is one it updates relative to itself
+    (a site's ticket counter: ``SET ticket_counter = ticket_counter + 1`` waits for the
+    row and counts on from its newest value; the lock, held to COMMIT, keeps the numbers
+    gap-free) and whose other reads are of rows it makes or of settings. Every job at
+    REPEATABLE READ that waited for that row would be refused and run again instead."""
+    token = WRITE_ISOLATION.set(level)
     try:
         yield
     finally:
-        SNAPSHOT_WRITES.reset(token)
+        WRITE_ISOLATION.reset(token)

@@ -2,30 +2,35 @@
 
 The business rules are the SQLite backend's: the same query mixins and the same write jobs,
 over the four primitives below. Any number of processes on any number of machines may share
-one database; every write job is a SERIALIZABLE transaction (see ``pg_jobs``).
+one database; every write job is one transaction (see ``pg_jobs``), and visitors' messages
+that change nothing else are stored in batches of one statement (``pg_messages``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
 
 from widget_server.clock import Clock, SystemClock
+from widget_server.models import PostResult
 from widget_server.store import pg_schema
 from widget_server.store import sqlite_rows as rows
 from widget_server.store.attachment_queries import AttachmentQueries
 from widget_server.store.availability_queries import AvailabilityQueries
+from widget_server.store.base import VisitorPost
 from widget_server.store.connection import POSTGRESQL
 from widget_server.store.console_queries import ConsoleQueries, ReportQueries
-from widget_server.store.core_queries import CoreQueries
+from widget_server.store.core_queries import MESSAGE_EVENTS, CoreQueries
 from widget_server.store.grant_queries import GrantQueries
 from widget_server.store.help_queries import HelpQueries
 from widget_server.store.inbound_queries import InboundQueries
 from widget_server.store.mail_queries import MailQueries
 from widget_server.store.mail_records import MailPlan
 from widget_server.store.pg_jobs import JobRunner
+from widget_server.store.pg_messages import QuickPosts
 from widget_server.store.pg_search import PgSearch
 from widget_server.store.pg_sql import translate
 from widget_server.store.presence_queries import PresenceQueries
@@ -74,6 +79,7 @@ class PgStore(PgSearch, CoreQueries, ConsoleQueries, ReportQueries, HelpQueries,
         self._sites = SiteCache(self._read_sites, site_cache_seconds)
         self._tickets = rows.TicketMemo(2048)
         self._webhooks = WebhookSubscriptions(self._read_webhook_subscriptions)
+        self._quick: QuickPosts | None = None  # visitors' messages in batches (pg_messages)
 
     # -- lifecycle
     async def open(self) -> None:
@@ -85,8 +91,12 @@ class PgStore(PgSearch, CoreQueries, ConsoleQueries, ReportQueries, HelpQueries,
         self._pool = await asyncpg.create_pool(
             self.url, min_size=1, max_size=self._pool_size, init=_setup, reset=_release)
         self._jobs = JobRunner(self._pool)
+        self._quick = QuickPosts(self._pool, alerts_on=self._mail is not None)
 
     async def close(self) -> None:
+        if self._quick is not None:
+            await self._quick.close()
+            self._quick = None
         if self._jobs is not None:
             await self._jobs.close()
             self._jobs = None
@@ -116,8 +126,24 @@ class PgStore(PgSearch, CoreQueries, ConsoleQueries, ReportQueries, HelpQueries,
             raise RuntimeError("the store is not open")
         return await self._jobs.run(job, args, self._sites.invalidate)
 
+    # -- the one write with a path of its own here: batches of one statement (pg_messages.py)
+    async def post_visitor_message(self, post: VisitorPost, now: datetime,
+                                   max_files: int = 10) -> PostResult:
+        if self._quick is not None and post.conversation_id is not None \
+                and not post.attachments \
+                and not await self._webhooks.wanted(post.visitor.site_id, MESSAGE_EVENTS):
+            stored = await self._quick.post(post, now)
+            if stored is not None:
+                return stored
+        return await super().post_visitor_message(post, now, max_files)
+
     @property
     def writer_stats(self) -> dict[str, int]:
-        """Jobs committed (each its own transaction: a batch of one) and jobs run again."""
+        """Transactions committed (``batches``: each job, each statement of messages) and
+        what they stored (``jobs``: each job, each message), jobs run again, and the
+        messages stored in batches (``quick_posts``)."""
         jobs, retries = (self._jobs.jobs, self._jobs.retries) if self._jobs else (0, 0)
-        return {"batches": jobs, "jobs": jobs, "retries": retries}
+        stored, statements = (self._quick.stored, self._quick.statements) if self._quick \
+            else (0, 0)
+        return {"batches": jobs + statements, "jobs": jobs + stored, "retries": retries,
+                "quick_posts": stored}

@@ -12,10 +12,12 @@ advisory lock that every retrying job shares, so jobs that conflicted once run o
 another instead of colliding again. A job's result reaches its caller only after COMMIT.
 
 The message jobs run at REPEATABLE READ instead (``connection.snapshot_writes``): each of
-their read-then-writes is of a row they also write (the conversation's seq, the site's ticket
-counter), which PostgreSQL refuses to two concurrent transactions (40001), and a concurrent
-insert of the same message key is retried (23505) until the new snapshot finds it. That
-spares them serializable's false conflicts between unrelated conversations.
+their read-then-writes is of a row they also write (the conversation's seq), which
+PostgreSQL refuses to two concurrent transactions (40001), and a concurrent insert of the
+same message key is retried (23505) until the new snapshot finds it. That spares them
+serializable's false conflicts between unrelated conversations. A new request runs at READ
+COMMITTED: the site's ticket counter, the one row every new request of a site writes, is
+incremented where it stands once the row is free, not refused as a snapshot's would be.
 """
 
 from __future__ import annotations
@@ -28,7 +30,12 @@ from typing import Any, TypeVar
 import asyncpg
 import greenlet
 
-from widget_server.store.connection import POSTGRESQL, SNAPSHOT_WRITES, PgIntegrityError
+from widget_server.store.connection import (
+    POSTGRESQL,
+    SERIALIZABLE,
+    WRITE_ISOLATION,
+    PgIntegrityError,
+)
 from widget_server.store.pg_sql import returns_rows, rowcount, translate
 
 T = TypeVar("T")
@@ -145,14 +152,14 @@ class JobRunner:
         if self._closed:
             raise RuntimeError("the store is closed")
         attempts = asyncio.ensure_future(self._attempts(job, args, on_sites_changed,
-                                                        SNAPSHOT_WRITES.get()))
+                                                        WRITE_ISOLATION.get()))
         self._running.add(attempts)
         attempts.add_done_callback(self._running.discard)
         return await asyncio.shield(attempts)
 
     async def _attempts(self, job: Callable[..., T], args: tuple[Any, ...],
-                        on_sites_changed: Callable[[], None], snapshot: bool) -> T:
-        retry_codes = SNAPSHOT_RETRY_CODES if snapshot else RETRY_CODES
+                        on_sites_changed: Callable[[], None], isolation: str) -> T:
+        retry_codes = RETRY_CODES if isolation == SERIALIZABLE else SNAPSHOT_RETRY_CODES
         for attempt in range(MAX_ATTEMPTS):
             async with self._pool.acquire() as conn:
                 contended = attempt > 0
@@ -161,7 +168,7 @@ class JobRunner:
                 try:
                     adapter = JobConnection(conn)
                     try:
-                        result = await self._transaction(conn, adapter, job, args, snapshot)
+                        result = await self._transaction(conn, adapter, job, args, isolation)
                     finally:
                         if adapter.sites_changed:
                             on_sites_changed()
@@ -183,9 +190,8 @@ class JobRunner:
         raise AssertionError("unreachable")
 
     async def _transaction(self, conn: asyncpg.Connection, adapter: JobConnection,
-                           job: Callable[..., T], args: tuple[Any, ...], snapshot: bool) -> T:
-        await conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ" if snapshot
-                           else "BEGIN ISOLATION LEVEL SERIALIZABLE")
+                           job: Callable[..., T], args: tuple[Any, ...], isolation: str) -> T:
+        await conn.execute(f"BEGIN ISOLATION LEVEL {isolation}")
         try:
             result = await run_in_greenlet(lambda: job(adapter, *args))
         except BaseException:

@@ -159,11 +159,11 @@ def _insert_message(
     return Message(
         id=int(message_id), conversation_id=conversation_id, seq=seq or 0,
         author=Author(type=author_type, name=author_name, id=author_id), body=body,
-        internal=internal, created_at=_stored_instant(now), client_msg_id=client_msg_id,
+        internal=internal, created_at=stored_instant(now), client_msg_id=client_msg_id,
     )
 
 
-def _stored_instant(now: datetime) -> datetime:
+def stored_instant(now: datetime) -> datetime:
     """``now`` as it reads back from a stored ISO 8601 text (UTC, milliseconds); ``now``
     itself when it is that already."""
     moment = now if now.tzinfo is UTC else now.astimezone(UTC)
@@ -182,8 +182,8 @@ def _next_seq(conn: Connection, conversation_id: str, now: datetime) -> int:
 
 
 # A message in a conversation returns its ticket: reading its whole row and building the
-# record cost more than the rest of storing the message. Only the writer's jobs use this memo.
-_ticket_record = rows.TicketVersions()
+# record cost more than the rest of storing the message. The jobs (and pg_messages) share it.
+ticket_record = rows.TicketVersions()
 # The whole rows the jobs read carry the version columns too, so that the record of a ticket
 # a job changed is the one the next message in its conversation finds (after an agent's
 # reply, say, instead of reading and building it again there).
@@ -192,7 +192,7 @@ _WHOLE_TICKET = f"{rows.TICKET_COLUMNS}, {rows.TICKET_VERSION_COLUMNS}"
 
 def _record_of(row: sqlite3.Row) -> Ticket:
     """The record of a whole ticket row a job read: built once per version of the ticket."""
-    return _ticket_record(row, lambda: row)
+    return ticket_record(row, lambda: row)
 
 
 def _ticket_for_conversation(conn: Connection, conversation_id: str) -> sqlite3.Row | None:
@@ -265,7 +265,7 @@ def post_visitor_message(conn: Connection, post: VisitorPost, now: datetime) -> 
     conversation_id = post.conversation_id
     # the instant as stored, once: the message record, its ack and the statements then share
     # one object, and clock.isoformat formats it once (stored texts have milliseconds anyway)
-    now = _stored_instant(now)
+    now = stored_instant(now)
 
     # One read answers whether this is a resend, and finds the conversation, its visitor row
     # and its latest ticket's status and version (the fast path of a message in an existing
@@ -309,7 +309,7 @@ def post_visitor_message(conn: Connection, post: VisitorPost, now: datetime) -> 
     if status is not None:
         after = rules.status_after_visitor_message(status)
         if after == status:
-            ticket = _ticket_record(found, lambda: _found_ticket(conn, conversation_id))
+            ticket = ticket_record(found, lambda: _found_ticket(conn, conversation_id))
         else:  # e.g. reopened by this message: the whole row, before and after the change
             before = _found_ticket(conn, conversation_id)
             sla.on_status_change(conn, before, after, now, sla.site_policy(conn, visitor.site_id))
