@@ -24,6 +24,7 @@ from widget_server.realtime import relay
 from widget_server.realtime.events import (
     SCHEDULER_CHANNEL,
     Event,
+    MessagesAdded,
     Typing,
     agents_channel,
     visitor_channel,
@@ -258,3 +259,37 @@ async def test_a_change_on_one_node_pokes_the_scheduler_of_the_other(
     elsewhere.changed()  # a ticket changed on node B
     async with asyncio.timeout(WAIT):
         await holder._poked.wait()
+
+
+async def test_a_burst_from_one_node_reaches_the_other_in_order_and_once(
+        hubs: tuple[Hub, Hub], store: Store) -> None:
+    """Wake-ups of different conversations are read at once and those of one conversation in
+    order, adjacent ones with one read: every message arrives once, in seq order."""
+    a, b = hubs
+    site, visitor, _agent, first, _number = await open_request(store)
+    console = Recorder()
+    b.subscribe(agents_channel(site.id), console)
+    conversations = [first]
+    for _ in range(3):
+        opened = await store.post_visitor_message(VisitorPost(
+            visitor=visitor, conversation_id=None, client_msg_id=str(uuid.uuid4()),
+            body="Another", severity="normal", subject=None), datetime.now(UTC))
+        conversations.append(opened.message.conversation_id)
+    sent: dict[str, list[int]] = {conversation: [] for conversation in conversations}
+    for round_ in range(6):
+        for conversation in conversations:
+            stored = await store.post_visitor_message(VisitorPost(
+                visitor=visitor, conversation_id=conversation, client_msg_id=str(uuid.uuid4()),
+                body=f"burst {round_}", severity="normal", subject=None), datetime.now(UTC))
+            assert stored.ticket is not None
+            sent[conversation].append(stored.message.seq)
+            a.publish(agents_channel(site.id), MessagesAdded(conversation, [stored.message],
+                                                             stored.ticket))
+    received: dict[str, list[int]] = {conversation: [] for conversation in conversations}
+    while sum(map(len, received.values())) < sum(map(len, sent.values())):
+        event = await console.next()
+        assert isinstance(event, MessagesAdded)
+        received[event.conversation_id] += [m.seq for m in event.messages]
+    assert received == sent
+    assert console.events.empty()
+

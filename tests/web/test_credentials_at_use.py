@@ -297,8 +297,11 @@ async def test_required_mode_closes_help_form_links_and_open_sockets_made_before
         reply = await browser.post(link, data={"client_msg_id": str(uuid.uuid4()),
                                                "body": "Still there?"})
         assert reply.status_code == 403
-    await socket.send("written after the switch")
-    refused = await socket.recv_type("error", "ack")
+    try:
+        await socket.send("written after the switch")
+        refused = await socket.recv_type("error", "ack")
+    finally:
+        await socket.close()  # the server closes its end; an unclosed client socket warns
     assert refused["code"] == "identity_required", refused
     stored = query(server.db, "SELECT COUNT(*) FROM messages WHERE body IN (?, ?)",
                    ("Still there?", "written after the switch"))

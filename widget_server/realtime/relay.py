@@ -14,6 +14,8 @@ import contextlib
 import logging
 import secrets
 from collections import deque
+from collections.abc import Iterator
+from typing import Any
 
 from widget_server.realtime import wire
 from widget_server.realtime.broker import Receiver
@@ -24,6 +26,7 @@ log = logging.getLogger(__name__)
 
 OUTBOX_LIMIT = 20_000  # wake-ups waiting for a lost connection; past it, one "catch up" instead
 BATCH = 500
+READERS = 3  # wake-ups read at once: more would take the pool's connections from the writes
 FIRST_BACKOFF = 0.1
 LAST_BACKOFF = 5.0
 
@@ -138,33 +141,53 @@ class RelayBroker:
             receiver.resync()
 
     async def _resolve_forever(self) -> None:
+        """Read what the waiting wake-ups stand for: those of one conversation in order, one
+        after another (adjacent ones folded into one read), and up to READERS conversations'
+        at once (a busy node's consoles would otherwise wait for every other node's messages
+        one database read at a time)."""
         while True:
             if not self._inbox:
                 self._inbox_ready.clear()
                 await self._inbox_ready.wait()
                 continue
-            text = self._inbox.popleft()
+            waiting = [self._inbox.popleft() for _ in range(min(BATCH, len(self._inbox)))]
+            by_conversation: dict[object, list[dict[str, Any]]] = {}
+            for text in waiting:
+                body = self._wanted(text)
+                if body is not None:
+                    in_order = by_conversation.setdefault(body.get("v"), [])
+                    if not in_order or not wire.merge(in_order[-1], body):
+                        in_order.append(body)
+            groups = iter(by_conversation.values())
+            await asyncio.gather(*(self._resolve_groups(groups) for _ in range(READERS)))
+
+    async def _resolve_groups(self, groups: Iterator[list[dict[str, Any]]]) -> None:
+        for bodies in groups:  # READERS of these share the iterator: that many reads at once
+            await self._resolve_in_order(bodies)
+
+    def _wanted(self, text: str) -> dict[str, Any] | None:
+        """The wake-up, if a receiver here listens on its channel (else nothing to read)."""
+        body = wire.decode(text)
+        if body is None or body.get("n") == self.node:
+            return None  # our own: delivered here already
+        if body["k"] == "s":
+            self._resync()
+            return None
+        channel = body.get("c")
+        if not isinstance(channel, str) or \
+                not any(receiver.wants(channel) for receiver in self._receivers):
+            return None
+        return body
+
+    async def _resolve_in_order(self, bodies: list[dict[str, Any]]) -> None:
+        for body in bodies:
             try:
-                await self._resolve(text)
+                event = await wire.resolve(self.store, body)
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.exception("a wake-up from another node could not be read: %.200s", text)
-
-    async def _resolve(self, text: str) -> None:
-        body = wire.decode(text)
-        if body is None or body.get("n") == self.node:
-            return  # our own: delivered here already
-        if body["k"] == "s":
-            self._resync()
-            return
-        channel = body.get("c")
-        if not isinstance(channel, str):
-            return
-        if not any(receiver.wants(channel) for receiver in self._receivers):
-            return  # nobody on this node listens there: nothing to read
-        event = await wire.resolve(self.store, body)
-        if event is None:
-            return
-        for receiver in self._receivers:
-            receiver.dispatch(channel, event)
+                log.exception("a wake-up from another node could not be read: %.200s", body)
+                continue
+            if event is not None:
+                for receiver in self._receivers:
+                    receiver.dispatch(body["c"], event)

@@ -62,6 +62,26 @@ def everything(node: str) -> str:
     return json.dumps({"n": node, "k": "s"}, separators=(",", ":"))
 
 
+def merge(into: dict[str, Any], body: dict[str, Any]) -> bool:
+    """Fold the wake-up ``body`` into ``into``, the one before it for the same conversation,
+    when both name new messages on the same channel and their seq ranges touch (one read
+    then covers exactly both: never a message this node delivered already)."""
+    if into.get("k") != "m" or body.get("k") != "m" or into.get("c") != body.get("c") \
+            or into.get("v") != body.get("v"):
+        return False
+    try:
+        ranges = [(int(r[0]), int(r[1])) for r in (into.get("r"), body.get("r")) if r]
+        notes = [*(into.get("i") or []), *(body.get("i") or [])]
+    except (TypeError, ValueError, IndexError, KeyError):
+        return False  # resolved alone, where a malformed one is logged
+    if len(notes) > MAX_NOTE_IDS or (len(ranges) == 2 and not (
+            ranges[0][0] <= ranges[1][1] + 1 and ranges[1][0] <= ranges[0][1] + 1)):
+        return False
+    into["r"] = [min(r[0] for r in ranges), max(r[1] for r in ranges)] if ranges else None
+    into["i"] = notes
+    return True
+
+
 def decode(text: str) -> dict[str, Any] | None:
     try:
         body = json.loads(text)

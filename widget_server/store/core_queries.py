@@ -151,20 +151,19 @@ class CoreQueries(StoreMixin):
         ]
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
+        # one read: every wake-up from another node asks this (realtime/wire.py)
         row = await self._fetchone(
-            "SELECT id, site_id, visitor_id, last_seq FROM conversations WHERE id = ?",
+            "SELECT c.id AS found_id, c.site_id AS found_site_id, c.visitor_id, c.last_seq,"
+            f" {rows.TICKET_COLUMNS} FROM conversations c"
+            f" LEFT JOIN tickets t ON t.id = {rows.LATEST_TICKET.format('c.id')}"
+            " LEFT JOIN sites s ON s.id = t.site_id WHERE c.id = ?",
             (conversation_id,),
         )
         if row is None:
             return None
-        ticket_row = await self._fetchone(
-            f"SELECT {rows.TICKET_COLUMNS} FROM {rows.TICKET_FROM}"
-            f" WHERE t.id = {rows.LATEST_TICKET.format('?')}",
-            (conversation_id,),
-        )
-        return Conversation(id=row["id"], site_id=row["site_id"], visitor_id=row["visitor_id"],
-                            last_seq=row["last_seq"],
-                            ticket=rows.ticket(ticket_row) if ticket_row else None)
+        return Conversation(id=row["found_id"], site_id=row["found_site_id"],
+                            visitor_id=row["visitor_id"], last_seq=row["last_seq"],
+                            ticket=rows.ticket(row) if row["id"] is not None else None)
 
     async def messages_after(
         self, conversation_id: str, after_seq: int, limit: int = 500

@@ -187,7 +187,9 @@ ticket_record = rows.TicketVersions()
 # The whole rows the jobs read carry the version columns too, so that the record of a ticket
 # a job changed is the one the next message in its conversation finds (after an agent's
 # reply, say, instead of reading and building it again there).
-_WHOLE_TICKET = f"{rows.TICKET_COLUMNS}, {rows.TICKET_VERSION_COLUMNS}"
+_WHOLE_TICKET = (f"{rows.TICKET_COLUMNS}, {rows.TICKET_VERSION_COLUMNS}, s.policy AS site_policy,"
+                 " (SELECT visitor_id FROM conversations WHERE id = t.conversation_id)"
+                 " AS ticket_visitor_id")  # a reply's policy and visitor: no reads of their own
 
 
 def _record_of(row: sqlite3.Row) -> Ticket:
@@ -408,7 +410,7 @@ def post_agent_message(
                {"message_id": message.id}, now)
     else:
         clock_running = ticket_row["sla_running_since"] is not None
-        if sla.on_public_reply(conn, ticket_row, now, sla.site_policy(conn, site_id)):
+        if sla.on_public_reply(conn, ticket_row, now, policy_from_text(ticket_row["site_policy"])):
             changed = True
             _event(conn, ticket_id, "first_response", "agent", str(agent.id),
                    {"message_id": message.id}, now)
@@ -424,7 +426,7 @@ def post_agent_message(
         conn.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?",
                      (status, isoformat(now), ticket_id))
     ticket = _record_of(_ticket_by_number(conn, site_id, number))
-    return TicketChange(ticket=ticket, visitor_id=_visitor_of(conn, conversation_id),
+    return TicketChange(ticket=ticket, visitor_id=ticket_row["ticket_visitor_id"],
                         messages=[message], changed=changed)
 
 
@@ -433,7 +435,7 @@ def update_ticket(
     now: datetime,
 ) -> TicketChange:
     row = _ticket_by_number(conn, site_id, number)
-    policy = sla.site_policy(conn, site_id)
+    policy = policy_from_text(row["site_policy"])
     changes: dict[str, object] = {}
     if patch.status is not None and patch.status != row["status"]:
         if patch.status not in rules.STATUSES:
@@ -473,7 +475,7 @@ def update_ticket(
             _event(conn, row["id"], f"{column}_changed", "agent", str(agent.id),
                    {"from": row[column], "to": value}, now)
     ticket = _record_of(_ticket_by_number(conn, site_id, number))
-    return TicketChange(ticket=ticket, visitor_id=_visitor_of(conn, row["conversation_id"]),
+    return TicketChange(ticket=ticket, visitor_id=row["ticket_visitor_id"],
                         messages=[], changed=bool(changes))
 
 
