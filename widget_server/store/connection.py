@@ -92,7 +92,7 @@ WRITE_ISOLATION: ContextVar[str] = ContextVar("write_isolation", default=SERIALI
 
 
 @contextmanager
-def snapshot_writes(level: str = REPEATABLE_READ) -> Iterator[None]:
+def write_isolation(level: str) -> Iterator[None]:
     """Jobs started inside run at ``level`` on PostgreSQL instead of SERIALIZABLE.
 
     REPEATABLE READ: for jobs whose every read-then-write is of rows they also write (a

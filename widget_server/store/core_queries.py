@@ -27,7 +27,7 @@ from widget_server.store import sqlite_mail as mail
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_writes as writes
 from widget_server.store.base import TicketPatch, VisitorPost
-from widget_server.store.connection import READ_COMMITTED, REPEATABLE_READ, snapshot_writes
+from widget_server.store.connection import READ_COMMITTED, REPEATABLE_READ, write_isolation
 from widget_server.store.console_queries import StoreMixin
 from widget_server.store.site_cache import SiteCache
 from widget_server.store.sqlite_sweep import sweep
@@ -253,7 +253,7 @@ class CoreQueries(StoreMixin):
             job, args = attached.with_attachments, (job, args, uploader, post.attachments,
                                                     max_files)
         # a new request's one contended row is its site's ticket counter (connection.py)
-        with snapshot_writes(READ_COMMITTED if post.conversation_id is None
+        with write_isolation(READ_COMMITTED if post.conversation_id is None
                              else REPEATABLE_READ):
             return await self._hooked(site_id, job, *args, events=MESSAGE_EVENTS)
 
@@ -269,7 +269,7 @@ class CoreQueries(StoreMixin):
             job, args = attached.with_attachments, (job, args,
                                                     Uploader(site_id, agent_id=agent.id),
                                                     attachments, max_files)
-        with snapshot_writes():
+        with write_isolation(REPEATABLE_READ):
             return await self._hooked(site_id, job, *args, events=MESSAGE_EVENTS)
 
     async def update_ticket(

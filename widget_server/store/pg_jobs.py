@@ -11,7 +11,7 @@ only touch the database, so running one again is safe. A retry first takes a ses
 advisory lock that every retrying job shares, so jobs that conflicted once run one after
 another instead of colliding again. A job's result reaches its caller only after COMMIT.
 
-The message jobs run at REPEATABLE READ instead (``connection.snapshot_writes``): each of
+The message jobs run at REPEATABLE READ instead (``connection.write_isolation``): each of
 their read-then-writes is of a row they also write (the conversation's seq), which
 PostgreSQL refuses to two concurrent transactions (40001), and a concurrent insert of the
 same message key is retried (23505) until the new snapshot finds it. That spares them
