@@ -5,7 +5,7 @@
 
 A fresh database in a temporary directory (same schema, pragmas and ``synchronous=full`` as
 the server), 100 visitors with an open request each, then ``--rounds`` batches of
-``--batch`` messages, each batch run by the writer's own ``_run_batch`` (one transaction,
+``--batch`` messages, each batch run by the writer's own ``run_batch`` (one transaction,
 one commit, one fsync) on this thread, with the message bodies indexed for search every
 ``INDEX_EVERY`` messages as the busy writer's upkeep does (sqlite_message_index). Reports
 this thread's CPU time (user + system, which includes the fsync's) and wall time per
@@ -32,7 +32,7 @@ from widget_server.store import sqlite_message_index as message_index
 from widget_server.store import sqlite_schema as schema
 from widget_server.store import sqlite_writes as writes
 from widget_server.store.base import VisitorPost
-from widget_server.store.sqlite_writer import Job, _run_batch
+from widget_server.store.sqlite_batch import Job, run_batch
 
 VISITORS = 100
 
@@ -76,12 +76,12 @@ def measure(batch_size: int, rounds: int) -> dict[str, Any]:
         cpu, wall = thread_cpu(), time.perf_counter()
         since_upkeep = 0
         for batch in batches:
-            if not all(ok for ok, _ in _run_batch(conn, batch)):
+            if not all(ok for ok, _ in run_batch(conn, batch)):
                 raise RuntimeError("a message failed")
             since_upkeep += len(batch)
             if since_upkeep >= message_index.INDEX_EVERY:  # as the writer does while busy
                 since_upkeep = 0
-                _run_batch(conn, [message_index.index_pending])
+                run_batch(conn, [message_index.index_pending])
         cpu, wall = thread_cpu() - cpu, time.perf_counter() - wall
         messages = batch_size * rounds
         stored = conn.execute("SELECT COUNT(*) FROM messages WHERE author_type = 'visitor'"

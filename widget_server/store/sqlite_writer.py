@@ -1,33 +1,34 @@
 """The single SQLite writer: one connection, batches of whole transactions whose statements
-run on the event loop and whose commit runs in the writer's helper thread.
+run on the event loop, whose commit runs in the writer's helper thread and whose sync runs in
+a thread of its own (sqlite_sync.py).
 
 Callers hand over a job (a plain function over a ``sqlite3.Connection``). Every job handed
 over during one iteration of the event loop runs in the next, together, in one
 ``BEGIN IMMEDIATE`` transaction with one commit (while the server is busy, a batch waits up
-to ``LINGER`` for more: group commit); only then are the callers' futures resolved. One
-commit (an fsync with ``synchronous=full``) per batch is what lets a small box persist
-thousands of messages per second while never acknowledging anything not on disk. A job that
-raises fails alone: the batch is rolled back and run again with a SAVEPOINT around each job,
-so a job may run twice and must only touch the database.
+to ``LINGER`` for more); the callers' futures are resolved once the commit is on disk. With
+``synchronous=full`` the writer commits without syncing and ``WalSync`` syncs the WAL after
+the commits, so the next batches run and commit while the disk syncs the ones before, and
+one sync answers every batch committed before it began: group commit, never acknowledging
+anything not on disk. A job that raises fails alone: the batch is rolled back and run again
+with a SAVEPOINT around each job (sqlite_batch.py), so a job may run twice and must only
+touch the database.
 
 A batch's statements run on the loop's thread (about 0.1 ms per message, no thread hand-over
-per message) and sync nothing. Whatever can wait for the disk runs in the helper thread, with
-new jobs held until it is done, so those that come meanwhile make the next batch: every
-``COMMIT`` (0.3 ms on a local SSD, several ms on network storage), the WAL's checkpoint,
-closing the connection, a batch that finds the database locked by another process
-(``busy_timeout`` is 0 on the loop, waits in the thread), and a job marked ``off_loop``.
-If a commit fails, every job of its batch fails and nothing of it is stored.
+per message) and wait for no disk. Whatever can wait for the disk runs in a thread, with new
+jobs held until it is done, so those that come meanwhile make the next batch: every
+``COMMIT``, the WAL's checkpoint, closing the connection, a batch that finds the database
+locked by another process (``busy_timeout`` is 0 on the loop, waits in the thread), and a
+job marked ``off_loop``. If a commit or its sync fails, every job of its batch fails.
 
 The upkeep runs once no job has come for ``UPKEEP_IDLE``, or after ``upkeep_every`` jobs
 otherwise. First the ``upkeep`` job (indexing messages for search): when jobs are waiting,
-as the last job of the next batch (a commit of its own would hold them for one more fsync),
-else in a transaction of its own right after the acks of the batch before. It must do
+as the last job of the next batch (a commit of its own would hold them for one more commit),
+else in a transaction of its own right after the batch before commits. It must do
 bounded work (a few ms) and return True when more remains; it runs again at the next chance.
 Then a passive WAL checkpoint on a connection and thread of its own, waiting for no writer
 (SQLite's own, which would copy and sync inside a commit, is off). A failing upkeep is
 logged and tried again later; it never fails a caller.
 """
-
 from __future__ import annotations
 
 import asyncio
@@ -38,11 +39,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from widget_server.store.sqlite_batch import (
+    Job,
+    Outcome,
+    busy,
+    checkpoint_passive,
+    commit_batch,
+    run_batch,
+)
+from widget_server.store.sqlite_sync import WalSync
+
 T = TypeVar("T")
-Job = Callable[[sqlite3.Connection], Any]
 Upkeep = Callable[[sqlite3.Connection], bool | None]  # True: more work remains
 Item = tuple[Job, "asyncio.Future[Any]"]
-Outcome = tuple[bool, Any]
 
 log = logging.getLogger(__name__)
 
@@ -89,9 +98,15 @@ class SQLiteWriter:
         self._catch_up = False  # the writer's connection copies what a checkpoint left
         self._idle_timer: asyncio.TimerHandle | None = None
         self._last_batch = float("-inf")  # no batch yet: not busy, however new the clock
+        self._sync: WalSync | None = None  # with synchronous=full: the WAL's, after commits
         self._open = False
         self.batches = self.jobs = 0
-        self.commit_seconds = 0.0  # in the helper thread; read by /metrics
+        self._commit_seconds = 0.0  # in the helper thread
+
+    @property
+    def commit_seconds(self) -> float:
+        """Time the disk took to commit (COMMIT, and the WAL's syncs); read by /metrics."""
+        return self._commit_seconds + (self._sync.seconds if self._sync is not None else 0.0)
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
@@ -100,6 +115,10 @@ class SQLiteWriter:
         self._busy_timeout_ms = conn.execute("PRAGMA busy_timeout").fetchone()[0]
         conn.execute("PRAGMA busy_timeout = 0")
         conn.execute("PRAGMA wal_autocheckpoint = 0")  # the checkpointer's, not the commit's
+        wal = conn.execute("PRAGMA database_list").fetchone()[2] + "-wal"
+        if conn.execute("PRAGMA synchronous").fetchone()[0] >= 2 and wal != "-wal":
+            conn.execute("PRAGMA synchronous = NORMAL")  # the WAL is synced by WalSync
+            self._sync = WalSync(wal)
         self._conn = conn
         self._helper = ThreadPoolExecutor(1, thread_name_prefix="sqlite-writer")
         self._checkpointer = ThreadPoolExecutor(1, thread_name_prefix="sqlite-checkpoint")
@@ -111,14 +130,20 @@ class SQLiteWriter:
         if self._idle_timer is not None:
             self._idle_timer.cancel()
             self._idle_timer = None
-        while self._away is not None or self._pending or self._off_loop:
+        sync = self._sync
+        while self._away is not None or self._pending or self._off_loop or (
+                sync is not None and sync.busy):
             if self._away is not None:
                 await asyncio.wait([self._away])
+            elif sync is not None and sync.busy:  # callers are answered once synced
+                await sync.drained()
             elif self._conn is not None:
                 self._flush()
             else:  # never started: nobody waits forever
                 self._refuse_all(WriterClosed("the store is closed"))
         conn, self._conn = self._conn, None
+        if sync is not None:
+            await sync.close()
         if self._checkpointer is not None:
             self._checkpointer.submit(self._close_checkpoint_conn)
             # after a checkpoint still running, which may be syncing the database file
@@ -161,7 +186,7 @@ class SQLiteWriter:
             return
         if self._catch_up:  # before more writes, which would leave frames to copy again
             self._catch_up = False
-            self._hand_over(lambda: _checkpoint_passive(conn), self._caught_up)
+            self._hand_over(lambda: checkpoint_passive(conn), self._caught_up)
             return
         if self._off_loop:  # first, or a steady stream of small writes would starve it
             self._send_batch_away([self._off_loop.pop(0)])
@@ -173,9 +198,9 @@ class SQLiteWriter:
             batch, self._upkeep_folded = [*batch, self._folded_upkeep()], False
         jobs = [job for job, _ in batch]
         try:
-            outcomes = _run_batch(conn, jobs, commit=False)
+            outcomes = run_batch(conn, jobs, commit=False)
         except sqlite3.OperationalError as exc:
-            if not _busy(exc) or conn.in_transaction:
+            if not busy(exc) or conn.in_transaction:
                 log.exception("sqlite writer batch failed")
                 outcomes = [(False, exc)] * len(batch)
             else:  # another process holds the lock: wait for it off the loop
@@ -203,8 +228,8 @@ class SQLiteWriter:
 
         def commit() -> list[Outcome]:
             began = time.perf_counter()
-            _commit(conn)
-            self.commit_seconds += time.perf_counter() - began
+            commit_batch(conn)
+            self._commit_seconds += time.perf_counter() - began
             return outcomes
 
         self._in_helper(batch, commit)
@@ -218,7 +243,7 @@ class SQLiteWriter:
         def waiting() -> list[Outcome]:
             conn.execute(f"PRAGMA busy_timeout = {wait_ms}")
             try:
-                return _run_batch(conn, jobs)
+                return run_batch(conn, jobs)
             finally:
                 conn.execute("PRAGMA busy_timeout = 0")
 
@@ -277,7 +302,11 @@ class SQLiteWriter:
         self.jobs += jobs
         self._since_upkeep += jobs
         self._last_batch = self._loop.time()
-        _settle(batch, outcomes)
+        if self._sync is not None and any(ok for ok, _ in outcomes):
+            self._sync.after_commit(lambda error: _settle(batch, outcomes if error is None else [
+                (False, error)] * len(outcomes)))
+        else:
+            _settle(batch, outcomes)
         if self._since_upkeep >= self._upkeep_every:
             if self._pending and self._upkeep is not None and not self._upkeep_folded:
                 # busy: it rides in the next batch, which a commit of its own would hold
@@ -335,9 +364,9 @@ class SQLiteWriter:
             return
         if upkeep is not None:
             try:
-                (done, value), = _run_batch(conn, [upkeep], commit=False)
+                (done, value), = run_batch(conn, [upkeep], commit=False)
             except sqlite3.OperationalError as exc:
-                if _busy(exc) and not conn.in_transaction:  # another process writes
+                if busy(exc) and not conn.in_transaction:  # another process writes
                     self._upkeep_later()
                 else:
                     log.error("sqlite writer upkeep failed", exc_info=exc)
@@ -348,7 +377,7 @@ class SQLiteWriter:
                     log.error("sqlite writer upkeep failed", exc_info=value)
                 elif conn.in_transaction:
                     more = bool(value)
-                    self._hand_over(lambda: _commit(conn),
+                    self._hand_over(lambda: commit_batch(conn),
                                     lambda away: self._upkept(away, more))
                     return
         self._checkpoint()
@@ -392,7 +421,7 @@ class SQLiteWriter:
         try:
             if self._checkpoint_conn is None:
                 self._checkpoint_conn = self._connect()
-            return _checkpoint_passive(self._checkpoint_conn)
+            return checkpoint_passive(self._checkpoint_conn)
         except Exception:
             log.exception("sqlite writer checkpoint failed")
             return None
@@ -422,16 +451,6 @@ class SQLiteWriter:
             self._checkpoint_conn = None
 
 
-def _checkpoint_passive(conn: sqlite3.Connection) -> int:
-    """Copy what it can of the WAL into the database file; the frames in the WAL."""
-    _, frames, _ = conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-    return int(frames)
-
-
-def _busy(error: sqlite3.OperationalError) -> bool:
-    return bool(getattr(error, "sqlite_errorcode", 0) & 0xFF == sqlite3.SQLITE_BUSY)
-
-
 def _settle(batch: list[Item], outcomes: list[Outcome]) -> None:
     for (_, future), (ok, value) in zip(batch, outcomes, strict=True):
         if future.done():  # the caller went away; the write stands regardless
@@ -440,61 +459,3 @@ def _settle(batch: list[Item], outcomes: list[Outcome]) -> None:
             future.set_result(value)
         else:
             future.set_exception(value)
-
-
-def _run_batch(conn: sqlite3.Connection, jobs: list[Job], *, commit: bool = True
-               ) -> list[Outcome]:
-    """Run the jobs in one transaction. Jobs rarely fail, so they first run together; when one
-    raises, the whole transaction is rolled back and the batch runs again with a SAVEPOINT
-    around each job, so that only the failing job fails. A savepoint per job, always, cost
-    two more statements per message and made FTS5 flush its pending terms into a new
-    segment at every one of them (docs/performance.md)."""
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        values = [job(conn) for job in jobs]
-    except BaseException as exc:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        if not isinstance(exc, Exception):
-            raise
-        if len(jobs) == 1:
-            return [(False, exc)]
-        return _run_isolated(conn, jobs, commit=commit)
-    if commit:
-        _commit(conn)
-    return [(True, value) for value in values]
-
-
-def _run_isolated(conn: sqlite3.Connection, jobs: list[Job], *, commit: bool
-                  ) -> list[Outcome]:
-    """Each job inside its own savepoint: a job that raises is rolled back alone."""
-    conn.execute("BEGIN IMMEDIATE")
-    outcomes: list[Outcome] = []
-    try:
-        for job in jobs:
-            conn.execute("SAVEPOINT job")
-            try:
-                value = job(conn)
-            except Exception as exc:
-                conn.execute("ROLLBACK TO job")
-                conn.execute("RELEASE job")
-                outcomes.append((False, exc))
-            else:
-                conn.execute("RELEASE job")
-                outcomes.append((True, value))
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
-    if commit:
-        _commit(conn)
-    return outcomes
-
-
-def _commit(conn: sqlite3.Connection) -> None:
-    try:
-        conn.execute("COMMIT")
-    except BaseException:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
-        raise
