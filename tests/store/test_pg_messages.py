@@ -212,3 +212,41 @@ async def test_one_message_sent_twice_at_once_in_a_batch_is_stored_once(
     assert results[0].message.id == results[1].message.id
     assert plain(db_of(store), "SELECT count(*) FROM messages WHERE client_msg_id = 'twice'"
                  ) == [(1,)]
+
+
+
+async def test_agents_replies_racing_each_other_and_visitors_store_each_once(
+        store: Store) -> None:
+    """A reply locks its ticket as it reads it and takes the seq where it stands: racing
+    replies wait for each other instead of being refused and run again, the first response
+    and the reopening are recorded once, and with visitors' messages in the race too every
+    message is stored once with a seq of its own."""
+    site = await shop(store)
+    agent, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
+    who = someone(site)
+    first = await opened(store, who)
+    conversation = first.message.conversation_id
+    number = first.ticket.number  # type: ignore[union-attr]
+    now = datetime.now(UTC)
+    retries = store.writer_stats["retries"]
+    await asyncio.gather(*(
+        store.post_agent_message(site.id, number, agent, f"reply {n}", n % 4 == 3, now)
+        for n in range(16)))
+    assert store.writer_stats["retries"] == retries  # none refused: each waited its turn
+    events = plain(db_of(store), "SELECT type, COUNT(*) FROM ticket_events"
+                   " WHERE type IN ('first_response', 'internal_note', 'status_changed')"
+                   " GROUP BY type ORDER BY type")
+    assert events == [("first_response", 1), ("internal_note", 4), ("status_changed", 1)]
+    ticket, _ = await store.get_ticket(site.id, number)  # type: ignore[misc]
+    assert ticket.status == "open" and ticket.first_response_at is not None
+
+    racing = []
+    for n in range(12):
+        racing.append(store.post_agent_message(site.id, number, agent, f"more {n}", False, now))
+        racing.append(store.post_visitor_message(post(who, conversation, f"also {n}"), now))
+    await asyncio.gather(*racing)
+    public = await store.messages_after(conversation, 2)
+    assert sorted(m.seq for m in public) == list(range(3, 3 + 12 + 24))
+    assert sorted(m.body for m in public) == sorted(
+        [f"reply {n}" for n in range(16) if n % 4 != 3]
+        + [f"more {n}" for n in range(12)] + [f"also {n}" for n in range(12)])

@@ -67,6 +67,11 @@ class Dialect:
             return f"json_remove({expr}, '$.{key}')"
         return f"({expr}::jsonb - '{key}')::text"
 
+    def for_update(self, alias: str) -> str:
+        """A clause that keeps the rows of ``alias`` a SELECT reads locked to COMMIT (SQLite's
+        single writer holds the whole database already)."""
+        return "" if self.name == "sqlite" else f" FOR UPDATE OF {alias}"
+
     def arrival(self, alias: str) -> str:
         """A column that orders rows of a table with a text key as they were inserted, as far
         as the backend keeps one (a tie-break only)."""
@@ -99,11 +104,13 @@ def write_isolation(level: str) -> Iterator[None]:
     conversation's seq), which PostgreSQL refuses to two concurrent transactions, so that
     serializable's false conflicts between unrelated conversations cost no reruns.
 
-    READ COMMITTED: for a job whose only contended row is one it updates relative to itself
-    (a site's ticket counter: ``SET ticket_counter = ticket_counter + 1`` waits for the
-    row and counts on from its newest value; the lock, held to COMMIT, keeps the numbers
-    gap-free) and whose other reads are of rows it makes or of settings. Every job at
-    REPEATABLE READ that waited for that row would be refused and run again instead."""
+    READ COMMITTED: for a job whose contended rows are ones it updates relative to
+    themselves (a site's ticket counter: ``SET ticket_counter = ticket_counter + 1`` waits
+    for the row and counts on from its newest value; the lock, held to COMMIT, keeps the
+    numbers gap-free) or locks as it reads them (an agent's reply reads its ticket
+    ``for_update``, then takes the conversation's next seq the same way), and whose other
+    reads are of rows it makes or of settings. Every job at REPEATABLE READ that waited for
+    such a row would be refused and run again instead."""
     token = WRITE_ISOLATION.set(level)
     try:
         yield

@@ -269,7 +269,7 @@ class CoreQueries(StoreMixin):
             job, args = attached.with_attachments, (job, args,
                                                     Uploader(site_id, agent_id=agent.id),
                                                     attachments, max_files)
-        with write_isolation(REPEATABLE_READ):
+        with write_isolation(READ_COMMITTED):  # its ticket locked as read, then the seq's + 1
             return await self._hooked(site_id, job, *args, events=MESSAGE_EVENTS)
 
     async def update_ticket(

@@ -11,13 +11,15 @@ only touch the database, so running one again is safe. A retry first takes a ses
 advisory lock that every retrying job shares, so jobs that conflicted once run one after
 another instead of colliding again. A job's result reaches its caller only after COMMIT.
 
-The message jobs run at REPEATABLE READ instead (``connection.write_isolation``): each of
-their read-then-writes is of a row they also write (the conversation's seq), which
-PostgreSQL refuses to two concurrent transactions (40001), and a concurrent insert of the
-same message key is retried (23505) until the new snapshot finds it. That spares them
-serializable's false conflicts between unrelated conversations. A new request runs at READ
-COMMITTED: the site's ticket counter, the one row every new request of a site writes, is
-incremented where it stands once the row is free, not refused as a snapshot's would be.
+A visitor's message in its conversation runs at REPEATABLE READ instead
+(``connection.write_isolation``): each of its read-then-writes is of a row it also writes
+(the conversation's seq), which PostgreSQL refuses to two concurrent transactions (40001),
+and a concurrent insert of the same message key is retried (23505) until the new snapshot
+finds it. That spares it serializable's false conflicts between unrelated conversations.
+A new request and an agent's reply run at READ COMMITTED: the site's ticket counter, the one
+row every new request of a site writes, and the conversation's seq are incremented where
+they stand once the row is free, and a reply locks its ticket as it reads it, so they wait
+for the rows they contend for instead of being refused as a snapshot's would be.
 """
 
 from __future__ import annotations

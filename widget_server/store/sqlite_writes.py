@@ -29,7 +29,7 @@ from widget_server.policy import policy_from_text
 from widget_server.store import sqlite_rows as rows
 from widget_server.store import sqlite_sla as sla
 from widget_server.store.base import TicketPatch, VisitorPost
-from widget_server.store.connection import Connection
+from widget_server.store.connection import Connection, dialect_of
 from widget_server.store.sqlite_credentials import (
     check_assignee,
     check_identity,
@@ -214,11 +214,11 @@ def _found_ticket(conn: Connection, conversation_id: str) -> sqlite3.Row:
     return row
 
 
-def _ticket_by_number(conn: Connection, site_id: int, number: int) -> sqlite3.Row:
+def _ticket_by_number(conn: Connection, site_id: int, number: int, lock: bool = False
+                      ) -> sqlite3.Row:
     row = conn.execute(
-        f"SELECT {_WHOLE_TICKET} FROM {rows.TICKET_FROM}"
-        " WHERE t.site_id = ? AND t.number = ?",
-        (site_id, number),
+        f"SELECT {_WHOLE_TICKET} FROM {rows.TICKET_FROM} WHERE t.site_id = ? AND t.number = ?"
+        + (dialect_of(conn).for_update("t") if lock else ""), (site_id, number),
     ).fetchone()
     if row is None:
         raise NotFound(f"ticket {number} does not exist", code="ticket_not_found")
@@ -396,7 +396,7 @@ def post_agent_message(
     conn: Connection, site_id: int, number: int, agent: Agent, body: str,
     internal: bool, now: datetime,
 ) -> TicketChange:
-    ticket_row = _ticket_by_number(conn, site_id, number)
+    ticket_row = _ticket_by_number(conn, site_id, number, lock=True)  # locked to COMMIT
     conversation_id = ticket_row["conversation_id"]
     seq = None if internal else _next_seq(conn, conversation_id, now)
     message = _insert_message(
