@@ -230,13 +230,7 @@ async def test_the_upkeep_runs_on_the_loop_and_waits_out_another_writer_quietly(
         tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = str(tmp_path / "w.db")
     threads: list[int] = []
-
-    def unsynced() -> sqlite3.Connection:  # answered at its commit, before the upkeep's turn
-        conn = wal_connection(path)
-        conn.execute("PRAGMA synchronous = NORMAL")
-        return conn
-
-    writer = SQLiteWriter(unsynced,
+    writer = SQLiteWriter(lambda: wal_connection(path),
                           upkeep=lambda conn: threads.append(threading.get_ident()),
                           upkeep_every=1)
     await writer.start()
