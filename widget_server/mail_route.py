@@ -121,11 +121,9 @@ class MailRouter:
             result = await messaging.visitor_send(
                 thread.visitor, None, client_msg_id, body, subject=subject,
                 channel=thread.channel or "form", mail_to=thread.mail_to,
-                acknowledge=not automatic, attachments=files, max_files=most)
+                acknowledge=not automatic, attachments=files, max_files=most,
+                follow_up_of=thread.ticket_number, follow_up_via="mail")
             outcome = "follow_up"
-            if result.ticket is not None and not result.duplicate:
-                await store.link_follow_up(thread.site_id, result.ticket.number,
-                                           thread.ticket_number)
         messaging.announce(thread.visitor, result)
         number = result.ticket.number if result.ticket else thread.ticket_number
         return Delivery(outcome, number, "automatic: nothing is sent in answer"

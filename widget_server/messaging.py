@@ -62,6 +62,7 @@ class Messaging:
         mail_to: str | None = None,
         acknowledge: bool | None = None,
         follow_up_of: int | None = None,
+        follow_up_via: str = "widget",
         attachments: tuple[str, ...] = (),
         max_files: int = 10,
     ) -> PostResult:
@@ -70,7 +71,8 @@ class Messaging:
         Does not publish: the caller acknowledges first, then calls ``announce``, so the
         sending connection sees its ack before any frame that follows from it. ``mail_to``:
         a verified address a new request's follow-ups are mailed to (docs/email.md).
-        ``follow_up_of``: a new request follows up this closed ticket of the same visitor.
+        ``follow_up_of``: a new request follows up this closed ticket of the same visitor,
+        linked to it in the same transaction (``follow_up_via``: how, for its history).
         """
         # the visitor's name and email were cleaned where they came in (session, token, form)
         body = self.check_body(multi_line(body), attached=bool(attachments))
@@ -82,7 +84,9 @@ class Messaging:
                            page_url=optional_line(page_url and page_url[:2000]),
                            user_agent=optional_line(user_agent and user_agent[:500]),
                            mail_to=mail_to, acknowledge=acknowledge,
-                           attachments=attachments)
+                           attachments=attachments,
+                           follow_up_of=None if conversation_id else follow_up_of,
+                           follow_up_via=follow_up_via)
         if follow_up_of is not None and conversation_id is None:
             found = await self.store.get_ticket(visitor.site_id, follow_up_of)
             if found is None or found[1] != visitor.id or found[0].status != "closed":
@@ -91,10 +95,6 @@ class Messaging:
         result = await self.store.post_visitor_message(post, self.clock.now(), max_files)
         if not result.duplicate:
             STORED_BY_VISITOR.inc()
-        if follow_up_of is not None and result.ticket is not None and not result.duplicate \
-                and conversation_id is None:
-            await self.store.link_follow_up(visitor.site_id, result.ticket.number,
-                                            follow_up_of, via="widget")
         return result
 
     def announce(self, visitor: Visitor, result: PostResult) -> None:

@@ -22,6 +22,7 @@ from widget_server.models import (
     Uploader,
 )
 from widget_server.store import attachment_queries as attached
+from widget_server.store import inbound_queries as inbound
 from widget_server.store import sqlite_alerts as alerts
 from widget_server.store import sqlite_mail as mail
 from widget_server.store import sqlite_rows as rows
@@ -248,6 +249,8 @@ class CoreQueries(StoreMixin):
         args: tuple[Any, ...] = (post, now)
         if self._mail is not None:  # a verified address to remember, alerts to agents
             job, args = alerts.post_visitor_message, (post, now, self._mail)
+        if post.follow_up_of is not None and post.conversation_id is None:
+            job, args = inbound.with_follow_up, (job, args)
         if post.attachments:
             uploader = Uploader(site_id, visitor_id=post.visitor.id)
             job, args = attached.with_attachments, (job, args, uploader, post.attachments,

@@ -4,12 +4,14 @@ MailQueries: the conversation an answer belongs to, bouncing addresses, follow-u
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import datetime
+from typing import Any
 
 from widget_server import tickets as rules
 from widget_server.clock import isoformat
 from widget_server.errors import Conflict
-from widget_server.models import Visitor
+from widget_server.models import PostResult, Visitor
 from widget_server.store.connection import Connection
 from widget_server.store.console_queries import StoreMixin
 from widget_server.store.mail_records import MailThread
@@ -42,6 +44,18 @@ def link_follow_up(conn: Connection, site_id: int, number: int, of_number: int,
             "INSERT INTO ticket_events (ticket_id, type, actor_type, actor_id, data,"
             " created_at) VALUES (?, ?, 'system', NULL, ?, ?)",
             (ticket_id, type_, json.dumps({**data, "via": via}), isoformat(now)))
+
+
+def with_follow_up(conn: Connection, job: Callable[..., PostResult], args: tuple[Any, ...]
+                   ) -> PostResult:
+    """The new request the message job ``job(conn, *args)`` opens, linked to the closed
+    ticket its post follows up in the same transaction. A resend links nothing more."""
+    result = job(conn, *args)
+    post, now = args[0], args[1]
+    if result.ticket is not None and not result.duplicate:
+        link_follow_up(conn, post.visitor.site_id, result.ticket.number, post.follow_up_of,
+                       now, post.follow_up_via)
+    return result
 
 
 def set_support_address(conn: Connection, site_id: int, address: str | None) -> None:
@@ -101,10 +115,6 @@ class InboundQueries(StoreMixin):
             "SELECT address, reason, created_at FROM mail_bounces"
             " ORDER BY created_at DESC LIMIT ?", (limit,))
         return [(row[0], row[1], row[2]) for row in rows]
-
-    async def link_follow_up(self, site_id: int, number: int, of_number: int,
-                             via: str = "mail") -> None:
-        await self._write(link_follow_up, site_id, number, of_number, self._clock.now(), via)
 
     async def set_support_address(self, site_id: int, address: str | None) -> None:
         await self._write(set_support_address, site_id, address and address.lower())
