@@ -48,6 +48,7 @@ WRITER_STATS = {
     "jobs": "Write jobs run; jobs / batches is the mean batch size.",
     "commit_seconds": "Time spent committing (SQLite: the disk's sync), in seconds.",
     "retries": "Write jobs run again after a serialization conflict (PostgreSQL).",
+    "deadlocks": "Of the jobs run again, those PostgreSQL ended to break a deadlock.",
 }
 SLA_MARK_NAMES = {"sla_at_risk": "at_risk", "sla_breached": "breached"}
 

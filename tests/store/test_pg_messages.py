@@ -12,7 +12,7 @@ import pytest
 from tests.store.helpers import db_of, plain, shop
 from widget_server.errors import Conflict, Forbidden, NotFound
 from widget_server.models import AttachmentInfo, PostResult, Site, Uploader, Visitor
-from widget_server.store.base import Store, VisitorPost
+from widget_server.store.base import Store, TicketPatch, VisitorPost
 from widget_server.store.pg_messages import QuickPosts
 
 pytestmark = [pytest.mark.anyio,
@@ -250,3 +250,30 @@ async def test_agents_replies_racing_each_other_and_visitors_store_each_once(
     assert sorted(m.body for m in public) == sorted(
         [f"reply {n}" for n in range(16) if n % 4 != 3]
         + [f"more {n}" for n in range(12)] + [f"also {n}" for n in range(12)])
+
+
+async def test_replies_racing_messages_that_reopen_their_ticket_never_deadlock(
+        store: Store) -> None:
+    """A visitor's message that reopens a ticket locks the ticket before the conversation,
+    as an agent's reply does: the two never wait for each other in a cycle, which
+    PostgreSQL would break only after its deadlock_timeout (1 s) by failing one of them."""
+    site = await shop(store)
+    agent, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
+    who = someone(site)
+    first = await opened(store, who)
+    conversation = first.message.conversation_id
+    number = first.ticket.number  # type: ignore[union-attr]
+    for round_ in range(10):
+        await store.update_ticket(site.id, number, agent, TicketPatch(status="pending"),
+                                  datetime.now(UTC))
+        await asyncio.gather(
+            *(store.post_agent_message(site.id, number, agent, f"reply {round_}.{n}", False,
+                                       datetime.now(UTC)) for n in range(3)),
+            *(store.post_visitor_message(post(who, conversation, f"back {round_}.{n}"),
+                                         datetime.now(UTC)) for n in range(3)))
+    assert store.writer_stats["deadlocks"] == 0
+    ticket, _ = await store.get_ticket(site.id, number)  # type: ignore[misc]
+    assert ticket.status == "open"  # each round's first visitor message reopened it
+    reopened = plain(db_of(store), "SELECT COUNT(*) FROM ticket_events WHERE type ="
+                     " 'status_changed' AND data LIKE '%\"to\": \"open\"%'")
+    assert reopened == [(10,)]  # once a round, by its first visitor's message

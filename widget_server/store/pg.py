@@ -140,10 +140,11 @@ class PgStore(PgSearch, CoreQueries, ConsoleQueries, ReportQueries, HelpQueries,
     @property
     def writer_stats(self) -> dict[str, int]:
         """Transactions committed (``batches``: each job, each statement of messages) and
-        what they stored (``jobs``: each job, each message), jobs run again, and the
-        messages stored in batches (``quick_posts``)."""
-        jobs, retries = (self._jobs.jobs, self._jobs.retries) if self._jobs else (0, 0)
+        what they stored (``jobs``: each job, each message), jobs run again (of them,
+        ``deadlocks``' victims), and the messages stored in batches (``quick_posts``)."""
+        jobs, retries, deadlocks = (self._jobs.jobs, self._jobs.retries, self._jobs.deadlocks
+                                    ) if self._jobs else (0, 0, 0)
         stored, statements = (self._quick.stored, self._quick.statements) if self._quick \
             else (0, 0)
         return {"batches": jobs + statements, "jobs": jobs + stored, "retries": retries,
-                "quick_posts": stored}
+                "deadlocks": deadlocks, "quick_posts": stored}

@@ -140,6 +140,7 @@ class JobRunner:
         self._closed = False
         self.jobs = 0  # jobs committed
         self.retries = 0  # jobs run again after losing a race (for tests and the bench)
+        self.deadlocks = 0  # of those, a deadlock's victims (jobs that lock in another order)
 
     async def close(self) -> None:
         """Refuse new jobs and let the running ones finish."""
@@ -179,6 +180,7 @@ class JobRunner:
                     if exc.sqlstate not in retry_codes or attempt == MAX_ATTEMPTS - 1:
                         raise
                     self.retries += 1
+                    self.deadlocks += exc.sqlstate == "40P01"
                 except PgIntegrityError as exc:
                     cause = exc.__cause__
                     if getattr(cause, "sqlstate", None) not in retry_codes \

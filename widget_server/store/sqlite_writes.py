@@ -197,18 +197,18 @@ def _record_of(row: sqlite3.Row) -> Ticket:
     return ticket_record(row, lambda: row)
 
 
-def _ticket_for_conversation(conn: Connection, conversation_id: str) -> sqlite3.Row | None:
+def _ticket_for_conversation(conn: Connection, conversation_id: str, lock: bool = False
+                             ) -> sqlite3.Row | None:
     row: sqlite3.Row | None = conn.execute(
         f"SELECT {_WHOLE_TICKET} FROM {rows.TICKET_FROM}"
-        f" WHERE t.id = {rows.LATEST_TICKET.format('?')}",
-        (conversation_id,),
-    ).fetchone()
+        f" WHERE t.id = {rows.LATEST_TICKET.format('?')}"
+        + (dialect_of(conn).for_update("t") if lock else ""), (conversation_id,)).fetchone()
     return row
 
 
-def _found_ticket(conn: Connection, conversation_id: str) -> sqlite3.Row:
+def _found_ticket(conn: Connection, conversation_id: str, lock: bool = False) -> sqlite3.Row:
     """The whole row of the latest ticket of a conversation this transaction found one in."""
-    row = _ticket_for_conversation(conn, conversation_id)
+    row = _ticket_for_conversation(conn, conversation_id, lock)
     if row is None:  # the write lock is held: nothing can have deleted it since
         raise RuntimeError(f"the ticket of {conversation_id} vanished within a transaction")
     return row
@@ -298,6 +298,10 @@ def post_visitor_message(conn: Connection, post: VisitorPost, now: datetime) -> 
     if status == "closed":
         raise Conflict("this request is closed; please open a new one",
                        code="conversation_closed")
+    after = None if status is None else rules.status_after_visitor_message(status)
+    # a ticket the message changes (reopens): its whole row before the change, locked before
+    # the conversation's, in the order an agent's reply locks them (no deadlock on PostgreSQL)
+    before = _found_ticket(conn, conversation_id, lock=True) if after != status else None
     # the seq read above is current: this transaction holds the write lock (an UPDATE
     # without RETURNING costs half as much as _next_seq's)
     seq = found["last_seq"] + 1
@@ -308,20 +312,17 @@ def post_visitor_message(conn: Connection, post: VisitorPost, now: datetime) -> 
         visitor_id=visitor.id, author_name=visitor.name, client_msg_id=post.client_msg_id,
     )
     ticket, changed = None, False
-    if status is not None:
-        after = rules.status_after_visitor_message(status)
-        if after == status:
-            ticket = ticket_record(found, lambda: _found_ticket(conn, conversation_id))
-        else:  # e.g. reopened by this message: the whole row, before and after the change
-            before = _found_ticket(conn, conversation_id)
-            sla.on_status_change(conn, before, after, now, sla.site_policy(conn, visitor.site_id))
-            conn.execute(
-                "UPDATE tickets SET status = ?, solved_at = NULL, updated_at = ? WHERE id = ?",
-                (after, isoformat(now), before["id"]),
-            )
-            _event(conn, before["id"], "status_changed", "visitor", visitor.id,
-                   {"from": status, "to": after}, now)
-            ticket, changed = _record_of(_found_ticket(conn, conversation_id)), True
+    if before is not None and after is not None:
+        sla.on_status_change(conn, before, after, now, sla.site_policy(conn, visitor.site_id))
+        conn.execute(
+            "UPDATE tickets SET status = ?, solved_at = NULL, updated_at = ? WHERE id = ?",
+            (after, isoformat(now), before["id"]),
+        )
+        _event(conn, before["id"], "status_changed", "visitor", visitor.id,
+               {"from": status, "to": after}, now)
+        ticket, changed = _record_of(_found_ticket(conn, conversation_id)), True
+    elif status is not None:
+        ticket = ticket_record(found, lambda: _found_ticket(conn, conversation_id))
     return PostResult(message=message, ticket=ticket, created=[message], duplicate=False,
                       ticket_changed=changed)
 
