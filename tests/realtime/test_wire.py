@@ -21,3 +21,13 @@ def test_wake_ups_merge_only_where_one_read_covers_exactly_both() -> None:
     assert not wire.merge(wake([3, 4]), wake([5, 5], channel="visitor:v"))
     assert not wire.merge(wake([3, 4]), wake(None, kind="t"))
     assert not wire.merge(wake([3, 4]), wake(["x"]))  # type: ignore[list-item]
+
+
+def test_only_plain_ranges_of_new_messages_are_read_together() -> None:
+    plain = {"n": "other", "c": "agents:1", "k": "m", "v": "cv_1", "r": [3, 4], "i": []}
+    assert wire.batchable(plain)
+    assert not wire.batchable({**plain, "i": [7]})  # internal notes: resolve reads them
+    assert not wire.batchable({**plain, "r": None})
+    assert not wire.batchable({**plain, "r": ["3", 4]})
+    assert not wire.batchable({**plain, "k": "t"})
+    assert not wire.batchable({**plain, "v": None})

@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 OUTBOX_LIMIT = 20_000  # wake-ups waiting for a lost connection; past it, one "catch up" instead
 BATCH = 500
 READERS = 3  # wake-ups read at once: more would take the pool's connections from the writes
+TOGETHER = 200  # wake-ups of new messages read in one pair of statements
 FIRST_BACKOFF = 0.1
 LAST_BACKOFF = 5.0
 
@@ -141,10 +142,10 @@ class RelayBroker:
             receiver.resync()
 
     async def _resolve_forever(self) -> None:
-        """Read what the waiting wake-ups stand for: those of one conversation in order, one
-        after another (adjacent ones folded into one read), and up to READERS conversations'
-        at once (a busy node's consoles would otherwise wait for every other node's messages
-        one database read at a time)."""
+        """Read what the waiting wake-ups stand for, those of one conversation in order
+        (adjacent ones folded into one read): in rounds of one wake-up per conversation, whose
+        new messages are read together and whose others READERS at a time (a busy node's
+        consoles would otherwise wait for every other node's messages one read at a time)."""
         while True:
             if not self._inbox:
                 self._inbox_ready.clear()
@@ -158,12 +159,38 @@ class RelayBroker:
                     in_order = by_conversation.setdefault(body.get("v"), [])
                     if not in_order or not wire.merge(in_order[-1], body):
                         in_order.append(body)
-            groups = iter(by_conversation.values())
-            await asyncio.gather(*(self._resolve_groups(groups) for _ in range(READERS)))
+            lists = list(by_conversation.values())
+            for depth in range(max((len(bodies) for bodies in lists), default=0)):
+                await self._resolve_round([bodies[depth] for bodies in lists
+                                           if len(bodies) > depth])
 
-    async def _resolve_groups(self, groups: Iterator[list[dict[str, Any]]]) -> None:
-        for bodies in groups:  # READERS of these share the iterator: that many reads at once
-            await self._resolve_in_order(bodies)
+    async def _resolve_round(self, bodies: list[dict[str, Any]]) -> None:
+        plain = [body for body in bodies if wire.batchable(body)]
+        others = iter([body for body in bodies if not wire.batchable(body)])
+        await asyncio.gather(self._resolve_together(plain),
+                             *(self._resolve_each(others) for _ in range(READERS)))
+
+    async def _resolve_together(self, bodies: list[dict[str, Any]]) -> None:
+        for first in range(0, len(bodies), TOGETHER):
+            chunk = bodies[first:first + TOGETHER]
+            try:
+                events = await wire.resolve_messages(self.store, chunk)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("wake-ups from another node could not be read: %.200s", chunk)
+                continue
+            for body, event in zip(chunk, events, strict=True):
+                self._dispatch(body, event)
+
+    async def _resolve_each(self, bodies: Iterator[dict[str, Any]]) -> None:
+        for body in bodies:  # READERS of these share the iterator: that many reads at once
+            await self._resolve_one(body)
+
+    def _dispatch(self, body: dict[str, Any], event: Event | None) -> None:
+        if event is not None:
+            for receiver in self._receivers:
+                receiver.dispatch(body["c"], event)
 
     def _wanted(self, text: str) -> dict[str, Any] | None:
         """The wake-up, if a receiver here listens on its channel (else nothing to read)."""
@@ -179,15 +206,12 @@ class RelayBroker:
             return None
         return body
 
-    async def _resolve_in_order(self, bodies: list[dict[str, Any]]) -> None:
-        for body in bodies:
-            try:
-                event = await wire.resolve(self.store, body)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("a wake-up from another node could not be read: %.200s", body)
-                continue
-            if event is not None:
-                for receiver in self._receivers:
-                    receiver.dispatch(body["c"], event)
+    async def _resolve_one(self, body: dict[str, Any]) -> None:
+        try:
+            event = await wire.resolve(self.store, body)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("a wake-up from another node could not be read: %.200s", body)
+            return
+        self._dispatch(body, event)

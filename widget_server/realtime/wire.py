@@ -90,6 +90,36 @@ def decode(text: str) -> dict[str, Any] | None:
     return body if isinstance(body, dict) and isinstance(body.get("k"), str) else None
 
 
+def batchable(body: dict[str, Any]) -> bool:
+    """A wake-up of new public messages only (no internal notes): ``resolve_messages`` reads
+    many of them at once."""
+    found = body.get("r")
+    return body.get("k") == "m" and isinstance(body.get("v"), str) and not body.get("i") \
+        and isinstance(found, list) and len(found) == 2 \
+        and all(isinstance(seq, int) and not isinstance(seq, bool) for seq in found)
+
+
+async def resolve_messages(store: Store, bodies: list[dict[str, Any]]) -> list[Event | None]:
+    """The events of ``batchable`` wake-ups, read together (two reads for them all), each
+    checked as ``resolve`` checks it."""
+    ranges = [(str(body["v"]), int(body["r"][0]), int(body["r"][1])) for body in bodies]
+    conversations, messages = await store.messages_in_ranges(ranges)
+    by_conversation: dict[str, list[Message]] = {}
+    for message in messages:
+        by_conversation.setdefault(message.conversation_id, []).append(message)
+    events: list[Event | None] = []
+    for body, (conversation_id, low, high) in zip(bodies, ranges, strict=True):
+        conversation = conversations.get(conversation_id)
+        found = [m for m in by_conversation.get(conversation_id, []) if low <= m.seq <= high]
+        if conversation is None or conversation.ticket is None or not found or body.get("c") \
+                not in (visitor_channel(conversation.visitor_id),
+                        agents_channel(conversation.site_id)):
+            events.append(None)  # never another visitor's conversation, as in resolve
+        else:
+            events.append(MessagesAdded(conversation_id, found, conversation.ticket))
+    return events
+
+
 async def resolve(store: Store, body: dict[str, Any]) -> Event | None:
     """The event a wake-up stands for, read from the database now (None: nothing to deliver,
     e.g. the conversation was erased meanwhile)."""

@@ -42,6 +42,20 @@ UPDATE_EVENTS = ("ticket.updated",)
 SWEEP_EVENTS = ("ticket.sla_at_risk", "ticket.sla_breached", "ticket.updated")
 
 
+# a conversation and its latest ticket, as a wake-up from another node reads them
+_CONVERSATIONS = (
+    "SELECT c.id AS found_id, c.site_id AS found_site_id, c.visitor_id, c.last_seq,"
+    f" {rows.TICKET_COLUMNS} FROM conversations c"
+    f" LEFT JOIN tickets t ON t.id = {rows.LATEST_TICKET.format('c.id')}"
+    " LEFT JOIN sites s ON s.id = t.site_id")
+
+
+def _conversation(row: Any) -> Conversation:
+    return Conversation(id=row["found_id"], site_id=row["found_site_id"],
+                        visitor_id=row["visitor_id"], last_seq=row["last_seq"],
+                        ticket=rows.ticket(row) if row["id"] is not None else None)
+
+
 class CoreQueries(StoreMixin):
     _sites: SiteCache
     _tickets: rows.TicketMemo
@@ -153,18 +167,28 @@ class CoreQueries(StoreMixin):
 
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         # one read: every wake-up from another node asks this (realtime/wire.py)
-        row = await self._fetchone(
-            "SELECT c.id AS found_id, c.site_id AS found_site_id, c.visitor_id, c.last_seq,"
-            f" {rows.TICKET_COLUMNS} FROM conversations c"
-            f" LEFT JOIN tickets t ON t.id = {rows.LATEST_TICKET.format('c.id')}"
-            " LEFT JOIN sites s ON s.id = t.site_id WHERE c.id = ?",
-            (conversation_id,),
-        )
-        if row is None:
-            return None
-        return Conversation(id=row["found_id"], site_id=row["found_site_id"],
-                            visitor_id=row["visitor_id"], last_seq=row["last_seq"],
-                            ticket=rows.ticket(row) if row["id"] is not None else None)
+        row = await self._fetchone(_CONVERSATIONS + " WHERE c.id = ?", (conversation_id,))
+        return None if row is None else _conversation(row)
+
+    async def messages_in_ranges(self, ranges: list[tuple[str, int, int]]
+                                 ) -> tuple[dict[str, Conversation], list[Message]]:
+        """For (conversation, first seq, last seq) each: the conversations found, with their
+        latest tickets, and their public messages in those ranges in seq order; two reads
+        however many (the wake-ups of another node's batch, realtime/wire.py)."""
+        if not ranges:
+            return {}, []
+        ids = sorted({conversation for conversation, _, _ in ranges})
+        found = await self._fetchall(
+            _CONVERSATIONS + f" WHERE c.id IN ({', '.join(['?'] * len(ids))})", tuple(ids))
+        wanted = ", ".join(
+            ["(CAST(? AS TEXT), CAST(? AS INTEGER), CAST(? AS INTEGER))"] * len(ranges))
+        messages = await self._fetchall(
+            f"WITH wanted (wanted_id, low, high) AS (VALUES {wanted}) SELECT {rows.MESSAGE_COLUMNS}"
+            " FROM messages JOIN wanted ON conversation_id = wanted_id"
+            " AND seq BETWEEN low AND high WHERE internal = 0 ORDER BY conversation_id, seq",
+            tuple(value for one in ranges for value in one))
+        return ({row["found_id"]: _conversation(row) for row in found},
+                [rows.message(row) for row in messages])
 
     async def messages_after(
         self, conversation_id: str, after_seq: int, limit: int = 500
