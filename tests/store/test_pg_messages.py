@@ -11,7 +11,7 @@ import pytest
 
 from tests.store.helpers import db_of, plain, shop
 from widget_server.errors import Conflict, Forbidden, NotFound
-from widget_server.models import AttachmentInfo, PostResult, Site, Uploader, Visitor
+from widget_server.models import Agent, AttachmentInfo, PostResult, Site, Uploader, Visitor
 from widget_server.store.base import Store, TicketPatch, VisitorPost
 from widget_server.store.pg_messages import QuickPosts
 
@@ -215,18 +215,23 @@ async def test_one_message_sent_twice_at_once_in_a_batch_is_stored_once(
 
 
 
+async def one_request(store: Store) -> tuple[Site, Agent, Visitor, str, int]:
+    """A site, an agent, and a visitor's request: its conversation and ticket number."""
+    site = await shop(store)
+    agent, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
+    who = someone(site)
+    first = await opened(store, who)
+    assert first.ticket is not None
+    return site, agent, who, first.message.conversation_id, first.ticket.number
+
+
 async def test_agents_replies_racing_each_other_and_visitors_store_each_once(
         store: Store) -> None:
     """A reply locks its ticket as it reads it and takes the seq where it stands: racing
     replies wait for each other instead of being refused and run again, the first response
     and the reopening are recorded once, and with visitors' messages in the race too every
     message is stored once with a seq of its own."""
-    site = await shop(store)
-    agent, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
-    who = someone(site)
-    first = await opened(store, who)
-    conversation = first.message.conversation_id
-    number = first.ticket.number  # type: ignore[union-attr]
+    site, agent, who, conversation, number = await one_request(store)
     now = datetime.now(UTC)
     retries = store.writer_stats["retries"]
     await asyncio.gather(*(
@@ -257,12 +262,7 @@ async def test_replies_racing_messages_that_reopen_their_ticket_never_deadlock(
     """A visitor's message that reopens a ticket locks the ticket before the conversation,
     as an agent's reply does: the two never wait for each other in a cycle, which
     PostgreSQL would break only after its deadlock_timeout (1 s) by failing one of them."""
-    site = await shop(store)
-    agent, _ = await store.ensure_agent("agent@example.com", "Agent", "agent", None)
-    who = someone(site)
-    first = await opened(store, who)
-    conversation = first.message.conversation_id
-    number = first.ticket.number  # type: ignore[union-attr]
+    site, agent, who, conversation, number = await one_request(store)
     for round_ in range(10):
         await store.update_ticket(site.id, number, agent, TicketPatch(status="pending"),
                                   datetime.now(UTC))

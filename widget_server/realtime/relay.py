@@ -14,7 +14,7 @@ import contextlib
 import logging
 import secrets
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Coroutine, Iterator
 from typing import Any
 
 from widget_server.realtime import wire
@@ -173,24 +173,30 @@ class RelayBroker:
     async def _resolve_together(self, bodies: list[dict[str, Any]]) -> None:
         for first in range(0, len(bodies), TOGETHER):
             chunk = bodies[first:first + TOGETHER]
-            try:
-                events = await wire.resolve_messages(self.store, chunk)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("wake-ups from another node could not be read: %.200s", chunk)
-                continue
-            for body, event in zip(chunk, events, strict=True):
-                self._dispatch(body, event)
+            await self._deliver(chunk, wire.resolve_messages(self.store, chunk))
 
     async def _resolve_each(self, bodies: Iterator[dict[str, Any]]) -> None:
-        for body in bodies:  # READERS of these share the iterator: that many reads at once
-            await self._resolve_one(body)
+        async def one(body: dict[str, Any]) -> list[Event | None]:
+            return [await wire.resolve(self.store, body)]
 
-    def _dispatch(self, body: dict[str, Any], event: Event | None) -> None:
-        if event is not None:
-            for receiver in self._receivers:
-                receiver.dispatch(body["c"], event)
+        for body in bodies:  # READERS of these share the iterator: that many reads at once
+            await self._deliver([body], one(body))
+
+    async def _deliver(self, bodies: list[dict[str, Any]],
+                       reading: Coroutine[Any, Any, list[Event | None]]) -> None:
+        """Dispatch what ``reading`` finds the wake-ups ``bodies`` stand for; if it fails,
+        log them and go on with the next."""
+        try:
+            events = await reading
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("wake-ups from another node could not be read: %.200s", bodies)
+            return
+        for body, event in zip(bodies, events, strict=True):
+            if event is not None:
+                for receiver in self._receivers:
+                    receiver.dispatch(body["c"], event)
 
     def _wanted(self, text: str) -> dict[str, Any] | None:
         """The wake-up, if a receiver here listens on its channel (else nothing to read)."""
@@ -205,13 +211,3 @@ class RelayBroker:
                 not any(receiver.wants(channel) for receiver in self._receivers):
             return None
         return body
-
-    async def _resolve_one(self, body: dict[str, Any]) -> None:
-        try:
-            event = await wire.resolve(self.store, body)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("a wake-up from another node could not be read: %.200s", body)
-            return
-        self._dispatch(body, event)
