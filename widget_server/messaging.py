@@ -85,8 +85,7 @@ class Messaging:
                            user_agent=optional_line(user_agent and user_agent[:500]),
                            mail_to=mail_to, acknowledge=acknowledge,
                            attachments=attachments,
-                           follow_up_of=None if conversation_id else follow_up_of,
-                           follow_up_via=follow_up_via)
+                           follow_up_of=follow_up_of, follow_up_via=follow_up_via)
         if follow_up_of is not None and conversation_id is None:
             found = await self.store.get_ticket(visitor.site_id, follow_up_of)
             if found is None or found[1] != visitor.id or found[0].status != "closed":

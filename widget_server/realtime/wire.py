@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from widget_server.models import Author, Message
+from widget_server.models import Author, Conversation, Message, Ticket
 from widget_server.realtime.events import (
     Event,
     MessagesAdded,
@@ -109,15 +109,20 @@ async def resolve_messages(store: Store, bodies: list[dict[str, Any]]) -> list[E
         by_conversation.setdefault(message.conversation_id, []).append(message)
     events: list[Event | None] = []
     for body, (conversation_id, low, high) in zip(bodies, ranges, strict=True):
-        conversation = conversations.get(conversation_id)
+        ticket = _ticket_to_tell(body, conversations.get(conversation_id))
         found = [m for m in by_conversation.get(conversation_id, []) if low <= m.seq <= high]
-        if conversation is None or conversation.ticket is None or not found or body.get("c") \
-                not in (visitor_channel(conversation.visitor_id),
-                        agents_channel(conversation.site_id)):
-            events.append(None)  # never another visitor's conversation, as in resolve
-        else:
-            events.append(MessagesAdded(conversation_id, found, conversation.ticket))
+        events.append(MessagesAdded(conversation_id, found, ticket) if ticket and found
+                      else None)
     return events
+
+
+def _ticket_to_tell(body: dict[str, Any], conversation: Conversation | None) -> Ticket | None:
+    """The conversation's ticket, if the wake-up's channel is the conversation's visitor's or
+    its site's consoles: never another visitor's conversation, whoever sent the wake-up."""
+    if conversation is None or body.get("c") not in (
+            visitor_channel(conversation.visitor_id), agents_channel(conversation.site_id)):
+        return None
+    return conversation.ticket
 
 
 async def resolve(store: Store, body: dict[str, Any]) -> Event | None:
@@ -136,13 +141,9 @@ async def resolve(store: Store, body: dict[str, Any]) -> Event | None:
     if kind == "y":
         kind_, name, author_id = body["a"]
         return Typing(conversation_id, Author(kind_, name, author_id))
-    conversation = await store.get_conversation(conversation_id)
-    if conversation is None or conversation.ticket is None:
+    ticket = _ticket_to_tell(body, await store.get_conversation(conversation_id))
+    if ticket is None:
         return None
-    if body.get("c") not in (visitor_channel(conversation.visitor_id),
-                             agents_channel(conversation.site_id)):
-        return None  # never another visitor's conversation, whoever sent the wake-up
-    ticket = conversation.ticket
     if kind == "t":
         return TicketUpdated(ticket)
     if kind != "m":

@@ -313,7 +313,7 @@ def post_visitor_message(conn: Connection, post: VisitorPost, now: datetime) -> 
     )
     ticket, changed = None, False
     if before is not None and after is not None:
-        sla.on_status_change(conn, before, after, now, sla.site_policy(conn, visitor.site_id))
+        sla.on_status_change(conn, before, after, now, policy_from_text(before["site_policy"]))
         conn.execute(
             "UPDATE tickets SET status = ?, solved_at = NULL, updated_at = ? WHERE id = ?",
             (after, isoformat(now), before["id"]),
