@@ -18,6 +18,7 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests import raw_http
 from tests.clocked import TimeShift
 from tests.support import (
     ServerProcess,
@@ -59,32 +60,18 @@ async def upload(server: ServerProcess, site: Site, token: str, data: bytes,
     return found
 
 
-async def chunked_upload(port: int, site: Site, token: str, total: int
-                         ) -> tuple[bytes, int]:
-    """POST ``total`` bytes of file, chunked, until the server answers; its answer (as much
-    of it as arrives before the server closes) and how much was sent by then."""
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+def chunked_upload(port: int, site: Site, token: str, total: int) -> tuple[bytes, int]:
+    """POST ``total`` bytes of file, chunked, until the server answers; its answer and how
+    much of the file was sent by then."""
     boundary = "----attachmenttest"
-    writer.write((f"POST /api/widget/v1/attachments HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                  f"Origin: {site.origin}\r\nAuthorization: Bearer {token}\r\n"
-                  f"Content-Type: multipart/form-data; boundary={boundary}\r\n"
-                  "Transfer-Encoding: chunked\r\n\r\n").encode())
-    answer = asyncio.create_task(reader.readuntil(b"\r\n\r\n"))
-    head = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
+    part = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; "
             "filename=\"big.log\"\r\nContent-Type: text/plain\r\n\r\n").encode()
-    block = b"x" * (256 * 1024 - 1) + b"\n"
-    sent = 0
-    with contextlib.suppress(ConnectionError):
-        writer.write(b"%x\r\n%s\r\n" % (len(head), head))
-        while sent < total and not answer.done():
-            writer.write(b"%x\r\n%s\r\n" % (len(block), block))
-            sent += len(block)
-            await writer.drain()
-    text = await asyncio.wait_for(answer, 30)
-    with contextlib.suppress(ConnectionError):  # the server closes, maybe with a reset
-        text += await asyncio.wait_for(reader.read(), 30)
-    writer.close()
-    return text, sent
+    with raw_http.connect(port) as sock:
+        sock.sendall(raw_http.head("POST", "/api/widget/v1/attachments", {
+            "Origin": site.origin, "Authorization": f"Bearer {token}",
+            "Content-Type": f"multipart/form-data; boundary={boundary}",
+            "Transfer-Encoding": "chunked"}))
+        return raw_http.stream_chunked(sock, total, chunk=256 * 1024, prefix=part)
 
 
 async def test_an_oversize_upload_gets_413_without_the_server_growing(
@@ -97,7 +84,7 @@ async def test_an_oversize_upload_gets_413_without_the_server_growing(
     await upload(server, site, token, b"warm up\n" * (MB // 8), "warm.log")
     before = rss_bytes(server.process.pid)
 
-    answer, sent = await chunked_upload(server.port, site, token, 50 * MB)
+    answer, sent = await asyncio.to_thread(chunked_upload, server.port, site, token, 50 * MB)
     assert answer.startswith(b"HTTP/1.1 413"), answer[:200]
     assert b"connection: close" in answer.lower()
     assert sent < 50 * MB  # answered while the body was still coming
@@ -105,13 +92,12 @@ async def test_an_oversize_upload_gets_413_without_the_server_growing(
     assert grown < 8 * MB, f"the server grew by {grown / MB:.1f} MB for a refused upload"
 
     # a declared length past the cap: answered before a byte of the body is sent
-    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
-    writer.write((f"POST /api/widget/v1/attachments HTTP/1.1\r\nHost: x\r\n"
-                  f"Origin: {site.origin}\r\nAuthorization: Bearer {token}\r\n"
-                  "Content-Type: multipart/form-data; boundary=zz\r\n"
-                  f"Content-Length: {50 * MB}\r\n\r\n").encode())
-    declared = await asyncio.wait_for(reader.read(), 30)
-    writer.close()
+    with raw_http.connect(server.port) as sock:
+        sock.sendall(raw_http.head("POST", "/api/widget/v1/attachments", {
+            "Origin": site.origin, "Authorization": f"Bearer {token}",
+            "Content-Type": "multipart/form-data; boundary=zz",
+            "Content-Length": str(50 * MB)}))
+        declared = await asyncio.to_thread(raw_http.read_all, sock)
     assert declared.startswith(b"HTTP/1.1 413"), declared[:100]
     assert b'"attachment_too_large"' in declared
     assert not list((server.db.parent / "widget-data" / "spool").iterdir())  # spools gone

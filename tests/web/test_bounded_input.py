@@ -10,8 +10,6 @@ import asyncio
 import itertools
 import json
 import re
-import select
-import socket
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,6 +21,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from tests.raw_http import connect, head, read_all, status_and_json, stream_chunked
 from tests.support import (
     ServerProcess,
     Site,
@@ -40,7 +39,6 @@ pytestmark = pytest.mark.anyio
 
 ENV = {"WIDGET_TRUSTED_PROXIES": "127.0.0.1", "WIDGET_HTTP_TIMEOUT": "1",
        "WIDGET_REQUESTS_PER_IP_HOUR": "3", "WIDGET_HELP_FORM_POSTS_PER_IP_HOUR": "100"}
-SOCKET_WAIT = 15.0  # how long a raw socket waits for the server: a bound, not a timing
 _addresses = (f"198.51.100.{n}" for n in itertools.count(1))
 
 
@@ -56,34 +54,6 @@ def place(bounded: ServerProcess) -> Site:
     return create_site(bounded.db)
 
 
-def connect(server: ServerProcess) -> socket.socket:
-    sock = socket.create_connection(("127.0.0.1", server.port), timeout=SOCKET_WAIT)
-    return sock
-
-
-def read_all(sock: socket.socket) -> bytes:
-    """Everything the server sends until it closes the connection."""
-    data = b""
-    try:
-        while chunk := sock.recv(65536):
-            data += chunk
-    except ConnectionResetError:
-        pass
-    return data
-
-
-def head(method: str, path: str, headers: dict[str, str]) -> bytes:
-    lines = [f"{method} {path} HTTP/1.1", "Host: 127.0.0.1", *(f"{k}: {v}" for k, v in
-                                                                 headers.items())]
-    return ("\r\n".join(lines) + "\r\n\r\n").encode()
-
-
-def status_and_json(data: bytes) -> tuple[int, Any]:
-    header, _, body = data.partition(b"\r\n\r\n")
-    status = int(header.split(b" ", 2)[1])
-    return status, json.loads(body) if body else None
-
-
 def peak_rss_kib(server: ServerProcess) -> int:
     """The most memory the server process has ever held (a body read whole and then freed
     leaves RSS where it was, but not this high-water mark)."""
@@ -94,35 +64,6 @@ def peak_rss_kib(server: ServerProcess) -> int:
     return int(found.group(1))
 
 
-def stream_chunked(sock: socket.socket, total: int, chunk: int = 64 * 1024,
-                   prefix: bytes = b"") -> bytes:
-    """Send ``prefix``, then up to ``total`` bytes, as a chunked body, stopping as soon as
-    the server answers or hangs up; return what it answered."""
-    if prefix:
-        sock.sendall(b"%x\r\n" % len(prefix) + prefix + b"\r\n")
-    piece = b"%x\r\n" % chunk + b"x" * chunk + b"\r\n"
-    sent = 0
-    sock.setblocking(False)
-    try:
-        while sent < total:
-            readable, writable, _ = select.select([sock], [sock], [], SOCKET_WAIT)
-            if readable:
-                break
-            if writable:
-                try:
-                    sent += sock.send(piece) and chunk  # a partial send still counts as sent
-                except BlockingIOError:
-                    continue
-                except (BrokenPipeError, ConnectionResetError):
-                    break
-        else:
-            sock.sendall(b"0\r\n\r\n")
-    finally:
-        sock.setblocking(True)
-        sock.settimeout(SOCKET_WAIT)
-    return read_all(sock)
-
-
 # -- bodies
 
 
@@ -130,7 +71,7 @@ def stream_chunked(sock: socket.socket, total: int, chunk: int = 64 * 1024,
                                   "/console/login", "/help/new", "/console/admin/sites"])
 def test_a_huge_content_length_is_refused_before_the_body_is_sent(
         bounded: ServerProcess, path: str) -> None:
-    with connect(bounded) as sock:
+    with connect(bounded.port) as sock:
         sock.sendall(head("POST", path, {"Content-Length": str(150 * 1024 * 1024),
                                          "Content-Type": "application/json"}))
         status, body = status_and_json(read_all(sock))  # no byte of the body was sent
@@ -142,11 +83,11 @@ def test_a_huge_content_length_is_refused_before_the_body_is_sent(
 def test_a_chunked_body_past_the_cap_is_cut_and_the_server_does_not_grow(
         bounded: ServerProcess, place: Site) -> None:
     before = peak_rss_kib(bounded)
-    with connect(bounded) as sock:
+    with connect(bounded.port) as sock:
         sock.sendall(head("POST", "/api/widget/v1/session", {
             "Transfer-Encoding": "chunked", "Content-Type": "application/json",
             "Origin": place.origin}))
-        answer = stream_chunked(sock, 150 * 1024 * 1024)
+        answer, _ = stream_chunked(sock, 150 * 1024 * 1024)
     grown = peak_rss_kib(bounded) - before
     assert grown < 30 * 1024, f"the server grew by {grown} KiB for one refused body"
     if answer:  # the server may hang up on the rest before the client reads its answer
@@ -159,16 +100,17 @@ def test_a_chunked_upload_past_the_request_cap_is_refused(bounded: ServerProcess
     # a console form, past WIDGET_MAX_REQUEST_BYTES
     part = (b'--b0undary\r\nContent-Disposition: form-data; name="f"; filename="a.bin"\r\n'
             b"Content-Type: application/octet-stream\r\n\r\n")
-    with connect(bounded) as sock:
+    with connect(bounded.port) as sock:
         sock.sendall(head("POST", "/console/login", {
             "Transfer-Encoding": "chunked",
             "Content-Type": "multipart/form-data; boundary=b0undary"}))
-        status, body = status_and_json(stream_chunked(sock, 5 * 1024 * 1024, prefix=part))
+        answer, _ = stream_chunked(sock, 5 * 1024 * 1024, prefix=part)
+        status, body = status_and_json(answer)
     assert status == 413 and body["error"]["code"] == "payload_too_large"
 
 
 def test_a_stalled_body_ends_the_request_with_408(bounded: ServerProcess) -> None:
-    with connect(bounded) as sock:
+    with connect(bounded.port) as sock:
         sock.sendall(head("POST", "/api/widget/v1/session", {
             "Content-Length": "100", "Content-Type": "application/json"}) + b'{"site": ')
         status, body = status_and_json(read_all(sock))
@@ -193,14 +135,14 @@ async def test_json_nested_as_deep_as_the_parser_allows_is_a_400(
 @pytest.mark.parametrize("sent", [b"", b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"])
 def test_a_connection_that_never_completes_its_headers_is_closed(
         bounded: ServerProcess, sent: bytes) -> None:
-    with connect(bounded) as sock:
+    with connect(bounded.port) as sock:
         sock.sendall(sent)
         assert read_all(sock) == b""  # closed by the server, not by SOCKET_WAIT running out
 
 
 def test_a_kept_alive_connection_gets_the_deadline_again_for_its_next_request(
         bounded: ServerProcess) -> None:
-    with connect(bounded) as sock:
+    with connect(bounded.port) as sock:
         sock.sendall(head("GET", "/healthz", {}))
         first = b""
         while not first.endswith(b'{"status":"ok"}'):
