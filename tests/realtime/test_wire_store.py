@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from tests.pg import BACKENDS
-from tests.store.helpers import shop
+from tests.store.helpers import plain, shop
 from widget_server.models import PostResult, Site, Visitor
 from widget_server.realtime import wire
 from widget_server.realtime.events import MessagesAdded, agents_channel, visitor_channel
@@ -63,3 +63,24 @@ async def test_new_messages_of_many_conversations_are_read_together(store: Store
     for body, together in zip(bodies, events, strict=True):
         assert await wire.resolve(store, body) == together
 
+
+
+async def test_the_messages_of_a_round_are_found_by_index_however_many_are_stored(
+        store: Store, db: str) -> None:
+    site = await shop(store)
+    people = [Visitor(id="v_" + uuid.uuid4().hex[:24], site_id=site.id, user_id=None,
+                      name=f"Visitor {n}", email=None, verified=False) for n in range(100)]
+    conversations = [(await write(store, site, who, None, "Help")).message.conversation_id
+                     for who in people]
+    # a long history behind each conversation (the seqs past its acknowledgement)
+    plain(db, "WITH RECURSIVE n (k) AS (SELECT 3 UNION ALL SELECT k + 1 FROM n WHERE k < 1000)"
+              " INSERT INTO messages (conversation_id, seq, author_type, body, created_at)"
+              " SELECT c.id, n.k, 'system', 'history', '2026-01-01T00:00:00.000Z'"
+              " FROM conversations c, n")
+    plain(db, "ANALYZE")  # the statistics of a database that has run a while
+    sql, params = store._ranges_query(  # type: ignore[attr-defined]
+        [(conversation, 998, 999) for conversation in conversations])
+    explain = "EXPLAIN " if db.startswith("postgresql://") else "EXPLAIN QUERY PLAN "
+    plan = "\n".join(str(row[-1]) for row in plain(db, explain + sql, params))
+    assert "Seq Scan" not in plan and "SCAN messages" not in plan, plan
+    assert "messages_conversation_id_seq_key" in plan or "sqlite_autoindex_messages" in plan

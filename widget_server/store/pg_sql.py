@@ -45,7 +45,7 @@ def translate(sql: str) -> str:
     return "".join(out)
 
 
-_ROWS = ("SELECT", "WITH", "VALUES", "SHOW", "TABLE")
+_ROWS = ("SELECT", "WITH", "VALUES", "SHOW", "TABLE", "EXPLAIN")
 
 
 @lru_cache(maxsize=4096)
