@@ -398,37 +398,36 @@ def post_agent_message(
     internal: bool, now: datetime,
 ) -> TicketChange:
     ticket_row = _ticket_by_number(conn, site_id, number, lock=True)  # locked to COMMIT
-    conversation_id = ticket_row["conversation_id"]
-    seq = None if internal else _next_seq(conn, conversation_id, now)
-    message = _insert_message(
-        conn, conversation_id, seq, "agent", body, now,
-        agent_id=agent.id, author_name=agent.name, internal=internal,
-    )
-    ticket_id = ticket_row["id"]
-    changed = False
+    conversation_id, ticket_id, actor = ticket_row["conversation_id"], ticket_row["id"], \
+        str(agent.id)
     if internal:
-        _event(conn, ticket_id, "internal_note", "agent", str(agent.id),
-               {"message_id": message.id}, now)
-    else:
-        clock_running = ticket_row["sla_running_since"] is not None
-        if sla.on_public_reply(conn, ticket_row, now, policy_from_text(ticket_row["site_policy"])):
-            changed = True
-            _event(conn, ticket_id, "first_response", "agent", str(agent.id),
-                   {"message_id": message.id}, now)
-        elif clock_running:
-            changed = True
-            _event(conn, ticket_id, "next_response", "agent", str(agent.id),
-                   {"message_id": message.id}, now)
-        status = rules.status_after_agent_reply(ticket_row["status"])
-        if status != ticket_row["status"]:
-            changed = True
-            _event(conn, ticket_id, "status_changed", "agent", str(agent.id),
-                   {"from": ticket_row["status"], "to": status}, now)
-        conn.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?",
-                     (status, isoformat(now), ticket_id))
+        note = _insert_message(conn, conversation_id, None, "agent", body, now,
+                               agent_id=agent.id, author_name=agent.name, internal=True)
+        _event(conn, ticket_id, "internal_note", "agent", actor, {"message_id": note.id}, now)
+        return TicketChange(ticket=_record_of(_ticket_by_number(conn, site_id, number)),
+                            visitor_id=ticket_row["ticket_visitor_id"], messages=[note],
+                            changed=False)
+    # The ticket's changes first, the conversation's seq last: every visitor's message in
+    # the conversation increments that row and waits while a reply holds it (on PostgreSQL
+    # a batch of them, pg_messages.py), so it is held for the fewest statements to COMMIT.
+    clocks = []
+    if sla.on_public_reply(conn, ticket_row, now, policy_from_text(ticket_row["site_policy"])):
+        clocks.append("first_response")
+    elif ticket_row["sla_running_since"] is not None:
+        clocks.append("next_response")
+    status = rules.status_after_agent_reply(ticket_row["status"])
+    conn.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?",
+                 (status, isoformat(now), ticket_id))
     ticket = _record_of(_ticket_by_number(conn, site_id, number))
+    message = _insert_message(conn, conversation_id, _next_seq(conn, conversation_id, now),
+                              "agent", body, now, agent_id=agent.id, author_name=agent.name)
+    for clock in clocks:
+        _event(conn, ticket_id, clock, "agent", actor, {"message_id": message.id}, now)
+    if status != ticket_row["status"]:
+        _event(conn, ticket_id, "status_changed", "agent", actor,
+               {"from": ticket_row["status"], "to": status}, now)
     return TicketChange(ticket=ticket, visitor_id=ticket_row["ticket_visitor_id"],
-                        messages=[message], changed=changed)
+                        messages=[message], changed=bool(clocks) or status != ticket_row["status"])
 
 
 def update_ticket(
