@@ -60,14 +60,16 @@ RESULTS = BENCH / "results"
 
 QUICK: dict[str, Any] = {
     "visitors": 100, "messages": 50, "closed_loops": 1, "rates": [500.0, 1000.0, 2000.0],
-    "rate_s": 2.0, "storm": [500], "idle": [], "http_s": 2.0, "cold_starts": 3}
+    "rate_s": 2.0, "storm": [500], "idle": [], "http_s": 2.0, "cold_starts": 3,
+    "node_turns": 1}
 # 300 messages each: with 100, the relay's closed loop lasts 0.8-1.5 s and its figure swings
 # from 6,751 to 13,156 msg/s within two hours.
 # Three closed loops each for the relay and the chat, in turns, the median one reported: one
 # loop's figure moves by a tenth from run to run of the same code (docs/performance.md).
 FULL: dict[str, Any] = {
     "visitors": 100, "messages": 300, "closed_loops": 3, "rates": [500.0, 1000.0, 2000.0],
-    "rate_s": 10.0, "storm": [1000], "idle": [5000, 10000], "http_s": 10.0, "cold_starts": 3}
+    "rate_s": 10.0, "storm": [1000], "idle": [5000, 10000], "http_s": 10.0, "cold_starts": 3,
+    "node_turns": 5}  # two-nodes scenario: closed loops of one node and of two, in turns
 WORKERS = 2                # load-generator processes (--workers)
 MAX_IDLE = 10_000
 STORM_CONCURRENCY = 100    # connects in flight per worker
@@ -420,7 +422,7 @@ def run_suite(args: argparse.Namespace) -> int:
                            "p99_ms": listing.get("p99_ms"), "details": listing}
     if server_process.PG_ADMIN is not None:
         report["database"] = "postgresql"
-        report["two_nodes"] = step(report, errors, "one node, then two nodes", two_nodes.run,
+        report["two_nodes"] = step(report, errors, "one node and two, in turns", two_nodes.run,
                                    plan, server_env(), log, LimitedServer) or {}
     cold = step(report, errors, "cold start", bench_cold_start, plan["cold_starts"]) or {}
     report["cold_start_s"] = cold.get("median_s")
