@@ -47,18 +47,13 @@ UPDATE_EVENTS = ("ticket.updated",)
 SWEEP_EVENTS = ("ticket.sla_at_risk", "ticket.sla_breached", "ticket.updated")
 
 
-# a conversation and its latest ticket, as a wake-up from another node reads them
+# a conversation and its latest ticket, as a wake-up from another node reads them (the
+# ticket's columns first, as TicketMemo reads them: a ticket is built once per version)
 _CONVERSATIONS = (
-    "SELECT c.id AS found_id, c.site_id AS found_site_id, c.visitor_id, c.last_seq,"
-    f" {rows.TICKET_COLUMNS} FROM conversations c"
+    f"SELECT {rows.TICKET_READ_COLUMNS}, c.id AS found_id, c.site_id AS found_site_id,"
+    " c.visitor_id, c.last_seq FROM conversations c"
     f" LEFT JOIN tickets t ON t.id = {rows.LATEST_TICKET.format('c.id')}"
     " LEFT JOIN sites s ON s.id = t.site_id")
-
-
-def _conversation(row: Any) -> Conversation:
-    return Conversation(id=row["found_id"], site_id=row["found_site_id"],
-                        visitor_id=row["visitor_id"], last_seq=row["last_seq"],
-                        ticket=rows.ticket(row) if row["id"] is not None else None)
 
 
 class CoreQueries(StoreMixin):
@@ -170,10 +165,15 @@ class CoreQueries(StoreMixin):
             for row in found
         ]
 
+    def _conversation(self, row: Any) -> Conversation:
+        return Conversation(id=row["found_id"], site_id=row["found_site_id"],
+                            visitor_id=row["visitor_id"], last_seq=row["last_seq"],
+                            ticket=self._tickets(row) if row["id"] is not None else None)
+
     async def get_conversation(self, conversation_id: str) -> Conversation | None:
         # one read: every wake-up from another node asks this (realtime/wire.py)
         row = await self._fetchone(_CONVERSATIONS + " WHERE c.id = ?", (conversation_id,))
-        return None if row is None else _conversation(row)
+        return None if row is None else self._conversation(row)
 
     async def messages_in_ranges(self, ranges: list[tuple[str, int, int]]
                                  ) -> tuple[dict[str, Conversation], list[Message]]:
@@ -186,7 +186,7 @@ class CoreQueries(StoreMixin):
         found = await self._fetchall(
             _CONVERSATIONS + f" WHERE c.id IN ({', '.join(['?'] * len(ids))})", tuple(ids))
         messages = await self._fetchall(*self._ranges_query(ranges))
-        return ({row["found_id"]: _conversation(row) for row in found},
+        return ({row["found_id"]: self._conversation(row) for row in found},
                 [rows.message(row) for row in messages])
 
     def _ranges_query(self, ranges: list[tuple[str, int, int]]) -> tuple[str, tuple[Any, ...]]:
