@@ -156,7 +156,7 @@ def run(plan: dict[str, Any], env: dict[str, str], log: Callable[[str], None],
     turns = [round(b / a, 3) for a, b in zip(one["closed_loops_msgs_per_s"],
                                              two["closed_loops_msgs_per_s"], strict=True) if a]
     results["ratio_by_turn"] = turns
-    results["ratio_median_of_turns"] = statistics.median(turns) if turns else None
+    results["ratio_median_of_turns"] = round(statistics.median(turns), 3) if turns else None
     return results
 
 
