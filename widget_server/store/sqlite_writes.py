@@ -398,8 +398,8 @@ def post_agent_message(
     internal: bool, now: datetime,
 ) -> TicketChange:
     ticket_row = _ticket_by_number(conn, site_id, number, lock=True)  # locked to COMMIT
-    conversation_id, ticket_id, actor = ticket_row["conversation_id"], ticket_row["id"], \
-        str(agent.id)
+    conversation_id, ticket_id = ticket_row["conversation_id"], ticket_row["id"]
+    actor = str(agent.id)
     if internal:
         note = _insert_message(conn, conversation_id, None, "agent", body, now,
                                agent_id=agent.id, author_name=agent.name, internal=True)
@@ -410,24 +410,25 @@ def post_agent_message(
     # The ticket's changes first, the conversation's seq last: every visitor's message in
     # the conversation increments that row and waits while a reply holds it (on PostgreSQL
     # a batch of them, pg_messages.py), so it is held for the fewest statements to COMMIT.
-    clocks = []
+    running = ticket_row["sla_running_since"] is not None
     if sla.on_public_reply(conn, ticket_row, now, policy_from_text(ticket_row["site_policy"])):
-        clocks.append("first_response")
-    elif ticket_row["sla_running_since"] is not None:
-        clocks.append("next_response")
+        clock: str | None = "first_response"
+    else:
+        clock = "next_response" if running else None
     status = rules.status_after_agent_reply(ticket_row["status"])
+    status_changed = status != ticket_row["status"]
     conn.execute("UPDATE tickets SET status = ?, updated_at = ? WHERE id = ?",
                  (status, isoformat(now), ticket_id))
     ticket = _record_of(_ticket_by_number(conn, site_id, number))
     message = _insert_message(conn, conversation_id, _next_seq(conn, conversation_id, now),
                               "agent", body, now, agent_id=agent.id, author_name=agent.name)
-    for clock in clocks:
+    if clock is not None:
         _event(conn, ticket_id, clock, "agent", actor, {"message_id": message.id}, now)
-    if status != ticket_row["status"]:
+    if status_changed:
         _event(conn, ticket_id, "status_changed", "agent", actor,
                {"from": ticket_row["status"], "to": status}, now)
     return TicketChange(ticket=ticket, visitor_id=ticket_row["ticket_visitor_id"],
-                        messages=[message], changed=bool(clocks) or status != ticket_row["status"])
+                        messages=[message], changed=clock is not None or status_changed)
 
 
 def update_ticket(
