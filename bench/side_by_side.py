@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bench import server_process
@@ -68,19 +68,30 @@ class RelaySide(_Side):
 
 class ChatSide(_Side):
     """``widget-server serve`` on a fresh database: an admin agent watching on /ws/console,
-    an API token for the agents' REST replies."""
+    an API token for the agents' REST replies. With ``more_nodes`` (servers on the same
+    PostgreSQL database), the load-generator workers spread over every node; the agent
+    watches and replies on the first."""
 
-    def __init__(self, server: Server, plan: dict[str, Any]) -> None:
+    def __init__(self, server: Server, plan: dict[str, Any],
+                 more_nodes: Sequence[Server] = ()) -> None:
         super().__init__(server, plan)
+        self.nodes = [server, *more_nodes]
         self.cookie = ""  # the signed-in agent's, for /ws/console
         self.setup_s = 0.0
 
     def start(self) -> None:
         site = server_process.init_site(self.server.db, self.server.env)
-        self.server.start()
+        for node in self.nodes:
+            node.start()
         self.cookie = server_process.sign_in_agent(self.server, site, self.server.env)
         self.token = server_process.api_token(self.server, self.server.env)
-        self.fleet = Fleet(self.plan["workers"], self.server.port, site)
+        self.fleet = Fleet(max(self.plan["workers"], len(self.nodes)), self.server.port, site,
+                           ports=[node.port for node in self.nodes])
+
+    def close(self) -> None:
+        super().close()
+        for node in self.nodes[1:]:
+            node.stop()
 
     async def connect(self) -> None:
         assert self.fleet is not None

@@ -25,94 +25,61 @@ from typing import Any
 
 from bench import server_process
 from bench.report import median_loop
-from bench.scenarios import AgentWatcher, Fleet, keep_or_remove, new_workdir, run_phases
-from bench.server_process import HOST, Server
+from bench.scenarios import keep_or_remove, new_workdir
+from bench.server_process import Server
+from bench.side_by_side import ChatSide
 
 OPEN_RATE = 1000.0
 REPLY_RATE = 100.0
 SIDES = ("1_node", "2_nodes")
 
 
-class _Setup:
+class _Setup(ChatSide):
     """``nodes`` servers on one new database, their fleet and the agent's socket."""
 
     def __init__(self, plan: dict[str, Any], env: dict[str, str],
                  make_server: Callable[[Any, Any, dict[str, str]], Server], nodes: int) -> None:
-        self.plan, self.env, self.nodes = plan, env, nodes
         self.workdir: Path = new_workdir(f"nodes{nodes}")
         self.db = server_process.scenario_db(self.workdir)
-        self.servers = [make_server(self.db, self.workdir / f"server{n}.log", env)
-                        for n in range(nodes)]
-        self.fleet: Fleet | None = None
-        self.agent = AgentWatcher()
-        self.cookie, self.token = "", ""
-        self.tickets: list[int] = []
-        self.phases: list[dict[str, Any]] = []
-
-    def start(self) -> None:
-        site = server_process.init_site(self.db, self.env)
-        for server in self.servers:
-            server.start()
-        first = self.servers[0]
-        self.cookie = server_process.sign_in_agent(first, site, self.env)
-        self.token = server_process.api_token(first, self.env)
-        self.fleet = Fleet(max(self.plan["workers"], self.nodes), first.port, site,
-                           ports=[server.port for server in self.servers])
-
-    async def connect(self) -> None:
-        assert self.fleet is not None
-        first = self.servers[0]
-        await self.agent.connect(f"ws://{HOST}:{first.port}/ws/console",
-                                 headers={"Cookie": self.cookie},
-                                 origin=f"http://{HOST}:{first.port}", expect_ready=True)
-        answers = await self.fleet.acall("connect", [
-            {"first": f, "count": c, "relay": False}
-            for f, c in self.fleet.split(self.plan["visitors"])])
-        self.tickets = sorted(n for a in answers for n in a["tickets"].values())
+        servers = [make_server(self.db, self.workdir / f"server{n}.log", env)
+                   for n in range(nodes)]
+        super().__init__(servers[0], plan, more_nodes=servers[1:])
+        self.finished: list[dict[str, Any]] = []
 
     async def phase(self, phase: dict[str, Any]) -> dict[str, Any]:
         """One phase, with the CPU every node of the side used per acked message."""
-        assert self.fleet is not None
         before = self._cpu_seconds()
-        done = (await run_phases(self.servers[0], self.fleet, self.agent, self.plan["visitors"],
-                                 [phase], self.token, self.tickets))[0]
+        done = await super().phase(phase)
         used = self._cpu_seconds() - before
         done["nodes_cpu_ms_per_msg"] = round(1000 * used / done["acked"], 3) \
             if done.get("acked") else None
-        self.phases.append(done)
+        self.finished.append(done)
         return done
 
     def _cpu_seconds(self) -> float:
-        return sum(server.cpu_seconds() or 0.0 for server in self.servers)
-
-    def stop(self) -> None:
-        if self.fleet is not None:
-            self.fleet.close()
-            self.fleet = None
-        for server in self.servers:
-            server.stop()
+        return sum(node.cpu_seconds() or 0.0 for node in self.nodes)
 
     def result(self, log: Callable[[str], None]) -> dict[str, Any]:
         """The side's figures, once its servers stopped: the median closed loop and every
         loop's, the open loop, and whether every acked message was stored."""
         stored = server_process.count_visitor_messages(self.db)
-        acked = sum(p["acked"] for p in self.phases) + self.plan["visitors"]
+        acked = sum(p["acked"] for p in self.finished) + self.plan["visitors"]
         ok = stored["visitor_messages"] == acked
-        loops = [p for p in self.phases if p["mode"] == "closed"]
+        loops = [p for p in self.finished if p["mode"] == "closed"]
         closed = median_loop(loops)
-        opened = next((p for p in self.phases if p["mode"] == "open"), {})
-        log(f"  {self.nodes} node(s): {closed.get('msgs_per_s')} msg/s closed, ack p99 "
+        opened = next((p for p in self.finished if p["mode"] == "open"), {})
+        log(f"  {len(self.nodes)} node(s): {closed.get('msgs_per_s')} msg/s closed, ack p99 "
             f"{opened.get('p99_ms')} ms at {OPEN_RATE:g}/s, persistence "
             f"{'ok' if ok else 'MISMATCH'}")
         keep_or_remove(self.workdir, ok, log)
-        return {"nodes": self.nodes, "msgs_per_s": closed.get("msgs_per_s"),
+        return {"nodes": len(self.nodes), "msgs_per_s": closed.get("msgs_per_s"),
                 "closed_loops_msgs_per_s": [p["msgs_per_s"] for p in loops],
                 "ack_p99_ms": closed.get("p99_ms"), "delivery_p99_ms": closed.get(
                     "delivery_p99_ms"),
                 "nodes_cpu_ms_per_msg": [p["nodes_cpu_ms_per_msg"] for p in loops],
                 "ack_p99_ms_at_1000_per_s": opened.get("p99_ms"),
                 "delivery_p99_ms_at_1000_per_s": opened.get("delivery_p99_ms"),
-                "stored": stored, "persistence_ok": ok, "phases": self.phases}
+                "stored": stored, "persistence_ok": ok, "phases": self.finished}
 
 
 def run(plan: dict[str, Any], env: dict[str, str], log: Callable[[str], None],
@@ -147,7 +114,7 @@ def run(plan: dict[str, Any], env: dict[str, str], log: Callable[[str], None],
         asyncio.run(asyncio.wait_for(go(), 900))
     finally:
         for setup in setups.values():
-            setup.stop()
+            setup.close()
     results: dict[str, Any] = {side: setups[side].result(log) for side in SIDES}
     one, two = results["1_node"], results["2_nodes"]
     if one.get("msgs_per_s") and two.get("msgs_per_s"):
