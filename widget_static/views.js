@@ -83,8 +83,9 @@ export const views = {
 // refill the live slots of the view on screen
 export function refresh(panel) {
   panel.title.textContent = panel.site ? panel.site.name : "Help";
-  const { status, list, head, log, typing, access, mail, rating } = panel.slots;
+  const { status, list, head, log, typing, access, mail, rating, choice } = panel.slots;
   if (status) status.replaceChildren(...statusLine(panel));
+  if (choice) severityChoice(panel, choice);
   if (mail && panel.visitor) offerMail(panel, mail);
   if (rating) offerRating(panel, rating);
   const verified = Boolean(panel.visitor && panel.visitor.verified);
@@ -139,10 +140,8 @@ const compose = () => import("./compose.js");
 
 function newView(panel, view) {
   const of = view.followUp;
-  const site = panel.site;
-  const proposes = !site || site.visitor_proposes_severity !== false;
-  const severities = (proposes && site && site.severities) || [];
-  const chosen = (site && site.default_severity) || "normal";
+  const choice = slot(panel, "choice", "fieldset", { hidden: true });
+  severityChoice(panel, choice);
   const describe = composerField(panel, "hw-new-body", () => form.requestSubmit());
   const asksContact = (panel.config.mode === "form" || panel.link.blocked) && !(panel.visitor && panel.visitor.verified);
   const contact = panel.contact || {};
@@ -170,10 +169,7 @@ function newView(panel, view) {
   back(panel, "← Back"),
   h("h3", { text: of ? `Follow-up to ${of.reference}` : "New request" }),
   note,
-  severities.length ? h("fieldset", {}, h("legend", { text: "How much does it affect you?" }),
-    ...severities.map((s) => h("label", { class: "choice" },
-      h("input", { type: "radio", name: "severity", value: s.key, checked: s.key === chosen }),
-      h("span", {}, h("strong", { text: s.label }), h("span", { class: "hint", text: s.description }))))) : null,
+  choice,
   asksContact ? h("p", { class: "hint", text: "Leave us a message; our answer will appear here when you come back." }) : null,
   ...(asksContact ? [
     h("label", { for: "hw-name", text: "Your name" }),
@@ -189,6 +185,19 @@ function newView(panel, view) {
   h("button", { type: "submit", class: "primary", text: "Send" }),
   slot(panel, "status", "div", { role: "status" }));
   return form;
+}
+
+// the severities a visitor may propose, filled once the session names them (it may answer
+// after the view opened); never refilled, so a choice made stays
+function severityChoice(panel, fieldset) {
+  const site = panel.site;
+  if (!site || fieldset.childElementCount || site.visitor_proposes_severity === false || !(site.severities || []).length) return;
+  const chosen = site.default_severity || "normal";
+  fieldset.replaceChildren(h("legend", { text: "How much does it affect you?" }),
+    ...site.severities.map((s) => h("label", { class: "choice" },
+      h("input", { type: "radio", name: "severity", value: s.key, checked: s.key === chosen }),
+      h("span", {}, h("strong", { text: s.label }), h("span", { class: "hint", text: s.description })))));
+  fieldset.hidden = false;
 }
 
 // a draft is kept per visitor and conversation until the server acknowledges it (panel.js)

@@ -5,6 +5,7 @@ agents' initials."""
 from __future__ import annotations
 
 import json
+import re
 import sqlite3
 import uuid
 from datetime import datetime, timedelta
@@ -12,7 +13,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import httpx
-from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import Browser, Page, Route, expect
 
 from tests.e2e.conftest import HostPages, host_page
 from tests.e2e.steps import open_request
@@ -187,6 +188,30 @@ def test_compact_heading_and_focus_on_the_panel_not_the_search_box(
     expect(head.get_by_role("heading")).to_have_text("#1")
     expect(head).to_contain_text("Received · normal severity · We'll reply by")
     expect(head).not_to_contain_text("The first message")
+
+
+def test_the_severity_choice_appears_when_the_session_answers_after_the_view_opened(
+    page: Page, host_pages: HostPages, server: ServerProcess, widget_site: Site
+) -> None:
+    session = re.compile(r".*/api/widget/v1/session$")
+    held: list[Route] = []  # the session's answer waits here until the new request is open
+    page.route(session, lambda route: held.append(route))
+    with page.expect_request(session):
+        page.goto(host_pages.add(f"/late-{uuid.uuid4().hex[:8]}", host_page(server, widget_site)))
+    widget = page.locator("help-widget")
+    widget.get_by_role("button", name="Help").click()
+    widget.get_by_role("button", name="Start a new request").click()
+    expect(widget.get_by_label("Describe the problem")).to_be_visible()
+    expect(widget.get_by_label("High")).to_have_count(0)  # no site's severities yet
+    widget.get_by_label("Describe the problem").fill("Asked before the session answered")
+    assert len(held) == 1
+    held[0].continue_()
+    widget.get_by_label("High").check()
+    expect(widget.get_by_label("Describe the problem")).to_have_value(
+        "Asked before the session answered")  # the view was filled in, not built again
+    widget.get_by_role("button", name="Send").click()
+    expect(widget.get_by_role("log")).to_contain_text("Request #1 received")
+    expect(widget.locator(".ticket-head")).to_contain_text("high severity")
 
 
 def test_a_closed_ticket_offers_a_follow_up_linked_to_it(
